@@ -1,0 +1,63 @@
+# holdover: a write-behind persistence adapter for in-memory session nodes.
+#
+#   make test            vet, unit tests with -race, and the integration tests against a real
+#                        Apache Cassandra that this Makefile starts (and stops if it started it)
+#   make cassandra       start a local Cassandra node (NODES=3 for a three-node ring on 127.0.0.1-3)
+#   make cassandra-stop  stop the nodes `make cassandra` started
+#
+# Set HOLDOVER_CASSANDRA_HOSTS to use a Cassandra you already run instead.
+
+SHELL      := /bin/bash
+NODES      ?= 1
+CASSANDRA  := internal/cassandra/cassandra.sh
+GO         ?= go
+TEST_FLAGS ?= -race -count=1 -timeout 25m
+
+.PHONY: help deps build vet test cassandra cassandra-stop cassandra-status cassandra-clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+# deps installs what the targets need and a fresh machine may lack (as root, from Debian).
+deps:
+	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/dl/)"; exit 1; }
+	@need=""; command -v java >/dev/null || need="$$need openjdk-17-jre-headless"; \
+	 command -v mvn >/dev/null || need="$$need maven"; \
+	 if [ -n "$$need" ]; then \
+	   if [ "$$(id -u)" = 0 ]; then echo "make: installing$$need"; \
+	     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	   else echo "make: please install$$need"; exit 1; fi; \
+	 fi
+
+build:
+	$(GO) build ./...
+
+vet:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	 if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+cassandra: deps
+	@$(CASSANDRA) start $(NODES)
+
+cassandra-stop:
+	@$(CASSANDRA) stop
+
+cassandra-status:
+	@$(CASSANDRA) status
+
+cassandra-clean:
+	@$(CASSANDRA) clean
+
+# test starts Cassandra unless HOLDOVER_CASSANDRA_HOSTS is set, and stops it afterwards
+# only when it was not running before.
+test: deps vet
+	@started=0; \
+	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
+	   $(CASSANDRA) status | grep -q "node 1 running" || started=1; \
+	   $(CASSANDRA) start 1 || exit 1; \
+	 fi; \
+	 echo "make: go test $(TEST_FLAGS) ./..."; \
+	 $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
+	 if [ $$started = 1 ]; then $(CASSANDRA) stop; fi; \
+	 exit $$rc

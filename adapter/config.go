@@ -1,0 +1,826 @@
+package adapter
+
+import (
+	"cmp"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"math"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// envPrefix starts every environment variable the adapter reads.
+const envPrefix = "HOLDOVER_"
+
+// Replication strategies accepted in Config.ReplicationClass.
+const (
+	SimpleStrategy          = "SimpleStrategy"
+	NetworkTopologyStrategy = "NetworkTopologyStrategy"
+)
+
+// maxCassandraTTL is the longest TTL Cassandra accepts (20 years).
+const maxCassandraTTL = 630720000 * time.Second
+
+// Config configures the adapter. It is one flat struct: every field is read
+// from one environment variable by ConfigFromEnv, and its comment names that
+// variable with its default, unit and allowed range. Start from
+// DefaultConfig (the zero Config is not valid), change what you need, and
+// call Validate; durations are written as Go durations ("250ms", "5s",
+// "1h30m") and sizes as described on ByteSize.
+type Config struct {
+	// Hosts are the Cassandra contact points, each "host" or "host:port".
+	// HOLDOVER_CASSANDRA_HOSTS, comma separated; default "127.0.0.1".
+	// At least one; each non-empty and without whitespace.
+	Hosts []string `env:"CASSANDRA_HOSTS" envDefault:"127.0.0.1"`
+
+	// Port is the CQL native-protocol port for hosts given without one.
+	// HOLDOVER_CASSANDRA_PORT; default 9042; range 1..65535.
+	Port int `env:"CASSANDRA_PORT" envDefault:"9042"`
+
+	// LocalDC is the data center this node sits in. When set, requests use
+	// token-aware routing that prefers replicas in it; when empty, all
+	// hosts are used round-robin. HOLDOVER_LOCAL_DC; default "" (none).
+	// With NetworkTopologyStrategy and a LOCAL_* consistency level it must
+	// be one of the HOLDOVER_REPLICATION_DCS.
+	LocalDC string `env:"LOCAL_DC"`
+
+	// Keyspace holds the adapter's tables. Cassandra folds unquoted names to
+	// lower case. HOLDOVER_KEYSPACE; default "holdover"; a CQL identifier
+	// matching ^[A-Za-z][A-Za-z0-9_]{0,47}$ (see ValidIdentifier).
+	Keyspace string `env:"KEYSPACE" envDefault:"holdover"`
+
+	// ReplicationClass is the keyspace's replication strategy, used only
+	// when the adapter creates the keyspace. HOLDOVER_REPLICATION_CLASS;
+	// default "SimpleStrategy"; "SimpleStrategy" or "NetworkTopologyStrategy".
+	ReplicationClass string `env:"REPLICATION_CLASS" envDefault:"SimpleStrategy"`
+
+	// ReplicationFactor is the number of replicas under SimpleStrategy.
+	// HOLDOVER_REPLICATION_FACTOR; default 1; range 1..10.
+	ReplicationFactor int `env:"REPLICATION_FACTOR" envDefault:"1"`
+
+	// ReplicationDCs maps data-center name to replica count under
+	// NetworkTopologyStrategy, where it is required; it must be empty under
+	// SimpleStrategy. HOLDOVER_REPLICATION_DCS, as "dc1:3,dc2:3"; default
+	// empty. Names match [A-Za-z0-9_.-]+; each count in 1..10.
+	ReplicationDCs map[string]int `env:"REPLICATION_DCS"`
+
+	// CreateSchema makes the adapter create its keyspace and tables at
+	// startup if they are missing. Turn it off when operators manage DDL.
+	// HOLDOVER_CREATE_SCHEMA; default true.
+	CreateSchema bool `env:"CREATE_SCHEMA" envDefault:"true"`
+
+	// Consistency is the consistency level of every read and write.
+	// HOLDOVER_CONSISTENCY; default "LOCAL_QUORUM"; one of ONE, TWO, THREE,
+	// QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, LOCAL_ONE (upper case).
+	Consistency string `env:"CONSISTENCY" envDefault:"LOCAL_QUORUM"`
+
+	// SerialConsistency is the serial consistency level of the lightweight
+	// transactions that claim sessions. HOLDOVER_SERIAL_CONSISTENCY; default
+	// "LOCAL_SERIAL"; SERIAL or LOCAL_SERIAL.
+	SerialConsistency string `env:"SERIAL_CONSISTENCY" envDefault:"LOCAL_SERIAL"`
+
+	// ConnectTimeout bounds establishing each connection to Cassandra.
+	// HOLDOVER_CONNECT_TIMEOUT, a duration; default 5s; range 100ms..5m.
+	ConnectTimeout time.Duration `env:"CONNECT_TIMEOUT" envDefault:"5s"`
+
+	// Timeout bounds each request to Cassandra.
+	// HOLDOVER_TIMEOUT, a duration; default 5s; range 10ms..5m.
+	Timeout time.Duration `env:"TIMEOUT" envDefault:"5s"`
+
+	// TLS turns on TLS to Cassandra even when no CA or client certificate
+	// is given (the system roots then verify the server). TLS is also on
+	// whenever TLSCAFile or TLSCertFile is set; see TLSEnabled.
+	// HOLDOVER_TLS; default false.
+	TLS bool `env:"TLS" envDefault:"false"`
+
+	// TLSCAFile is a PEM file of CA certificates that verify the servers,
+	// in place of the system roots. HOLDOVER_TLS_CA_FILE, a path; default
+	// "" (none). When set it must be a readable file.
+	TLSCAFile string `env:"TLS_CA_FILE"`
+
+	// TLSCertFile is the PEM client certificate for mutual TLS.
+	// HOLDOVER_TLS_CERT_FILE, a path; default "" (none). Set together with
+	// TLSKeyFile; when set it must be a readable file.
+	TLSCertFile string `env:"TLS_CERT_FILE"`
+
+	// TLSKeyFile is the PEM private key of TLSCertFile.
+	// HOLDOVER_TLS_KEY_FILE, a path; default "" (none). Set together with
+	// TLSCertFile; when set it must be a readable file.
+	TLSKeyFile string `env:"TLS_KEY_FILE"`
+
+	// TLSServerName is the name the servers' certificates must carry, when
+	// it differs from the host being dialled. HOLDOVER_TLS_SERVER_NAME;
+	// default "" (the host). Only allowed when TLS is enabled.
+	TLSServerName string `env:"TLS_SERVER_NAME"`
+
+	// TLSInsecureSkipVerify disables verification of the servers'
+	// certificates. For tests only. HOLDOVER_TLS_INSECURE_SKIP_VERIFY;
+	// default false. Only allowed when TLS is enabled.
+	TLSInsecureSkipVerify bool `env:"TLS_INSECURE_SKIP_VERIFY" envDefault:"false"`
+
+	// Username authenticates to Cassandra (PasswordAuthenticator).
+	// HOLDOVER_USERNAME; default "" (no authentication).
+	Username string `env:"USERNAME"`
+
+	// Password goes with Username. It is secret: String, LogValue and every
+	// error print "***" or nothing in its place. HOLDOVER_PASSWORD; default
+	// ""; only allowed together with HOLDOVER_USERNAME.
+	Password string `env:"PASSWORD" secret:"true"`
+
+	// NodeID names this node in ownership rows and leases. It must be
+	// stable across restarts and unique among live nodes.
+	// HOLDOVER_NODE_ID; default the host name with characters outside the
+	// allowed set replaced by '-' (or "node-<random>" if there is none);
+	// 1..64 bytes of [A-Za-z0-9._:-].
+	NodeID string `env:"NODE_ID"`
+
+	// FlushDelay is the longest a committed change waits in the buffer
+	// before its write starts, counted from the first unflushed change of
+	// its session. It bounds what a crash can lose.
+	// HOLDOVER_FLUSH_DELAY, a duration; default 100ms; range 1ms..1h.
+	FlushDelay time.Duration `env:"FLUSH_DELAY" envDefault:"100ms"`
+
+	// FlushConcurrency is the most session flushes in flight at once.
+	// HOLDOVER_FLUSH_CONCURRENCY; default 32; range 1..1024.
+	FlushConcurrency int `env:"FLUSH_CONCURRENCY" envDefault:"32"`
+
+	// MaxPendingBytes caps the bytes (keys plus values) waiting in the
+	// buffer; a commit that would exceed it fails with an error instead.
+	// HOLDOVER_MAX_PENDING_BYTES, a byte size; default 256MiB;
+	// range 1MiB..64GiB.
+	MaxPendingBytes ByteSize `env:"MAX_PENDING_BYTES" envDefault:"256MiB"`
+
+	// MaxSessionItems is the number of dirty items at which a session is
+	// flushed early, without waiting for FlushDelay.
+	// HOLDOVER_MAX_SESSION_ITEMS, items; default 1024; range 1..1000000.
+	MaxSessionItems int `env:"MAX_SESSION_ITEMS" envDefault:"1024"`
+
+	// MaxBatchBytes caps one Cassandra batch; a session whose dirty items
+	// exceed it is written in several batches, and so not atomically.
+	// HOLDOVER_MAX_BATCH_BYTES, a byte size; default 4MiB; range 64KiB..15MiB.
+	MaxBatchBytes ByteSize `env:"MAX_BATCH_BYTES" envDefault:"4MiB"`
+
+	// MaxValueBytes is the largest item value Commit accepts.
+	// HOLDOVER_MAX_VALUE_BYTES, a byte size; default 1MiB; range 1B..15MiB
+	// and at most HOLDOVER_MAX_BATCH_BYTES.
+	MaxValueBytes ByteSize `env:"MAX_VALUE_BYTES" envDefault:"1MiB"`
+
+	// MaxKeyBytes is the longest item key Commit accepts.
+	// HOLDOVER_MAX_KEY_BYTES, bytes; default 256; range 1..4096.
+	MaxKeyBytes int `env:"MAX_KEY_BYTES" envDefault:"256"`
+
+	// MaxSessionIDBytes is the longest session ID the adapter accepts.
+	// HOLDOVER_MAX_SESSION_ID_BYTES, bytes; default 128; range 1..1024.
+	MaxSessionIDBytes int `env:"MAX_SESSION_ID_BYTES" envDefault:"128"`
+
+	// RetryMin is the first backoff after a transient Cassandra error; it
+	// doubles (with jitter) on each further failure up to RetryMax.
+	// HOLDOVER_RETRY_MIN, a duration; default 50ms; range 1ms..1m.
+	RetryMin time.Duration `env:"RETRY_MIN" envDefault:"50ms"`
+
+	// RetryMax caps the backoff between retries.
+	// HOLDOVER_RETRY_MAX, a duration; default 5s; range HOLDOVER_RETRY_MIN..10m.
+	RetryMax time.Duration `env:"RETRY_MAX" envDefault:"5s"`
+
+	// LeaseTTL is how long a node's liveness lease lasts without renewal.
+	// Peers may adopt a silent node's sessions after it, and a node that
+	// could not renew within it stops flushing (self-fencing).
+	// HOLDOVER_LEASE_TTL, a duration; default 10s; range 1s..10m.
+	LeaseTTL time.Duration `env:"LEASE_TTL" envDefault:"10s"`
+
+	// LeaseRenew is the period of lease renewals; 0 means LeaseTTL/3 (see
+	// LeaseRenewEvery). HOLDOVER_LEASE_RENEW, a duration; default 0;
+	// 0, or more than 0 and at most HOLDOVER_LEASE_TTL/2.
+	LeaseRenew time.Duration `env:"LEASE_RENEW" envDefault:"0s"`
+
+	// StateTTL is the Cassandra TTL of persisted state: state of sessions
+	// that no node adopts expires after it, while resident sessions are
+	// refreshed before it runs out. HOLDOVER_STATE_TTL, a duration in whole
+	// seconds; default 168h (7 days); range 1s..175200h (20 years,
+	// Cassandra's largest TTL).
+	StateTTL time.Duration `env:"STATE_TTL" envDefault:"168h"`
+
+	// NegativeCacheTTL is how long a session ID confirmed absent is
+	// answered ErrNotFound without a query; 0 disables the cache.
+	// HOLDOVER_NEGATIVE_CACHE_TTL, a duration; default 2s; range 0..1h.
+	NegativeCacheTTL time.Duration `env:"NEGATIVE_CACHE_TTL" envDefault:"2s"`
+
+	// NegativeCacheSize is the most absent session IDs remembered; 0
+	// disables the cache. HOLDOVER_NEGATIVE_CACHE_SIZE, entries; default
+	// 100000; range 0..100000000.
+	NegativeCacheSize int `env:"NEGATIVE_CACHE_SIZE" envDefault:"100000"`
+
+	// AdoptRate limits bulk takeover of a dead node's sessions.
+	// HOLDOVER_ADOPT_RATE, sessions per second; default 500;
+	// range more than 0 up to 1000000.
+	AdoptRate float64 `env:"ADOPT_RATE" envDefault:"500"`
+}
+
+// DefaultConfig returns the configuration used when no variable is set.
+// It is valid as it stands.
+func DefaultConfig() Config {
+	return Config{
+		Hosts:             []string{"127.0.0.1"},
+		Port:              9042,
+		Keyspace:          "holdover",
+		ReplicationClass:  SimpleStrategy,
+		ReplicationFactor: 1,
+		CreateSchema:      true,
+		Consistency:       "LOCAL_QUORUM",
+		SerialConsistency: "LOCAL_SERIAL",
+		ConnectTimeout:    5 * time.Second,
+		Timeout:           5 * time.Second,
+		NodeID:            defaultNodeID(),
+		FlushDelay:        100 * time.Millisecond,
+		FlushConcurrency:  32,
+		MaxPendingBytes:   256 * MiB,
+		MaxSessionItems:   1024,
+		MaxBatchBytes:     4 * MiB,
+		MaxValueBytes:     1 * MiB,
+		MaxKeyBytes:       256,
+		MaxSessionIDBytes: 128,
+		RetryMin:          50 * time.Millisecond,
+		RetryMax:          5 * time.Second,
+		LeaseTTL:          10 * time.Second,
+		StateTTL:          7 * 24 * time.Hour,
+		NegativeCacheTTL:  2 * time.Second,
+		NegativeCacheSize: 100000,
+		AdoptRate:         500,
+	}
+}
+
+// defaultNodeID is the host name made into a valid node ID, or, when the
+// host name is unavailable, "node-" and a random suffix chosen once per
+// process (so not stable across restarts: set HOLDOVER_NODE_ID then).
+var defaultNodeID = sync.OnceValue(func() string {
+	if h, err := os.Hostname(); err == nil {
+		if id := sanitizeNodeID(h); id != "" {
+			return id
+		}
+	}
+	return "node-" + strings.ToLower(rand.Text())
+})
+
+// sanitizeNodeID replaces the bytes a node ID may not hold with '-' and
+// truncates the result to 64 bytes.
+func sanitizeNodeID(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !isNodeIDByte(c) {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}
+
+func isNodeIDByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '.' || c == '_' || c == ':' || c == '-'
+}
+
+// ConfigFromEnv returns DefaultConfig overlaid with the HOLDOVER_ environment
+// variables, validated. An empty variable counts as unset. On failure it
+// returns the zero Config and a *ConfigError listing every problem found,
+// both values that do not parse and values out of range, so that one run
+// shows all there is to fix.
+func ConfigFromEnv() (Config, error) {
+	return configFromEnviron(env.ToMap(os.Environ()))
+}
+
+// configFromEnviron is ConfigFromEnv reading environ instead of the process
+// environment.
+func configFromEnviron(environ map[string]string) (Config, error) {
+	c := DefaultConfig()
+	var probs []FieldProblem
+	err := env.ParseWithOptions(&c, env.Options{Prefix: envPrefix, Environment: environ})
+	if err != nil {
+		probs = parseProblems(err, environ)
+	}
+	// A field that failed to parse kept its (valid) default, so Validate
+	// has nothing to say about it; drop any remark all the same.
+	parsed := len(probs)
+	parseFailed := func(v string) bool {
+		return slices.ContainsFunc(probs[:parsed], func(p FieldProblem) bool { return p.Var == v })
+	}
+	var verr *ConfigError
+	if errors.As(c.Validate(), &verr) {
+		for _, p := range verr.Problems {
+			if !parseFailed(p.Var) {
+				probs = append(probs, p)
+			}
+		}
+	}
+	if len(probs) > 0 {
+		sortProblems(probs)
+		return Config{}, &ConfigError{Problems: probs}
+	}
+	return c, nil
+}
+
+// configField describes one field of Config for the reflective helpers.
+type configField struct {
+	index  int    // field index in Config
+	name   string // Go name
+	envVar string // full variable name
+	key    string // log key: envVar without prefix, lower case
+	secret bool
+}
+
+var configFields = sync.OnceValue(func() []configField {
+	t := reflect.TypeFor[Config]()
+	fields := make([]configField, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		fields = append(fields, configField{
+			index:  i,
+			name:   f.Name,
+			envVar: envPrefix + tag,
+			key:    strings.ToLower(tag),
+			secret: f.Tag.Get("secret") == "true",
+		})
+	}
+	return fields
+})
+
+// parseProblems turns the errors of env.ParseWithOptions into problems
+// naming the variable and the expected syntax, never a secret's value.
+func parseProblems(err error, environ map[string]string) []FieldProblem {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []FieldProblem{{Var: envPrefix + "*", Problem: err.Error()}}
+	}
+	var probs []FieldProblem
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			probs = append(probs, FieldProblem{Var: envPrefix + "*", Problem: e.Error()})
+			continue
+		}
+		i := slices.IndexFunc(configFields(), func(f configField) bool { return f.name == pe.Name })
+		if i < 0 {
+			probs = append(probs, FieldProblem{Var: envPrefix + "*", Problem: e.Error()})
+			continue
+		}
+		f := configFields()[i]
+		problem := "must be " + syntaxOf(pe.Type)
+		if r := rangeOf(f); r != "" {
+			problem = r + ", written as " + syntaxOf(pe.Type)
+		}
+		if !f.secret {
+			problem += fmt.Sprintf(", got %q", environ[f.envVar])
+		}
+		probs = append(probs, FieldProblem{Var: f.envVar, Problem: problem})
+	}
+	return probs
+}
+
+// syntaxOf describes how a value of type t is written.
+func syntaxOf(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[time.Duration]():
+		return `a duration such as "250ms", "5s" or "1h30m"`
+	case reflect.TypeFor[ByteSize]():
+		return `a byte count such as "1048576" or a whole number with unit B, KiB, MiB, GiB or TiB such as "4MiB"`
+	case reflect.TypeFor[map[string]int]():
+		return `comma-separated name:count pairs such as "dc1:3,dc2:3"`
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return "a valid " + t.String()
+}
+
+// rangeOf returns Validate's statement of the values numeric field f allows,
+// such as "must be between 1ms and 1h", so that a value that does not parse
+// is answered with the range too. It finds it by validating the default
+// configuration with f set below every lower bound.
+func rangeOf(f configField) string {
+	c := DefaultConfig()
+	fv := reflect.ValueOf(&c).Elem().Field(f.index)
+	switch fv.Kind() {
+	case reflect.Int, reflect.Int64:
+		fv.SetInt(math.MinInt64)
+	case reflect.Float64:
+		fv.SetFloat(math.Inf(-1))
+	default:
+		return ""
+	}
+	var ce *ConfigError
+	if errors.As(c.Validate(), &ce) {
+		for _, p := range ce.Problems {
+			if p.Var == f.envVar {
+				text, _, _ := strings.Cut(p.Problem, ", got ")
+				return text
+			}
+		}
+	}
+	return ""
+}
+
+// sortProblems orders problems as the fields are declared in Config.
+func sortProblems(probs []FieldProblem) {
+	order := func(v string) int {
+		i := slices.IndexFunc(configFields(), func(f configField) bool { return f.envVar == v })
+		if i < 0 {
+			return math.MaxInt
+		}
+		return i
+	}
+	slices.SortStableFunc(probs, func(a, b FieldProblem) int { return cmp.Compare(order(a.Var), order(b.Var)) })
+}
+
+// FieldProblem is one invalid setting.
+type FieldProblem struct {
+	// Var is the environment variable, e.g. "HOLDOVER_FLUSH_DELAY".
+	Var string
+	// Problem says what is wrong and what is allowed, e.g.
+	// "must be between 1ms and 1h, got 0s". It never holds a secret.
+	Problem string
+}
+
+func (p FieldProblem) String() string { return p.Var + ": " + p.Problem }
+
+// ConfigError reports every problem of a configuration at once.
+type ConfigError struct {
+	Problems []FieldProblem
+}
+
+// Error lists the problems one per line.
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid holdover configuration:")
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// checker collects problems; its methods each check one rule.
+type checker struct{ probs []FieldProblem }
+
+func (k *checker) add(v, format string, args ...any) {
+	k.probs = append(k.probs, FieldProblem{Var: v, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (k *checker) intIn(v string, n, lo, hi int) {
+	if n < lo || n > hi {
+		k.add(v, "must be between %d and %d, got %d", lo, hi, n)
+	}
+}
+
+func (k *checker) durationIn(v string, d, lo, hi time.Duration) {
+	if d < lo || d > hi {
+		k.add(v, "must be between %s and %s, got %s", fmtDuration(lo), fmtDuration(hi), fmtDuration(d))
+	}
+}
+
+func (k *checker) sizeIn(v string, b, lo, hi ByteSize) {
+	if b < lo || b > hi {
+		k.add(v, "must be between %s and %s, got %s", lo, hi, b)
+	}
+}
+
+func (k *checker) oneOf(v, s string, allowed ...string) {
+	if !slices.Contains(allowed, s) {
+		k.add(v, "must be one of %s, got %q", strings.Join(allowed, ", "), s)
+	}
+}
+
+// readable checks that path names a regular file this process can open.
+func (k *checker) readable(v, path string) {
+	f, err := os.Open(path)
+	if err == nil {
+		var st fs.FileInfo
+		st, err = f.Stat()
+		f.Close()
+		if err == nil && st.IsDir() {
+			err = errors.New("is a directory")
+		}
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		k.add(v, "must name a readable file, %q: %v", path, err)
+	}
+}
+
+// fmtDuration prints d without trailing zero units: "1h", "10m", "1m30s".
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+var (
+	identifierRE = regexp.MustCompile(identifierPattern)
+	dcNameRE     = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+)
+
+const identifierPattern = `^[A-Za-z][A-Za-z0-9_]{0,47}$`
+
+// ValidIdentifier reports whether s can be used unquoted as a CQL keyspace
+// or table name: it matches ^[A-Za-z][A-Za-z0-9_]{0,47}$. Such a name can
+// carry no quotes, spaces or semicolons into a statement.
+func ValidIdentifier(s string) bool { return identifierRE.MatchString(s) }
+
+var consistencyLevels = []string{"ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
+
+// Validate checks every field and returns a *ConfigError listing all the
+// problems found, or nil. Each problem names the environment variable and
+// the allowed range. Validate checks that TLS files can be read, so its
+// result may change with the file system.
+func (c Config) Validate() error {
+	var k checker
+
+	if len(c.Hosts) == 0 {
+		k.add("HOLDOVER_CASSANDRA_HOSTS", "must list at least one host")
+	}
+	for i, h := range c.Hosts {
+		switch {
+		case h == "":
+			k.add("HOLDOVER_CASSANDRA_HOSTS", "host %d of %d is empty (a stray comma?)", i+1, len(c.Hosts))
+		case strings.ContainsFunc(h, unicode.IsSpace):
+			k.add("HOLDOVER_CASSANDRA_HOSTS", "host %q must not contain whitespace", h)
+		}
+	}
+	k.intIn("HOLDOVER_CASSANDRA_PORT", c.Port, 1, 65535)
+
+	if !ValidIdentifier(c.Keyspace) {
+		k.add("HOLDOVER_KEYSPACE", "must match %s (a CQL identifier of at most 48 characters), got %q", identifierPattern, c.Keyspace)
+	}
+	c.checkReplication(&k)
+
+	k.oneOf("HOLDOVER_CONSISTENCY", c.Consistency, consistencyLevels...)
+	k.oneOf("HOLDOVER_SERIAL_CONSISTENCY", c.SerialConsistency, "SERIAL", "LOCAL_SERIAL")
+	if c.ReplicationClass == NetworkTopologyStrategy && len(c.ReplicationDCs) > 0 && c.LocalDC != "" &&
+		(strings.HasPrefix(c.Consistency, "LOCAL_") || strings.HasPrefix(c.SerialConsistency, "LOCAL_")) {
+		if _, ok := c.ReplicationDCs[c.LocalDC]; !ok {
+			k.add("HOLDOVER_LOCAL_DC", "must be one of the data centers in HOLDOVER_REPLICATION_DCS (%s) for LOCAL_* consistency levels, got %q",
+				strings.Join(slices.Sorted(maps.Keys(c.ReplicationDCs)), ", "), c.LocalDC)
+		}
+	}
+
+	k.durationIn("HOLDOVER_CONNECT_TIMEOUT", c.ConnectTimeout, 100*time.Millisecond, 5*time.Minute)
+	k.durationIn("HOLDOVER_TIMEOUT", c.Timeout, 10*time.Millisecond, 5*time.Minute)
+
+	c.checkTLS(&k)
+	if c.Password != "" && c.Username == "" {
+		k.add("HOLDOVER_PASSWORD", "is set but HOLDOVER_USERNAME is empty; set both or neither")
+	}
+
+	if !validNodeID(c.NodeID) {
+		k.add("HOLDOVER_NODE_ID", "must be 1 to 64 bytes of [A-Za-z0-9._:-], got %q", c.NodeID)
+	}
+
+	k.durationIn("HOLDOVER_FLUSH_DELAY", c.FlushDelay, time.Millisecond, time.Hour)
+	k.intIn("HOLDOVER_FLUSH_CONCURRENCY", c.FlushConcurrency, 1, 1024)
+	k.sizeIn("HOLDOVER_MAX_PENDING_BYTES", c.MaxPendingBytes, MiB, 64*GiB)
+	k.intIn("HOLDOVER_MAX_SESSION_ITEMS", c.MaxSessionItems, 1, 1000000)
+	k.sizeIn("HOLDOVER_MAX_BATCH_BYTES", c.MaxBatchBytes, 64*KiB, 15*MiB)
+	k.sizeIn("HOLDOVER_MAX_VALUE_BYTES", c.MaxValueBytes, 1, 15*MiB)
+	if c.MaxValueBytes > c.MaxBatchBytes {
+		k.add("HOLDOVER_MAX_VALUE_BYTES", "must be at most HOLDOVER_MAX_BATCH_BYTES (%s), got %s", c.MaxBatchBytes, c.MaxValueBytes)
+	}
+	k.intIn("HOLDOVER_MAX_KEY_BYTES", c.MaxKeyBytes, 1, 4096)
+	k.intIn("HOLDOVER_MAX_SESSION_ID_BYTES", c.MaxSessionIDBytes, 1, 1024)
+
+	k.durationIn("HOLDOVER_RETRY_MIN", c.RetryMin, time.Millisecond, time.Minute)
+	if c.RetryMax < c.RetryMin || c.RetryMax > 10*time.Minute {
+		k.add("HOLDOVER_RETRY_MAX", "must be between HOLDOVER_RETRY_MIN (%s) and 10m, got %s", fmtDuration(c.RetryMin), fmtDuration(c.RetryMax))
+	}
+
+	k.durationIn("HOLDOVER_LEASE_TTL", c.LeaseTTL, time.Second, 10*time.Minute)
+	if c.LeaseRenew < 0 || c.LeaseRenew > c.LeaseTTL/2 {
+		k.add("HOLDOVER_LEASE_RENEW", "must be 0 (meaning HOLDOVER_LEASE_TTL/3) or more than 0 and at most HOLDOVER_LEASE_TTL/2 (%s), got %s",
+			fmtDuration(c.LeaseTTL/2), fmtDuration(c.LeaseRenew))
+	}
+
+	switch {
+	case c.StateTTL < time.Second || c.StateTTL > maxCassandraTTL:
+		k.add("HOLDOVER_STATE_TTL", "must be between 1s and %s (20 years, Cassandra's largest TTL), got %s", fmtDuration(maxCassandraTTL), fmtDuration(c.StateTTL))
+	case c.StateTTL%time.Second != 0:
+		k.add("HOLDOVER_STATE_TTL", "must be a whole number of seconds (Cassandra TTLs are in seconds), got %s", fmtDuration(c.StateTTL))
+	}
+	k.durationIn("HOLDOVER_NEGATIVE_CACHE_TTL", c.NegativeCacheTTL, 0, time.Hour)
+	k.intIn("HOLDOVER_NEGATIVE_CACHE_SIZE", c.NegativeCacheSize, 0, 100000000)
+	if !(c.AdoptRate > 0 && c.AdoptRate <= 1e6) { // also rejects NaN
+		k.add("HOLDOVER_ADOPT_RATE", "must be more than 0 and at most 1000000 sessions per second, got %v", c.AdoptRate)
+	}
+
+	if len(k.probs) > 0 {
+		return &ConfigError{Problems: k.probs}
+	}
+	return nil
+}
+
+// checkReplication checks the fields ReplicationCQL is built from.
+func (c Config) checkReplication(k *checker) {
+	k.oneOf("HOLDOVER_REPLICATION_CLASS", c.ReplicationClass, SimpleStrategy, NetworkTopologyStrategy)
+	if c.ReplicationClass != NetworkTopologyStrategy {
+		k.intIn("HOLDOVER_REPLICATION_FACTOR", c.ReplicationFactor, 1, 10)
+	}
+	if c.ReplicationClass == SimpleStrategy && len(c.ReplicationDCs) > 0 {
+		k.add("HOLDOVER_REPLICATION_DCS", "must be empty unless HOLDOVER_REPLICATION_CLASS is %s", NetworkTopologyStrategy)
+	}
+	if c.ReplicationClass != NetworkTopologyStrategy {
+		return
+	}
+	if len(c.ReplicationDCs) == 0 {
+		k.add("HOLDOVER_REPLICATION_DCS", `is required with %s, as name:count pairs such as "dc1:3,dc2:3"`, NetworkTopologyStrategy)
+	}
+	for _, dc := range slices.Sorted(maps.Keys(c.ReplicationDCs)) {
+		if !dcNameRE.MatchString(dc) {
+			k.add("HOLDOVER_REPLICATION_DCS", "data center names must match [A-Za-z0-9_.-]+, got %q", dc)
+		}
+		if n := c.ReplicationDCs[dc]; n < 1 || n > 10 {
+			k.add("HOLDOVER_REPLICATION_DCS", "replica count of %q must be between 1 and 10, got %d", dc, n)
+		}
+	}
+}
+
+// checkTLS checks the TLS fields.
+func (c Config) checkTLS(k *checker) {
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		if c.TLSCertFile == "" {
+			k.add("HOLDOVER_TLS_CERT_FILE", "must be set when HOLDOVER_TLS_KEY_FILE is set")
+		} else {
+			k.add("HOLDOVER_TLS_KEY_FILE", "must be set when HOLDOVER_TLS_CERT_FILE is set")
+		}
+	}
+	for _, f := range []struct{ v, path string }{
+		{"HOLDOVER_TLS_CA_FILE", c.TLSCAFile},
+		{"HOLDOVER_TLS_CERT_FILE", c.TLSCertFile},
+		{"HOLDOVER_TLS_KEY_FILE", c.TLSKeyFile},
+	} {
+		if f.path != "" {
+			k.readable(f.v, f.path)
+		}
+	}
+	if !c.TLSEnabled() {
+		const hint = "has no effect unless TLS is enabled (HOLDOVER_TLS=true, HOLDOVER_TLS_CA_FILE or HOLDOVER_TLS_CERT_FILE)"
+		if c.TLSServerName != "" {
+			k.add("HOLDOVER_TLS_SERVER_NAME", hint)
+		}
+		if c.TLSInsecureSkipVerify {
+			k.add("HOLDOVER_TLS_INSECURE_SKIP_VERIFY", hint)
+		}
+	}
+}
+
+// validNodeID reports whether s is 1 to 64 bytes of [A-Za-z0-9._:-].
+func validNodeID(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for i := range len(s) {
+		if !isNodeIDByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TLSEnabled reports whether connections to Cassandra use TLS: when TLS is
+// set or a CA file or client certificate is given.
+func (c Config) TLSEnabled() bool {
+	return c.TLS || c.TLSCAFile != "" || c.TLSCertFile != ""
+}
+
+// LeaseRenewEvery is the effective lease renewal period: LeaseRenew, or
+// LeaseTTL/3 when LeaseRenew is 0.
+func (c Config) LeaseRenewEvery() time.Duration {
+	if c.LeaseRenew > 0 {
+		return c.LeaseRenew
+	}
+	return c.LeaseTTL / 3
+}
+
+// ReplicationCQL returns the replication map for CREATE KEYSPACE, such as
+// {'class': 'SimpleStrategy', 'replication_factor': 1} or
+// {'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3} (data centers in
+// name order). It is built only from replication fields that pass Validate's
+// checks; if any does not, it returns "" rather than unchecked text.
+func (c Config) ReplicationCQL() string {
+	var k checker
+	c.checkReplication(&k)
+	if len(k.probs) > 0 {
+		return ""
+	}
+	if c.ReplicationClass == SimpleStrategy {
+		return fmt.Sprintf("{'class': '%s', 'replication_factor': %d}", SimpleStrategy, c.ReplicationFactor)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "{'class': '%s'", NetworkTopologyStrategy)
+	for _, dc := range slices.Sorted(maps.Keys(c.ReplicationDCs)) {
+		// dc matched [A-Za-z0-9_.-]+; doubling quotes is belt and braces.
+		fmt.Fprintf(&b, ", '%s': %d", strings.ReplaceAll(dc, "'", "''"), c.ReplicationDCs[dc])
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// LogValue implements slog.LogValuer: a group with one attribute per field,
+// keyed by the variable name without prefix in lower case ("flush_delay").
+// A set password shows as "***".
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(c.attrs()...)
+}
+
+// String formats c as key=value pairs, keyed as in LogValue, with a set
+// password shown as "***".
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteString("Config{")
+	for i, a := range c.attrs() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(a.Key)
+		b.WriteByte('=')
+		s := a.Value.String()
+		if s == "" || strings.ContainsFunc(s, func(r rune) bool {
+			return r == '"' || r == '=' || r == '}' || !strconv.IsGraphic(r) || unicode.IsSpace(r)
+		}) {
+			s = strconv.Quote(s)
+		}
+		b.WriteString(s)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// GoString makes %#v print String's redacted form instead of the fields.
+func (c Config) GoString() string { return c.String() }
+
+// attrs lists every field of c for String and LogValue, secrets redacted.
+func (c Config) attrs() []slog.Attr {
+	rv := reflect.ValueOf(c)
+	attrs := make([]slog.Attr, 0, rv.NumField())
+	for _, f := range configFields() {
+		fv := rv.Field(f.index)
+		var v slog.Value
+		switch x := fv.Interface().(type) {
+		case string:
+			if f.secret && x != "" {
+				x = "***"
+			}
+			v = slog.StringValue(x)
+		case time.Duration:
+			v = slog.StringValue(fmtDuration(x))
+		case ByteSize:
+			v = slog.StringValue(x.String())
+		case []string:
+			v = slog.StringValue(strings.Join(x, ","))
+		case map[string]int:
+			pairs := make([]string, 0, len(x))
+			for _, k := range slices.Sorted(maps.Keys(x)) {
+				pairs = append(pairs, k+":"+strconv.Itoa(x[k]))
+			}
+			v = slog.StringValue(strings.Join(pairs, ","))
+		case int:
+			v = slog.IntValue(x)
+		case bool:
+			v = slog.BoolValue(x)
+		case float64:
+			v = slog.Float64Value(x)
+		default:
+			if f.secret {
+				v = slog.StringValue("***")
+			} else {
+				v = slog.AnyValue(x)
+			}
+		}
+		attrs = append(attrs, slog.Attr{Key: f.key, Value: v})
+	}
+	return attrs
+}

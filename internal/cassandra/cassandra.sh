@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# Runs Apache Cassandra 5.0 nodes on loopback for the project's tests, demo and benchmarks.
+#
+#   cassandra.sh start [NODES]   start (or reuse) NODES nodes on 127.0.0.1..NODES (default 1)
+#   cassandra.sh stop            stop exactly the nodes this script started (by pid file)
+#   cassandra.sh status          print each node's state
+#   cassandra.sh clean           stop, then delete the nodes' data (the fetched server is kept)
+#
+# Environment (all optional):
+#   CASSANDRA_CACHE          where the server and node directories live (default: <repo>/.cache/cassandra)
+#   MAX_HEAP_SIZE            JVM heap per node (default 1G with one node, 768M with more)
+#   HEAP_NEWSIZE             young generation per node (default 200M)
+#   CASSANDRA_START_TIMEOUT  seconds to wait for a node to answer CQL (default 240)
+#   CASSANDRA_CLUSTER_NAME   cluster name (default holdover-local)
+#
+# Maven Central carries no apache-cassandra binary tarball for 5.0.x (its newest is 4.0-alpha2),
+# so the server comes as the cassandra-all jar with its runtime dependencies (pom.xml beside this
+# script) and starts as org.apache.cassandra.service.CassandraDaemon with the distribution's JVM
+# options for Java 17 (conf/jvm.options), which is what bin/cassandra -f does.
+set -euo pipefail
+
+CASSANDRA_VERSION=5.0.9
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+CACHE="${CASSANDRA_CACHE:-$ROOT/.cache/cassandra}"
+LIB="$CACHE/server-$CASSANDRA_VERSION/lib"
+NODES_DIR="$CACHE/nodes"
+CLUSTER_NAME="${CASSANDRA_CLUSTER_NAME:-holdover-local}"
+START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
+CQL_PORT=9042
+STORAGE_PORT=7000
+CQLPING="$CACHE/bin/cqlping"
+
+say() { echo "cassandra: $*"; }
+fail() {
+	echo "cassandra: ERROR: $*" >&2
+	exit 1
+}
+
+node_addr() { echo "127.0.0.$1"; }
+node_dir() { echo "$NODES_DIR/node$1"; }
+pid_file() { echo "$(node_dir "$1")/cassandra.pid"; }
+
+# running N: the pid of node N when the process this script started is alive.
+running() {
+	local pf
+	pf="$(pid_file "$1")"
+	[[ -f "$pf" ]] || return 1
+	local pid
+	pid="$(cat "$pf")"
+	if kill -0 "$pid" 2>/dev/null && grep -q CassandraDaemon "/proc/$pid/cmdline" 2>/dev/null; then
+		echo "$pid"
+		return 0
+	fi
+	rm -f "$pf"
+	return 1
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+show_logs() {
+	local dir
+	dir="$(node_dir "$1")"
+	for f in "$dir/logs/system.log" "$dir/logs/stdout.log"; do
+		if [[ -s "$f" ]]; then
+			echo "---- last lines of ${f#"$ROOT"/} ----" >&2
+			tail -n 40 "$f" >&2
+		fi
+	done
+}
+
+check_tools() {
+	command -v java >/dev/null || fail "no java on PATH: install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"
+	local major
+	major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)"
+	[[ "$major" == 17 || "$major" == 11 ]] || fail "Cassandra $CASSANDRA_VERSION needs Java 17 (or 11); java -version says ${major:-unknown}"
+	command -v go >/dev/null || fail "no go on PATH (needed to build the CQL probe)"
+}
+
+fetch_server() {
+	if [[ -f "$LIB/cassandra-all-$CASSANDRA_VERSION.jar" ]]; then
+		return 0
+	fi
+	command -v mvn >/dev/null || fail "no mvn on PATH: install Maven (Debian: apt-get install maven)"
+	say "fetching cassandra-all $CASSANDRA_VERSION and its dependencies from Maven Central"
+	local tmp="$LIB.tmp.$$"
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	if ! mvn -q -B -f "$HERE/pom.xml" -Dcassandra.version="$CASSANDRA_VERSION" \
+		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
+		tail -n 30 "$tmp.log" >&2
+		rm -rf "$tmp" "$tmp.log"
+		fail "Maven could not fetch org.apache.cassandra:cassandra-all:$CASSANDRA_VERSION (see above)"
+	fi
+	rm -f "$tmp.log"
+	mkdir -p "$(dirname "$LIB")"
+	rm -rf "$LIB"
+	mv "$tmp" "$LIB"
+	say "server unpacked in ${LIB#"$ROOT"/}"
+}
+
+build_probe() {
+	if [[ -x "$CQLPING" && "$CQLPING" -nt "$HERE/cqlping/main.go" ]]; then
+		return 0
+	fi
+	mkdir -p "$(dirname "$CQLPING")"
+	(cd "$ROOT" && go build -o "$CQLPING" ./internal/cassandra/cqlping) || fail "could not build the CQL probe"
+}
+
+write_config() {
+	local n="$1" seeds="$2" dir addr
+	dir="$(node_dir "$n")"
+	addr="$(node_addr "$n")"
+	mkdir -p "$dir"/{conf,data,commitlog,saved_caches,hints,cdc_raw,logs}
+	cat >"$dir/conf/cassandra.yaml" <<EOF
+# Written by cassandra.sh for a local node; rewritten at every start.
+cluster_name: '$CLUSTER_NAME'
+num_tokens: 16
+allocate_tokens_for_local_replication_factor: 3
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "$seeds"
+listen_address: $addr
+rpc_address: $addr
+storage_port: $STORAGE_PORT
+native_transport_port: $CQL_PORT
+start_native_transport: true
+auto_bootstrap: false
+data_file_directories:
+  - $dir/data
+commitlog_directory: $dir/commitlog
+saved_caches_directory: $dir/saved_caches
+hints_directory: $dir/hints
+cdc_raw_directory: $dir/cdc_raw
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+commitlog_segment_size: 32MiB
+authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+role_manager: CassandraRoleManager
+read_request_timeout: 5000ms
+write_request_timeout: 2000ms
+cas_contention_timeout: 1000ms
+request_timeout: 10000ms
+concurrent_reads: 32
+concurrent_writes: 32
+concurrent_counter_writes: 32
+disk_optimization_strategy: ssd
+user_defined_functions_enabled: false
+materialized_views_enabled: false
+sasi_indexes_enabled: false
+EOF
+	cp "$HERE/conf/logback.xml" "$dir/conf/logback.xml"
+}
+
+start_node() {
+	local n="$1" seeds="$2" nodes="$3" dir addr pid heap newsize
+	dir="$(node_dir "$n")"
+	addr="$(node_addr "$n")"
+	if pid="$(running "$n")"; then
+		say "node $n already running (pid $pid), reused"
+		return 0
+	fi
+	if port_open "$addr" "$CQL_PORT" || port_open "$addr" "$STORAGE_PORT"; then
+		fail "port $CQL_PORT or $STORAGE_PORT on $addr is taken by a process this script did not start; stop it, or point the project at that Cassandra with HOLDOVER_CASSANDRA_HOSTS=$addr"
+	fi
+	write_config "$n" "$seeds"
+	if ((nodes > 1)); then heap="${MAX_HEAP_SIZE:-768M}"; else heap="${MAX_HEAP_SIZE:-1G}"; fi
+	newsize="${HEAP_NEWSIZE:-200M}"
+	local jvm=()
+	while IFS= read -r line; do
+		# "--add-opens a/b=C" is two words for the java launcher; "--add-opens=a/b=C" is one.
+		[[ "$line" == -* ]] && jvm+=("${line/ /=}")
+	done <"$HERE/conf/jvm.options"
+	jvm+=(
+		"-Xms$heap" "-Xmx$heap" "-Xmn$newsize"
+		"-javaagent:$LIB/jamm-0.4.0.jar"
+		"-Dcassandra.jmx.local.port=$((7198 + n))"
+		"-Dcassandra.config=file://$dir/conf/cassandra.yaml"
+		"-Dcassandra.storagedir=$dir"
+		"-Dcassandra.logdir=$dir/logs"
+		"-Dlogback.configurationFile=$dir/conf/logback.xml"
+		"-Dcassandra.skip_wait_for_gossip_to_settle=0"
+		"-Dcassandra.ring_delay_ms=1000"
+		"-Dcassandra-foreground=yes"
+		"-XX:HeapDumpPath=$dir/logs"
+		"-XX:ErrorFile=$dir/logs/hs_err_%p.log"
+	)
+	: >"$dir/logs/stdout.log"
+	say "starting node $n on $addr:$CQL_PORT (heap $heap)"
+	setsid nohup java "${jvm[@]}" -cp "$dir/conf:$LIB/*" org.apache.cassandra.service.CassandraDaemon \
+		>"$dir/logs/stdout.log" 2>&1 </dev/null 9>&- &
+	echo $! >"$(pid_file "$n")"
+}
+
+wait_node() {
+	local n="$1" addr started version
+	addr="$(node_addr "$n")"
+	started=$SECONDS
+	while :; do
+		if ! running "$n" >/dev/null; then
+			show_logs "$n"
+			fail "node $n exited during start-up (logs above)"
+		fi
+		if version="$("$CQLPING" -host "$addr" -port "$CQL_PORT" -timeout 2s 2>/dev/null)"; then
+			say "release_version $version at $addr:$CQL_PORT (answered after $((SECONDS - started)) s)"
+			return 0
+		fi
+		if ((SECONDS - started > START_TIMEOUT)); then
+			show_logs "$n"
+			fail "node $n did not answer CQL on $addr:$CQL_PORT within ${START_TIMEOUT}s (logs above)"
+		fi
+		sleep 1
+	done
+}
+
+cmd_start() {
+	local nodes="${1:-1}"
+	[[ "$nodes" =~ ^[1-9]$ ]] || fail "NODES must be a number from 1 to 9, got '$nodes'"
+	check_tools
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock 9
+	fetch_server
+	build_probe
+	local n
+	for ((n = 1; n <= nodes; n++)); do
+		start_node "$n" "127.0.0.1:$STORAGE_PORT" "$nodes"
+		wait_node "$n"
+	done
+}
+
+cmd_stop() {
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock 9
+	local pf n pid
+	for pf in "$NODES_DIR"/node*/cassandra.pid; do
+		[[ -f "$pf" ]] || continue
+		n="${pf%/cassandra.pid}"
+		n="${n##*/node}"
+		if pid="$(running "$n")"; then
+			kill "$pid" 2>/dev/null || true
+			for _ in $(seq 1 60); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.5
+			done
+			if kill -0 "$pid" 2>/dev/null; then
+				kill -9 "$pid" 2>/dev/null || true
+			fi
+			say "stopped node $n (pid $pid)"
+		fi
+		rm -f "$pf"
+	done
+}
+
+cmd_status() {
+	local dir n pid any=0
+	for dir in "$NODES_DIR"/node*; do
+		[[ -d "$dir" ]] || continue
+		any=1
+		n="${dir##*/node}"
+		if pid="$(running "$n")"; then
+			say "node $n running (pid $pid) at $(node_addr "$n"):$CQL_PORT"
+		else
+			say "node $n stopped"
+		fi
+	done
+	((any)) || say "no node has been started"
+}
+
+case "${1:-}" in
+start) cmd_start "${2:-${NODES:-1}}" ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+clean)
+	cmd_stop
+	rm -rf "$NODES_DIR"
+	say "node data removed"
+	;;
+*)
+	echo "usage: $0 start [NODES] | stop | status | clean" >&2
+	exit 2
+	;;
+esac

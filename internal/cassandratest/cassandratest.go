@@ -1,0 +1,137 @@
+// Package cassandratest gives integration tests a real Cassandra node and a
+// keyspace of their own.
+//
+// Hosts starts a local node through internal/cassandra/cassandra.sh (the same
+// script as `make cassandra`; a running node is reused) unless
+// HOLDOVER_CASSANDRA_HOSTS names an existing cluster. When Cassandra cannot be
+// reached the test fails: it never skips, so CI cannot pass without Cassandra.
+package cassandratest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+)
+
+var (
+	once     sync.Once
+	hosts    []string
+	port     int
+	startErr error
+	adminMu  sync.Mutex
+	admin    *gocql.Session
+)
+
+// Hosts returns the addresses of a running Cassandra and its CQL port,
+// starting a local node if needed.
+func Hosts(t testing.TB) ([]string, int) {
+	t.Helper()
+	once.Do(start)
+	if startErr != nil {
+		t.Fatalf("cassandra is required for this test and could not start: %v", startErr)
+	}
+	return hosts, port
+}
+
+func start() {
+	port = 9042
+	if p := os.Getenv("HOLDOVER_CASSANDRA_PORT"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			startErr = fmt.Errorf("HOLDOVER_CASSANDRA_PORT=%q is not a port number", p)
+			return
+		}
+		port = n
+	}
+	if h := os.Getenv("HOLDOVER_CASSANDRA_HOSTS"); h != "" {
+		hosts = strings.Split(h, ",")
+		return
+	}
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "cassandra", "cassandra.sh")
+	var out bytes.Buffer
+	cmd := exec.Command("bash", script, "start")
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		startErr = fmt.Errorf("%s start: %v\n%s", script, err, out.String())
+		return
+	}
+	fmt.Fprint(os.Stderr, out.String())
+	hosts = []string{"127.0.0.1"}
+}
+
+// Keyspace creates a keyspace for this test alone (replication factor 1) and
+// drops it when the test ends. The name is a valid CQL identifier.
+func Keyspace(t testing.TB) string {
+	t.Helper()
+	h, p := Hosts(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "t_" + hex.EncodeToString(b[:])
+	s := adminSession(t, h, p)
+	ddl := fmt.Sprintf("CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}", name)
+	if err := s.Query(ddl).Exec(); err != nil {
+		t.Fatalf("create keyspace %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Query("DROP KEYSPACE IF EXISTS " + name).Exec(); err != nil {
+			t.Errorf("drop keyspace %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// Session opens a driver session on keyspace (or none when empty), closed
+// when the test ends. Use it to read back what the code under test wrote.
+func Session(t testing.TB, keyspace string) *gocql.Session {
+	t.Helper()
+	h, p := Hosts(t)
+	c := cluster(h, p)
+	c.Keyspace = keyspace
+	s, err := c.CreateSession()
+	if err != nil {
+		t.Fatalf("connect to cassandra at %v:%d: %v", h, p, err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func adminSession(t testing.TB, h []string, p int) *gocql.Session {
+	adminMu.Lock()
+	defer adminMu.Unlock()
+	if admin != nil {
+		return admin
+	}
+	c := cluster(h, p)
+	c.Timeout = 60 * time.Second // schema changes are slow on a small node
+	s, err := c.CreateSession()
+	if err != nil {
+		t.Fatalf("connect to cassandra at %v:%d: %v", h, p, err)
+	}
+	admin = s
+	return s
+}
+
+func cluster(h []string, p int) *gocql.ClusterConfig {
+	c := gocql.NewCluster(h...)
+	c.Port = p
+	c.ProtoVersion = 5
+	c.Timeout = 10 * time.Second
+	c.ConnectTimeout = 10 * time.Second
+	c.Consistency = gocql.One
+	c.Logger = gocql.NewLogger(gocql.LogLevelNone)
+	return c
+}

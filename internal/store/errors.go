@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+)
+
+// Sentinel errors of the store.
+var (
+	// ErrInvalidInput marks a session ID, key or value outside the configured
+	// limits; the *LimitError that carries it names the field and the limit.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrCorrupt marks a stored row that cannot be decoded; it is reported for
+	// that session only.
+	ErrCorrupt = errors.New("stored row cannot be decoded")
+)
+
+// LimitError is a value outside a configured limit. Field names what was
+// wrong ("session ID", "key", "value"), Limit and Got are in bytes.
+type LimitError struct {
+	Field string
+	Limit int
+	Got   int
+}
+
+func (e *LimitError) Error() string {
+	if e.Got == 0 {
+		return fmt.Sprintf("%s is empty; it must be 1 to %d bytes", e.Field, e.Limit)
+	}
+	return fmt.Sprintf("%s is %d bytes, over the limit of %d bytes", e.Field, e.Got, e.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidInput) true.
+func (e *LimitError) Unwrap() error { return ErrInvalidInput }
+
+// Permanent reports that retrying the request cannot succeed.
+func (e *LimitError) Permanent() bool { return true }
+
+// Error wraps a driver error with the operation and the session it concerns,
+// and classifies it: Permanent reports whether a retry can never succeed
+// (invalid request, syntax, schema or authorisation errors, over-sized
+// mutations); everything else (timeouts, unavailable replicas, overload, lost
+// connections) is transient.
+type Error struct {
+	Op      string
+	Session string
+	Err     error
+	perm    bool
+}
+
+func (e *Error) Error() string {
+	if e.Session == "" {
+		return fmt.Sprintf("cassandra %s: %v", e.Op, e.Err)
+	}
+	return fmt.Sprintf("cassandra %s of session %q: %v", e.Op, e.Session, e.Err)
+}
+
+func (e *Error) Unwrap() error   { return e.Err }
+func (e *Error) Permanent() bool { return e.perm }
+
+func wrap(op, session string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var p interface{ Permanent() bool }
+	if errors.As(err, &p) {
+		return &Error{Op: op, Session: session, Err: err, perm: p.Permanent()}
+	}
+	return &Error{Op: op, Session: session, Err: err, perm: isPermanent(err)}
+}
+
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error   { return e.error }
+func (e permanentError) Permanent() bool { return true }
+
+func permanent(err error) error { return permanentError{err} }
+
+// isPermanent classifies a driver error.
+func isPermanent(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var req gocql.RequestError
+	if errors.As(err, &req) {
+		switch req.Code() {
+		case gocql.ErrCodeSyntax, gocql.ErrCodeInvalid, gocql.ErrCodeUnauthorized,
+			gocql.ErrCodeConfig, gocql.ErrCodeCredentials, gocql.ErrCodeProtocol:
+			return true
+		}
+		return false
+	}
+	return false
+}

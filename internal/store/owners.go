@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+)
+
+// Owner is a session's ownership row.
+type Owner struct {
+	Node      string
+	Epoch     uint64
+	Released  bool
+	ClaimedAt time.Time
+}
+
+// ReadOwner returns the session's ownership row; found is false when the
+// session has none (it never existed, ended, or expired).
+func (st *Store) ReadOwner(ctx context.Context, session string) (o Owner, found bool, err error) {
+	return st.readOwner(ctx, session, st.opts.Consistency)
+}
+
+// ReadOwnerSerial is ReadOwner at the serial consistency level: it also sees
+// a claim whose lightweight transaction is still being decided.
+func (st *Store) ReadOwnerSerial(ctx context.Context, session string) (Owner, bool, error) {
+	return st.readOwner(ctx, session, st.opts.SerialConsistency)
+}
+
+func (st *Store) readOwner(ctx context.Context, session string, cl gocql.Consistency) (o Owner, found bool, err error) {
+	if err := st.opts.Limits.CheckSession(session); err != nil {
+		return Owner{}, false, err
+	}
+	var epoch int64
+	err = st.s.Query(st.stmts.selectOwner, session).Consistency(cl).Idempotent(true).
+		ScanContext(ctx, &o.Node, &epoch, &o.Released, &o.ClaimedAt)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return Owner{}, false, nil
+	}
+	if err != nil {
+		return Owner{}, false, wrap("read owner", session, err)
+	}
+	o.Epoch = uint64(epoch)
+	return o, true, nil
+}
+
+// CreateOwner records node as the owner of a new session at epoch 1 with a
+// lightweight transaction (INSERT IF NOT EXISTS). When the session already has
+// an owner, created is false and cur is that owner.
+func (st *Store) CreateOwner(ctx context.Context, session, node string, ttl time.Duration) (created bool, cur Owner, err error) {
+	if err := st.opts.Limits.CheckSession(session); err != nil {
+		return false, Owner{}, err
+	}
+	prev := map[string]any{}
+	q := st.s.Query(st.stmts.createOwner, session, node, time.Now(), ttlSeconds(ttl))
+	applied, err := q.MapScanCASContext(ctx, prev)
+	if err != nil {
+		return st.settleCAS(ctx, "create owner", session, node, 1, err)
+	}
+	if applied {
+		return true, Owner{Node: node, Epoch: 1}, nil
+	}
+	return false, ownerFromCAS(prev), nil
+}
+
+// Claim makes node the owner of session at epoch prev.Epoch+1, provided the
+// ownership row still holds prev's owner and epoch (a compare-and-set by
+// lightweight transaction). Exactly one of concurrent claimants of the same
+// epoch wins; the others get won == false and the row that beat them.
+// ok is false when the row no longer exists.
+func (st *Store) Claim(ctx context.Context, session string, prev Owner, node string, ttl time.Duration) (won bool, cur Owner, err error) {
+	if err := st.opts.Limits.CheckSession(session); err != nil {
+		return false, Owner{}, err
+	}
+	next := prev.Epoch + 1
+	if next > MaxEpoch {
+		return false, prev, wrap("claim", session, permanent(errors.New("epoch limit reached")))
+	}
+	now := time.Now()
+	row := map[string]any{}
+	// The condition names the owner too, so a losing claimant is told both
+	// the epoch and the owner that beat it.
+	q := st.s.Query(st.stmts.claimOwner, ttlSeconds(ttl), node, int64(next), now, session, prev.Node, int64(prev.Epoch))
+	applied, err := q.MapScanCASContext(ctx, row)
+	if err != nil {
+		return st.settleCAS(ctx, "claim", session, node, next, err)
+	}
+	if applied {
+		return true, Owner{Node: node, Epoch: next, ClaimedAt: now}, nil
+	}
+	cur = ownerFromCAS(row)
+	if cur.Epoch == 0 {
+		// The row is gone: learn its state afresh.
+		o, found, rerr := st.ReadOwnerSerial(ctx, session)
+		if rerr != nil {
+			return false, Owner{}, rerr
+		}
+		if !found {
+			return false, Owner{}, nil
+		}
+		cur = o
+	}
+	return false, cur, nil
+}
+
+// settleCAS decides the outcome of a lightweight transaction whose reply was
+// lost (a timeout or an unknown CAS write): it reads the row at serial
+// consistency, which completes any in-progress Paxos round, and reports
+// whether node now owns the session at epoch.
+func (st *Store) settleCAS(ctx context.Context, op, session, node string, epoch uint64, casErr error) (bool, Owner, error) {
+	if !isPermanent(casErr) && ctx.Err() == nil {
+		o, found, err := st.ReadOwnerSerial(ctx, session)
+		if err == nil {
+			if found && o.Node == node && o.Epoch == epoch {
+				return true, o, nil
+			}
+			if found {
+				return false, o, nil
+			}
+		}
+	}
+	return false, Owner{}, wrap(op, session, casErr)
+}
+
+// Release marks the session released by node at epoch, so a peer may adopt it
+// at once without waiting for node's lease to expire. It does nothing (and
+// returns false) when node no longer owns the session at that epoch.
+func (st *Store) Release(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error) {
+	row := map[string]any{}
+	applied, err := st.s.Query(st.stmts.releaseOwner, ttlSeconds(ttl), session, node, int64(epoch)).MapScanCASContext(ctx, row)
+	if err != nil {
+		return false, wrap("release", session, err)
+	}
+	return applied, nil
+}
+
+// DeleteOwner removes the session's ownership row if it is still at epoch
+// (ending a session). It returns false when the row moved on or was gone.
+func (st *Store) DeleteOwner(ctx context.Context, session string, epoch uint64) (bool, error) {
+	row := map[string]any{}
+	applied, err := st.s.Query(st.stmts.deleteOwner, session, int64(epoch)).MapScanCASContext(ctx, row)
+	if err != nil {
+		return false, wrap("delete owner", session, err)
+	}
+	return applied, nil
+}
+
+func ownerFromCAS(row map[string]any) Owner {
+	var o Owner
+	if v, ok := row["owner"].(string); ok {
+		o.Node = v
+	}
+	if v, ok := row["epoch"].(int64); ok {
+		o.Epoch = uint64(v)
+	}
+	if v, ok := row["released"].(bool); ok {
+		o.Released = v
+	}
+	if v, ok := row["claimed_at"].(time.Time); ok {
+		o.ClaimedAt = v
+	}
+	return o
+}
+
+// ttlSeconds rounds a TTL up to whole seconds, at least one.
+func ttlSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return max(s, 1)
+}

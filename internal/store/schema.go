@@ -1,0 +1,65 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// schema returns the DDL of the store's keyspace and tables. Identifiers were
+// validated by Options.withDefaults; the replication map comes from validated
+// configuration.
+func schema(o Options) []string {
+	ks, t := o.Keyspace, o.Tables
+	return []string{
+		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s AND durable_writes = true`, ks, o.Replication),
+		// One partition per session. Timestamps are epoch-ranked, not wall-clock
+		// time: keep size-tiered or unified compaction, never time-window.
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
+			session text,
+			key text,
+			value blob,
+			format tinyint,
+			PRIMARY KEY ((session), key)
+		) WITH comment = 'holdover: session state, written with epoch-ranked timestamps'`, ks, t.State),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
+			session text PRIMARY KEY,
+			owner text,
+			epoch bigint,
+			released boolean,
+			claimed_at timestamp
+		) WITH comment = 'holdover: session ownership, written only by lightweight transactions'`, ks, t.Owners),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
+			owner text,
+			session text,
+			epoch bigint,
+			PRIMARY KEY ((owner), session)
+		) WITH comment = 'holdover: sessions by owner, for bulk takeover'`, ks, t.OwnerIndex),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
+			node text PRIMARY KEY,
+			renewed_at timestamp,
+			ttl_ms bigint
+		) WITH comment = 'holdover: node liveness leases' AND gc_grace_seconds = 3600`, ks, t.Leases),
+	}
+}
+
+// createSchema runs the DDL on a session without a keyspace and waits for
+// schema agreement.
+func createSchema(ctx context.Context, o Options) error {
+	c := o.cluster()
+	c.Timeout = max(o.Timeout, 30*time.Second) // DDL is slow on small nodes
+	sess, err := c.CreateSession()
+	if err != nil {
+		return wrap("connect", "", err)
+	}
+	defer sess.Close()
+	for _, ddl := range schema(o) {
+		if err := sess.Query(ddl).WithContext(ctx).Exec(); err != nil {
+			return wrap("create schema", "", err)
+		}
+	}
+	if err := sess.AwaitSchemaAgreement(ctx); err != nil {
+		return wrap("await schema agreement", "", err)
+	}
+	return nil
+}

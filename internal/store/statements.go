@@ -1,0 +1,53 @@
+package store
+
+import "fmt"
+
+// statements holds the CQL text of every statement the store runs; the driver
+// prepares each one on first use (all values are bound, never interpolated).
+type statements struct {
+	deleteSession string
+	insertItem    string
+	deleteItem    string
+	selectItems   string
+
+	selectOwner  string
+	createOwner  string
+	claimOwner   string
+	releaseOwner string
+	deleteOwner  string
+
+	indexOwner   string
+	unindexOwner string
+	selectOwned  string
+
+	upsertLease  string
+	selectLease  string
+	selectLeases string
+}
+
+func newStatements(ks string, t Tables) statements {
+	state := ks + "." + t.State
+	owners := ks + "." + t.Owners
+	index := ks + "." + t.OwnerIndex
+	leases := ks + "." + t.Leases
+	return statements{
+		deleteSession: fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE session = ?`, state),
+		insertItem:    fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),
+		deleteItem:    fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE session = ? AND key = ?`, state),
+		selectItems:   fmt.Sprintf(`SELECT key, value, format FROM %s WHERE session = ?`, state),
+
+		selectOwner:  fmt.Sprintf(`SELECT owner, epoch, released, claimed_at FROM %s WHERE session = ?`, owners),
+		createOwner:  fmt.Sprintf(`INSERT INTO %s (session, owner, epoch, released, claimed_at) VALUES (?, ?, 1, false, ?) IF NOT EXISTS USING TTL ?`, owners),
+		claimOwner:   fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
+		releaseOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET released = true WHERE session = ? IF owner = ? AND epoch = ?`, owners),
+		deleteOwner:  fmt.Sprintf(`DELETE FROM %s WHERE session = ? IF epoch = ?`, owners),
+
+		indexOwner:   fmt.Sprintf(`INSERT INTO %s (owner, session, epoch) VALUES (?, ?, ?) USING TTL ?`, index),
+		unindexOwner: fmt.Sprintf(`DELETE FROM %s WHERE owner = ? AND session = ?`, index),
+		selectOwned:  fmt.Sprintf(`SELECT session, epoch FROM %s WHERE owner = ?`, index),
+
+		upsertLease:  fmt.Sprintf(`INSERT INTO %s (node, renewed_at, ttl_ms) VALUES (?, ?, ?) USING TTL ?`, leases),
+		selectLease:  fmt.Sprintf(`SELECT renewed_at, ttl_ms, TTL(renewed_at) FROM %s WHERE node = ?`, leases),
+		selectLeases: fmt.Sprintf(`SELECT node, renewed_at, ttl_ms, TTL(renewed_at) FROM %s`, leases),
+	}
+}

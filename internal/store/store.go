@@ -1,0 +1,214 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+)
+
+// Options configures a Store. The adapter fills it from its validated Config;
+// Open checks what it relies on (identifiers, limits) again.
+type Options struct {
+	Hosts   []string
+	Port    int
+	LocalDC string // when set, token-aware routing prefers replicas in this DC
+
+	Keyspace     string
+	Replication  string // CQL replication map used when CreateSchema creates the keyspace
+	CreateSchema bool
+	Tables       Tables
+
+	Consistency       gocql.Consistency // reads and writes; default LOCAL_QUORUM
+	SerialConsistency gocql.Consistency // claims; default LOCAL_SERIAL
+	ConnectTimeout    time.Duration
+	Timeout           time.Duration
+	NumConns          int // connections per host; default 2
+
+	TLS      *tls.Config // nil: plain connections
+	Username string
+	Password string
+
+	StateTTL time.Duration // TTL of state items; default 7 days
+	Limits   Limits
+
+	Logger *slog.Logger // default slog.Default()
+}
+
+// Tables names the store's tables; each must be a CQL identifier.
+type Tables struct {
+	State, Owners, OwnerIndex, Leases string
+}
+
+// DefaultTables are the table names used when Options.Tables is zero.
+var DefaultTables = Tables{State: "state", Owners: "owners", OwnerIndex: "owner_index", Leases: "leases"}
+
+// Limits bounds what the store accepts; each is a size in bytes.
+type Limits struct {
+	MaxSessionIDBytes int
+	MaxKeyBytes       int
+	MaxValueBytes     int
+}
+
+// DefaultLimits are used for every zero field of Options.Limits.
+var DefaultLimits = Limits{MaxSessionIDBytes: 128, MaxKeyBytes: 256, MaxValueBytes: 1 << 20}
+
+// Store reads and writes sessions, ownership and leases in Cassandra.
+// It is safe for concurrent use.
+type Store struct {
+	s      *gocql.Session
+	opts   Options
+	ttl    int // seconds
+	stmts  statements
+	logger *slog.Logger
+}
+
+// Open connects to Cassandra, creates the keyspace and tables when
+// CreateSchema is set, and returns a ready Store.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if o.CreateSchema {
+		if err := createSchema(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	cluster := o.cluster()
+	cluster.Keyspace = o.Keyspace
+	sess, err := cluster.CreateSession()
+	if err != nil {
+		return nil, wrap("connect", "", err)
+	}
+	st := &Store{s: sess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger}
+	st.stmts = newStatements(o.Keyspace, o.Tables)
+	return st, nil
+}
+
+// Close closes the Cassandra session.
+func (st *Store) Close() { st.s.Close() }
+
+// Session is the underlying driver session, for tools and benchmarks.
+func (st *Store) Session() *gocql.Session { return st.s }
+
+// Keyspace is the keyspace the store uses.
+func (st *Store) Keyspace() string { return st.opts.Keyspace }
+
+// Limits are the limits the store enforces.
+func (st *Store) Limits() Limits { return st.opts.Limits }
+
+func (o Options) withDefaults() (Options, error) {
+	var errs []error
+	if len(o.Hosts) == 0 {
+		o.Hosts = []string{"127.0.0.1"}
+	}
+	if o.Port == 0 {
+		o.Port = 9042
+	}
+	if o.Tables == (Tables{}) {
+		o.Tables = DefaultTables
+	}
+	if !ValidIdentifier(o.Keyspace) {
+		errs = append(errs, fmt.Errorf("keyspace %q is not a CQL identifier: it must match %s", o.Keyspace, identifierPattern))
+	}
+	for _, t := range []string{o.Tables.State, o.Tables.Owners, o.Tables.OwnerIndex, o.Tables.Leases} {
+		if !ValidIdentifier(t) {
+			errs = append(errs, fmt.Errorf("table %q is not a CQL identifier: it must match %s", t, identifierPattern))
+		}
+	}
+	if o.CreateSchema && strings.TrimSpace(o.Replication) == "" {
+		o.Replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+	}
+	if o.Consistency == 0 {
+		o.Consistency = gocql.LocalQuorum
+	}
+	if o.SerialConsistency == 0 {
+		o.SerialConsistency = gocql.LocalSerial
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.NumConns == 0 {
+		o.NumConns = 2
+	}
+	if o.StateTTL == 0 {
+		o.StateTTL = 7 * 24 * time.Hour
+	}
+	if o.StateTTL < time.Second || o.StateTTL > 630720000*time.Second {
+		errs = append(errs, fmt.Errorf("state TTL %s must be between 1s and 630720000s (20 years)", o.StateTTL))
+	}
+	if o.Limits.MaxSessionIDBytes == 0 {
+		o.Limits.MaxSessionIDBytes = DefaultLimits.MaxSessionIDBytes
+	}
+	if o.Limits.MaxKeyBytes == 0 {
+		o.Limits.MaxKeyBytes = DefaultLimits.MaxKeyBytes
+	}
+	if o.Limits.MaxValueBytes == 0 {
+		o.Limits.MaxValueBytes = DefaultLimits.MaxValueBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if len(errs) > 0 {
+		return o, permanent(errors.Join(errs...))
+	}
+	return o, nil
+}
+
+// cluster builds the driver configuration: token-aware routing (DC-aware when
+// LocalDC is set), protocol v5, the configured consistency and timeouts, TLS
+// and password authentication.
+func (o Options) cluster() *gocql.ClusterConfig {
+	c := gocql.NewCluster(o.Hosts...)
+	c.Port = o.Port
+	c.ProtoVersion = 5
+	c.Consistency = o.Consistency
+	c.SerialConsistency = o.SerialConsistency
+	c.ConnectTimeout = o.ConnectTimeout
+	c.Timeout = o.Timeout
+	c.WriteTimeout = o.Timeout
+	c.NumConns = o.NumConns
+	c.DefaultIdempotence = false
+	c.Logger = gocql.NewLogger(gocql.LogLevelNone)
+	fallback := gocql.RoundRobinHostPolicy()
+	if o.LocalDC != "" {
+		fallback = gocql.DCAwareRoundRobinPolicy(o.LocalDC)
+	}
+	c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(fallback)
+	c.RetryPolicy = &gocql.SimpleRetryPolicy{NumRetries: 1}
+	if o.TLS != nil {
+		c.SslOpts = &gocql.SslOptions{Config: o.TLS, EnableHostVerification: !o.TLS.InsecureSkipVerify}
+	}
+	if o.Username != "" {
+		c.Authenticator = gocql.PasswordAuthenticator{Username: o.Username, Password: o.Password}
+	}
+	return c
+}
+
+// CheckSession reports a session ID outside the limits.
+func (l Limits) CheckSession(session string) error {
+	if n := len(session); n == 0 || n > l.MaxSessionIDBytes {
+		return &LimitError{Field: "session ID", Limit: l.MaxSessionIDBytes, Got: n}
+	}
+	return nil
+}
+
+// CheckItem reports a key or value outside the limits.
+func (l Limits) CheckItem(key string, value []byte) error {
+	if n := len(key); n == 0 || n > l.MaxKeyBytes {
+		return &LimitError{Field: "key", Limit: l.MaxKeyBytes, Got: n}
+	}
+	if n := len(value); n > l.MaxValueBytes {
+		return &LimitError{Field: "value", Limit: l.MaxValueBytes, Got: n}
+	}
+	return nil
+}

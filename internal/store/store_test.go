@@ -1,0 +1,389 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/store"
+)
+
+// open returns a Store on a fresh keyspace of its own, with its schema.
+func open(t *testing.T, tweak ...func(*store.Options)) *store.Store {
+	t.Helper()
+	hosts, port := cassandratest.Hosts(t)
+	o := store.Options{
+		Hosts:        hosts,
+		Port:         port,
+		Keyspace:     cassandratest.Keyspace(t),
+		CreateSchema: true,
+		Limits:       store.Limits{MaxSessionIDBytes: 128, MaxKeyBytes: 256, MaxValueBytes: 8 << 20},
+	}
+	for _, f := range tweak {
+		f(&o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, o)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func write(t *testing.T, st *store.Store, w store.Write) {
+	t.Helper()
+	if err := st.WriteSession(ctx(t), &w); err != nil {
+		t.Fatalf("write %s epoch %d seq %d: %v", w.Session, w.Epoch, w.Seq, err)
+	}
+}
+
+func read(t *testing.T, st *store.Store, session string) map[string][]byte {
+	t.Helper()
+	items, err := st.ReadState(ctx(t), session)
+	if err != nil {
+		t.Fatalf("read %s: %v", session, err)
+	}
+	m := make(map[string][]byte, len(items))
+	for _, it := range items {
+		m[it.Key] = it.Value
+	}
+	return m
+}
+
+func TestRoundTripLargeSession(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	const n = 2500 // more than two pages of reads
+	want := map[string][]byte{}
+	seq := uint64(1000)
+	for start := 0; start < n; start += 500 {
+		var items []store.Item
+		for i := start; i < start+500; i++ {
+			k := fmt.Sprintf("k%05d", i)
+			v := []byte(fmt.Sprintf("value-%d-%s", i, strings.Repeat("x", i%50)))
+			want[k] = v
+			items = append(items, store.Item{Key: k, Value: v})
+		}
+		write(t, st, store.Write{Session: "big", Epoch: 1, Seq: seq, Items: items})
+		seq += 2
+	}
+	huge := bytes.Repeat([]byte("0123456789abcdef"), 5<<20/16) // 5 MiB
+	want["huge"] = huge
+	write(t, st, store.Write{Session: "big", Epoch: 1, Seq: seq, Items: []store.Item{{Key: "huge", Value: huge}}})
+
+	items, err := st.ReadState(ctx(t), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != len(want) {
+		t.Fatalf("read %d items, want %d", len(items), len(want))
+	}
+	for i, it := range items {
+		if i > 0 && items[i-1].Key >= it.Key {
+			t.Fatalf("items out of key order at %d: %q then %q", i, items[i-1].Key, it.Key)
+		}
+		if !bytes.Equal(it.Value, want[it.Key]) {
+			t.Fatalf("item %q: got %d bytes, want %d", it.Key, len(it.Value), len(want[it.Key]))
+		}
+	}
+}
+
+func TestOlderTimestampsNeverWin(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	write(t, st, store.Write{Session: "s", Epoch: 1, Seq: 100, Items: []store.Item{{Key: "a", Value: []byte("new")}, {Key: "b", Value: []byte("keep")}}})
+	// A retried or reordered older flush: a put and a delete at lower seqs.
+	write(t, st, store.Write{Session: "s", Epoch: 1, Seq: 50, Items: []store.Item{{Key: "a", Value: []byte("old")}, {Key: "b", Delete: true}}})
+	got := read(t, st, "s")
+	if string(got["a"]) != "new" || string(got["b"]) != "keep" {
+		t.Fatalf("older writes won: a=%q b=%q, want a=new b=keep", got["a"], got["b"])
+	}
+	// A huge seq at an older epoch loses to any write of a newer epoch.
+	write(t, st, store.Write{Session: "s", Epoch: 2, Seq: 10, Items: []store.Item{{Key: "a", Value: []byte("epoch2")}}})
+	write(t, st, store.Write{Session: "s", Epoch: 1, Seq: 1<<store.SeqBits - 2, Items: []store.Item{{Key: "a", Value: []byte("stale")}}})
+	if got := read(t, st, "s"); string(got["a"]) != "epoch2" {
+		t.Fatalf("stale epoch won: a=%q", got["a"])
+	}
+	// A newer delete removes; an end of session removes everything older.
+	write(t, st, store.Write{Session: "s", Epoch: 2, Seq: 20, Items: []store.Item{{Key: "b", Delete: true}}})
+	if got := read(t, st, "s"); got["b"] != nil {
+		t.Fatalf("newer delete did not remove b: %q", got["b"])
+	}
+	write(t, st, store.Write{Session: "s", Epoch: 2, Seq: 30, Ended: true, Items: []store.Item{{Key: "after", Value: []byte("x")}}})
+	got = read(t, st, "s")
+	if len(got) != 1 || string(got["after"]) != "x" {
+		t.Fatalf("after end got %v, want only after=x", got)
+	}
+}
+
+func TestFenceShadowsOlderEpochs(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	write(t, st, store.Write{Session: "f", Epoch: 1, Seq: 100, Items: []store.Item{{Key: "a", Value: []byte("1")}, {Key: "gone", Value: []byte("g")}}})
+	if err := st.Fence(ctx(t), "f", 2, []store.Item{{Key: "a", Value: []byte("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	// The fenced owner's late flush, with its clock far ahead.
+	write(t, st, store.Write{Session: "f", Epoch: 1, Seq: 1<<store.SeqBits - 2, Items: []store.Item{{Key: "a", Value: []byte("zombie")}, {Key: "z", Value: []byte("zombie")}}})
+	got := read(t, st, "f")
+	if len(got) != 1 || string(got["a"]) != "1" {
+		t.Fatalf("after fence got %v, want only a=1", got)
+	}
+	// The new owner's writes go above the fence.
+	write(t, st, store.Write{Session: "f", Epoch: 2, Seq: 10, Items: []store.Item{{Key: "a", Value: []byte("2")}}})
+	if got := read(t, st, "f"); string(got["a"]) != "2" {
+		t.Fatalf("new owner's write lost: a=%q", got["a"])
+	}
+}
+
+func TestItemTTL(t *testing.T) {
+	t.Parallel()
+	st := open(t, func(o *store.Options) { o.StateTTL = 2 * time.Second })
+	write(t, st, store.Write{Session: "ttl", Epoch: 1, Seq: 10, Items: []store.Item{{Key: "a", Value: []byte("v")}}})
+	if got := read(t, st, "ttl"); string(got["a"]) != "v" {
+		t.Fatalf("item missing before its TTL: %v", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	time.Sleep(2 * time.Second)
+	for {
+		got := read(t, st, "ttl")
+		if len(got) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("item still there 10 s after a 2 s TTL: %v", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestClaimExactlyOneWinner(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	const rounds, claimants = 200, 50
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	began := time.Now()
+	failed := 0 // claims that ended in an error (contention timeouts); they must not win
+	for r := 0; r < rounds; r++ {
+		session := fmt.Sprintf("race-%d", r)
+		created, _, err := st.CreateOwner(c, session, "origin", time.Hour)
+		if err != nil || !created {
+			t.Fatalf("create owner of %s: created=%v err=%v", session, created, err)
+		}
+		prev := store.Owner{Node: "origin", Epoch: 1}
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			winners []string
+			seen    = map[string]bool{}
+			errs    []error
+		)
+		startGate := make(chan struct{})
+		for i := 0; i < claimants; i++ {
+			wg.Add(1)
+			go func(node string) {
+				defer wg.Done()
+				<-startGate
+				won, cur, err := st.Claim(c, session, prev, node, time.Hour)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					errs = append(errs, err)
+				case won:
+					winners = append(winners, node)
+				default:
+					seen[cur.Node] = true
+				}
+			}(fmt.Sprintf("n%d", i))
+		}
+		close(startGate)
+		wg.Wait()
+		failed += len(errs)
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d winners %v (errors %v)", r, len(winners), winners, errs)
+		}
+		for name := range seen {
+			if name != winners[0] {
+				t.Fatalf("round %d: a loser was told %q won, the winner was %q", r, name, winners[0])
+			}
+		}
+		o, found, err := st.ReadOwnerSerial(c, session)
+		if err != nil || !found || o.Node != winners[0] || o.Epoch != 2 {
+			t.Fatalf("round %d: row after claim %+v found=%v err=%v, want %s at epoch 2", r, o, found, err, winners[0])
+		}
+	}
+	t.Logf("%d rounds of %d claimants in %s (%d claims failed with an error)", rounds, claimants, time.Since(began).Round(time.Millisecond), failed)
+}
+
+func TestOwnershipLifecycle(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	c := ctx(t)
+	if _, found, err := st.ReadOwner(c, "life"); err != nil || found {
+		t.Fatalf("unknown session: found=%v err=%v", found, err)
+	}
+	created, _, err := st.CreateOwner(c, "life", "a", time.Hour)
+	if err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	created, cur, err := st.CreateOwner(c, "life", "b", time.Hour)
+	if err != nil || created || cur.Node != "a" || cur.Epoch != 1 {
+		t.Fatalf("second create: created=%v cur=%+v err=%v, want a@1", created, cur, err)
+	}
+	if ok, err := st.Release(c, "life", "b", 1, time.Hour); err != nil || ok {
+		t.Fatalf("release by a non-owner: %v %v", ok, err)
+	}
+	if ok, err := st.Release(c, "life", "a", 1, time.Hour); err != nil || !ok {
+		t.Fatalf("release by the owner: %v %v", ok, err)
+	}
+	o, _, err := st.ReadOwner(c, "life")
+	if err != nil || !o.Released {
+		t.Fatalf("after release: %+v %v", o, err)
+	}
+	won, cur, err := st.Claim(c, "life", o, "b", time.Hour)
+	if err != nil || !won || cur.Epoch != 2 {
+		t.Fatalf("claim: won=%v cur=%+v err=%v", won, cur, err)
+	}
+	if err := st.IndexOwner(c, "b", "life", 2, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var owned []store.Owned
+	if err := st.OwnedBy(c, "b", func(o store.Owned) bool { owned = append(owned, o); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(owned) != 1 || owned[0].Session != "life" || owned[0].Epoch != 2 {
+		t.Fatalf("owner index: %+v", owned)
+	}
+	if ok, err := st.DeleteOwner(c, "life", 1); err != nil || ok {
+		t.Fatalf("delete at a stale epoch: %v %v", ok, err)
+	}
+	if ok, err := st.DeleteOwner(c, "life", 2); err != nil || !ok {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if err := st.UnindexOwner(c, "b", "life"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := st.ReadOwner(c, "life"); err != nil || found {
+		t.Fatalf("after delete: found=%v err=%v", found, err)
+	}
+}
+
+func TestLeases(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	c := ctx(t)
+	if err := st.RenewLease(c, "node-a", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RenewLease(c, "node-b", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	l, found, err := st.ReadLease(c, "node-b")
+	if err != nil || !found || l.TTL != time.Hour || l.Remaining <= 0 || time.Since(l.RenewedAt) > time.Minute {
+		t.Fatalf("lease b: %+v found=%v err=%v", l, found, err)
+	}
+	all, err := st.Leases(c)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("leases: %+v %v", all, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, found, err := st.ReadLease(c, "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a 3 s lease still live after 10 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestBadInputNamesFieldAndLimit(t *testing.T) {
+	t.Parallel()
+	hosts, port := cassandratest.Hosts(t)
+	for _, ks := range []string{"", "1abc", "has-dash", "x; DROP KEYSPACE system_auth", strings.Repeat("k", 49)} {
+		_, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: ks, CreateSchema: true})
+		if err == nil || !strings.Contains(err.Error(), "keyspace") || !strings.Contains(err.Error(), "[A-Za-z]") {
+			t.Errorf("keyspace %q: got %v, want an error naming the keyspace and the identifier pattern", ks, err)
+		}
+	}
+	st := open(t, func(o *store.Options) {
+		o.Limits = store.Limits{MaxSessionIDBytes: 16, MaxKeyBytes: 8, MaxValueBytes: 32}
+	})
+	cases := []struct {
+		name  string
+		w     store.Write
+		field string
+		limit string
+	}{
+		{"empty session", store.Write{Session: "", Items: []store.Item{{Key: "k", Value: nil}}}, "session ID", "16"},
+		{"long session", store.Write{Session: strings.Repeat("s", 17), Items: []store.Item{{Key: "k"}}}, "session ID", "16"},
+		{"empty key", store.Write{Session: "s", Items: []store.Item{{Key: ""}}}, "key", "8"},
+		{"long key", store.Write{Session: "s", Items: []store.Item{{Key: "123456789"}}}, "key", "8"},
+		{"big value", store.Write{Session: "s", Items: []store.Item{{Key: "k", Value: make([]byte, 33)}}}, "value", "32"},
+	}
+	for _, tc := range cases {
+		tc.w.Epoch, tc.w.Seq = 1, 10
+		err := st.WriteSession(ctx(t), &tc.w)
+		var le *store.LimitError
+		if !errors.As(err, &le) || !errors.Is(err, store.ErrInvalidInput) {
+			t.Errorf("%s: got %v, want a *LimitError", tc.name, err)
+			continue
+		}
+		if le.Field != tc.field || !strings.Contains(err.Error(), tc.limit) || !le.Permanent() {
+			t.Errorf("%s: %q should name %q and the limit %s", tc.name, err, tc.field, tc.limit)
+		}
+	}
+	// Nothing of the refused writes reached Cassandra, and good writes still work.
+	write(t, st, store.Write{Session: "s", Epoch: 1, Seq: 12, Items: []store.Item{{Key: "k", Value: []byte("ok")}}})
+	if got := read(t, st, "s"); len(got) != 1 || string(got["k"]) != "ok" {
+		t.Fatalf("after refusals got %v", got)
+	}
+}
+
+func TestSchemaCreationOff(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	hosts, port := cassandratest.Hosts(t)
+	st2, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: st.Keyspace(), CreateSchema: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	write(t, st2, store.Write{Session: "s", Epoch: 1, Seq: 10, Items: []store.Item{{Key: "k", Value: []byte("v")}}})
+	if got := read(t, st, "s"); string(got["k"]) != "v" {
+		t.Fatalf("got %v", got)
+	}
+	// Without the schema, a write fails with a permanent error.
+	bare := cassandratest.Keyspace(t)
+	st3, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: bare, CreateSchema: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st3.Close()
+	err = st3.WriteSession(ctx(t), &store.Write{Session: "s", Epoch: 1, Seq: 10, Items: []store.Item{{Key: "k", Value: []byte("v")}}})
+	var p interface{ Permanent() bool }
+	if err == nil || !errors.As(err, &p) || !p.Permanent() {
+		t.Fatalf("write without schema: got %v, want a permanent error", err)
+	}
+}
