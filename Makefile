@@ -54,7 +54,7 @@ cassandra-clean:
 test: deps vet
 	@started=0; \
 	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "node 1 running" || started=1; \
+	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
 	   $(CASSANDRA) start 1 || exit 1; \
 	 fi; \
 	 echo "make: go test $(TEST_FLAGS) ./..."; \

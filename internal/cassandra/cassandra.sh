@@ -5,6 +5,7 @@
 #   cassandra.sh stop            stop exactly the nodes this script started (by pid file)
 #   cassandra.sh status          print each node's state
 #   cassandra.sh clean           stop, then delete the nodes' data (the fetched server is kept)
+#   cassandra.sh nodetool N ARGS run nodetool against node N (e.g. nodetool 1 status)
 #
 # Environment (all optional):
 #   CASSANDRA_CACHE          where the server and node directories live (default: <repo>/.cache/cassandra)
@@ -24,7 +25,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 CACHE="${CASSANDRA_CACHE:-$ROOT/.cache/cassandra}"
 LIB="$CACHE/server-$CASSANDRA_VERSION/lib"
-NODES_DIR="$CACHE/nodes"
+# Each ring size has its own node directories (ring1/node1, ring3/node1..3), so a single
+# node never wakes up believing it still belongs to a ring whose other members are down.
+RING_DIR="$CACHE/ring1"
 CLUSTER_NAME="${CASSANDRA_CLUSTER_NAME:-holdover-local}"
 START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
 CQL_PORT=9042
@@ -38,13 +41,15 @@ fail() {
 }
 
 node_addr() { echo "127.0.0.$1"; }
-node_dir() { echo "$NODES_DIR/node$1"; }
+node_dir() { echo "$RING_DIR/node$1"; }
 pid_file() { echo "$(node_dir "$1")/cassandra.pid"; }
 
 # running N: the pid of node N when the process this script started is alive.
-running() {
-	local pf
-	pf="$(pid_file "$1")"
+running() { running_in "$(node_dir "$1")"; }
+
+# running_in DIR: the same for the node whose directory is DIR.
+running_in() {
+	local pf="$1/cassandra.pid"
 	[[ -f "$pf" ]] || return 1
 	local pid
 	pid="$(cat "$pf")"
@@ -64,7 +69,7 @@ show_logs() {
 	for f in "$dir/logs/system.log" "$dir/logs/stdout.log"; do
 		if [[ -s "$f" ]]; then
 			echo "---- last lines of ${f#"$ROOT"/} ----" >&2
-			tail -n 40 "$f" >&2
+			tail -n 25 "$f" | cut -c1-300 >&2
 		fi
 	done
 }
@@ -164,8 +169,14 @@ start_node() {
 		say "node $n already running (pid $pid), reused"
 		return 0
 	fi
-	if port_open "$addr" "$CQL_PORT" || port_open "$addr" "$STORAGE_PORT"; then
-		fail "port $CQL_PORT or $STORAGE_PORT on $addr is taken by a process this script did not start; stop it, or point the project at that Cassandra with HOLDOVER_CASSANDRA_HOSTS=$addr"
+	local port
+	for port in "$CQL_PORT" "$STORAGE_PORT"; do
+		if port_open "$addr" "$port"; then
+			fail "port $port on $addr is taken by a process this script did not start; stop it, or point the project at that Cassandra with HOLDOVER_CASSANDRA_HOSTS=$addr"
+		fi
+	done
+	if port_open 127.0.0.1 $((7198 + n)); then
+		fail "JMX port $((7198 + n)) on 127.0.0.1 is taken by a process this script did not start; stop it first"
 	fi
 	write_config "$n" "$seeds"
 	if ((nodes > 1)); then heap="${MAX_HEAP_SIZE:-768M}"; else heap="${MAX_HEAP_SIZE:-1G}"; fi
@@ -224,6 +235,14 @@ cmd_start() {
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
 	flock 9
+	RING_DIR="$CACHE/ring$nodes"
+	local dir pid
+	for dir in "$CACHE"/ring*/node*; do
+		[[ -d "$dir" && "${dir%/node*}" != "$RING_DIR" ]] || continue
+		if pid="$(running_in "$dir")"; then
+			fail "a ring of another size is running (${dir#"$CACHE"/}, pid $pid); stop it first with make cassandra-stop"
+		fi
+	done
 	fetch_server
 	build_probe
 	local n
@@ -237,12 +256,11 @@ cmd_stop() {
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
 	flock 9
-	local pf n pid
-	for pf in "$NODES_DIR"/node*/cassandra.pid; do
-		[[ -f "$pf" ]] || continue
-		n="${pf%/cassandra.pid}"
-		n="${n##*/node}"
-		if pid="$(running "$n")"; then
+	local dir name pid
+	for dir in "$CACHE"/ring*/node*; do
+		[[ -f "$dir/cassandra.pid" ]] || continue
+		name="${dir#"$CACHE"/}"
+		if pid="$(running_in "$dir")"; then
 			kill "$pid" 2>/dev/null || true
 			for _ in $(seq 1 60); do
 				kill -0 "$pid" 2>/dev/null || break
@@ -251,38 +269,60 @@ cmd_stop() {
 			if kill -0 "$pid" 2>/dev/null; then
 				kill -9 "$pid" 2>/dev/null || true
 			fi
-			say "stopped node $n (pid $pid)"
+			say "stopped $name (pid $pid)"
 		fi
-		rm -f "$pf"
+		rm -f "$dir/cassandra.pid"
 	done
 }
 
 cmd_status() {
-	local dir n pid any=0
-	for dir in "$NODES_DIR"/node*; do
+	local dir name pid any=0
+	for dir in "$CACHE"/ring*/node*; do
 		[[ -d "$dir" ]] || continue
 		any=1
-		n="${dir##*/node}"
-		if pid="$(running "$n")"; then
-			say "node $n running (pid $pid) at $(node_addr "$n"):$CQL_PORT"
+		name="${dir#"$CACHE"/}"
+		if pid="$(running_in "$dir")"; then
+			say "$name running (pid $pid) at $(node_addr "${dir##*/node}"):$CQL_PORT"
 		else
-			say "node $n stopped"
+			say "$name stopped"
 		fi
 	done
 	((any)) || say "no node has been started"
+}
+
+# jvm_module_opts: the --add-exports/--add-opens options of conf/jvm.options, for tools.
+jvm_module_opts() {
+	local line
+	while IFS= read -r line; do
+		[[ "$line" == --add-* ]] && echo "${line/ /=}"
+	done <"$HERE/conf/jvm.options"
+}
+
+cmd_nodetool() {
+	local n="${1:-1}"
+	shift || true
+	[[ -f "$LIB/cassandra-all-$CASSANDRA_VERSION.jar" ]] || fail "the server is not fetched yet: run make cassandra"
+	local opts
+	mapfile -t opts < <(jvm_module_opts)
+	java "${opts[@]}" -Xmx256m -Dlogback.configurationFile="$HERE/conf/logback-tools.xml" \
+		-cp "$LIB/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p $((7198 + n)) "$@"
 }
 
 case "${1:-}" in
 start) cmd_start "${2:-${NODES:-1}}" ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
+nodetool)
+	shift
+	cmd_nodetool "$@"
+	;;
 clean)
 	cmd_stop
-	rm -rf "$NODES_DIR"
+	rm -rf "$CACHE"/ring*
 	say "node data removed"
 	;;
 *)
-	echo "usage: $0 start [NODES] | stop | status | clean" >&2
+	echo "usage: $0 start [NODES] | stop | status | clean | nodetool N ARGS" >&2
 	exit 2
 	;;
 esac
