@@ -1,0 +1,164 @@
+package residency
+
+import (
+	"context"
+	"time"
+
+	"github.com/holdover/holdover/internal/store"
+)
+
+// Adopted is a session this node now owns, with the state to restore.
+type Adopted struct {
+	Session       string
+	Epoch         uint64       // the epoch this node owns it at
+	PreviousOwner string       // the node that owned it before
+	Released      bool         // the previous owner had released it (graceful shutdown)
+	Items         []store.Item // the persisted state, in key order
+}
+
+// Peeked is a read-only view of a session.
+type Peeked struct {
+	Session string
+	Owner   string
+	Epoch   uint64
+	Items   []store.Item
+}
+
+// AdoptOptions changes how Adopt treats a live owner.
+type AdoptOptions struct {
+	// Force adopts even when the owner's lease is live and it did not release
+	// the session (an operator's takeover of a node known to be gone).
+	Force bool
+}
+
+// Adopt takes ownership of a non-resident session and returns its state.
+//
+// In order: an ID confirmed absent moments ago answers ErrNotFound without a
+// query; concurrent calls for one ID share one lookup; the ownership row is
+// read (none: ErrNotFound); a live owner that did not release the session gives
+// an *OwnedElsewhereError naming it, unless opts.Force; otherwise a
+// compare-and-set on the epoch claims it (exactly one claimant wins; losers get
+// an *OwnedElsewhereError naming the winner); the winner reads the state and
+// fences the previous owner, so none of its later writes can become visible.
+//
+// Adopt is safe to retry: a failure after the claim leaves the session owned
+// by this node in Cassandra, and the next Adopt claims it again (one epoch up)
+// and fences.
+func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
+	if m.closed.Load() {
+		return nil, ErrClosed
+	}
+	if m.Fenced() {
+		return nil, ErrFenced
+	}
+	if _, ok := m.Epoch(session); ok {
+		return nil, ErrAlreadyOwned
+	}
+	if !opts.Force && m.neg.absent(session) {
+		m.stats.notFound.Add(1)
+		m.stats.negativeHits.Add(1)
+		return nil, ErrNotFound
+	}
+	key := session
+	if opts.Force {
+		key = "\x00force\x00" + session
+	}
+	v, err, _ := m.flight.Do(key, func() (any, error) { return m.adopt(ctx, session, opts) })
+	if err != nil {
+		return nil, err
+	}
+	a := *v.(*Adopted) // each caller gets its own copy of the header
+	return &a, nil
+}
+
+func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
+	o, found, err := m.store.ReadOwner(ctx, session)
+	m.stats.ownerReads.Add(1)
+	if err != nil {
+		m.stats.adoptErrors.Add(1)
+		return nil, err
+	}
+	if !found {
+		m.neg.remember(session)
+		m.stats.notFound.Add(1)
+		return nil, ErrNotFound
+	}
+	// A row naming this node but absent from the ownership map belongs to an
+	// earlier incarnation of this node: adopt it like any other.
+	if o.Node != m.cfg.NodeID && !o.Released && !opts.Force {
+		live, err := m.Live(ctx, o.Node)
+		if err != nil {
+			m.stats.adoptErrors.Add(1)
+			return nil, err
+		}
+		if live {
+			m.stats.ownedElsewhere.Add(1)
+			return nil, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
+		}
+	}
+	won, cur, err := m.store.Claim(ctx, session, o, m.cfg.NodeID, m.cfg.OwnershipTTL)
+	if err != nil {
+		m.stats.adoptErrors.Add(1)
+		return nil, err
+	}
+	if !won {
+		if cur.Epoch == 0 {
+			m.stats.notFound.Add(1)
+			return nil, ErrNotFound
+		}
+		m.stats.claimConflicts.Add(1)
+		return nil, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
+	}
+	items, err := m.store.ReadState(ctx, session)
+	if err != nil {
+		m.stats.adoptErrors.Add(1)
+		return nil, err
+	}
+	if err := m.store.Fence(ctx, session, cur.Epoch, items); err != nil {
+		m.stats.adoptErrors.Add(1)
+		return nil, err
+	}
+	m.neg.forget(session)
+	m.setOwned(session, cur.Epoch)
+	m.stats.adopted.Add(1)
+	m.reindex(session, o.Node, cur.Epoch)
+	return &Adopted{Session: session, Epoch: cur.Epoch, PreviousOwner: o.Node, Released: o.Released, Items: items}, nil
+}
+
+// reindex moves session from prev's index entries to this node's. The index
+// is a hint for bulk takeover, so failures are logged, not returned.
+func (m *Manager) reindex(session, prev string, epoch uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL); err != nil {
+		m.cfg.Logger.Warn("holdover: owner index not updated", "session", session, "err", err)
+	}
+	if prev != m.cfg.NodeID {
+		if err := m.store.UnindexOwner(ctx, prev, session); err != nil {
+			m.cfg.Logger.Warn("holdover: old owner index entry not removed", "session", session, "owner", prev, "err", err)
+		}
+	}
+}
+
+// Peek reads a session without adopting it: its owner, epoch and persisted
+// items (which may lag the owner's unflushed changes by the flush window).
+func (m *Manager) Peek(ctx context.Context, session string) (*Peeked, error) {
+	if m.neg.absent(session) {
+		m.stats.negativeHits.Add(1)
+		return nil, ErrNotFound
+	}
+	o, found, err := m.store.ReadOwner(ctx, session)
+	m.stats.ownerReads.Add(1)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		m.neg.remember(session)
+		return nil, ErrNotFound
+	}
+	items, err := m.store.ReadState(ctx, session)
+	if err != nil {
+		return nil, err
+	}
+	return &Peeked{Session: session, Owner: o.Node, Epoch: o.Epoch, Items: items}, nil
+}

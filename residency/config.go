@@ -1,0 +1,80 @@
+package residency
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// NodeID is this node's stable identity. Required.
+	NodeID string
+	// LeaseTTL is how long a lease lives without renewal; peers may adopt this
+	// node's sessions after it. Default 10s, range 1s..10m.
+	LeaseTTL time.Duration
+	// LeaseRenew is the renewal period. Default LeaseTTL/3; at most LeaseTTL/2.
+	LeaseRenew time.Duration
+	// OwnershipTTL is the TTL of ownership rows and index entries: a session
+	// nobody adopts vanishes after it. Default 7 days.
+	OwnershipTTL time.Duration
+	// NegativeCacheTTL is how long an ID confirmed absent answers ErrNotFound
+	// without a query. Default 2s; 0 disables the cache.
+	NegativeCacheTTL time.Duration
+	// NegativeCacheSize bounds the negative cache in entries. Default 100000.
+	NegativeCacheSize int
+	// LeaseCacheTTL is how long a peer's lease lookup is reused. Default
+	// LeaseRenew/2.
+	LeaseCacheTTL time.Duration
+	// OnFenced is called (from the lease goroutine) when this node self-fences,
+	// with the sessions it owned: the host must stop serving them, or re-adopt
+	// them after the node recovers.
+	OnFenced func(sessions []string)
+	// OnRecovered is called when renewals succeed again after a fence, with the
+	// sessions a peer adopted meanwhile (dropped from this node).
+	OnRecovered func(lost []string)
+	// Flusher is paused while the node is fenced (the adapter passes its buffer).
+	Flusher Pauser
+	// Logger receives lease and adoption events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Pauser stops and restarts flushing.
+type Pauser interface {
+	Pause()
+	Resume()
+	Discard(sessions ...string) int
+}
+
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("residency: NodeID is required"))
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	if c.LeaseTTL < time.Second || c.LeaseTTL > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("residency: LeaseTTL %s must be between 1s and 10m", c.LeaseTTL))
+	}
+	if c.LeaseRenew == 0 {
+		c.LeaseRenew = c.LeaseTTL / 3
+	}
+	if c.LeaseRenew <= 0 || c.LeaseRenew > c.LeaseTTL/2 {
+		errs = append(errs, fmt.Errorf("residency: LeaseRenew %s must be above 0 and at most LeaseTTL/2 (%s)", c.LeaseRenew, c.LeaseTTL/2))
+	}
+	if c.OwnershipTTL == 0 {
+		c.OwnershipTTL = 7 * 24 * time.Hour
+	}
+	if c.NegativeCacheSize == 0 {
+		c.NegativeCacheSize = 100000
+	}
+	if c.LeaseCacheTTL == 0 {
+		c.LeaseCacheTTL = c.LeaseRenew / 2
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, errors.Join(errs...)
+}

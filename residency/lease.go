@@ -1,0 +1,134 @@
+package residency
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// renewLoop renews the lease every LeaseRenew. When a renewal fails and the
+// next attempt would come after the lease expired, the node self-fences.
+func (m *Manager) renewLoop() {
+	defer close(m.done)
+	t := time.NewTicker(m.cfg.LeaseRenew)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
+		err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL)
+		cancel()
+		if err == nil {
+			m.lastRenew.Store(began.UnixNano())
+			m.stats.renewals.Add(1)
+			if m.Fenced() {
+				m.recover()
+			}
+			continue
+		}
+		m.stats.renewFailures.Add(1)
+		age := time.Since(time.Unix(0, m.lastRenew.Load()))
+		m.cfg.Logger.Warn("holdover: lease renewal failed", "node", m.cfg.NodeID, "since_last_renewal", age, "err", err)
+		if age+m.cfg.LeaseRenew >= m.cfg.LeaseTTL && !m.Fenced() {
+			m.fence()
+		}
+	}
+}
+
+// fence stops this node from acting as an owner: flushing pauses and the host
+// is told which sessions it may have lost.
+func (m *Manager) fence() {
+	m.mu.Lock()
+	m.fenced = true
+	sessions := make([]string, 0, len(m.owned))
+	for s := range m.owned {
+		sessions = append(sessions, s)
+	}
+	m.mu.Unlock()
+	m.stats.fences.Add(1)
+	if m.cfg.Flusher != nil {
+		m.cfg.Flusher.Pause()
+	}
+	m.cfg.Logger.Error("holdover: lease lapsed, node self-fenced", "node", m.cfg.NodeID, "sessions", len(sessions))
+	if m.cfg.OnFenced != nil {
+		m.cfg.OnFenced(sessions)
+	}
+}
+
+// recover runs after a successful renewal while fenced: sessions whose
+// ownership row still names this node at the same epoch stay owned; the rest
+// (adopted by peers, or unreadable) are discarded from the buffer and
+// forgotten. Then flushing resumes.
+func (m *Manager) recover() {
+	m.mu.RLock()
+	check := make(map[string]uint64, len(m.owned))
+	for s, e := range m.owned {
+		check[s] = e
+	}
+	m.mu.RUnlock()
+	var lost []string
+	for s, e := range check {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
+		o, found, err := m.store.ReadOwner(ctx, s)
+		cancel()
+		if err == nil && found && o.Node == m.cfg.NodeID && o.Epoch == e {
+			continue
+		}
+		lost = append(lost, s)
+		m.forgetOwned(s, e)
+	}
+	if m.cfg.Flusher != nil && len(lost) > 0 {
+		m.cfg.Flusher.Discard(lost...)
+	}
+	m.mu.Lock()
+	m.fenced = false
+	m.mu.Unlock()
+	if m.cfg.Flusher != nil {
+		m.cfg.Flusher.Resume()
+	}
+	m.cfg.Logger.Info("holdover: lease renewed, node unfenced", "node", m.cfg.NodeID, "kept", len(check)-len(lost), "lost", len(lost))
+	if m.cfg.OnRecovered != nil {
+		m.cfg.OnRecovered(lost)
+	}
+}
+
+// leaseCache remembers peers' liveness for a short time, so a burst of events
+// for a live peer's sessions costs one lease read.
+type leaseCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]leaseEntry
+}
+
+type leaseEntry struct {
+	live    bool
+	expires time.Time
+}
+
+// Live reports whether node's lease is live, reading it from Cassandra at
+// most once per LeaseCacheTTL.
+func (m *Manager) Live(ctx context.Context, node string) (bool, error) {
+	now := time.Now()
+	m.leases.mu.Lock()
+	e, ok := m.leases.m[node]
+	m.leases.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.live, nil
+	}
+	_, live, err := m.store.ReadLease(ctx, node)
+	if err != nil {
+		return false, err
+	}
+	m.stats.leaseReads.Add(1)
+	m.leases.mu.Lock()
+	if len(m.leases.m) > 10000 {
+		clear(m.leases.m)
+	}
+	m.leases.m[node] = leaseEntry{live: live, expires: now.Add(m.leases.ttl)}
+	m.leases.mu.Unlock()
+	return live, nil
+}

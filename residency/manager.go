@@ -1,0 +1,242 @@
+package residency
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/holdover/holdover/internal/store"
+)
+
+// Store is what residency needs from Cassandra; *store.Store implements it.
+type Store interface {
+	ReadOwner(ctx context.Context, session string) (store.Owner, bool, error)
+	CreateOwner(ctx context.Context, session, node string, ttl time.Duration) (bool, store.Owner, error)
+	Claim(ctx context.Context, session string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error)
+	Release(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
+	DeleteOwner(ctx context.Context, session string, epoch uint64) (bool, error)
+	ReadState(ctx context.Context, session string) ([]store.Item, error)
+	Fence(ctx context.Context, session string, epoch uint64, items []store.Item) error
+	RenewLease(ctx context.Context, node string, ttl time.Duration) error
+	ReadLease(ctx context.Context, node string) (store.Lease, bool, error)
+	IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error
+	UnindexOwner(ctx context.Context, node, session string) error
+	OwnedBy(ctx context.Context, node string, fn func(store.Owned) bool) error
+}
+
+// Manager tracks which sessions this node owns and runs its lease. It is safe
+// for concurrent use.
+type Manager struct {
+	cfg   Config
+	store Store
+
+	mu     sync.RWMutex
+	owned  map[string]uint64 // session -> epoch this node owns it at
+	fenced bool
+
+	neg    *negativeCache
+	leases leaseCache
+	flight singleflight.Group
+
+	lastRenew atomic.Int64 // unix nanos of the start of the last successful renewal
+	stats     counters
+
+	stop   chan struct{}
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+// New returns a Manager for cfg.NodeID. Call Start to take the lease.
+func New(cfg Config, st Store) (*Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	neg, err := newNegativeCache(cfg.NegativeCacheSize, cfg.NegativeCacheTTL)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{
+		cfg:    cfg,
+		store:  st,
+		owned:  make(map[string]uint64),
+		neg:    neg,
+		leases: leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]leaseEntry{}},
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}, nil
+}
+
+// NodeID is this node's identity.
+func (m *Manager) NodeID() string { return m.cfg.NodeID }
+
+// Start writes this node's lease (failing if it cannot) and starts renewing
+// it every LeaseRenew until Close.
+func (m *Manager) Start(ctx context.Context) error {
+	began := time.Now()
+	if err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL); err != nil {
+		return err
+	}
+	m.lastRenew.Store(began.UnixNano())
+	m.stats.renewals.Add(1)
+	go m.renewLoop()
+	return nil
+}
+
+// Epoch returns the epoch at which this node owns session, if it does.
+// The flush path uses it to build write timestamps.
+func (m *Manager) Epoch(session string) (uint64, bool) {
+	m.mu.RLock()
+	e, ok := m.owned[session]
+	m.mu.RUnlock()
+	return e, ok
+}
+
+// Fenced reports whether this node has self-fenced (its lease lapsed).
+func (m *Manager) Fenced() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.fenced
+}
+
+// Owned returns the sessions this node owns.
+func (m *Manager) Owned() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.owned))
+	for s := range m.owned {
+		out = append(out, s)
+	}
+	return out
+}
+
+// EnsureOwned returns the epoch at which this node owns session, recording a
+// brand-new session at epoch 1 (a lightweight transaction, once per session).
+// When the session already belongs to another node it returns an
+// *OwnedElsewhereError: the host created a session whose ID is taken, and must
+// adopt it first.
+func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, error) {
+	if e, ok := m.Epoch(session); ok {
+		return e, nil
+	}
+	if m.Fenced() {
+		return 0, ErrFenced
+	}
+	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.cfg.OwnershipTTL)
+	if err != nil {
+		return 0, err
+	}
+	if !created {
+		return 0, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch}
+	}
+	m.stats.created.Add(1)
+	m.neg.forget(session)
+	m.setOwned(session, 1)
+	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, 1, m.cfg.OwnershipTTL); err != nil {
+		// The index is a hint for bulk takeover; ownership is already recorded.
+		m.cfg.Logger.Warn("holdover: owner index not updated", "session", session, "err", err)
+	}
+	return 1, nil
+}
+
+// Ended forgets a session that ended: it deletes its ownership row (if this
+// node still owns it at the same epoch) and its index entry.
+func (m *Manager) Ended(ctx context.Context, session string) error {
+	e, ok := m.Epoch(session)
+	if !ok {
+		return nil
+	}
+	if _, err := m.store.DeleteOwner(ctx, session, e); err != nil {
+		return err
+	}
+	m.forgetOwned(session, e)
+	return m.store.UnindexOwner(ctx, m.cfg.NodeID, session)
+}
+
+// Forget drops session from this node's ownership map without touching
+// Cassandra (the host discarded it).
+func (m *Manager) Forget(session string) {
+	m.mu.Lock()
+	delete(m.owned, session)
+	m.mu.Unlock()
+}
+
+func (m *Manager) setOwned(session string, epoch uint64) {
+	m.mu.Lock()
+	m.owned[session] = epoch
+	m.mu.Unlock()
+}
+
+// forgetOwned removes session if it is still owned at epoch.
+func (m *Manager) forgetOwned(session string, epoch uint64) {
+	m.mu.Lock()
+	if m.owned[session] == epoch {
+		delete(m.owned, session)
+	}
+	m.mu.Unlock()
+}
+
+// ReleaseAll marks every session this node owns as released, so peers adopt
+// them at once (graceful shutdown: call it after the buffer has flushed). It
+// returns how many were released; sessions it could not release stay owned
+// and become adoptable when the lease expires.
+func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
+	m.mu.RLock()
+	work := make(map[string]uint64, len(m.owned))
+	for s, e := range m.owned {
+		work[s] = e
+	}
+	m.mu.RUnlock()
+
+	var (
+		released atomic.Int64
+		firstErr error
+		errMu    sync.Mutex
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, 32)
+	)
+	for s, e := range work {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(s string, e uint64) {
+			defer func() { <-sem; wg.Done() }()
+			ok, err := m.store.Release(ctx, s, m.cfg.NodeID, e, m.cfg.OwnershipTTL)
+			if err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				errMu.Unlock()
+				return
+			}
+			if ok {
+				released.Add(1)
+				m.stats.released.Add(1)
+			}
+			m.forgetOwned(s, e)
+		}(s, e)
+	}
+	wg.Wait()
+	return int(released.Load()), firstErr
+}
+
+// Close stops renewing the lease. It does not release sessions (ReleaseAll
+// does) and leaves the lease to expire by its TTL unless dropLease is set, in
+// which case it writes a 1 s lease so peers see the node gone at once.
+func (m *Manager) Close(ctx context.Context, dropLease bool) error {
+	if !m.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(m.stop)
+	if m.lastRenew.Load() != 0 {
+		<-m.done
+	}
+	m.neg.close()
+	if dropLease {
+		return m.store.RenewLease(ctx, m.cfg.NodeID, time.Second)
+	}
+	return nil
+}

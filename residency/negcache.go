@@ -1,0 +1,57 @@
+package residency
+
+import (
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// negativeCache remembers session IDs confirmed absent, for a short TTL, so a
+// burst of events for an unknown session costs one Cassandra read.
+type negativeCache struct {
+	c   *ristretto.Cache[string, struct{}]
+	ttl time.Duration
+}
+
+func newNegativeCache(size int, ttl time.Duration) (*negativeCache, error) {
+	if ttl <= 0 || size <= 0 {
+		return &negativeCache{}, nil
+	}
+	c, err := ristretto.NewCache(&ristretto.Config[string, struct{}]{
+		NumCounters: int64(size) * 10,
+		MaxCost:     int64(size),
+		BufferItems: 64,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &negativeCache{c: c, ttl: ttl}, nil
+}
+
+func (n *negativeCache) absent(session string) bool {
+	if n.c == nil {
+		return false
+	}
+	_, ok := n.c.Get(session)
+	return ok
+}
+
+func (n *negativeCache) remember(session string) {
+	if n.c == nil {
+		return
+	}
+	n.c.SetWithTTL(session, struct{}{}, 1, n.ttl)
+	n.c.Wait() // make it visible to the next lookup; this is the rare miss path
+}
+
+func (n *negativeCache) forget(session string) {
+	if n.c != nil {
+		n.c.Del(session)
+	}
+}
+
+func (n *negativeCache) close() {
+	if n.c != nil {
+		n.c.Close()
+	}
+}

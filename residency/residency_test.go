@@ -1,0 +1,478 @@
+package residency_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/store"
+	"github.com/holdover/holdover/residency"
+)
+
+// cluster is one test keyspace with a store per simulated node.
+type cluster struct {
+	t  *testing.T
+	ks string
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{t: t, ks: cassandratest.Keyspace(t)}
+	c.store(true) // create the schema once
+	return c
+}
+
+// store opens a separate driver session, as a separate node would have.
+func (c *cluster) store(schema bool) *store.Store {
+	c.t.Helper()
+	hosts, port := cassandratest.Hosts(c.t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, store.Options{Hosts: hosts, Port: port, Keyspace: c.ks, CreateSchema: schema})
+	if err != nil {
+		c.t.Fatalf("open store: %v", err)
+	}
+	c.t.Cleanup(st.Close)
+	return st
+}
+
+// node starts a Manager named id on its own store.
+func (c *cluster) node(id string, st residency.Store, tweak ...func(*residency.Config)) *residency.Manager {
+	c.t.Helper()
+	cfg := residency.Config{NodeID: id, LeaseTTL: 5 * time.Second}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	m, err := residency.New(cfg, st)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { _ = m.Close(context.Background(), false) })
+	return m
+}
+
+// orphan persists a session owned by a node that has no lease (a dead node).
+func orphan(t *testing.T, st *store.Store, session, owner string, items ...store.Item) {
+	t.Helper()
+	ctx := context.Background()
+	if ok, _, err := st.CreateOwner(ctx, session, owner, time.Hour); err != nil || !ok {
+		t.Fatalf("create owner %s: %v %v", session, ok, err)
+	}
+	if err := st.IndexOwner(ctx, owner, session, 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if len(items) > 0 {
+		if err := st.WriteSession(ctx, &store.Write{Session: session, Epoch: 1, Seq: 1000, Items: items}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func state(t *testing.T, st *store.Store, session string) map[string]string {
+	t.Helper()
+	items, err := st.ReadState(context.Background(), session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, it := range items {
+		m[it.Key] = string(it.Value)
+	}
+	return m
+}
+
+// counting wraps a store and counts (and can slow or break) some calls.
+type counting struct {
+	*store.Store
+	ownerReads atomic.Int64
+	readDelay  time.Duration
+	renewFails atomic.Bool
+}
+
+func (c *counting) ReadOwner(ctx context.Context, s string) (store.Owner, bool, error) {
+	c.ownerReads.Add(1)
+	time.Sleep(c.readDelay)
+	return c.Store.ReadOwner(ctx, s)
+}
+
+func (c *counting) RenewLease(ctx context.Context, node string, ttl time.Duration) error {
+	if c.renewFails.Load() {
+		return errors.New("injected: cassandra unreachable")
+	}
+	return c.Store.RenewLease(ctx, node, ttl)
+}
+
+func TestAdoptRestoresAndFences(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	st := c.store(false)
+	orphan(t, st, "call-1", "dead", store.Item{Key: "a", Value: []byte("1")}, store.Item{Key: "b", Value: []byte("2")})
+	b := c.node("b", st)
+	a, err := b.Adopt(context.Background(), "call-1", residency.AdoptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Epoch != 2 || a.PreviousOwner != "dead" || len(a.Items) != 2 || string(a.Items[0].Value) != "1" {
+		t.Fatalf("adopted %+v", a)
+	}
+	if e, ok := b.Epoch("call-1"); !ok || e != 2 {
+		t.Fatalf("epoch after adopt: %d %v", e, ok)
+	}
+	if _, err := b.Adopt(context.Background(), "call-1", residency.AdoptOptions{}); !errors.Is(err, residency.ErrAlreadyOwned) {
+		t.Fatalf("second adopt: %v", err)
+	}
+	// The dead owner wakes up and flushes with its clock far ahead: invisible.
+	late := &store.Write{Session: "call-1", Epoch: 1, Seq: 1<<store.SeqBits - 2, Items: []store.Item{{Key: "a", Value: []byte("zombie")}, {Key: "z", Value: []byte("zombie")}}}
+	if err := st.WriteSession(context.Background(), late); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(t, st, "call-1"); len(got) != 2 || got["a"] != "1" || got["b"] != "2" {
+		t.Fatalf("after the zombie's write a reader sees %v, want a=1 b=2", got)
+	}
+	// Peek sees the new owner.
+	p, err := b.Peek(context.Background(), "call-1")
+	if err != nil || p.Owner != "b" || p.Epoch != 2 || len(p.Items) != 2 {
+		t.Fatalf("peek: %+v %v", p, err)
+	}
+}
+
+func TestAdoptRefusesLiveOwnerUnlessForced(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	a := c.node("a", c.store(false))
+	b := c.node("b", c.store(false))
+	ctx := context.Background()
+	if e, err := a.EnsureOwned(ctx, "s1"); err != nil || e != 1 {
+		t.Fatalf("ensure owned: %d %v", e, err)
+	}
+	_, err := b.Adopt(ctx, "s1", residency.AdoptOptions{})
+	var oe *residency.OwnedElsewhereError
+	if !errors.As(err, &oe) || oe.Owner != "a" || !oe.Live || !errors.Is(err, residency.ErrOwnedElsewhere) {
+		t.Fatalf("adopt of a live node's session: %v", err)
+	}
+	// A second node creating the same ID is told who owns it.
+	if _, err := b.EnsureOwned(ctx, "s1"); !errors.As(err, &oe) || oe.Owner != "a" {
+		t.Fatalf("ensure owned of a taken ID: %v", err)
+	}
+	got, err := b.Adopt(ctx, "s1", residency.AdoptOptions{Force: true})
+	if err != nil || got.PreviousOwner != "a" || got.Epoch != 2 {
+		t.Fatalf("forced adopt: %+v %v", got, err)
+	}
+}
+
+func TestAdoptionRace(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	seed := c.store(false)
+	const adopters, rounds = 8, 300
+	nodes := make([]*residency.Manager, adopters)
+	for i := range nodes {
+		nodes[i] = c.node(fmt.Sprintf("n%d", i), c.store(false))
+	}
+	began := time.Now()
+	for r := 0; r < rounds; r++ {
+		session := fmt.Sprintf("race-%d", r)
+		orphan(t, seed, session, "dead", store.Item{Key: "k", Value: []byte("v")})
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			winners []string
+			named   []string
+			other   []error
+			gate    = make(chan struct{})
+		)
+		for _, n := range nodes {
+			wg.Add(1)
+			go func(n *residency.Manager) {
+				defer wg.Done()
+				<-gate
+				a, err := n.Adopt(context.Background(), session, residency.AdoptOptions{})
+				mu.Lock()
+				defer mu.Unlock()
+				var oe *residency.OwnedElsewhereError
+				switch {
+				case err == nil && len(a.Items) == 1:
+					winners = append(winners, n.NodeID())
+				case errors.As(err, &oe):
+					named = append(named, oe.Owner)
+				default:
+					other = append(other, fmt.Errorf("%s: %v", n.NodeID(), err))
+				}
+			}(n)
+		}
+		close(gate)
+		wg.Wait()
+		if len(winners) != 1 || len(other) > 0 {
+			t.Fatalf("round %d: winners %v, other outcomes %v", r, winners, other)
+		}
+		for _, name := range named {
+			if name != winners[0] {
+				t.Fatalf("round %d: a loser named %q, the winner was %q", r, name, winners[0])
+			}
+		}
+	}
+	var claims uint64
+	for _, n := range nodes {
+		claims += n.Stats().ClaimConflicts
+	}
+	t.Logf("%d rounds of %d adopters in %s; %d losers lost the claim itself, the rest saw the winner's live lease",
+		rounds, adopters, time.Since(began).Round(time.Millisecond), claims)
+}
+
+func TestNegativeCacheAndSingleFlight(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	cs := &counting{Store: c.store(false)}
+	m := c.node("a", cs, func(cfg *residency.Config) { cfg.NegativeCacheTTL = 5 * time.Second })
+	for i := 0; i < 1000; i++ {
+		if _, err := m.Adopt(context.Background(), "nobody", residency.AdoptOptions{}); !errors.Is(err, residency.ErrNotFound) {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	if n := cs.ownerReads.Load(); n > 3 {
+		t.Fatalf("1000 events for an unknown ID made %d reads, want at most 3", n)
+	}
+	t.Logf("1000 events for an unknown ID: %d Cassandra read(s)", cs.ownerReads.Load())
+
+	// Single flight: 100 concurrent adoptions of one ID share one read.
+	cs2 := &counting{Store: c.store(false), readDelay: 300 * time.Millisecond}
+	m2 := c.node("b", cs2, func(cfg *residency.Config) { cfg.NegativeCacheTTL = 0 })
+	orphan(t, cs2.Store, "hot", "dead", store.Item{Key: "k", Value: []byte("v")})
+	var (
+		wg      sync.WaitGroup
+		ok      atomic.Int64
+		gate    = make(chan struct{})
+		failure atomic.Value
+	)
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			a, err := m2.Adopt(context.Background(), "hot", residency.AdoptOptions{})
+			if err != nil {
+				failure.Store(err)
+				return
+			}
+			if len(a.Items) == 1 {
+				ok.Add(1)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	if f := failure.Load(); f != nil {
+		t.Fatalf("a concurrent adopt failed: %v", f)
+	}
+	if n := cs2.ownerReads.Load(); n != 1 || ok.Load() != 100 {
+		t.Fatalf("100 concurrent adopts: %d reads, %d got the state; want 1 and 100", n, ok.Load())
+	}
+}
+
+type pauser struct {
+	mu        sync.Mutex
+	paused    bool
+	discarded []string
+}
+
+func (p *pauser) Pause()  { p.mu.Lock(); p.paused = true; p.mu.Unlock() }
+func (p *pauser) Resume() { p.mu.Lock(); p.paused = false; p.mu.Unlock() }
+func (p *pauser) Discard(s ...string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.discarded = append(p.discarded, s...)
+	return len(s)
+}
+func (p *pauser) state() (bool, []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused, append([]string(nil), p.discarded...)
+}
+
+func TestLeaseExpirySelfFences(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	cs := &counting{Store: c.store(false)}
+	const ttl = 2 * time.Second
+	fencedAt := make(chan []string, 1)
+	recovered := make(chan []string, 1)
+	p := &pauser{}
+	a := c.node("a", cs, func(cfg *residency.Config) {
+		cfg.LeaseTTL, cfg.LeaseRenew = ttl, 400*time.Millisecond
+		cfg.Flusher = p
+		cfg.OnFenced = func(s []string) { fencedAt <- s }
+		cfg.OnRecovered = func(lost []string) { recovered <- lost }
+	})
+	b := c.node("b", c.store(false))
+	ctx := context.Background()
+	for _, s := range []string{"keep", "lose"} {
+		if _, err := a.EnsureOwned(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopped := time.Now()
+	cs.renewFails.Store(true)
+	select {
+	case s := <-fencedAt:
+		elapsed := time.Since(stopped)
+		sort.Strings(s)
+		if elapsed > ttl || len(s) != 2 || s[0] != "keep" {
+			t.Fatalf("fenced after %s with %v; want within %s with [keep lose]", elapsed, s, ttl)
+		}
+		t.Logf("self-fenced %s after renewals stopped (lease TTL %s)", elapsed.Round(time.Millisecond), ttl)
+	case <-time.After(3 * ttl):
+		t.Fatal("no self-fence within 3 lease TTLs")
+	}
+	if paused, _ := p.state(); !paused || !a.Fenced() {
+		t.Fatal("fenced node did not pause flushing")
+	}
+	if _, err := a.Adopt(ctx, "x", residency.AdoptOptions{}); !errors.Is(err, residency.ErrFenced) {
+		t.Fatalf("adopt while fenced: %v", err)
+	}
+	// Once A's lease has expired, B adopts one of its sessions.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := b.Adopt(ctx, "lose", residency.AdoptOptions{})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, residency.ErrOwnedElsewhere) || time.Now().After(deadline) {
+			t.Fatalf("b adopting a's session: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// A recovers: it keeps "keep", discards "lose", and resumes flushing.
+	cs.renewFails.Store(false)
+	select {
+	case lost := <-recovered:
+		if len(lost) != 1 || lost[0] != "lose" {
+			t.Fatalf("recovered losing %v, want [lose]", lost)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no recovery after renewals resumed")
+	}
+	paused, discarded := p.state()
+	if paused || len(discarded) != 1 || discarded[0] != "lose" {
+		t.Fatalf("after recovery paused=%v discarded=%v", paused, discarded)
+	}
+	if _, ok := a.Epoch("keep"); !ok {
+		t.Fatal("a lost a session nobody adopted")
+	}
+	if _, ok := a.Epoch("lose"); ok {
+		t.Fatal("a still believes it owns an adopted session")
+	}
+}
+
+func TestReleaseLetsPeersAdoptAtOnce(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	a := c.node("a", c.store(false))
+	b := c.node("b", c.store(false))
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		if _, err := a.EnsureOwned(ctx, fmt.Sprintf("r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := a.ReleaseAll(ctx); err != nil || n != 20 {
+		t.Fatalf("release: %d %v", n, err)
+	}
+	_ = a.Close(ctx, false) // its lease is still live for seconds
+	began := time.Now()
+	for i := 0; i < 20; i++ {
+		got, err := b.Adopt(ctx, fmt.Sprintf("r%d", i), residency.AdoptOptions{})
+		if err != nil || !got.Released || got.PreviousOwner != "a" {
+			t.Fatalf("adopt r%d after release: %+v %v", i, got, err)
+		}
+	}
+	t.Logf("20 released sessions adopted in %s, with the releasing node's lease still live", time.Since(began).Round(time.Millisecond))
+}
+
+func TestEndedRemovesOwnership(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	st := c.store(false)
+	a := c.node("a", st)
+	ctx := context.Background()
+	if _, err := a.EnsureOwned(ctx, "e"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Ended(ctx, "e"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := st.ReadOwner(ctx, "e"); err != nil || found {
+		t.Fatalf("owner row after end: found=%v err=%v", found, err)
+	}
+	n := 0
+	if err := st.OwnedBy(ctx, "a", func(store.Owned) bool { n++; return true }); err != nil || n != 0 {
+		t.Fatalf("index after end: %d entries, %v", n, err)
+	}
+}
+
+func TestBulkTakeover(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	st := c.store(false)
+	const n = 10000
+	began := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var failed atomic.Value
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			s := fmt.Sprintf("bulk-%05d", i)
+			ctx := context.Background()
+			if ok, _, err := st.CreateOwner(ctx, s, "dead", time.Hour); err != nil || !ok {
+				failed.Store(fmt.Errorf("create %s: %v %v", s, ok, err))
+				return
+			}
+			if err := st.IndexOwner(ctx, "dead", s, 1, time.Hour); err != nil {
+				failed.Store(err)
+				return
+			}
+			if err := st.WriteSession(ctx, &store.Write{Session: s, Epoch: 1, Seq: 1000, Items: []store.Item{{Key: "k", Value: []byte(s)}}}); err != nil {
+				failed.Store(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if f := failed.Load(); f != nil {
+		t.Fatal(f)
+	}
+	t.Logf("seeded %d sessions of a dead node in %s", n, time.Since(began).Round(time.Millisecond))
+
+	b := c.node("b", c.store(false))
+	var restored atomic.Int64
+	rep, err := b.Takeover(context.Background(), "dead", residency.TakeoverOptions{
+		Rate: 5000, Concurrency: 32,
+		OnAdopted: func(a *residency.Adopted) {
+			if len(a.Items) == 1 && string(a.Items[0].Value) == a.Session {
+				restored.Add(1)
+			}
+		},
+		Progress: func(r residency.TakeoverReport) { t.Logf("takeover: %d adopted after %s", r.Adopted, r.Duration.Round(time.Second)) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Listed != n || rep.Adopted != n || rep.Failed != 0 || restored.Load() != n {
+		t.Fatalf("takeover report %+v, %d restored; want all %d", rep, restored.Load(), n)
+	}
+	t.Logf("bulk takeover of %d sessions in %s (%.0f sessions/s)", n, rep.Duration.Round(time.Millisecond), float64(n)/rep.Duration.Seconds())
+	left := 0
+	if err := st.OwnedBy(context.Background(), "dead", func(store.Owned) bool { left++; return true }); err != nil || left != 0 {
+		t.Fatalf("dead node's index still lists %d sessions (%v)", left, err)
+	}
+}
