@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -505,6 +507,30 @@ func TestConfigPasswordNeverShown(t *testing.T) {
 	}
 }
 
+func TestConfigJSONOmitsPassword(t *testing.T) {
+	const password = "json-Pa55word"
+	c := DefaultConfig()
+	c.Username, c.Password = "holdover", password
+	for name, v := range map[string]any{"value": c, "pointer": &c, "in a struct": struct{ C Config }{c}} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), password) || strings.Contains(string(b), "Password") {
+			t.Errorf("json.Marshal(%s) shows the password: %s", name, b)
+		}
+		if !strings.Contains(string(b), `"Username":"holdover"`) {
+			t.Errorf("json.Marshal(%s) lacks the other fields: %s", name, b)
+		}
+	}
+	// Every secret field is kept out of JSON, not just the password.
+	for _, f := range configFields() {
+		if f.secret && reflect.TypeFor[Config]().Field(f.index).Tag.Get("json") != "-" {
+			t.Errorf("secret field %s lacks the tag json:\"-\"", f.name)
+		}
+	}
+}
+
 func TestConfigStringListsEveryField(t *testing.T) {
 	c := DefaultConfig()
 	s := c.String()
@@ -638,6 +664,10 @@ func TestValidIdentifier(t *testing.T) {
 	} {
 		if got := ValidIdentifier(s); got != want {
 			t.Errorf("ValidIdentifier(%q) = %v, want %v", s, got, want)
+		}
+		// The pattern the errors state is the rule the store applies.
+		if got := regexp.MustCompile(identifierPattern).MatchString(s); got != want {
+			t.Errorf("%s matches %q: %v, want %v", identifierPattern, s, got, want)
 		}
 	}
 }

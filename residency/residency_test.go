@@ -462,7 +462,9 @@ func TestBulkTakeover(t *testing.T) {
 				restored.Add(1)
 			}
 		},
-		Progress: func(r residency.TakeoverReport) { t.Logf("takeover: %d adopted after %s", r.Adopted, r.Duration.Round(time.Second)) },
+		Progress: func(r residency.TakeoverReport) {
+			t.Logf("takeover: %d adopted after %s", r.Adopted, r.Duration.Round(time.Second))
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
