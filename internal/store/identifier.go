@@ -1,6 +1,7 @@
 package store
 
-const identifierPattern = `^[A-Za-z][A-Za-z0-9_]{0,47}$`
+// IdentifierPattern is the rule ValidIdentifier checks, for error messages.
+const IdentifierPattern = `^[A-Za-z][A-Za-z0-9_]{0,47}$`
 
 // ValidIdentifier reports whether s can be used unquoted as a keyspace or
 // table name: a letter, then up to 47 letters, digits or underscores. Names are

@@ -115,11 +115,11 @@ func (o Options) withDefaults() (Options, error) {
 		o.Tables = DefaultTables
 	}
 	if !ValidIdentifier(o.Keyspace) {
-		errs = append(errs, fmt.Errorf("keyspace %q is not a CQL identifier: it must match %s", o.Keyspace, identifierPattern))
+		errs = append(errs, fmt.Errorf("keyspace %q is not a CQL identifier: it must match %s", o.Keyspace, IdentifierPattern))
 	}
 	for _, t := range []string{o.Tables.State, o.Tables.Owners, o.Tables.OwnerIndex, o.Tables.Leases} {
 		if !ValidIdentifier(t) {
-			errs = append(errs, fmt.Errorf("table %q is not a CQL identifier: it must match %s", t, identifierPattern))
+			errs = append(errs, fmt.Errorf("table %q is not a CQL identifier: it must match %s", t, IdentifierPattern))
 		}
 	}
 	if o.CreateSchema && strings.TrimSpace(o.Replication) == "" {
