@@ -38,11 +38,17 @@ var (
 // starting a local node if needed.
 func Hosts(t testing.TB) ([]string, int) {
 	t.Helper()
-	once.Do(start)
-	if startErr != nil {
-		t.Fatalf("cassandra is required for this test and could not start: %v", startErr)
+	h, p, err := Ensure()
+	if err != nil {
+		t.Fatalf("cassandra is required for this test and could not start: %v", err)
 	}
-	return hosts, port
+	return h, p
+}
+
+// Ensure is Hosts for code without a testing.TB (TestMain, examples).
+func Ensure() ([]string, int, error) {
+	once.Do(start)
+	return hosts, port, startErr
 }
 
 func start() {
@@ -134,4 +140,31 @@ func cluster(h []string, p int) *gocql.ClusterConfig {
 	c.Consistency = gocql.One
 	c.Logger = gocql.NewLogger(gocql.LogLevelNone)
 	return c
+}
+
+// TempKeyspace is Keyspace for code without a testing.TB: it creates a fresh
+// keyspace and returns a function that drops it.
+func TempKeyspace() (string, func() error, error) {
+	h, p, err := Ensure()
+	if err != nil {
+		return "", nil, err
+	}
+	c := cluster(h, p)
+	c.Timeout = 60 * time.Second
+	s, err := c.CreateSession()
+	if err != nil {
+		return "", nil, err
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "t_" + hex.EncodeToString(b[:])
+	ddl := fmt.Sprintf("CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}", name)
+	if err := s.Query(ddl).Exec(); err != nil {
+		s.Close()
+		return "", nil, err
+	}
+	return name, func() error {
+		defer s.Close()
+		return s.Query("DROP KEYSPACE IF EXISTS " + name).Exec()
+	}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/holdover/holdover/buffer"
 )
 
 // formatV1 marks a value stored as the raw bytes the host committed.
@@ -13,12 +15,9 @@ const formatV1 int8 = 1
 // readPageSize is how many items one page of a session read carries.
 const readPageSize = 1000
 
-// Item is one key of a session: a value to write, or a delete.
-type Item struct {
-	Key    string
-	Value  []byte
-	Delete bool
-}
+// Item is one key of a session: a value to write, or a delete. It is the
+// buffer's item type, so a snapshot's items are written without copying.
+type Item = buffer.Item
 
 // Write is one session's snapshot at one ownership epoch.
 type Write struct {

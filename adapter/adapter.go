@@ -1,0 +1,167 @@
+package adapter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/holdover/holdover/buffer"
+	"github.com/holdover/holdover/internal/store"
+	"github.com/holdover/holdover/residency"
+)
+
+// Change is one change of a committed transaction: a put of Value under Key,
+// or a delete of Key.
+type Change = buffer.Change
+
+// Adapter persists one node's sessions and adopts other nodes' sessions. It
+// is safe for concurrent use.
+type Adapter struct {
+	cfg    Config
+	limits store.Limits
+	store  *store.Store
+	buf    *buffer.Buffer
+	res    *residency.Manager
+	tel    *telemetry
+	log    *slog.Logger
+	hooks  Hooks
+}
+
+// Hooks are the host's callbacks. Each is optional and called from the
+// adapter's goroutines, never from Commit; none may block for long.
+type Hooks struct {
+	// OnFenced: this node could not renew its lease and stopped flushing. The
+	// sessions listed may be adopted by peers: stop serving them (or re-adopt
+	// them once OnRecovered says which were kept).
+	OnFenced func(sessions []string)
+	// OnRecovered: the lease is renewed again; lost lists the sessions a peer
+	// adopted meanwhile, whose pending changes were discarded.
+	OnRecovered func(lost []string)
+	// OnDropped: a permanent error (a value Cassandra refuses, a schema error,
+	// a session owned elsewhere) dropped items of a session.
+	OnDropped func(session string, items int, err error)
+}
+
+// Option adds what the environment cannot say: callbacks, a logger,
+// OpenTelemetry providers.
+type Option func(*options)
+
+type options struct {
+	hooks  Hooks
+	logger *slog.Logger
+	meter  metric.MeterProvider
+	tracer trace.TracerProvider
+	clock  buffer.Clock // tests only: the buffer's clock
+}
+
+// WithHooks sets the host's callbacks.
+func WithHooks(h Hooks) Option { return func(o *options) { o.hooks = h } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMeterProvider sets the OpenTelemetry meter provider (default: the
+// global one). The adapter never installs an SDK.
+func WithMeterProvider(p metric.MeterProvider) Option { return func(o *options) { o.meter = p } }
+
+// WithTracerProvider sets the OpenTelemetry tracer provider (default: the
+// global one).
+func WithTracerProvider(p trace.TracerProvider) Option { return func(o *options) { o.tracer = p } }
+
+// OpenFromEnv reads the configuration from HOLDOVER_* environment variables
+// (see Config) and opens an adapter with it.
+func OpenFromEnv(ctx context.Context, opts ...Option) (*Adapter, error) {
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, cfg, opts...)
+}
+
+// Open validates cfg, connects to Cassandra (creating the schema unless
+// HOLDOVER_CREATE_SCHEMA=false), takes this node's lease and starts flushing.
+func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	so, err := cfg.storeOptions()
+	if err != nil {
+		return nil, err
+	}
+	so.Logger = o.logger
+	st, err := store.Open(ctx, so)
+	if err != nil {
+		return nil, fmt.Errorf("holdover: open cassandra store: %w", err)
+	}
+	a := &Adapter{cfg: cfg, limits: so.Limits, store: st, log: o.logger, hooks: o.hooks}
+	a.tel = newTelemetry(o.meter, o.tracer)
+
+	a.buf, err = buffer.New(buffer.Config{
+		Delay:           cfg.FlushDelay,
+		MaxPendingBytes: int64(cfg.MaxPendingBytes),
+		MaxSessionItems: cfg.MaxSessionItems,
+		MaxBatchBytes:   int64(cfg.MaxBatchBytes),
+		Concurrency:     cfg.FlushConcurrency,
+		RetryMin:        cfg.RetryMin,
+		RetryMax:        cfg.RetryMax,
+		OnDrop:          a.dropped,
+		OnFlush:         a.tel.flushed,
+		Clock:           o.clock,
+	}, a.flush)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.res, err = residency.New(residency.Config{
+		NodeID:            cfg.NodeID,
+		LeaseTTL:          cfg.LeaseTTL,
+		LeaseRenew:        cfg.LeaseRenewEvery(),
+		OwnershipTTL:      cfg.StateTTL,
+		NegativeCacheTTL:  cfg.NegativeCacheTTL,
+		NegativeCacheSize: cfg.NegativeCacheSize,
+		OnFenced:          a.fenced,
+		OnRecovered:       o.hooks.OnRecovered,
+		Flusher:           a.buf,
+		Logger:            o.logger,
+	}, st)
+	if err == nil {
+		err = a.res.Start(ctx)
+	}
+	if err != nil {
+		_, _ = a.buf.Close(ctx)
+		st.Close()
+		return nil, fmt.Errorf("holdover: start node %q: %w", cfg.NodeID, err)
+	}
+	if err := a.tel.register(a); err != nil {
+		a.log.Warn("holdover: metrics not registered", "err", err)
+	}
+	a.log.Info("holdover: adapter open", "node", cfg.NodeID, "keyspace", cfg.Keyspace, "flush_delay", cfg.FlushDelay)
+	return a, nil
+}
+
+// NodeID is this node's identity (HOLDOVER_NODE_ID).
+func (a *Adapter) NodeID() string { return a.cfg.NodeID }
+
+// Config is the configuration the adapter runs with.
+func (a *Adapter) Config() Config { return a.cfg }
+
+func (a *Adapter) fenced(sessions []string) {
+	a.tel.fences.Add(context.Background(), 1)
+	if a.hooks.OnFenced != nil {
+		a.hooks.OnFenced(sessions)
+	}
+}
+
+func (a *Adapter) dropped(session string, err error, items int) {
+	a.log.Error("holdover: changes dropped after a permanent error", "session", session, "items", items, "err", err)
+	if a.hooks.OnDropped != nil {
+		a.hooks.OnDropped(session, items, err)
+	}
+}

@@ -1,0 +1,38 @@
+package adapter
+
+import (
+	"github.com/holdover/holdover/buffer"
+	"github.com/holdover/holdover/internal/store"
+	"github.com/holdover/holdover/residency"
+)
+
+// Sentinel errors, tested with errors.Is.
+var (
+	// ErrNotFound: Adopt or Peek found no persisted session with that ID.
+	ErrNotFound = residency.ErrNotFound
+	// ErrOwnedElsewhere: another node owns the session; the error is an
+	// *OwnedElsewhereError naming it, so the host can forward the event.
+	ErrOwnedElsewhere = residency.ErrOwnedElsewhere
+	// ErrAlreadyOwned: Adopt was called for a session this node owns.
+	ErrAlreadyOwned = residency.ErrAlreadyOwned
+	// ErrFenced: this node's lease lapsed; it does not adopt or flush until it
+	// renews (OnFenced told the host which sessions it may have lost).
+	ErrFenced = residency.ErrFenced
+	// ErrBufferFull: the commit would push pending state over
+	// HOLDOVER_MAX_PENDING_BYTES. Nothing of it was applied; it is counted.
+	ErrBufferFull = buffer.ErrBufferFull
+	// ErrClosed: the adapter is closed.
+	ErrClosed = buffer.ErrClosed
+	// ErrInvalidInput: an empty or over-long session ID or key, or a value over
+	// HOLDOVER_MAX_VALUE_BYTES; the error is a *LimitError naming the field and
+	// the limit. Nothing of the call was applied.
+	ErrInvalidInput = store.ErrInvalidInput
+)
+
+// OwnedElsewhereError names the node that owns a session (Owner), whether its
+// lease was live, and whether this node lost a claim race to it.
+type OwnedElsewhereError = residency.OwnedElsewhereError
+
+// LimitError names the field ("session ID", "key", "value") and the limit a
+// call exceeded.
+type LimitError = store.LimitError

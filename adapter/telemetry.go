@@ -1,0 +1,147 @@
+package adapter
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/holdover/holdover/buffer"
+)
+
+const instrumentationName = "github.com/holdover/holdover/adapter"
+
+// telemetry holds the adapter's OpenTelemetry instruments. Counters that the
+// buffer and residency already keep are exported by one observable callback
+// reading their Stats, so the commit path pays nothing for metrics.
+type telemetry struct {
+	meter  metric.Meter
+	tracer trace.Tracer
+
+	flushLatency metric.Float64Histogram
+	flushItems   metric.Int64Histogram
+	flushLag     metric.Float64Histogram
+	adoptions    metric.Int64Counter
+	adoptLatency metric.Float64Histogram
+	fences       metric.Int64Counter
+
+	reg metric.Registration
+}
+
+func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) *telemetry {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	t := &telemetry{meter: mp.Meter(instrumentationName), tracer: tp.Tracer(instrumentationName)}
+	m := t.meter
+	ms := metric.WithExplicitBucketBoundaries(0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+	t.flushLatency, _ = m.Float64Histogram("holdover.flush.duration", metric.WithUnit("ms"),
+		metric.WithDescription("Time one flush (one session batch) took."), ms)
+	t.flushItems, _ = m.Int64Histogram("holdover.flush.items", metric.WithUnit("{item}"),
+		metric.WithDescription("Items written by one flush."),
+		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+	t.flushLag, _ = m.Float64Histogram("holdover.flush.lag", metric.WithUnit("ms"),
+		metric.WithDescription("Age of a flush's oldest change when it became durable: the data-loss window each flush closed."), ms)
+	t.adoptions, _ = m.Int64Counter("holdover.adoptions", metric.WithUnit("{adoption}"),
+		metric.WithDescription("Adopt calls by outcome (adopted, not_found, owned_elsewhere, already_owned, fenced, error)."))
+	t.adoptLatency, _ = m.Float64Histogram("holdover.adoption.duration", metric.WithUnit("ms"),
+		metric.WithDescription("Time Adopt took, by outcome."), ms)
+	t.fences, _ = m.Int64Counter("holdover.lease.self_fences", metric.WithUnit("{fence}"),
+		metric.WithDescription("Times this node self-fenced because it could not renew its lease."))
+	return t
+}
+
+func (t *telemetry) flushed(e buffer.FlushEvent) {
+	ctx := context.Background()
+	status := attribute.String("status", "ok")
+	if e.Err != nil {
+		status = attribute.String("status", "error")
+	}
+	t.flushLatency.Record(ctx, float64(e.Duration.Microseconds())/1000, metric.WithAttributes(status))
+	if e.Err == nil {
+		t.flushItems.Record(ctx, int64(e.Items))
+		t.flushLag.Record(ctx, float64(e.Lag.Microseconds())/1000)
+	}
+}
+
+// register exports the buffer's and residency's state and counters.
+func (t *telemetry) register(a *Adapter) error {
+	m := t.meter
+	gauge := func(name, unit, desc string) metric.Int64ObservableGauge {
+		g, _ := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		return g
+	}
+	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
+		c, _ := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		return c
+	}
+	pendingSessions := gauge("holdover.buffer.pending_sessions", "{session}", "Sessions with unflushed changes.")
+	pendingBytes := gauge("holdover.buffer.pending_bytes", "By", "Unflushed bytes, as counted against HOLDOVER_MAX_PENDING_BYTES.")
+	oldest, _ := m.Float64ObservableGauge("holdover.buffer.oldest_pending_age", metric.WithUnit("ms"),
+		metric.WithDescription("Age of the oldest unflushed change: the live data-loss window."))
+	inFlight := gauge("holdover.buffer.flushes_in_flight", "{flush}", "Flushes running now.")
+	owned := gauge("holdover.sessions.owned", "{session}", "Sessions this node owns.")
+	fenced := gauge("holdover.lease.fenced", "1", "1 while this node is self-fenced.")
+	commits := counter("holdover.commits", "{commit}", "Commit calls applied.")
+	changes := counter("holdover.changes", "{change}", "Changes in applied commits.")
+	coalesced := counter("holdover.coalesced", "{change}", "Pending changes replaced before being flushed.")
+	flushes := counter("holdover.flushes", "{flush}", "Successful flushes (one batch each).")
+	flushedItems := counter("holdover.flushed_items", "{item}", "Items written by flushes.")
+	retries := counter("holdover.flush.retries", "{flush}", "Flushes that failed transiently and were retried.")
+	drops := counter("holdover.flush.drops", "{flush}", "Snapshots dropped after a permanent error.")
+	droppedItems := counter("holdover.flush.dropped_items", "{item}", "Items in dropped snapshots.")
+	refusals := counter("holdover.commit.refusals", "{commit}", "Commits refused with ErrBufferFull.")
+	splits := counter("holdover.flush.splits", "{snapshot}", "Snapshots split over HOLDOVER_MAX_BATCH_BYTES (atomic per part only).")
+	created := counter("holdover.sessions.created", "{session}", "Sessions recorded at epoch 1 by this node.")
+	conflicts := counter("holdover.adoption.claim_conflicts", "{claim}", "Claims lost to a concurrent claimant.")
+	negHits := counter("holdover.adoption.negative_cache_hits", "{lookup}", "Adoptions answered not-found by the negative cache.")
+	renewals := counter("holdover.lease.renewals", "{renewal}", "Lease renewals that succeeded.")
+	renewFails := counter("holdover.lease.renewal_failures", "{renewal}", "Lease renewals that failed.")
+	released := counter("holdover.sessions.released", "{session}", "Sessions released to peers on shutdown.")
+
+	var err error
+	t.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		b := a.buf.Stats()
+		r := a.res.Stats()
+		o.ObserveInt64(pendingSessions, int64(b.PendingSessions))
+		o.ObserveInt64(pendingBytes, b.PendingBytes)
+		o.ObserveFloat64(oldest, float64(b.OldestPendingAge.Microseconds())/1000)
+		o.ObserveInt64(inFlight, int64(b.InFlight))
+		o.ObserveInt64(owned, int64(r.Owned))
+		f := int64(0)
+		if r.Fenced {
+			f = 1
+		}
+		o.ObserveInt64(fenced, f)
+		o.ObserveInt64(commits, int64(b.Commits))
+		o.ObserveInt64(changes, int64(b.Changes))
+		o.ObserveInt64(coalesced, int64(b.Coalesced))
+		o.ObserveInt64(flushes, int64(b.Flushes))
+		o.ObserveInt64(flushedItems, int64(b.FlushedItems))
+		o.ObserveInt64(retries, int64(b.Retries))
+		o.ObserveInt64(drops, int64(b.Drops))
+		o.ObserveInt64(droppedItems, int64(b.DroppedItems))
+		o.ObserveInt64(refusals, int64(b.Refusals))
+		o.ObserveInt64(splits, int64(b.Splits))
+		o.ObserveInt64(created, int64(r.Created))
+		o.ObserveInt64(conflicts, int64(r.ClaimConflicts))
+		o.ObserveInt64(negHits, int64(r.NegativeHits))
+		o.ObserveInt64(renewals, int64(r.Renewals))
+		o.ObserveInt64(renewFails, int64(r.RenewFailures))
+		o.ObserveInt64(released, int64(r.Released))
+		return nil
+	}, pendingSessions, pendingBytes, oldest, inFlight, owned, fenced, commits, changes, coalesced, flushes,
+		flushedItems, retries, drops, droppedItems, refusals, splits, created, conflicts, negHits, renewals, renewFails, released)
+	return err
+}
+
+func (t *telemetry) unregister() {
+	if t.reg != nil {
+		_ = t.reg.Unregister()
+	}
+}
