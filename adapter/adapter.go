@@ -43,7 +43,14 @@ type Hooks struct {
 	// OnDropped: a permanent error (a value Cassandra refuses, a schema error,
 	// a session owned elsewhere) dropped items of a session.
 	OnDropped func(session string, items int, err error)
+	// OnFlushed observes every completed flush (session, items, duration, the
+	// data-loss window it closed, error), for hosts that keep their own
+	// latency figures.
+	OnFlushed func(FlushEvent)
 }
+
+// FlushEvent describes one completed flush of one session.
+type FlushEvent = buffer.FlushEvent
 
 // Option adds what the environment cannot say: callbacks, a logger,
 // OpenTelemetry providers.
@@ -112,7 +119,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		RetryMin:        cfg.RetryMin,
 		RetryMax:        cfg.RetryMax,
 		OnDrop:          a.dropped,
-		OnFlush:         a.tel.flushed,
+		OnFlush:         a.flushed,
 		Clock:           o.clock,
 	}, a.flush)
 	if err != nil {
@@ -156,6 +163,13 @@ func (a *Adapter) fenced(sessions []string) {
 	a.tel.fences.Add(context.Background(), 1)
 	if a.hooks.OnFenced != nil {
 		a.hooks.OnFenced(sessions)
+	}
+}
+
+func (a *Adapter) flushed(e buffer.FlushEvent) {
+	a.tel.flushed(e)
+	if a.hooks.OnFlushed != nil {
+		a.hooks.OnFlushed(e)
 	}
 }
 

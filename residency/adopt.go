@@ -121,7 +121,13 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 	m.neg.forget(session)
 	m.setOwned(session, cur.Epoch)
 	m.stats.adopted.Add(1)
-	m.reindex(session, o.Node, cur.Epoch)
+	// The owner index is a hint for bulk takeover: update it off the
+	// adoption's critical path.
+	m.indexing.Add(1)
+	go func() {
+		defer m.indexing.Done()
+		m.reindex(session, o.Node, cur.Epoch)
+	}()
 	return &Adopted{Session: session, Epoch: cur.Epoch, PreviousOwner: o.Node, Released: o.Released, Items: items}, nil
 }
 

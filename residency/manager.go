@@ -41,6 +41,8 @@ type Manager struct {
 	leases leaseCache
 	flight singleflight.Group
 
+	indexing sync.WaitGroup // owner-index updates running in the background
+
 	lastRenew atomic.Int64 // unix nanos of the start of the last successful renewal
 	stats     counters
 
@@ -231,6 +233,7 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 		return nil
 	}
 	close(m.stop)
+	m.indexing.Wait()
 	if m.lastRenew.Load() != 0 {
 		<-m.done
 	}

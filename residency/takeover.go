@@ -114,6 +114,7 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		}(o.Session)
 	}
 	wg.Wait()
+	m.indexing.Wait()
 	rep.Duration = time.Since(began)
 	return rep, nil
 }
