@@ -61,3 +61,20 @@ test: deps vet
 	 $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
 	 if [ $$started = 1 ]; then $(CASSANDRA) stop; fi; \
 	 exit $$rc
+
+# bench measures holdover beside its anchors (see docs/performance.md) and writes
+# bench/out/results.json. Run it on a quiet machine.
+.PHONY: bench
+bench: deps
+	@mkdir -p bench/out
+	@started=0; \
+	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
+	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
+	   $(CASSANDRA) start 1 || exit 1; \
+	 fi; \
+	 echo "bench: buffer benchmarks (go test -bench, -count 3) ..."; \
+	 $(GO) test -run '^$$' -bench 'BenchmarkCommitUpdate$$|BenchmarkBaselineMapUpdate$$|BenchmarkPendingKeyOverhead$$' \
+	   -count 3 -benchmem ./buffer/ | tee bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
+	 if [ $$rc = 0 ]; then $(GO) run ./cmd/holdover-bench -gobench bench/out/buffer.txt -out bench/out/results.json; rc=$$?; fi; \
+	 if [ $$started = 1 ]; then $(CASSANDRA) stop; fi; \
+	 exit $$rc

@@ -1,0 +1,159 @@
+// Command holdover-bench measures holdover beside its anchors against a
+// running Cassandra and writes bench/out/results.json and a table.
+//
+//	holdover-bench -gobench bench/out/buffer.txt -out bench/out/results.json
+//
+// -gobench is the output of the buffer's `go test -bench` run (make bench
+// produces it). Cassandra is found through HOLDOVER_CASSANDRA_HOSTS (default
+// 127.0.0.1) and HOLDOVER_CASSANDRA_PORT.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/holdover/holdover/internal/bench"
+)
+
+func main() {
+	gobench := flag.String("gobench", "bench/out/buffer.txt", "go test -bench output of the buffer package")
+	out := flag.String("out", "bench/out/results.json", "where to write the results")
+	sessions := flag.Int("sessions", 20000, "sessions in the throughput runs")
+	passes := flag.Int("passes", 3, "timed passes per throughput figure (the median is kept)")
+	adopts := flag.Int("adoptions", 300, "sessions adopted (and claimed by the floor) in the latency run")
+	seconds := flag.Duration("duration", 10*time.Second, "length of the Zipf and window runs")
+	flag.Parse()
+	if err := run(*gobench, *out, *sessions, *passes, *adopts, *seconds); err != nil {
+		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(gobench, out string, sessions, passes, adopts int, d time.Duration) error {
+	ctx := context.Background()
+	r := &bench.Results{Machine: bench.Machine(), Date: time.Now().UTC().Format(time.RFC3339)}
+
+	f, err := os.Open(gobench)
+	if err != nil {
+		return err
+	}
+	g, err := bench.ParseGoBench(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", gobench, err)
+	}
+	r.CommitUpdateNS = g["BenchmarkCommitUpdate"]["ns/op"]
+	r.CommitUpdateAllocs = g["BenchmarkCommitUpdate"]["allocs/op"]
+	r.BaselineMapUpdateNS = g["BenchmarkBaselineMapUpdate"]["ns/op"]
+	r.PendingKeyOverheadBytes = g["BenchmarkPendingKeyOverhead"]["overhead-B/key"]
+
+	hosts := strings.Split(envOr("HOLDOVER_CASSANDRA_HOSTS", "127.0.0.1"), ",")
+	port, err := strconv.Atoi(envOr("HOLDOVER_CASSANDRA_PORT", "9042"))
+	if err != nil {
+		return fmt.Errorf("HOLDOVER_CASSANDRA_PORT: %w", err)
+	}
+	e := &bench.Env{Hosts: hosts, Port: port, Keyspace: fmt.Sprintf("bench_%d", time.Now().Unix()), Log: os.Stdout}
+	if err := e.Setup(ctx); err != nil {
+		return fmt.Errorf("set up keyspace %s: %w", e.Keyspace, err)
+	}
+	defer e.Teardown(context.Background())
+	r.CassandraVersion = e.ReleaseVersion()
+
+	step := func(name string) func() {
+		fmt.Printf("bench: %s ...\n", name)
+		began := time.Now()
+		return func() { fmt.Printf("bench: %s done in %s\n", name, time.Since(began).Round(time.Millisecond)) }
+	}
+
+	done := step("flush throughput, 1 item per session")
+	best := func(try func(n int) (float64, error), levels ...int) (float64, error) {
+		var top float64
+		for _, n := range levels {
+			v, err := try(n)
+			if err != nil {
+				return 0, err
+			}
+			top = max(top, v)
+		}
+		return top, nil
+	}
+	if r.FlushRowsPerS, err = best(func(n int) (float64, error) {
+		return e.FlushOurs(ctx, fmt.Sprintf("one-c%d", n), sessions, 1, n, passes)
+	}, 32, 128); err != nil {
+		return err
+	}
+	if r.RawGocqlRowsPerS, err = best(func(n int) (float64, error) {
+		return e.FlushRaw(ctx, fmt.Sprintf("rawone-g%d", n), sessions, 1, n, passes)
+	}, 16, 64, 256); err != nil {
+		return err
+	}
+	done()
+
+	done = step("flush throughput, 8 items per session")
+	if r.FlushMultiRowsPerS, err = best(func(n int) (float64, error) {
+		return e.FlushOurs(ctx, fmt.Sprintf("multi-c%d", n), sessions/8, 8, n, passes)
+	}, 32, 128); err != nil {
+		return err
+	}
+	if r.RawGocqlMultiRowsPerS, err = best(func(n int) (float64, error) {
+		return e.FlushRaw(ctx, fmt.Sprintf("rawmulti-g%d", n), sessions/8, 8, n, passes)
+	}, 16, 64, 256); err != nil {
+		return err
+	}
+	done()
+	r.Notes = append(r.Notes, "stress_rows_per_s: cassandra-stress ships only in the apache-cassandra binary tarball, which Maven Central does not carry for 5.0.x (no org.apache.cassandra stress artifact either), so it cannot be run here")
+
+	done = step("writes issued under a Zipf workload")
+	w, err := e.Writes(ctx, 1000, 20000, d)
+	if err != nil {
+		return err
+	}
+	r.WritesIssued, r.WritesMinimum, r.ZipfCommits = w.Issued, w.Minimum, w.Commits
+	done()
+
+	done = step("adoption latency")
+	ad, err := e.Adopt(ctx, adopts)
+	if err != nil {
+		return err
+	}
+	r.AdoptP50MS, r.AdoptP99MS, r.FloorP50MS, r.FloorP99MS = ad.OursP50, ad.OursP99, ad.FloorP50, ad.FloorP99
+	done()
+
+	done = step("data-loss window at half the saturation load")
+	rp, err := e.RPO(ctx, r.FlushRowsPerS/2, d)
+	if err != nil {
+		return err
+	}
+	r.RPOMaxMS, r.RPOBoundMS, r.RPOLoadPerS = rp.MaxMS, rp.BoundMS, rp.Rate
+	done()
+
+	if err := os.MkdirAll(dirOf(out), 0o755); err != nil {
+		return err
+	}
+	if err := r.Write(out); err != nil {
+		return err
+	}
+	fmt.Println()
+	r.Table(os.Stdout)
+	fmt.Printf("bench: results in %s\n", out)
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return "."
+}

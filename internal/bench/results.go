@@ -1,0 +1,97 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// Results is what bench/out/results.json holds: every figure beside its
+// anchor's from the same run. A figure that could not be measured is null,
+// with the reason under Notes.
+type Results struct {
+	CommitUpdateNS          float64  `json:"commit_update_ns"`
+	BaselineMapUpdateNS     float64  `json:"baseline_map_update_ns"`
+	CommitUpdateAllocs      float64  `json:"commit_update_allocs"`
+	PendingKeyOverheadBytes float64  `json:"pending_key_overhead_bytes"`
+	FlushRowsPerS           float64  `json:"flush_rows_per_s"`
+	RawGocqlRowsPerS        float64  `json:"raw_gocql_rows_per_s"`
+	StressRowsPerS          *float64 `json:"stress_rows_per_s"`
+	FlushMultiRowsPerS      float64  `json:"flush_multi_rows_per_s"`
+	RawGocqlMultiRowsPerS   float64  `json:"raw_gocql_multi_rows_per_s"`
+	WritesIssued            int      `json:"writes_issued"`
+	WritesMinimum           int      `json:"writes_minimum"`
+	ZipfCommits             int      `json:"zipf_commits"`
+	AdoptP50MS              float64  `json:"adopt_p50_ms"`
+	AdoptP99MS              float64  `json:"adopt_p99_ms"`
+	FloorP50MS              float64  `json:"floor_p50_ms"`
+	FloorP99MS              float64  `json:"floor_p99_ms"`
+	RPOMaxMS                float64  `json:"rpo_max_ms"`
+	RPOBoundMS              float64  `json:"rpo_bound_ms"`
+	RPOLoadPerS             float64  `json:"rpo_load_commits_per_s"`
+	Machine                 string   `json:"machine"`
+	CassandraVersion        string   `json:"cassandra_version"`
+	Date                    string   `json:"date"`
+	Notes                   []string `json:"notes,omitempty"`
+}
+
+// Machine describes where the run happened.
+func Machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s/%s, %d cores, %s, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), model, runtime.Version())
+}
+
+// Write stores r as indented JSON.
+func (r *Results) Write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Table prints the figures beside their anchors and goals.
+func (r *Results) Table(w io.Writer) {
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2fx", a/b)
+	}
+	row := func(what, ours, anchor, rat, goal string) {
+		fmt.Fprintf(w, "%-34s %14s %16s %8s   %s\n", what, ours, anchor, rat, goal)
+	}
+	row("figure", "holdover", "anchor", "ratio", "goal")
+	row("commit to a dirty key (ns/op)", f1(r.CommitUpdateNS), f1(r.BaselineMapUpdateNS)+" map", ratio(r.CommitUpdateNS, r.BaselineMapUpdateNS), "<= 1.5x, 0 allocs (got "+f1(r.CommitUpdateAllocs)+")")
+	row("overhead per pending key (B)", f1(r.PendingKeyOverheadBytes), "-", "-", "<= 64")
+	row("flush, 1 item/session (rows/s)", f0(r.FlushRowsPerS), f0(r.RawGocqlRowsPerS)+" gocql", ratio(r.FlushRowsPerS, r.RawGocqlRowsPerS), ">= 1.0x")
+	row("flush, 8 items/session (rows/s)", f0(r.FlushMultiRowsPerS), f0(r.RawGocqlMultiRowsPerS)+" gocql", ratio(r.FlushMultiRowsPerS, r.RawGocqlMultiRowsPerS), ">= 1.5x")
+	stress := "unavailable"
+	if r.StressRowsPerS != nil {
+		stress = f0(*r.StressRowsPerS)
+	}
+	row("cassandra-stress write (rows/s)", "-", stress, "-", "reference")
+	row("writes issued (Zipf)", fmt.Sprint(r.WritesIssued), fmt.Sprint(r.WritesMinimum)+" min", ratio(float64(r.WritesIssued), float64(r.WritesMinimum)), "= minimum")
+	row("adoption p50 (ms)", f2(r.AdoptP50MS), f2(r.FloorP50MS)+" floor", ratio(r.AdoptP50MS, r.FloorP50MS), "")
+	row("adoption p99 (ms)", f2(r.AdoptP99MS), f2(r.FloorP99MS)+" floor", ratio(r.AdoptP99MS, r.FloorP99MS), "<= 1.2x")
+	row("largest unflushed age (ms)", f1(r.RPOMaxMS), f1(r.RPOBoundMS)+" bound", ratio(r.RPOMaxMS, r.RPOBoundMS), "<= 1.0x")
+	fmt.Fprintf(w, "machine: %s; Cassandra %s; %s\n", r.Machine, r.CassandraVersion, r.Date)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+func f0(v float64) string { return fmt.Sprintf("%.0f", v) }
+func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
+func f2(v float64) string { return fmt.Sprintf("%.2f", v) }

@@ -1,0 +1,93 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/holdover/holdover/adapter"
+)
+
+// RPOResult is the largest observed age of an unflushed change and its bound.
+type RPOResult struct {
+	MaxMS, BoundMS, FlushP99MS, DelayMS float64
+	Rate                                float64
+}
+
+// RPO commits at `rate` single-item commits per second (half the measured
+// saturation) over a pool of sessions for `d`, samples the age of the oldest
+// unflushed change every 5 ms, and reports its maximum beside the bound: the
+// flush delay plus twice the p99 flush latency observed in the same run.
+func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult, error) {
+	var (
+		mu        sync.Mutex
+		latencies []float64
+	)
+	cfg := e.config("bench-rpo")
+	a, err := adapter.Open(ctx, cfg, adapter.WithHooks(adapter.Hooks{OnFlushed: func(ev adapter.FlushEvent) {
+		mu.Lock()
+		latencies = append(latencies, ms(ev.Duration))
+		mu.Unlock()
+	}}))
+	if err != nil {
+		return RPOResult{}, err
+	}
+	defer a.Close(context.WithoutCancel(ctx))
+	pool := max(int(rate/5), 100) // each session is committed to about 5 times a second
+	for s := 0; s < pool; s++ {  // create the sessions first: the window is measured in steady state
+		if err := a.Commit(fmt.Sprintf("rpo-%d", s), adapter.Change{Key: "k", Value: value}); err != nil {
+			return RPOResult{}, err
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
+		return RPOResult{}, err
+	}
+	mu.Lock()
+	latencies = latencies[:0]
+	mu.Unlock()
+
+	var maxAge time.Duration
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				maxAge = max(maxAge, a.Stats().Buffer.OldestPendingAge)
+			}
+		}
+	}()
+	tick := time.NewTicker(time.Millisecond)
+	began := time.Now()
+	commits := 0
+	for time.Since(began) < d {
+		<-tick.C
+		due := int(rate*time.Since(began).Seconds()) - commits
+		for i := 0; i < due; i++ {
+			if err := a.Commit(fmt.Sprintf("rpo-%d", commits%pool), adapter.Change{Key: "k", Value: value}); err != nil {
+				tick.Stop()
+				close(stop)
+				return RPOResult{}, err
+			}
+			commits++
+		}
+	}
+	tick.Stop()
+	if err := a.Flush(ctx); err != nil {
+		close(stop)
+		return RPOResult{}, err
+	}
+	close(stop)
+	<-sampled
+	mu.Lock()
+	p99 := percentile(latencies, 99)
+	mu.Unlock()
+	delay := ms(cfg.FlushDelay)
+	return RPOResult{MaxMS: ms(maxAge), BoundMS: delay + 2*p99, FlushP99MS: p99, DelayMS: delay, Rate: rate}, nil
+}

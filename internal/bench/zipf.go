@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/holdover/holdover/adapter"
+)
+
+// WritesResult compares the writes the adapter issued with the minimum.
+type WritesResult struct {
+	Commits, Issued, Minimum int
+}
+
+// Writes runs a Zipf-skewed workload of single-change commits over `sessions`
+// sessions of 16 keys for `d`, at `rate` commits per second, and counts the
+// items the adapter wrote against the minimum any writer obeying the flush
+// delay must write: per session, windows that open at the first change not
+// yet covered and last one flush delay, each needing one write per distinct
+// key it saw.
+func (e *Env) Writes(ctx context.Context, sessions int, rate float64, d time.Duration) (WritesResult, error) {
+	cfg := e.config("bench-zipf")
+	a, err := adapter.Open(ctx, cfg)
+	if err != nil {
+		return WritesResult{}, err
+	}
+	defer a.Close(context.WithoutCancel(ctx))
+	type ev struct {
+		at  time.Time
+		key uint8
+	}
+	history := make([][]ev, sessions)
+	rng := rand.New(rand.NewPCG(1, 2))
+	zs := rand.NewZipf(rng, 1.2, 1, uint64(sessions-1))
+	zk := rand.NewZipf(rng, 1.1, 1, 15)
+	keys := make([]string, 16)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%02d", i)
+	}
+	before := a.Stats().Buffer.FlushedItems
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	began := time.Now()
+	commits := 0
+	for time.Since(began) < d {
+		<-tick.C
+		due := int(rate*time.Since(began).Seconds()) - commits
+		for i := 0; i < due; i++ {
+			s, k := int(zs.Uint64()), uint8(zk.Uint64())
+			now := time.Now()
+			if err := a.Commit(fmt.Sprintf("zipf-%d", s), adapter.Change{Key: keys[k], Value: value}); err != nil {
+				return WritesResult{}, err
+			}
+			history[s] = append(history[s], ev{now, k})
+			commits++
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
+		return WritesResult{}, err
+	}
+	res := WritesResult{Commits: commits, Issued: int(a.Stats().Buffer.FlushedItems - before)}
+	for _, h := range history {
+		var (
+			end  time.Time
+			seen uint16
+		)
+		for _, x := range h {
+			if x.at.After(end) {
+				end, seen = x.at.Add(cfg.FlushDelay), 0
+			}
+			if seen&(1<<x.key) == 0 {
+				seen |= 1 << x.key
+				res.Minimum++
+			}
+		}
+	}
+	return res, nil
+}
