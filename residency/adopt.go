@@ -72,6 +72,21 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 }
 
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
+	// The state is read alongside the ownership row, saving a round trip.
+	// Reading it before the claim restores the same state as reading it after:
+	// the fence below shadows every write of an older epoch, including any
+	// that landed between this read and the claim.
+	type stateRead struct {
+		items []store.Item
+		err   error
+	}
+	stateCh := make(chan stateRead, 1)
+	readCtx, cancelRead := context.WithCancel(ctx)
+	defer cancelRead()
+	go func() {
+		items, err := m.store.ReadState(readCtx, session)
+		stateCh <- stateRead{items, err}
+	}()
 	o, found, err := m.store.ReadOwner(ctx, session)
 	m.stats.ownerReads.Add(1)
 	if err != nil {
@@ -109,11 +124,12 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 		m.stats.claimConflicts.Add(1)
 		return nil, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
 	}
-	items, err := m.store.ReadState(ctx, session)
-	if err != nil {
+	st := <-stateCh
+	if st.err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, err
+		return nil, st.err
 	}
+	items := st.items
 	if err := m.store.Fence(ctx, session, cur.Epoch, items); err != nil {
 		m.stats.adoptErrors.Add(1)
 		return nil, err

@@ -46,7 +46,7 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 			return AdoptResult{}, err
 		}
 	}
-	a, err := adapter.Open(ctx, e.config("bench-adopter"))
+	a, err := adapter.Open(ctx, e.config("bench-adopter"), quiet())
 	if err != nil {
 		return AdoptResult{}, err
 	}

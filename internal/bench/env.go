@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
@@ -78,6 +79,9 @@ func (e *Env) config(node string) adapter.Config {
 	cfg.CreateSchema = false
 	return cfg
 }
+
+// quiet keeps the adapter's logs out of the benchmark's output.
+func quiet() adapter.Option { return adapter.WithLogger(slog.New(slog.DiscardHandler)) }
 
 func (e *Env) logf(format string, args ...any) {
 	if e.Log != nil {

@@ -24,7 +24,7 @@ func (e *Env) FlushOurs(ctx context.Context, prefix string, sessions, itemsPer, 
 	cfg := e.config("bench-" + prefix)
 	cfg.FlushConcurrency = concurrency
 	cfg.FlushDelay = 5 * time.Millisecond
-	a, err := adapter.Open(ctx, cfg)
+	a, err := adapter.Open(ctx, cfg, quiet())
 	if err != nil {
 		return 0, err
 	}

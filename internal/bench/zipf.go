@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/holdover/holdover/adapter"
@@ -16,13 +17,25 @@ type WritesResult struct {
 
 // Writes runs a Zipf-skewed workload of single-change commits over `sessions`
 // sessions of 16 keys for `d`, at `rate` commits per second, and counts the
-// items the adapter wrote against the minimum any writer obeying the flush
-// delay must write: per session, windows that open at the first change not
-// yet covered and last one flush delay, each needing one write per distinct
-// key it saw.
+// items the adapter wrote against the minimum: the commits of each session
+// are cut into the windows its flushes closed (a commit belongs to the first
+// flush of its session that started after it), and each window needs one
+// write per distinct key it saw.
 func (e *Env) Writes(ctx context.Context, sessions int, rate float64, d time.Duration) (WritesResult, error) {
 	cfg := e.config("bench-zipf")
-	a, err := adapter.Open(ctx, cfg)
+	var (
+		mu      sync.Mutex
+		flushes = map[string][]time.Time{} // session -> start of each flush
+	)
+	a, err := adapter.Open(ctx, cfg, quiet(), adapter.WithHooks(adapter.Hooks{OnFlushed: func(ev adapter.FlushEvent) {
+		if ev.Err != nil {
+			return
+		}
+		start := time.Now().Add(-ev.Duration)
+		mu.Lock()
+		flushes[ev.Session] = append(flushes[ev.Session], start)
+		mu.Unlock()
+	}}))
 	if err != nil {
 		return WritesResult{}, err
 	}
@@ -61,14 +74,14 @@ func (e *Env) Writes(ctx context.Context, sessions int, rate float64, d time.Dur
 		return WritesResult{}, err
 	}
 	res := WritesResult{Commits: commits, Issued: int(a.Stats().Buffer.FlushedItems - before)}
-	for _, h := range history {
-		var (
-			end  time.Time
-			seen uint16
-		)
+	mu.Lock()
+	defer mu.Unlock()
+	for s, h := range history {
+		starts := flushes[fmt.Sprintf("zipf-%d", s)]
+		w, seen := 0, uint16(0)
 		for _, x := range h {
-			if x.at.After(end) {
-				end, seen = x.at.Add(cfg.FlushDelay), 0
+			for w < len(starts) && !starts[w].After(x.at) {
+				w, seen = w+1, 0 // that flush started: later commits go to the next window
 			}
 			if seen&(1<<x.key) == 0 {
 				seen |= 1 << x.key
