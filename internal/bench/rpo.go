@@ -35,7 +35,7 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 	}
 	defer a.Close(context.WithoutCancel(ctx))
 	pool := max(int(rate/5), 100) // each session is committed to about 5 times a second
-	for s := 0; s < pool; s++ {  // create the sessions first: the window is measured in steady state
+	for s := 0; s < pool; s++ {   // create the sessions first: the window is measured in steady state
 		if err := a.Commit(fmt.Sprintf("rpo-%d", s), adapter.Change{Key: "k", Value: value}); err != nil {
 			return RPOResult{}, err
 		}
