@@ -124,6 +124,16 @@ func run(gobench, out string, sessions, passes, adopts int, d time.Duration) err
 	r.AdoptP50MS, r.AdoptP99MS, r.FloorP50MS, r.FloorP99MS = ad.OursP50, ad.OursP99, ad.FloorP50, ad.FloorP99
 	done()
 
+	done = step("ownership statements: lightweight transactions beside plain ones")
+	ow, err := e.Ownership(ctx, adopts)
+	if err != nil {
+		return err
+	}
+	r.CreateOwnerLWTP50MS, r.CreateOwnerLWTP99MS = ow.CreateLWTP50, ow.CreateLWTP99
+	r.PlainInsertP50MS, r.PlainInsertP99MS = ow.PlainInsertP50, ow.PlainInsertP99
+	r.ClaimP50MS, r.ClaimP99MS, r.PlainReadP50MS, r.PlainReadP99MS = ow.ClaimP50, ow.ClaimP99, ow.PlainReadP50, ow.PlainReadP99
+	done()
+
 	done = step("data-loss window at half the saturation load")
 	rp, err := e.RPO(ctx, r.FlushRowsPerS/2, d)
 	if err != nil {
