@@ -1,0 +1,125 @@
+package node
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/holdover/holdover/adapter"
+)
+
+// Config is holdover-node's configuration: the adapter's HOLDOVER_*
+// variables (see adapter.Config) and the node's own.
+type Config struct {
+	Adapter adapter.Config
+
+	// Listen is the HTTP listen address. HOLDOVER_NODE_LISTEN, host:port;
+	// default "127.0.0.1:8080". Port 0 picks a free port (logged at start).
+	Listen string
+	// DrainTimeout bounds each phase of a graceful shutdown: waiting for
+	// requests in flight, then the adapter's final flush and release.
+	// HOLDOVER_NODE_DRAIN_TIMEOUT, a duration; default 10s; range 0..10m.
+	DrainTimeout time.Duration
+	// LogFormat is "text" or "json". HOLDOVER_LOG_FORMAT; default "text".
+	LogFormat string
+	// LogLevel is the lowest level logged. HOLDOVER_LOG_LEVEL; default
+	// "info"; one of debug, info, warn, error.
+	LogLevel slog.Level
+}
+
+// Defaults of the node's own variables.
+const (
+	DefaultListen       = "127.0.0.1:8080"
+	DefaultDrainTimeout = 10 * time.Second
+	maxDrainTimeout     = 10 * time.Minute
+)
+
+// ConfigFromEnv reads the configuration from the environment. An empty
+// variable counts as unset. On failure it returns an *adapter.ConfigError
+// listing every problem, the adapter's and the node's together.
+func ConfigFromEnv() (Config, error) {
+	return configFrom(os.Getenv, adapter.ConfigFromEnv)
+}
+
+func configFrom(getenv func(string) string, adapterConfig func() (adapter.Config, error)) (Config, error) {
+	c := Config{Listen: DefaultListen, DrainTimeout: DefaultDrainTimeout, LogFormat: "text", LogLevel: slog.LevelInfo}
+	var probs []adapter.FieldProblem
+	add := func(v, format string, args ...any) {
+		probs = append(probs, adapter.FieldProblem{Var: v, Problem: fmt.Sprintf(format, args...)})
+	}
+
+	var err error
+	c.Adapter, err = adapterConfig()
+	var cerr *adapter.ConfigError
+	switch {
+	case errors.As(err, &cerr):
+		probs = append(probs, cerr.Problems...)
+	case err != nil:
+		return Config{}, err
+	}
+	// The node's own keys need room; checked even when other variables are
+	// wrong, so that one run lists every problem.
+	if !slices.ContainsFunc(probs, func(p adapter.FieldProblem) bool { return p.Var == "HOLDOVER_MAX_KEY_BYTES" }) {
+		if k, err := strconv.Atoi(getenv("HOLDOVER_MAX_KEY_BYTES")); err == nil && k < minKeyBytes {
+			add("HOLDOVER_MAX_KEY_BYTES", "holdover-node needs at least %d (its key %q), got %d", minKeyBytes, histKey(0), k)
+		}
+	}
+
+	if v := getenv("HOLDOVER_NODE_LISTEN"); v != "" {
+		c.Listen = v
+		host, port, err := net.SplitHostPort(v)
+		p, perr := strconv.Atoi(port)
+		switch {
+		case err != nil:
+			add("HOLDOVER_NODE_LISTEN", "must be host:port (such as 127.0.0.1:8080), got %q", v)
+		case perr != nil || p < 0 || p > 65535:
+			add("HOLDOVER_NODE_LISTEN", "port must be a number between 0 and 65535, got %q", port)
+		case strings.ContainsAny(host, " \t"):
+			add("HOLDOVER_NODE_LISTEN", "host must not contain spaces, got %q", host)
+		}
+	}
+	if v := getenv("HOLDOVER_NODE_DRAIN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			add("HOLDOVER_NODE_DRAIN_TIMEOUT", "must be a duration such as 10s, got %q", v)
+		case d < 0 || d > maxDrainTimeout:
+			add("HOLDOVER_NODE_DRAIN_TIMEOUT", "must be between 0s and 10m, got %s", d)
+		default:
+			c.DrainTimeout = d
+		}
+	}
+	if v := getenv("HOLDOVER_LOG_FORMAT"); v != "" {
+		if v != "text" && v != "json" {
+			add("HOLDOVER_LOG_FORMAT", "must be text or json, got %q", v)
+		}
+		c.LogFormat = v
+	}
+	if v := getenv("HOLDOVER_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(v)) {
+			add("HOLDOVER_LOG_LEVEL", "must be debug, info, warn or error, got %q", v)
+		}
+	}
+	if len(probs) > 0 {
+		slices.SortStableFunc(probs, func(a, b adapter.FieldProblem) int { return cmp.Compare(a.Var, b.Var) })
+		return Config{}, &adapter.ConfigError{Problems: probs}
+	}
+	return c, nil
+}
+
+// Logger returns the logger the configuration asks for, writing to w.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	o := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}

@@ -1,0 +1,198 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/holdover/holdover/adapter"
+)
+
+// Event types.
+const (
+	EventCreate = "create"
+	EventUpdate = "update"
+	EventAppend = "append"
+	EventEnd    = "end"
+)
+
+// Event is one event for a session (the body of POST /v1/sessions/{id}/events).
+type Event struct {
+	Type  string            `json:"type"`
+	Attrs map[string]string `json:"attrs,omitempty"`
+	Entry *string           `json:"entry,omitempty"`
+}
+
+// Result says what an applied event did.
+type Result struct {
+	Session string `json:"session"`
+	Node    string `json:"node"`
+	// Version is the session's version after the event (for end, the
+	// version the ended session reached).
+	Version uint64 `json:"version"`
+	// Adopted is true when the event first had to adopt the session from
+	// Cassandra (for create: it claimed a stale session under the same ID).
+	Adopted bool `json:"adopted"`
+}
+
+// View is a resident session as GET /v1/sessions/{id} returns it.
+type View struct {
+	Session  string            `json:"session"`
+	Node     string            `json:"node"`
+	Version  uint64            `json:"version"`
+	Attrs    map[string]string `json:"attrs"`
+	History  []string          `json:"history"`
+	Resident bool              `json:"resident"`
+	Adopted  bool              `json:"adopted"`
+}
+
+// Apply applies one event to session id, in order with the session's other
+// events. When the session is not resident, an event other than create
+// adopts it first. The event's changes reach the adapter inside the
+// transaction's commit; if the adapter refuses them (ErrBufferFull, ...)
+// nothing of the event is applied and the error is returned.
+func (n *Node) Apply(ctx context.Context, id string, ev Event) (Result, error) {
+	a, err := n.adapter()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := n.checkEvent(id, ev); err != nil {
+		return Result{}, err
+	}
+	res := Result{Session: id, Node: n.cfg.NodeID}
+	tx := n.table.Begin(id)
+	defer tx.Rollback()
+
+	if ev.Type == EventCreate {
+		if tx.Resident() {
+			return res, residentError{id: id, node: n.cfg.NodeID}
+		}
+		items, err := n.fetch(ctx, a, id)
+		switch {
+		case errors.Is(err, adapter.ErrNotFound):
+		case err != nil:
+			return res, err
+		default:
+			res.Adopted = true // a stale session under this ID, now ours to replace
+		}
+		keys := make([]string, len(items))
+		for i, it := range items {
+			keys[i] = it.Key
+		}
+		tx.Create(ev.Attrs, keys)
+	} else {
+		if !tx.Resident() {
+			s, err := n.restore(ctx, a, id)
+			if err != nil {
+				return res, err
+			}
+			tx.Restore(s)
+			res.Adopted = true
+		}
+		switch ev.Type {
+		case EventUpdate:
+			tx.SetAttrs(ev.Attrs)
+		case EventAppend:
+			if len(tx.Session().History) >= MaxHistory {
+				return res, badInput("session %q: history is full (%d entries)", id, MaxHistory)
+			}
+			tx.Append(*ev.Entry)
+		case EventEnd:
+			tx.End()
+		}
+	}
+	res.Version, err = tx.Commit()
+	if err != nil {
+		return res, fmt.Errorf("session %q: %s event not applied: %w", id, ev.Type, err)
+	}
+	if res.Adopted {
+		n.log.Debug("session adopted", "session", id, "event", ev.Type, "version", res.Version)
+	}
+	return res, nil
+}
+
+// Get returns session id if it is resident. With adopt, a session that is
+// not resident is adopted first (with the outcomes of Apply's adoption);
+// without, it is ErrNotResident.
+func (n *Node) Get(ctx context.Context, id string, adopt bool) (View, error) {
+	if err := n.checkSession(id); err != nil {
+		return View{}, err
+	}
+	if s := n.table.Get(id); s != nil {
+		return n.view(s, false), nil
+	}
+	if !adopt {
+		return View{}, notResidentError{id: id, node: n.cfg.NodeID}
+	}
+	a, err := n.adapter()
+	if err != nil {
+		return View{}, err
+	}
+	tx := n.table.Begin(id)
+	defer tx.Rollback()
+	if s := tx.Session(); s != nil { // adopted by an event meanwhile
+		return n.view(tx.base, false), nil
+	}
+	s, err := n.restore(ctx, a, id)
+	if err != nil {
+		return View{}, err
+	}
+	tx.Restore(s)
+	n.log.Debug("session adopted", "session", id, "event", "get")
+	return n.view(s, true), nil
+}
+
+func (n *Node) view(s *Session, adopted bool) View {
+	h := s.History
+	if h == nil {
+		h = []string{}
+	}
+	return View{Session: s.ID, Node: n.cfg.NodeID, Version: s.Version, Attrs: s.Attrs,
+		History: slices.Clip(h), Resident: true, Adopted: adopted}
+}
+
+// restore fetches session id from Cassandra and decodes it.
+func (n *Node) restore(ctx context.Context, a *adapter.Adapter, id string) (*Session, error) {
+	items, err := n.fetch(ctx, a, id)
+	if err != nil {
+		return nil, err
+	}
+	s, unknown, err := decodeSession(id, items)
+	if err != nil {
+		return nil, err
+	}
+	if unknown > 0 {
+		n.log.Warn("persisted items outside the node's layout ignored", "session", id, "items", unknown)
+	}
+	return s, nil
+}
+
+// fetch adopts session id and returns its persisted items.
+//
+// When the adapter says this node owns the session already
+// (ErrAlreadyOwned) although the table does not hold it, the session either
+// ended moments ago and the end is not flushed yet, or it was dropped from
+// the table when the node fenced and the node has since recovered. Either
+// way fetch makes the adapter's view durable (Flush) and reads it back
+// (Peek): an ended session is then ErrNotFound.
+func (n *Node) fetch(ctx context.Context, a *adapter.Adapter, id string) ([]adapter.Item, error) {
+	s, err := a.Adopt(ctx, id)
+	if err == nil {
+		return s.Items, nil
+	}
+	if !errors.Is(err, adapter.ErrAlreadyOwned) {
+		return nil, sessionError(id, "adopt", err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		return nil, fmt.Errorf("session %q: flush before reading back a session this node owns: %w", id, err)
+	}
+	s, err = a.Peek(ctx, id)
+	if err != nil {
+		return nil, sessionError(id, "read back", err)
+	}
+	if s.Owner != n.cfg.NodeID {
+		return nil, &adapter.OwnedElsewhereError{Session: id, Owner: s.Owner, Epoch: s.Epoch, Live: true}
+	}
+	return s.Items, nil
+}

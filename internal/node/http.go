@@ -1,0 +1,179 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/holdover/holdover/adapter"
+)
+
+// Handler returns the node's HTTP API (docs/node-api.md).
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/sessions/{id}/events", n.handleEvent)
+	mux.HandleFunc("GET /v1/sessions/{id}", n.handleGet)
+	mux.HandleFunc("GET /v1/info", n.handleInfo)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", n.handleReady)
+	if n.opts.Metrics != nil {
+		mux.Handle("GET /metrics", n.opts.Metrics)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The mux would redirect an empty {id} segment to a cleaned path;
+		// answer it as the bad input it is.
+		if p := r.URL.Path; p == "/v1/sessions/" || strings.HasPrefix(p, "/v1/sessions//") {
+			n.writeError(w, n.checkSession(""))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (n *Node) handleEvent(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ev, err := n.decodeEvent(w, r)
+	if err == nil {
+		var res Result
+		res, err = n.Apply(r.Context(), id, ev)
+		if err == nil {
+			n.tel.event(r.Context(), ev.Type, http.StatusOK, res.Adopted)
+			writeJSON(w, http.StatusOK, res)
+			return
+		}
+	}
+	status := n.writeError(w, err)
+	n.tel.event(r.Context(), ev.Type, status, false)
+	n.log.Debug("event refused", "session", id, "type", ev.Type, "status", status, "err", err)
+}
+
+// decodeEvent reads one JSON event from a body of at most MaxBody bytes.
+func (n *Node) decodeEvent(w http.ResponseWriter, r *http.Request) (Event, error) {
+	var ev Event
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.MaxBody()))
+	if err != nil {
+		return ev, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&ev); err != nil {
+		return Event{}, badInput("malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return Event{}, badInput("malformed JSON body: data after the event object")
+	}
+	return ev, nil
+}
+
+func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
+	adopt := false
+	if s := r.URL.Query().Get("adopt"); s != "" {
+		var err error
+		if adopt, err = strconv.ParseBool(s); err != nil {
+			n.writeError(w, badInput("adopt=%q is not a boolean", s))
+			return
+		}
+	}
+	v, err := n.Get(r.Context(), r.PathValue("id"), adopt)
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// Info is the body of GET /v1/info.
+type Info struct {
+	Node         string `json:"node"`
+	FlushDelayMS int64  `json:"flush_delay_ms"`
+	Keyspace     string `json:"keyspace"`
+	Sessions     int    `json:"sessions"` // resident sessions
+}
+
+// Info describes the node.
+func (n *Node) Info() Info {
+	return Info{Node: n.cfg.NodeID, FlushDelayMS: n.cfg.FlushDelay.Milliseconds(),
+		Keyspace: n.cfg.Keyspace, Sessions: n.table.Len()}
+}
+
+func (n *Node) handleInfo(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, n.Info())
+}
+
+func (n *Node) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if err := n.Ready(); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": n.cfg.NodeID})
+}
+
+// errorBody is the body of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+	// Owner is the node owning the session (409).
+	Owner string `json:"owner,omitempty"`
+	// Limit is the configured limit a 400 or 413 exceeded, in bytes, and
+	// Var the variable setting it.
+	Limit int    `json:"limit,omitempty"`
+	Var   string `json:"var,omitempty"`
+}
+
+// writeError answers with the status err calls for and returns it.
+func (n *Node) writeError(w http.ResponseWriter, err error) int {
+	status, body := n.classify(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, body)
+	return status
+}
+
+// classify maps an error to its HTTP status and body.
+func (n *Node) classify(err error) (int, errorBody) {
+	body := errorBody{Error: err.Error()}
+	var (
+		tooBig *http.MaxBytesError
+		input  *InputError
+		limit  *adapter.LimitError
+		owned  *adapter.OwnedElsewhereError
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		body.Error = fmt.Sprintf("request body over the limit of %d bytes (1 MiB plus HOLDOVER_MAX_VALUE_BYTES)", tooBig.Limit)
+		body.Limit, body.Var = int(tooBig.Limit), "HOLDOVER_MAX_VALUE_BYTES"
+		return http.StatusRequestEntityTooLarge, body
+	case errors.As(err, &input):
+		body.Limit, body.Var = input.Limit, input.Var
+		return http.StatusBadRequest, body
+	case errors.As(err, &limit):
+		body.Limit = limit.Limit
+		return http.StatusBadRequest, body
+	case errors.Is(err, adapter.ErrInvalidInput):
+		return http.StatusBadRequest, body
+	case errors.Is(err, adapter.ErrNotFound), errors.Is(err, ErrNotResident):
+		return http.StatusNotFound, body
+	case errors.As(err, &owned):
+		body.Owner = owned.Owner
+		return http.StatusConflict, body
+	case errors.Is(err, ErrResident):
+		body.Owner = n.cfg.NodeID
+		return http.StatusConflict, body
+	}
+	// ErrBufferFull, ErrFenced, ErrClosed, ErrNotReady, Cassandra errors and
+	// timeouts: the event was not applied and may be retried.
+	return http.StatusServiceUnavailable, body
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
