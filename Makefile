@@ -50,7 +50,7 @@ cassandra-clean:
 	@$(CASSANDRA) clean
 
 # test starts Cassandra unless HOLDOVER_CASSANDRA_HOSTS is set, and stops it afterwards
-# only when it was not running before.
+# only when it was not running before. Then it runs the CI drills in Docker (drills-ci).
 test: deps vet
 	@started=0; \
 	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
@@ -59,6 +59,26 @@ test: deps vet
 	 fi; \
 	 echo "make: go test $(TEST_FLAGS) ./..."; \
 	 $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
+	 if [ $$started = 1 ]; then $(CASSANDRA) stop; fi; \
+	 $(MAKE) --no-print-directory drills-ci || rc=1; \
+	 exit $$rc
+
+# demo builds the reference node and the load generator, starts Cassandra unless
+# HOLDOVER_CASSANDRA_HOSTS is set (stopping it afterwards only if it started it), and
+# runs the failover demo: nodes A and B on a fresh keyspace, load, SIGKILL of A, B
+# adopting A's sessions, verification. Its exit status is the demo's.
+#   make demo            two nodes under load; SIGKILL one; prove nothing acknowledged is lost
+.PHONY: demo
+demo: deps
+	@mkdir -p bin
+	$(GO) build -o bin/holdover-node ./cmd/holdover-node
+	$(GO) build -o bin/holdover-load ./cmd/holdover-load
+	@started=0; \
+	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
+	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
+	   $(CASSANDRA) start 1 || exit 1; \
+	 fi; \
+	 bin/holdover-load demo -node-bin bin/holdover-node; rc=$$?; \
 	 if [ $$started = 1 ]; then $(CASSANDRA) stop; fi; \
 	 exit $$rc
 
@@ -78,3 +98,40 @@ bench: deps
 	 if [ $$rc = 0 ]; then $(GO) run ./cmd/holdover-bench -gobench bench/out/buffer.txt -out bench/out/results.json; rc=$$?; fi; \
 	 if [ $$started = 1 ]; then $(CASSANDRA) stop; fi; \
 	 exit $$rc
+
+# ---- failover drills (e2e/, in Docker) ----
+#   make drills          the seven failover drills in Docker; writes e2e/out/report.json, prints a table
+#   make drills-ci       the crash, zombie and drain drills only (make test runs them)
+#   make drills-images   build the drills' images locally (cached; rebuilt only when inputs change)
+# The drills start a Docker engine when none answers (as root, installing docker.io if needed) and
+# stop it afterwards only if they started it. DRILLS="crash drain" picks drills; image names come
+# from HOLDOVER_E2E_CASSANDRA_IMAGE and HOLDOVER_E2E_NODE_IMAGE (see e2e/README.md).
+DRILLS      ?= all
+DRILLS_CI   ?= crash zombie drain
+DRILL_FLAGS ?= -count=1 -v -timeout 60m
+E2E_ENGINE  := e2e/engine.sh
+
+.PHONY: drills drills-ci drills-images
+
+define run_drills
+had=0; $(E2E_ENGINE) status | grep -q 'started by this script' && had=1; \
+ $(E2E_ENGINE) start || exit 1; \
+ t0=$$SECONDS; e2e/images/build.sh $(2); rc=$$?; \
+ echo "drills: images ready in $$((SECONDS - t0)) s"; \
+ if [ $$rc = 0 ] && [ -n "$(1)" ]; then \
+   $(GO) vet -tags drills ./e2e/ && \
+   HOLDOVER_DRILLS="$(1)" $(GO) test -tags drills $(DRILL_FLAGS) ./e2e/; rc=$$?; \
+   echo "drills: $(1): $$((SECONDS - t0)) s in all"; \
+ fi; \
+ if [ $$had = 0 ]; then $(E2E_ENGINE) stop; fi; \
+ exit $$rc
+endef
+
+drills: deps
+	@$(call run_drills,$(DRILLS),all)
+
+drills-ci: deps
+	@$(call run_drills,$(DRILLS_CI),all)
+
+drills-images: deps
+	@$(call run_drills,,all)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -28,6 +29,7 @@ type Adapter struct {
 	tel    *telemetry
 	log    *slog.Logger
 	hooks  Hooks
+	closed atomic.Bool
 }
 
 // Hooks are the host's callbacks. Each is optional and called from the

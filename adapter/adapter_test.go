@@ -200,6 +200,12 @@ func TestGracefulCloseReleasesSessions(t *testing.T) {
 	if err := a.Commit("g0", put("k", "late")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("commit after close: %v", err)
 	}
+	if _, err := a.Adopt(context.Background(), "g0"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("adopt after close: %v", err)
+	}
+	if _, err := a.Close(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second close: %v", err)
+	}
 	began := time.Now()
 	for i := 0; i < 10; i++ {
 		s, err := b.Adopt(context.Background(), fmt.Sprintf("g%d", i))

@@ -49,6 +49,9 @@ type AdoptOptions = residency.AdoptOptions
 // previous owner can become visible, and this node's commits to the session
 // persist as usual.
 func (a *Adapter) Adopt(ctx context.Context, session string, opts ...AdoptOptions) (*Session, error) {
+	if a.closed.Load() {
+		return nil, ErrClosed
+	}
 	if err := a.limits.CheckSession(session); err != nil {
 		return nil, err
 	}
@@ -96,6 +99,9 @@ func adoptOutcome(err error) string {
 // (for related state the host only reads). The items may lag the owner's
 // unflushed changes by the flush window.
 func (a *Adapter) Peek(ctx context.Context, session string) (*Session, error) {
+	if a.closed.Load() {
+		return nil, ErrClosed
+	}
 	if err := a.limits.CheckSession(session); err != nil {
 		return nil, err
 	}
@@ -117,6 +123,9 @@ type TakeoverReport = residency.TakeoverReport
 // handing each to opts.OnAdopted so its state is warm before redirected
 // events arrive.
 func (a *Adapter) Takeover(ctx context.Context, node string, opts TakeoverOptions) (TakeoverReport, error) {
+	if a.closed.Load() {
+		return TakeoverReport{}, ErrClosed
+	}
 	if opts.Rate == 0 {
 		opts.Rate = a.cfg.AdoptRate
 	}

@@ -25,6 +25,9 @@ type CloseReport struct {
 // adoptable when the lease expires. Close is for graceful shutdown (SIGTERM).
 func (a *Adapter) Close(ctx context.Context) (CloseReport, error) {
 	var rep CloseReport
+	if !a.closed.CompareAndSwap(false, true) {
+		return rep, ErrClosed
+	}
 	unwritten, bufErr := a.buf.Close(ctx)
 	rep.Unwritten = unwritten
 	for _, u := range unwritten.Sessions {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/holdover/holdover/internal/store"
+)
+
+type ownedJSON struct {
+	Node      string       `json:"node"`
+	Sessions  []ownedEntry `json:"sessions"`
+	Truncated bool         `json:"truncated"` // -limit stopped the listing; more entries exist
+}
+
+type ownedEntry struct {
+	Session string `json:"session"`
+	Epoch   uint64 `json:"epoch"`
+	// With -verify: the ownership row as it is now.
+	Current *currentOwner `json:"current,omitempty"`
+}
+
+type currentOwner struct {
+	Found    bool   `json:"found"`
+	Node     string `json:"node,omitempty"`
+	Epoch    uint64 `json:"epoch,omitempty"`
+	Released bool   `json:"released,omitempty"`
+	Stale    bool   `json:"stale"` // the index entry no longer matches the row
+}
+
+func parseOwned(fs *flag.FlagSet, args []string) (job, error) {
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("limit", 100, "list at most this many sessions; 0 lists them all")
+	verify := fs.Bool("verify", false, "read each session's ownership row and flag index entries that are stale (one read per session)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != 1 || pos[0] == "" {
+		return nil, usagef("want exactly one node ID, got %q", pos)
+	}
+	if *limit < 0 {
+		return nil, usagef("-limit must be 0 or more, got %d", *limit)
+	}
+	node := pos[0]
+	return func(ctx context.Context, in *inspector) error {
+		st, err := in.open(ctx)
+		if err != nil {
+			return err
+		}
+		out := ownedJSON{Node: node, Sessions: []ownedEntry{}}
+		err = st.OwnedBy(ctx, node, func(o store.Owned) bool {
+			if *limit > 0 && len(out.Sessions) == *limit {
+				out.Truncated = true
+				return false
+			}
+			out.Sessions = append(out.Sessions, ownedEntry{Session: o.Session, Epoch: o.Epoch})
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if *verify {
+			for i := range out.Sessions {
+				e := &out.Sessions[i]
+				row, found, err := st.ReadOwner(ctx, e.Session)
+				if err != nil {
+					return err
+				}
+				e.Current = &currentOwner{Found: found, Node: row.Node, Epoch: row.Epoch, Released: row.Released,
+					Stale: !found || row.Node != node || row.Epoch != e.Epoch}
+			}
+		}
+		if *asJSON {
+			return writeJSON(in.stdout, out)
+		}
+		printOwned(in, out, *limit)
+		return nil
+	}, nil
+}
+
+func printOwned(in *inspector, out ownedJSON, limit int) {
+	if len(out.Sessions) == 0 {
+		fmt.Fprintf(in.stdout, "the owner index lists no sessions under node %q\n", out.Node)
+		return
+	}
+	w := newTable(in.stdout)
+	header := []string{"SESSION", "EPOCH"}
+	if out.Sessions[0].Current != nil {
+		header = append(header, "CURRENT")
+	}
+	w.row(header...)
+	stale := 0
+	for _, e := range out.Sessions {
+		cells := []string{quote([]byte(e.Session), 0), fmt.Sprint(e.Epoch)}
+		if c := e.Current; c != nil {
+			cells = append(cells, currentText(c))
+			if c.Stale {
+				stale++
+			}
+		}
+		w.row(cells...)
+	}
+	w.flush()
+	fmt.Fprintf(in.stdout, "%d %s listed under node %q", len(out.Sessions), plural(len(out.Sessions), "session", "sessions"), out.Node)
+	if out.Truncated {
+		fmt.Fprintf(in.stdout, " (stopped at -limit %d; more exist)", limit)
+	}
+	if out.Sessions[0].Current != nil {
+		fmt.Fprintf(in.stdout, "; %d stale", stale)
+	}
+	fmt.Fprintln(in.stdout)
+	if out.Sessions[0].Current == nil {
+		fmt.Fprintln(in.stdout, "the index is a hint: run with -verify to check each entry against its ownership row")
+	}
+}
+
+func currentText(c *currentOwner) string {
+	switch {
+	case !c.Found:
+		return "stale: no ownership row (ended or expired)"
+	case c.Stale:
+		return fmt.Sprintf("stale: now owned by %s at epoch %d", c.Node, c.Epoch)
+	case c.Released:
+		return "ok (released)"
+	}
+	return "ok"
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Session statuses, as the session command reports them.
+const (
+	statusResident    = "resident"     // owned by a node whose lease is live
+	statusReleased    = "released"     // handed over on graceful shutdown: adoptable at once
+	statusNonResident = "non-resident" // its owner's lease expired: adoptable
+	statusNoOwner     = "no-owner"     // items remain but the ownership row is gone
+)
+
+type sessionJSON struct {
+	Session string     `json:"session"`
+	Status  string     `json:"status"`
+	Owner   *ownerJSON `json:"owner"`
+	Items   []itemJSON `json:"items"`
+	Bytes   int        `json:"item_bytes"`
+}
+
+type ownerJSON struct {
+	Node        string    `json:"node"`
+	Epoch       uint64    `json:"epoch"`
+	Released    bool      `json:"released"`
+	ClaimedAt   time.Time `json:"claimed_at"`
+	LeaseLive   bool      `json:"lease_live"`
+	RemainingMS int64     `json:"lease_remaining_ms,omitempty"`
+}
+
+type itemJSON struct {
+	Key   string  `json:"key"`
+	Size  int     `json:"size"`
+	Value []byte  `json:"value"`          // base64, lossless
+	Text  *string `json:"text,omitempty"` // the value when it is valid UTF-8
+}
+
+func parseSession(fs *flag.FlagSet, args []string) (job, error) {
+	asJSON := fs.Bool("json", false, "print JSON: values as base64 (\"value\") and, when valid UTF-8, as text (\"text\")")
+	maxValue := fs.Int("max-value-bytes", 256, "show at most this many bytes of each value in text output; 0 shows them whole")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != 1 {
+		return nil, usagef("want exactly one session ID, got %d arguments", len(pos))
+	}
+	if pos[0] == "" {
+		return nil, usagef("the session ID is empty")
+	}
+	if *maxValue < 0 {
+		return nil, usagef("-max-value-bytes must be 0 or more, got %d", *maxValue)
+	}
+	id := pos[0]
+	return func(ctx context.Context, in *inspector) error {
+		s, err := readSession(ctx, in, id)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(in.stdout, s)
+		}
+		printSession(in, s, *maxValue)
+		return nil
+	}, nil
+}
+
+// readSession reads the ownership row, the owner's lease and the items. Only
+// a session with neither a row nor items is an error.
+func readSession(ctx context.Context, in *inspector, id string) (*sessionJSON, error) {
+	st, err := in.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	owner, found, err := st.ReadOwner(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	items, err := st.ReadState(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !found && len(items) == 0 {
+		return nil, fmt.Errorf("session %q not found in keyspace %q: it was never persisted, it ended, or it expired", id, in.cfg.Keyspace)
+	}
+	s := &sessionJSON{Session: id, Items: make([]itemJSON, 0, len(items))}
+	for _, it := range items {
+		j := itemJSON{Key: it.Key, Size: len(it.Value), Value: it.Value}
+		if j.Value == nil {
+			j.Value = []byte{}
+		}
+		if utf8.Valid(it.Value) {
+			text := string(it.Value)
+			j.Text = &text
+		}
+		s.Items = append(s.Items, j)
+		s.Bytes += len(it.Value)
+	}
+	if !found {
+		s.Status = statusNoOwner
+		return s, nil
+	}
+	s.Owner = &ownerJSON{Node: owner.Node, Epoch: owner.Epoch, Released: owner.Released, ClaimedAt: owner.ClaimedAt.UTC()}
+	lease, live, err := st.ReadLease(ctx, owner.Node)
+	if err != nil {
+		return nil, err
+	}
+	if live {
+		s.Owner.LeaseLive = true
+		s.Owner.RemainingMS = lease.Remaining.Milliseconds()
+	}
+	switch {
+	case owner.Released:
+		s.Status = statusReleased
+	case live:
+		s.Status = statusResident
+	default:
+		s.Status = statusNonResident
+	}
+	return s, nil
+}
+
+func printSession(in *inspector, s *sessionJSON, maxValue int) {
+	w := newTable(in.stdout)
+	w.row("session", quote([]byte(s.Session), 0))
+	w.row("status", statusText(s))
+	if o := s.Owner; o != nil {
+		lease := "no live lease"
+		if o.LeaseLive {
+			lease = fmt.Sprintf("lease live, %s left", time.Duration(o.RemainingMS)*time.Millisecond)
+		}
+		w.row("owner", fmt.Sprintf("%s (%s)", o.Node, lease))
+		w.row("epoch", fmt.Sprint(o.Epoch))
+		w.row("released", fmt.Sprint(o.Released))
+		w.row("claimed_at", timeAndAge(o.ClaimedAt))
+	} else {
+		w.row("owner", "(no ownership row)")
+	}
+	w.row("items", fmt.Sprintf("%d (%d value bytes)", len(s.Items), s.Bytes))
+	w.flush()
+	if len(s.Items) == 0 {
+		return
+	}
+	fmt.Fprintln(in.stdout)
+	w = newTable(in.stdout)
+	w.row("KEY", "SIZE", "VALUE")
+	for _, it := range s.Items {
+		w.row(quote([]byte(it.Key), 0), fmt.Sprint(it.Size), quote(it.Value, maxValue))
+	}
+	w.flush()
+}
+
+func statusText(s *sessionJSON) string {
+	switch s.Status {
+	case statusResident:
+		return "resident: owned by a live node"
+	case statusReleased:
+		return "released: its owner shut down gracefully; any node may adopt it at once"
+	case statusNonResident:
+		return "non-resident: its owner's lease has expired; any node may adopt it"
+	case statusNoOwner:
+		return "no ownership row (ended or expired while items remain); Adopt reports it not found"
+	}
+	return s.Status
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/holdover/holdover/internal/loadgen"
+)
+
+// demoOptions configures the demo; the flags of "holdover-load demo".
+type demoOptions struct {
+	NodeBin         string
+	ListenA         string
+	ListenB         string
+	Keyspace        string // empty: holdover_demo_<unix seconds>
+	Sessions        int
+	Rate            float64
+	Warmup          time.Duration // load before node A is killed
+	Continue        time.Duration // load after the redirect
+	FlushDelay      time.Duration
+	LeaseTTL        time.Duration
+	WindowAllowance time.Duration
+	ReadyTimeout    time.Duration
+	KeepKeyspace    bool
+	Verbose         bool // copy the nodes' logs to the output
+}
+
+// demoResult is what the demo measured.
+type demoResult struct {
+	Keyspace string
+	Report   loadgen.Report
+}
+
+func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o demoOptions
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.NodeBin, "node-bin", "", "`path` of the holdover-node binary (required; make demo builds bin/holdover-node)")
+	fs.StringVar(&o.ListenA, "listen-a", "127.0.0.1:18081", "listen address of node A")
+	fs.StringVar(&o.ListenB, "listen-b", "127.0.0.1:18082", "listen address of node B")
+	fs.StringVar(&o.Keyspace, "keyspace", "", "keyspace (default holdover_demo_<unix time>, created by the nodes, dropped at the end)")
+	fs.IntVar(&o.Sessions, "sessions", 200, "concurrent sessions, half on each node")
+	fs.Float64Var(&o.Rate, "rate", 300, "events per second over all sessions")
+	fs.DurationVar(&o.Warmup, "warmup", 10*time.Second, "load before node A is killed")
+	fs.DurationVar(&o.Continue, "continue", 4*time.Second, "load after A's sessions were redirected to B")
+	fs.DurationVar(&o.FlushDelay, "flush-delay", 100*time.Millisecond, "HOLDOVER_FLUSH_DELAY of the nodes")
+	fs.DurationVar(&o.LeaseTTL, "lease-ttl", 5*time.Second, "HOLDOVER_LEASE_TTL of the nodes")
+	fs.DurationVar(&o.WindowAllowance, "window-allowance", 250*time.Millisecond, "flush latency allowed on top of the flush delay")
+	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 90*time.Second, "how long a node may take to become ready")
+	fs.BoolVar(&o.KeepKeyspace, "keep-keyspace", false, "do not drop the keyspace at the end")
+	fs.BoolVar(&o.Verbose, "v", false, "copy the nodes' logs to stderr")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.NodeBin == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "holdover-load demo: -node-bin is required and no arguments are taken")
+		return 2
+	}
+	res, err := runDemo(ctx, o, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stdout, "demo: FAILED: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "demo: report: %v\n", res.Report)
+	fmt.Fprintln(stdout, demoLine(res.Report))
+	if !res.Report.OK() {
+		fmt.Fprintf(stdout, "demo: FAILED: %s\n", verdict(res.Report))
+		return 1
+	}
+	return 0
+}
+
+// demoLine is the demo's last line.
+func demoLine(r loadgen.Report) string {
+	return fmt.Sprintf("demo: sessions=%d adopted=%d lost_beyond_window=%d adopt_p99_ms=%.1f",
+		r.Sessions, r.Adopted, r.LostBeyondWindow, r.AdoptP99Ms)
+}
+
+// runDemo starts nodes A and B on a fresh keyspace, drives load, SIGKILLs A
+// after the warm-up, redirects A's sessions to B (which must wait for A's
+// lease to expire), continues, SIGTERMs B and drops the keyspace. Whatever
+// happens, both nodes are dead when it returns. An error means the demo could
+// not be carried out; the report says what it found.
+func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res demoResult, err error) {
+	logf := func(format string, args ...any) { fmt.Fprintf(stdout, "demo: "+format+"\n", args...) }
+	if st, err := os.Stat(o.NodeBin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return res, fmt.Errorf("-node-bin %q is not an executable file", o.NodeBin)
+	}
+	for _, l := range []string{o.ListenA, o.ListenB} {
+		if err := portFree(l); err != nil {
+			return res, err
+		}
+	}
+	res.Keyspace = o.Keyspace
+	if res.Keyspace == "" {
+		res.Keyspace = fmt.Sprintf("holdover_demo_%d", time.Now().Unix())
+	}
+	if !keyspaceRE.MatchString(res.Keyspace) {
+		return res, fmt.Errorf("-keyspace %q is not a CQL identifier of at most 48 characters", res.Keyspace)
+	}
+	hosts := os.Getenv("HOLDOVER_CASSANDRA_HOSTS")
+	if hosts == "" {
+		hosts = "127.0.0.1"
+	}
+	logf("keyspace %s on Cassandra at %s; nodes A=%s B=%s, flush delay %v, lease TTL %v",
+		res.Keyspace, hosts, o.ListenA, o.ListenB, o.FlushDelay, o.LeaseTTL)
+
+	var echo io.Writer
+	if o.Verbose {
+		echo = stderr
+	}
+	var procs []*nodeProc
+	keyspaceUsed := false
+	defer func() {
+		for _, p := range procs {
+			p.kill()
+		}
+		if keyspaceUsed && !o.KeepKeyspace {
+			if derr := dropKeyspace(hosts, res.Keyspace); derr != nil {
+				logf("could not drop keyspace %s: %v", res.Keyspace, derr)
+				err = errors.Join(err, derr)
+			} else {
+				logf("dropped keyspace %s", res.Keyspace)
+			}
+		}
+	}()
+
+	start := func(name, id, listen string) (*nodeProc, error) {
+		env := []string{
+			"HOLDOVER_NODE_LISTEN=" + listen,
+			"HOLDOVER_NODE_ID=" + id,
+			"HOLDOVER_KEYSPACE=" + res.Keyspace,
+			"HOLDOVER_CASSANDRA_HOSTS=" + hosts,
+			"HOLDOVER_FLUSH_DELAY=" + o.FlushDelay.String(),
+			"HOLDOVER_LEASE_TTL=" + o.LeaseTTL.String(),
+		}
+		t0 := time.Now()
+		p, err := startNode(name, o.NodeBin, env, echo)
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+		keyspaceUsed = true
+		logf("node %s (%s) starting on %s, pid %d", name, id, listen, p.cmd.Process.Pid)
+		if err := loadgen.WaitReady(ctx, "http://"+listen, o.ReadyTimeout, p.alive); err != nil {
+			return nil, fmt.Errorf("node %s did not become ready: %v\nlast lines of its log:\n%s", name, err, p.tail(30))
+		}
+		logf("node %s ready in %.1fs", name, time.Since(t0).Seconds())
+		return p, nil
+	}
+	// One after the other: the first creates the schema.
+	a, err := start("A", "demo-a", o.ListenA)
+	if err != nil {
+		return res, err
+	}
+	b, err := start("B", "demo-b", o.ListenB)
+	if err != nil {
+		return res, err
+	}
+
+	logf("load: %d sessions at %.0f events/s; SIGKILL of A after %v; A's sessions then go to B", o.Sessions, o.Rate, o.Warmup)
+	g, err := loadgen.New(loadgen.Config{
+		Nodes:           []loadgen.Node{{Name: "A", URL: "http://" + o.ListenA}, {Name: "B", URL: "http://" + o.ListenB}},
+		Sessions:        o.Sessions,
+		Rate:            o.Rate,
+		Duration:        o.Warmup + o.Continue,
+		WindowAllowance: o.WindowAllowance,
+		AdoptTimeout:    o.LeaseTTL + 10*time.Second,
+		Progress:        stdout,
+		Failure: &loadgen.Failure{
+			Node:        "A",
+			After:       o.Warmup,
+			ContinueFor: o.Continue,
+			Fail: func(context.Context, loadgen.Node) error {
+				logf("SIGKILL node A (pid %d)", a.cmd.Process.Pid)
+				if !a.signal(syscall.SIGKILL, 10*time.Second) {
+					return errors.New("node A still runs 10s after SIGKILL")
+				}
+				logf("node A is dead; B may adopt its sessions once A's lease (TTL %v) expires", o.LeaseTTL)
+				return nil
+			},
+		},
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Report, err = g.Run(ctx)
+	if err != nil {
+		return res, err
+	}
+	if e := b.alive(); e != nil {
+		return res, fmt.Errorf("%v during the load\nlast lines of its log:\n%s", e, b.tail(30))
+	}
+
+	t0 := time.Now()
+	logf("SIGTERM node B")
+	if !b.signal(syscall.SIGTERM, 30*time.Second) {
+		return res, fmt.Errorf("node B still runs 30s after SIGTERM\nlast lines of its log:\n%s", b.tail(30))
+	}
+	if b.err != nil {
+		return res, fmt.Errorf("node B did not shut down cleanly (%v)\nlast lines of its log:\n%s", b.exitDesc(), b.tail(30))
+	}
+	logf("node B drained and exited in %.1fs", time.Since(t0).Seconds())
+	return res, nil
+}
+
+var keyspaceRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,47}$`)
+
+// portFree fails when something already listens on addr (a node left over
+// from another run, say).
+func portFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot use %s for a node: %v", addr, err)
+	}
+	return l.Close()
+}
+
+// dropKeyspace drops keyspace ks through gocql; hosts is a comma-separated
+// list, the port HOLDOVER_CASSANDRA_PORT (default 9042), with password
+// authentication when HOLDOVER_USERNAME is set.
+func dropKeyspace(hosts, ks string) error {
+	c := gocql.NewCluster(strings.Split(hosts, ",")...)
+	if p := os.Getenv("HOLDOVER_CASSANDRA_PORT"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return fmt.Errorf("HOLDOVER_CASSANDRA_PORT=%q is not a port", p)
+		}
+		c.Port = n
+	}
+	if u := os.Getenv("HOLDOVER_USERNAME"); u != "" {
+		c.Authenticator = gocql.PasswordAuthenticator{Username: u, Password: os.Getenv("HOLDOVER_PASSWORD")}
+	}
+	c.ProtoVersion = 5
+	c.Timeout = 60 * time.Second // schema changes are slow on a small node
+	c.ConnectTimeout = 10 * time.Second
+	c.Logger = gocql.NewLogger(gocql.LogLevelNone)
+	s, err := c.CreateSession()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Query("DROP KEYSPACE IF EXISTS " + ks).Exec()
+}

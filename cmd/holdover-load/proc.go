@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// nodeProc is a holdover-node running as a child process.
+type nodeProc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *tailLog
+	done chan struct{} // closed when the process exited
+	err  error         // Wait's result, set before done closes
+}
+
+// startNode starts bin with env added to this process's environment. Its
+// output is kept (the last lines) and, when echo is not nil, copied there
+// prefixed with the node's name. The child gets SIGKILL if this process dies.
+func startNode(name, bin string, env []string, echo io.Writer) (*nodeProc, error) {
+	p := &nodeProc{name: name, log: &tailLog{prefix: "[" + name + "] ", echo: echo, max: 200}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.SysProcAttr = procAttr()
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start node %s (%s): %w", name, bin, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// alive returns nil while the process runs, else how it ended.
+func (p *nodeProc) alive() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("node %s exited (%v)", p.name, p.exitDesc())
+	default:
+		return nil
+	}
+}
+
+func (p *nodeProc) exitDesc() string {
+	if p.err == nil {
+		return "exit status 0"
+	}
+	return p.err.Error()
+}
+
+// signal sends sig and waits up to timeout for the exit; it reports whether
+// the process exited in time.
+func (p *nodeProc) signal(sig syscall.Signal, timeout time.Duration) bool {
+	if p.alive() != nil {
+		return true
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// kill ends the process, if it still runs, and waits for it.
+func (p *nodeProc) kill() {
+	if p.alive() == nil {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// tail returns the last n lines of the node's output.
+func (p *nodeProc) tail(n int) string { return p.log.tail(n) }
+
+// tailLog keeps the last max lines written to it.
+type tailLog struct {
+	prefix string
+	echo   io.Writer
+	max    int
+
+	mu      sync.Mutex
+	partial []byte
+	lines   []string
+}
+
+func (t *tailLog) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.partial = append(t.partial, b...)
+	for {
+		i := bytes.IndexByte(t.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(t.partial[:i])
+		t.partial = t.partial[i+1:]
+		t.lines = append(t.lines, line)
+		if len(t.lines) > t.max {
+			t.lines = t.lines[len(t.lines)-t.max:]
+		}
+		if t.echo != nil {
+			fmt.Fprintf(t.echo, "%s%s\n", t.prefix, line)
+		}
+	}
+	return len(b), nil
+}
+
+func (t *tailLog) tail(n int) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := t.lines[max(0, len(t.lines)-n):]
+	if len(t.partial) > 0 {
+		lines = append(append([]string(nil), lines...), string(t.partial))
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("  " + t.prefix + l + "\n")
+	}
+	return b.String()
+}

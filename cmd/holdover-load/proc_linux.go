@@ -1,0 +1,9 @@
+package main
+
+import "syscall"
+
+// procAttr makes the kernel SIGKILL a node when this process dies, whatever
+// the way, so a demo never leaves nodes behind.
+func procAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
