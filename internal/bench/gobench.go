@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // GoBench holds the medians of `go test -bench -count N` results by
@@ -78,4 +79,23 @@ func percentile(vs []float64, p float64) float64 {
 	slices.Sort(s)
 	i := int(p/100*float64(len(s))+0.5) - 1
 	return s[max(0, min(i, len(s)-1))]
+}
+
+// paced calls fn(i) for i = 0, 1, ... at `rate` calls per second for `d`,
+// catching up every millisecond, and returns how many calls it made.
+func paced(d time.Duration, rate float64, fn func(i int) error) (int, error) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	began := time.Now()
+	n := 0
+	for time.Since(began) < d {
+		<-tick.C
+		for due := int(rate*time.Since(began).Seconds()) - n; due > 0; due-- {
+			if err := fn(n); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
 }

@@ -63,22 +63,13 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 			}
 		}
 	}()
-	tick := time.NewTicker(time.Millisecond)
-	began := time.Now()
-	commits := 0
-	for time.Since(began) < d {
-		<-tick.C
-		due := int(rate*time.Since(began).Seconds()) - commits
-		for i := 0; i < due; i++ {
-			if err := a.Commit(fmt.Sprintf("rpo-%d", commits%pool), adapter.Change{Key: "k", Value: value}); err != nil {
-				tick.Stop()
-				close(stop)
-				return RPOResult{}, err
-			}
-			commits++
-		}
+	_, err = paced(d, rate, func(i int) error {
+		return a.Commit(fmt.Sprintf("rpo-%d", i%pool), adapter.Change{Key: "k", Value: value})
+	})
+	if err != nil {
+		close(stop)
+		return RPOResult{}, err
 	}
-	tick.Stop()
 	if err := a.Flush(ctx); err != nil {
 		close(stop)
 		return RPOResult{}, err

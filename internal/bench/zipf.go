@@ -53,22 +53,13 @@ func (e *Env) Writes(ctx context.Context, sessions int, rate float64, d time.Dur
 		keys[i] = fmt.Sprintf("k%02d", i)
 	}
 	before := a.Stats().Buffer.FlushedItems
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	began := time.Now()
-	commits := 0
-	for time.Since(began) < d {
-		<-tick.C
-		due := int(rate*time.Since(began).Seconds()) - commits
-		for i := 0; i < due; i++ {
-			s, k := int(zs.Uint64()), uint8(zk.Uint64())
-			now := time.Now()
-			if err := a.Commit(fmt.Sprintf("zipf-%d", s), adapter.Change{Key: keys[k], Value: value}); err != nil {
-				return WritesResult{}, err
-			}
-			history[s] = append(history[s], ev{now, k})
-			commits++
-		}
+	commits, err := paced(d, rate, func(int) error {
+		s, k := int(zs.Uint64()), uint8(zk.Uint64())
+		history[s] = append(history[s], ev{time.Now(), k})
+		return a.Commit(fmt.Sprintf("zipf-%d", s), adapter.Change{Key: keys[k], Value: value})
+	})
+	if err != nil {
+		return WritesResult{}, err
 	}
 	if err := a.Flush(ctx); err != nil {
 		return WritesResult{}, err
