@@ -6,7 +6,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/holdover/holdover/buffer"
 	"github.com/holdover/holdover/internal/store"
@@ -18,11 +17,14 @@ import (
 // one batch at timestamps ranked by that epoch. The buffer retries transient
 // errors and drops the snapshot on permanent ones.
 func (a *Adapter) flush(ctx context.Context, s *buffer.Snapshot) (err error) {
-	ctx, span := a.tel.tracer.Start(ctx, "holdover.flush", trace.WithAttributes(
-		attribute.String("holdover.session", s.Session),
-		attribute.Int("holdover.items", len(s.Items)),
-		attribute.Bool("holdover.ended", s.Ended),
-	))
+	ctx, span := a.tel.tracer.Start(ctx, "holdover.flush")
+	if span.IsRecording() { // attributes cost allocations: only for a real tracer
+		span.SetAttributes(
+			attribute.String("holdover.session", s.Session),
+			attribute.Int("holdover.items", len(s.Items)),
+			attribute.Bool("holdover.ended", s.Ended),
+		)
+	}
 	defer func() {
 		if err != nil {
 			span.RecordError(err)

@@ -28,6 +28,8 @@ type telemetry struct {
 	fences       metric.Int64Counter
 
 	reg metric.Registration
+
+	statusOK, statusError metric.RecordOption // built once: no allocation per flush
 }
 
 func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) *telemetry {
@@ -38,6 +40,8 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) *telemetry {
 		tp = otel.GetTracerProvider()
 	}
 	t := &telemetry{meter: mp.Meter(instrumentationName), tracer: tp.Tracer(instrumentationName)}
+	t.statusOK = metric.WithAttributeSet(attribute.NewSet(attribute.String("status", "ok")))
+	t.statusError = metric.WithAttributeSet(attribute.NewSet(attribute.String("status", "error")))
 	m := t.meter
 	ms := metric.WithExplicitBucketBoundaries(0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 	t.flushLatency, _ = m.Float64Histogram("holdover.flush.duration", metric.WithUnit("ms"),
@@ -58,11 +62,11 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) *telemetry {
 
 func (t *telemetry) flushed(e buffer.FlushEvent) {
 	ctx := context.Background()
-	status := attribute.String("status", "ok")
+	status := t.statusOK
 	if e.Err != nil {
-		status = attribute.String("status", "error")
+		status = t.statusError
 	}
-	t.flushLatency.Record(ctx, float64(e.Duration.Microseconds())/1000, metric.WithAttributes(status))
+	t.flushLatency.Record(ctx, float64(e.Duration.Microseconds())/1000, status)
 	if e.Err == nil {
 		t.flushItems.Record(ctx, int64(e.Items))
 		t.flushLag.Record(ctx, float64(e.Lag.Microseconds())/1000)
