@@ -1,6 +1,8 @@
 package adapter
 
 import (
+	"errors"
+
 	"github.com/holdover/holdover/buffer"
 	"github.com/holdover/holdover/internal/store"
 	"github.com/holdover/holdover/residency"
@@ -27,6 +29,10 @@ var (
 	// HOLDOVER_MAX_VALUE_BYTES; the error is a *LimitError naming the field and
 	// the limit. Nothing of the call was applied.
 	ErrInvalidInput = store.ErrInvalidInput
+	// ErrNoKeyspace: OpenInspector reached Cassandra, but the configured keyspace
+	// (HOLDOVER_KEYSPACE) does not exist there: no node has run with it yet, or
+	// HOLDOVER_CREATE_SCHEMA=false and it was never created.
+	ErrNoKeyspace = errors.New("keyspace does not exist")
 )
 
 // OwnedElsewhereError names the node that owns a session (Owner), whether its

@@ -4,11 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
-
-	"github.com/holdover/holdover/internal/store"
 )
 
 type leaseJSON struct {
@@ -20,23 +16,18 @@ type leaseJSON struct {
 
 func parseLeases(fs *flag.FlagSet, args []string) (job, error) {
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return nil, err
 	}
-	if len(pos) != 0 {
-		return nil, usagef("takes no arguments, got %q", pos)
-	}
 	return func(ctx context.Context, in *inspector) error {
-		st, err := in.open(ctx)
+		conn, err := in.open(ctx)
 		if err != nil {
 			return err
 		}
-		leases, err := st.Leases(ctx)
+		leases, err := conn.Leases(ctx)
 		if err != nil {
 			return err
 		}
-		slices.SortFunc(leases, func(a, b store.Lease) int { return strings.Compare(a.Node, b.Node) })
 		if *asJSON {
 			out := make([]leaseJSON, 0, len(leases))
 			for _, l := range leases {

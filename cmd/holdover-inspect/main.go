@@ -76,6 +76,18 @@ var commands = []command{
 // usagef reports a mistake in a command's arguments (exit status 2).
 func usagef(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
+// parseNoArgs parses fs over args for a command that takes flags only.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("takes no arguments, got %q", pos)
+	}
+	return nil
+}
+
 // run is the whole program: it parses args, reads the HOLDOVER_* variables,
 // runs one command writing its result to stdout and diagnostics to stderr, and
 // returns the exit status.
@@ -145,7 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	in := newInspector(cfg, stdout, stderr)
+	in := newInspector(cfg, stdout)
 	defer in.close()
 	if err := j(ctx, in); err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {

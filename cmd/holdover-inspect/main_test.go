@@ -15,7 +15,6 @@ import (
 
 	"github.com/holdover/holdover/adapter"
 	"github.com/holdover/holdover/internal/cassandratest"
-	"github.com/holdover/holdover/internal/store"
 )
 
 // inspect runs the command in-process and returns its output and status.
@@ -196,8 +195,8 @@ func TestInspect(t *testing.T) {
 		"status      resident", "owner       inspect-b (lease live", "epoch       2\n", "released    false\n")
 
 	// A stale index entry: -verify flags it.
-	st := openStore(t, cfg)
-	must(t, st.IndexOwner(context.Background(), "inspect-a", "ghost", 1, time.Hour))
+	must(t, cassandratest.Session(t, ks).Query(
+		`INSERT INTO owner_index (owner, session, epoch) VALUES ('inspect-a', 'ghost', 1) USING TTL 3600`).Exec())
 	var o ownedJSON
 	must(t, json.Unmarshal([]byte(mustInspect(t, "owned", "-verify", "-json", "inspect-a")), &o))
 	for _, e := range o.Sessions {
@@ -278,20 +277,6 @@ func TestInspectUsageAndConfigErrors(t *testing.T) {
 	if strings.Contains(errOut, "s3cret") {
 		t.Errorf("the password leaked into the error output:\n%s", errOut)
 	}
-}
-
-func openStore(t *testing.T, cfg adapter.Config) *store.Store {
-	t.Helper()
-	o, err := storeOptions(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	return st
 }
 
 func must(t *testing.T, err error) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-
-	"github.com/holdover/holdover/internal/store"
 )
 
 type ownedJSON struct {
@@ -45,26 +43,22 @@ func parseOwned(fs *flag.FlagSet, args []string) (job, error) {
 	}
 	node := pos[0]
 	return func(ctx context.Context, in *inspector) error {
-		st, err := in.open(ctx)
+		conn, err := in.open(ctx)
 		if err != nil {
 			return err
 		}
-		out := ownedJSON{Node: node, Sessions: []ownedEntry{}}
-		err = st.OwnedBy(ctx, node, func(o store.Owned) bool {
-			if *limit > 0 && len(out.Sessions) == *limit {
-				out.Truncated = true
-				return false
-			}
-			out.Sessions = append(out.Sessions, ownedEntry{Session: o.Session, Epoch: o.Epoch})
-			return true
-		})
+		owned, more, err := conn.OwnedBy(ctx, node, *limit)
 		if err != nil {
 			return err
+		}
+		out := ownedJSON{Node: node, Sessions: make([]ownedEntry, 0, len(owned)), Truncated: more}
+		for _, o := range owned {
+			out.Sessions = append(out.Sessions, ownedEntry{Session: o.Session, Epoch: o.Epoch})
 		}
 		if *verify {
 			for i := range out.Sessions {
 				e := &out.Sessions[i]
-				row, found, err := st.ReadOwner(ctx, e.Session)
+				row, found, err := conn.Ownership(ctx, e.Session)
 				if err != nil {
 					return err
 				}

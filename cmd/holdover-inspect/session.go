@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/holdover/holdover/adapter"
 )
 
 // Session statuses, as the session command reports them.
@@ -73,23 +76,19 @@ func parseSession(fs *flag.FlagSet, args []string) (job, error) {
 // readSession reads the ownership row, the owner's lease and the items. Only
 // a session with neither a row nor items is an error.
 func readSession(ctx context.Context, in *inspector, id string) (*sessionJSON, error) {
-	st, err := in.open(ctx)
+	conn, err := in.open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	owner, found, err := st.ReadOwner(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	items, err := st.ReadState(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !found && len(items) == 0 {
+	info, err := conn.Session(ctx, id)
+	if errors.Is(err, adapter.ErrNotFound) {
 		return nil, fmt.Errorf("session %q not found in keyspace %q: it was never persisted, it ended, or it expired", id, in.cfg.Keyspace)
 	}
-	s := &sessionJSON{Session: id, Items: make([]itemJSON, 0, len(items))}
-	for _, it := range items {
+	if err != nil {
+		return nil, err
+	}
+	s := &sessionJSON{Session: id, Items: make([]itemJSON, 0, len(info.Items))}
+	for _, it := range info.Items {
 		j := itemJSON{Key: it.Key, Size: len(it.Value), Value: it.Value}
 		if j.Value == nil {
 			j.Value = []byte{}
@@ -101,12 +100,13 @@ func readSession(ctx context.Context, in *inspector, id string) (*sessionJSON, e
 		s.Items = append(s.Items, j)
 		s.Bytes += len(it.Value)
 	}
-	if !found {
+	owner := info.Owner
+	if owner == nil {
 		s.Status = statusNoOwner
 		return s, nil
 	}
 	s.Owner = &ownerJSON{Node: owner.Node, Epoch: owner.Epoch, Released: owner.Released, ClaimedAt: owner.ClaimedAt.UTC()}
-	lease, live, err := st.ReadLease(ctx, owner.Node)
+	lease, live, err := conn.Lease(ctx, owner.Node)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+
+	"github.com/holdover/holdover/adapter"
 )
 
 type versionJSON struct {
@@ -16,29 +18,18 @@ type versionJSON struct {
 
 func parseVersion(fs *flag.FlagSet, args []string) (job, error) {
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return nil, err
 	}
-	if len(pos) != 0 {
-		return nil, usagef("takes no arguments, got %q", pos)
-	}
 	return func(ctx context.Context, in *inspector) error {
-		// The system keyspace always exists, so this works before any node
-		// has created HOLDOVER_KEYSPACE, and says whether one has.
-		sys, err := in.openSystem(ctx)
+		// It needs no keyspace, so it works before any node has created
+		// HOLDOVER_KEYSPACE, and says whether one has.
+		c, err := adapter.DescribeCluster(ctx, in.cfg)
 		if err != nil {
 			return err
 		}
-		v := versionJSON{Keyspace: in.cfg.Keyspace}
-		err = sys.Session().Query(`SELECT release_version, cluster_name, data_center FROM system.local`).
-			ScanContext(ctx, &v.ReleaseVersion, &v.ClusterName, &v.DataCenter)
-		if err != nil {
-			return fmt.Errorf("read system.local: %w", err)
-		}
-		if v.KeyspaceExists, err = keyspaceExists(ctx, sys, in.cfg.Keyspace); err != nil {
-			return err
-		}
+		v := versionJSON{ReleaseVersion: c.ReleaseVersion, ClusterName: c.ClusterName, DataCenter: c.DataCenter,
+			Keyspace: in.cfg.Keyspace, KeyspaceExists: c.KeyspaceExists}
 		if *asJSON {
 			return writeJSON(in.stdout, v)
 		}
