@@ -1,0 +1,170 @@
+package buffer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Buffer coalesces committed changes per (session, key) and hands whole-session
+// snapshots to a FlushFunc. All methods are safe for concurrent use.
+type Buffer struct {
+	cfg             Config
+	flush           FlushFunc
+	clock           Clock
+	base            time.Time // buffer time 0; internal times are nanoseconds since it
+	delay, slack    int64
+	maxPending      int64
+	maxItems        int
+	maxSessionBytes int64
+	seed            uint64
+
+	held atomic.Int64 // bytes counted against MaxPendingBytes (pending and in flight)
+	wake atomic.Int64 // when the scheduler runs its next pass unless kicked
+	seq  seqClock
+
+	kick     chan struct{}
+	tick     chan struct{}
+	syncReq  chan chan struct{} // runs a pass and replies: lets tests wait for the scheduler
+	stop     chan struct{}
+	loopDone chan struct{}
+	timer    Timer // owned by the scheduler goroutine
+	timerAt  int64
+
+	mu       sync.Mutex // guards the fields below
+	paused   bool
+	stopping bool // Close gave up or finished: start no more flights
+	ready    readyQueue
+	retry    retryHeap
+	running  int // flush workers
+	workers  sync.WaitGroup
+
+	flightCtx     context.Context
+	cancelFlights context.CancelFunc
+
+	closing  atomic.Bool
+	closedCh chan struct{}
+	report   Report
+	closeErr error
+
+	ctr counters
+
+	shards [shardCount]shard
+}
+
+// New returns a running Buffer that writes through flush. It starts a scheduler
+// goroutine; Close stops it.
+func New(cfg Config, flush FlushFunc) (*Buffer, error) {
+	if flush == nil {
+		return nil, fmt.Errorf("%w: flush func is nil", ErrInvalid)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	b := &Buffer{
+		cfg:             cfg,
+		flush:           flush,
+		clock:           cfg.Clock,
+		delay:           int64(cfg.Delay),
+		slack:           int64(min(cfg.Delay/16, time.Millisecond)),
+		maxPending:      cfg.MaxPendingBytes,
+		maxItems:        cfg.MaxSessionItems,
+		maxSessionBytes: cfg.MaxSessionBytes,
+		seed:            hashSeed(rand.Uint64()),
+		kick:            make(chan struct{}, 1),
+		tick:            make(chan struct{}, 1),
+		syncReq:         make(chan chan struct{}),
+		stop:            make(chan struct{}),
+		loopDone:        make(chan struct{}),
+		timerAt:         math.MaxInt64,
+		closedCh:        make(chan struct{}),
+	}
+	b.base = b.clock.Now()
+	b.wake.Store(math.MaxInt64)
+	b.flightCtx, b.cancelFlights = context.WithCancel(context.Background())
+	for i := range b.shards {
+		b.shards[i].sessions = make(map[string]*session)
+		b.shards[i].seed = hashSeed(b.seed) // keys hash apart from session IDs
+	}
+	go b.loop()
+	return b, nil
+}
+
+func (b *Buffer) now() int64 { return int64(b.clock.Now().Sub(b.base)) }
+
+func (b *Buffer) timeAt(t int64) time.Time { return b.base.Add(time.Duration(t)) }
+
+func (b *Buffer) shardIndex(session string) uint64 {
+	return strhash(session, b.seed) >> (64 - shardBits)
+}
+
+func (b *Buffer) shardOf(session string) *shard {
+	return &b.shards[b.shardIndex(session)]
+}
+
+// forget removes a session with no unflushed state left from its shard.
+func (b *Buffer) forget(sh *shard, s *session) {
+	sh.forget(s)
+	b.held.Add(-sessionOverhead)
+}
+
+func (sh *shard) create(id string) *session {
+	s := &session{id: strings.Clone(id), sh: sh, heapIdx: -1}
+	sh.sessions[s.id] = s
+	sh.last = s
+	return s
+}
+
+// Discard drops the unflushed state of the given sessions without writing it, for
+// when this node lost their ownership. It returns the number of pending items
+// dropped. It waits for nothing: a flush of one of these sessions already in flight
+// completes (or fails) on its own, and is neither retried nor put back. Flush calls
+// waiting on these sessions stop waiting for them.
+func (b *Buffer) Discard(sessions ...string) int {
+	n := 0
+	for _, id := range sessions {
+		sh := b.shardOf(id)
+		sh.mu.Lock()
+		s := sh.sessions[id]
+		if s == nil {
+			sh.mu.Unlock()
+			continue
+		}
+		k := s.items.n
+		n += k
+		sh.items -= k
+		sh.discarded += uint64(k)
+		b.held.Add(-s.bytes)
+		s.items.reset()
+		s.bytes = 0
+		s.ended = false
+		if s.where == placeDue {
+			sh.due.remove(s)
+		}
+		s.releaseWaits(true)
+		if s.flying {
+			s.dropFly = true
+			s.where = placeNone
+		} else {
+			b.forget(sh, s)
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Pending reports whether a session has unflushed state: pending changes, or a flush
+// in flight or waiting to be retried.
+func (b *Buffer) Pending(session string) bool {
+	sh := b.shardOf(session)
+	sh.mu.Lock()
+	_, ok := sh.sessions[session]
+	sh.mu.Unlock()
+	return ok
+}

@@ -1,0 +1,138 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config tunes a Buffer. The zero value of every field selects its default, so the
+// zero Config is valid.
+type Config struct {
+	// Delay is the longest a committed change waits before its flush starts, counted
+	// from the first unflushed change of its session, so a hot session cannot starve.
+	// Size limits and cap pressure may start a flush earlier, and the scheduler may
+	// start one up to min(Delay/16, 1ms) early to batch its wake-ups.
+	// Default 100ms; range 1ms to 1h.
+	Delay time.Duration
+
+	// MaxPendingBytes caps the bytes the buffer holds and has not yet written: keys plus
+	// values plus an estimated overhead per item and per session, including snapshots
+	// in flight or waiting to be retried. A Commit or End that would exceed it returns
+	// ErrBufferFull and is not applied; one that does not grow the buffer is always
+	// accepted. Above half the cap every dirty session is flushed without waiting for
+	// Delay. Default 256 MiB; range 64 KiB to 1 TiB.
+	MaxPendingBytes int64
+
+	// MaxSessionItems flushes a session early once it has this many dirty items.
+	// Default 1024; range 1 to 1<<20.
+	MaxSessionItems int
+
+	// MaxSessionBytes flushes a session early once its dirty items count this many
+	// bytes. Default 1 MiB; range 1 KiB to MaxPendingBytes.
+	MaxSessionBytes int64
+
+	// MaxBatchBytes splits a snapshot larger than this into parts of at most this many
+	// bytes (an item larger than it forms a part of its own). Each part is one call of
+	// the FlushFunc with the same Seq, in key order, one after the other. Atomicity holds
+	// per part only; splits are counted in Stats.Splits. Default 4 MiB; range 1 KiB to
+	// 1 GiB.
+	MaxBatchBytes int64
+
+	// Concurrency is how many FlushFunc calls (for different sessions) may run at once.
+	// Default 16; range 1 to 4096.
+	Concurrency int
+
+	// RetryMin and RetryMax bound the capped exponential backoff, with jitter, between
+	// attempts after a transient error: the n-th retry waits a random time between half
+	// and all of min(RetryMin<<(n-1), RetryMax). Defaults 50ms and 5s; RetryMin ranges
+	// from 1ms to RetryMax, RetryMax from RetryMin to 1h.
+	RetryMin, RetryMax time.Duration
+
+	// Clock is the source of time and timers. Default: the system clock.
+	Clock Clock
+
+	// OnDrop, if set, is called when a permanent error drops a snapshot (or one part of
+	// a split snapshot), with the session, the error and the number of items lost. It is
+	// called from a flush goroutine, never under a lock of the buffer and never on the
+	// Commit path; it must not block for long.
+	OnDrop func(session string, err error, items int)
+
+	// OnFlush, if set, observes every completed FlushFunc call (for latency and size
+	// metrics). Same calling rules as OnDrop.
+	OnFlush func(FlushEvent)
+}
+
+// Defaults of the Config fields.
+const (
+	DefaultDelay           = 100 * time.Millisecond
+	DefaultMaxPendingBytes = 256 << 20
+	DefaultMaxSessionItems = 1024
+	DefaultMaxSessionBytes = 1 << 20
+	DefaultMaxBatchBytes   = 4 << 20
+	DefaultConcurrency     = 16
+	DefaultRetryMin        = 50 * time.Millisecond
+	DefaultRetryMax        = 5 * time.Second
+)
+
+// DefaultConfig returns a Config with every field set to its default.
+func DefaultConfig() Config {
+	return Config{}.withDefaults()
+}
+
+func (c Config) withDefaults() Config {
+	if c.Delay == 0 {
+		c.Delay = DefaultDelay
+	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if c.MaxSessionItems == 0 {
+		c.MaxSessionItems = DefaultMaxSessionItems
+	}
+	if c.MaxSessionBytes == 0 {
+		c.MaxSessionBytes = min(DefaultMaxSessionBytes, c.MaxPendingBytes)
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = min(DefaultRetryMin, c.RetryMax)
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	return c
+}
+
+// Validate reports every field out of range at once (joined with errors.Join); each
+// error names the field and its bounds. Zero fields stand for their defaults.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	durRange := func(name string, v, lo, hi time.Duration) {
+		if v < lo || v > hi {
+			errs = append(errs, fmt.Errorf("buffer: Config.%s is %v; must be between %v and %v", name, v, lo, hi))
+		}
+	}
+	intRange := func(name string, v, lo, hi int64) {
+		if v < lo || v > hi {
+			errs = append(errs, fmt.Errorf("buffer: Config.%s is %d; must be between %d and %d", name, v, lo, hi))
+		}
+	}
+	durRange("Delay", c.Delay, time.Millisecond, time.Hour)
+	intRange("MaxPendingBytes", c.MaxPendingBytes, 64<<10, 1<<40)
+	intRange("MaxSessionItems", int64(c.MaxSessionItems), 1, 1<<20)
+	intRange("MaxSessionBytes", c.MaxSessionBytes, 1<<10, max(c.MaxPendingBytes, 1<<10))
+	intRange("MaxBatchBytes", c.MaxBatchBytes, 1<<10, 1<<30)
+	intRange("Concurrency", int64(c.Concurrency), 1, 4096)
+	durRange("RetryMin", c.RetryMin, time.Millisecond, max(c.RetryMax, time.Millisecond))
+	durRange("RetryMax", c.RetryMax, max(c.RetryMin, time.Millisecond), time.Hour)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,70 @@
+// Package buffer is the write-behind buffer between a node's in-memory database and
+// the store: it coalesces committed changes per (session, key) for a short delay and
+// hands whole-session snapshots to a flush function, which writes each as one
+// single-partition batch. It does no I/O itself and imports nothing from the store.
+//
+// # Commit path
+//
+// Commit is called from the host's commit hook. It never does I/O, never waits for a
+// flush and starts no goroutine; updating a key that is already dirty with a value of
+// the same size allocates nothing. A transaction applies whole or not at all. Each
+// (session, key) keeps one slot holding its latest change, so memory is bounded by the
+// number of distinct dirty keys, not by the commit rate: put after put keeps the
+// latest value, delete after put is a delete, put after delete is a put, and End
+// supersedes every pending item of the session (changes after it are written after the
+// partition delete).
+//
+// # Durability window
+//
+// A change is written no later than Config.Delay after the first unflushed change of
+// its session (size limits and cap pressure start flushes earlier), given a free flush
+// slot (Config.Concurrency) and a working store. A change committed less than that
+// before a crash is lost; Stats.OldestPendingAge measures the live window. Flush
+// blocks until everything committed before it is durable; Close drains with a
+// deadline and reports exactly which sessions it could not write.
+//
+// # Snapshots and Seq
+//
+// A snapshot holds the latest pending change of every dirty key of one session,
+// sorted by key. Two snapshots of one session are never in flight at once; changes
+// committed during a flush go to the next one. Every snapshot carries Seq, the source
+// of the store's write timestamps: a hybrid logical clock, max(units(now), last+2),
+// counting SeqUnit ticks since SeqOriginUnix and strictly increasing per session across
+// flushes and retries. The store writes an Ended snapshot's partition delete at Seq and
+// its items at Seq+1, and builds timestamps as ownerEpoch<<SeqBits | Seq, so a newer
+// owner's writes outrank an older owner's whatever the clocks say. Seq stays below
+// 1<<SeqBits (until about 2080); a snapshot that would exceed it is dropped with
+// ErrSeqExhausted.
+//
+// # Oversized sessions
+//
+// A snapshot larger than Config.MaxBatchBytes is split, in key order, into parts
+// written one after the other with the same Seq. Atomicity then holds per part only:
+// a crash between parts leaves the session with some parts of that state written and
+// others not. Splits are counted in Stats.Splits.
+//
+// # Errors
+//
+// An error from the flush function is permanent when IsPermanent reports so (wrap it
+// with Permanent); the snapshot (or part) is then dropped, reported to Config.OnDrop
+// and counted, while newer commits of the session and all other sessions carry on.
+// Every other error is transient: the session is retried after a capped exponential
+// backoff with jitter, from a snapshot rebuilt from its latest state (the failed items
+// go back under any newer changes of the same keys) with a new, higher Seq. Retrying
+// is therefore idempotent, and an older value can never overwrite a newer one.
+//
+// # Backpressure
+//
+// Config.MaxPendingBytes caps what the buffer holds unwritten, including snapshots in
+// flight or in backoff, so memory stays bounded while the store is down. A Commit or
+// End that would cross it returns ErrBufferFull, applies nothing and is counted in
+// Stats.Refusals; a commit that does not grow the buffer is always accepted. Above half
+// the cap every dirty session is flushed at once. The host decides what a refusal
+// means for its transaction; the buffer never drops committed state silently.
+//
+// # Ownership
+//
+// Pause stops new flushes (a node whose lease lapsed must not write); Resume restarts
+// them. Discard drops the unwritten state of sessions this node no longer owns. Close
+// honours Pause.
+package buffer

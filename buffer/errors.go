@@ -1,0 +1,49 @@
+package buffer
+
+import "errors"
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrBufferFull is returned by Commit and End when applying the change would push the
+	// buffer's pending bytes above Config.MaxPendingBytes. Nothing of the call was
+	// applied; the refusal is counted in Stats.Refusals. Retrying after flushes catch up
+	// (or after Flush) may succeed.
+	ErrBufferFull = errors.New("buffer: full: pending bytes would exceed MaxPendingBytes")
+
+	// ErrClosed is returned by Commit and End once Close has been called, and by Flush
+	// when Close ended with state left unwritten.
+	ErrClosed = errors.New("buffer: closed")
+
+	// ErrInvalid is wrapped by the errors that reject bad input (an empty session ID or
+	// key, an oversized value); the message names the field.
+	ErrInvalid = errors.New("buffer: invalid input")
+
+	// ErrSeqExhausted is the permanent error with which a snapshot is dropped when its
+	// Seq would reach 1<<SeqBits (around the year 2080, or earlier with a clock far in
+	// the future).
+	ErrSeqExhausted error = permanentError{errors.New("buffer: Seq would reach 1<<SeqBits")}
+)
+
+// Permanent wraps err so that IsPermanent reports true for it: a FlushFunc returns
+// Permanent(err) for failures that retrying cannot fix (a value over the store's
+// limits, a schema error). Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err is permanent: errors.As finds in its chain a value
+// with a Permanent() bool method, and that method returns true. Every other error is
+// transient.
+func IsPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() error   { return e.err }
+func (e permanentError) Permanent() bool { return true }
