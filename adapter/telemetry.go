@@ -107,6 +107,8 @@ func (t *telemetry) register(a *Adapter) error {
 	renewals := counter("holdover.lease.renewals", "{renewal}", "Lease renewals that succeeded.")
 	renewFails := counter("holdover.lease.renewal_failures", "{renewal}", "Lease renewals that failed.")
 	released := counter("holdover.sessions.released", "{session}", "Sessions released to peers on shutdown.")
+	refreshed := counter("holdover.sessions.refreshed", "{session}", "Resident sessions whose TTLs were renewed before expiring.")
+	lost := counter("holdover.sessions.lost", "{session}", "Owned sessions found adopted by another node (their pending changes discarded).")
 
 	var err error
 	t.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -138,9 +140,12 @@ func (t *telemetry) register(a *Adapter) error {
 		o.ObserveInt64(renewals, int64(r.Renewals))
 		o.ObserveInt64(renewFails, int64(r.RenewFailures))
 		o.ObserveInt64(released, int64(r.Released))
+		o.ObserveInt64(refreshed, int64(r.Refreshes))
+		o.ObserveInt64(lost, int64(r.Lost))
 		return nil
 	}, pendingSessions, pendingBytes, oldest, inFlight, owned, fenced, commits, changes, coalesced, flushes,
-		flushedItems, retries, drops, droppedItems, refusals, splits, created, conflicts, negHits, renewals, renewFails, released)
+		flushedItems, retries, drops, droppedItems, refusals, splits, created, conflicts, negHits, renewals, renewFails, released,
+		refreshed, lost)
 	return err
 }
 

@@ -19,6 +19,12 @@ type Config struct {
 	// OwnershipTTL is the TTL of ownership rows and index entries: a session
 	// nobody adopts vanishes after it. Default 7 days.
 	OwnershipTTL time.Duration
+	// RefreshEvery is how often the sessions this node owns are checked for
+	// expiry: a session owned for over half of OwnershipTTL gets its ownership
+	// row, its index entry and its items that have lost a quarter of the TTL
+	// renewed, so a resident session never loses items it has not changed
+	// lately. Default OwnershipTTL/8, between 1s and 1h.
+	RefreshEvery time.Duration
 	// NegativeCacheTTL is how long an ID confirmed absent answers ErrNotFound
 	// without a query. Default 2s; 0 disables the cache.
 	NegativeCacheTTL time.Duration
@@ -66,6 +72,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.OwnershipTTL == 0 {
 		c.OwnershipTTL = 7 * 24 * time.Hour
+	}
+	if c.RefreshEvery == 0 {
+		c.RefreshEvery = min(max(c.OwnershipTTL/8, time.Second), time.Hour)
 	}
 	if c.NegativeCacheSize == 0 {
 		c.NegativeCacheSize = 100000

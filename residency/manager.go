@@ -25,6 +25,8 @@ type Store interface {
 	IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error
 	UnindexOwner(ctx context.Context, node, session string) error
 	OwnedBy(ctx context.Context, node string, fn func(store.Owned) bool) error
+	RefreshState(ctx context.Context, session string, minRemaining time.Duration) (int, error)
+	RefreshOwner(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
 }
 
 // Manager tracks which sessions this node owns and runs its lease. It is safe
@@ -46,9 +48,10 @@ type Manager struct {
 	lastRenew atomic.Int64 // unix nanos of the start of the last successful renewal
 	stats     counters
 
-	stop   chan struct{}
-	done   chan struct{}
-	closed atomic.Bool
+	stop        chan struct{}
+	done        chan struct{}
+	refreshDone chan struct{}
+	closed      atomic.Bool
 }
 
 // New returns a Manager for cfg.NodeID. Call Start to take the lease.
@@ -62,13 +65,14 @@ func New(cfg Config, st Store) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{
-		cfg:    cfg,
-		store:  st,
-		owned:  make(map[string]uint64),
-		neg:    neg,
-		leases: leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]leaseEntry{}},
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		cfg:         cfg,
+		store:       st,
+		owned:       make(map[string]uint64),
+		neg:         neg,
+		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]leaseEntry{}},
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		refreshDone: make(chan struct{}),
 	}, nil
 }
 
@@ -85,6 +89,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.lastRenew.Store(began.UnixNano())
 	m.stats.renewals.Add(1)
 	go m.renewLoop()
+	go m.refreshLoop()
 	return nil
 }
 
@@ -236,6 +241,7 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	m.indexing.Wait()
 	if m.lastRenew.Load() != 0 {
 		<-m.done
+		<-m.refreshDone
 	}
 	m.neg.close()
 	if dropLease {

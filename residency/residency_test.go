@@ -478,3 +478,42 @@ func TestBulkTakeover(t *testing.T) {
 		t.Fatalf("dead node's index still lists %d sessions (%v)", left, err)
 	}
 }
+
+func TestResidentSessionsOutliveTheTTL(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	const ttl = 4 * time.Second
+	hosts, port := cassandratest.Hosts(t)
+	st, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: c.ks, StateTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := c.node("a", st, func(cfg *residency.Config) {
+		cfg.OwnershipTTL, cfg.RefreshEvery = ttl, 250*time.Millisecond
+	})
+	ctx := context.Background()
+	epoch, err := a.EnsureOwned(ctx, "long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"long", "orphan"} { // "orphan" is owned by nobody alive
+		w := &store.Write{Session: s, Epoch: epoch, Seq: 1000, Items: []store.Item{{Key: "quiet", Value: []byte("unchanged")}}}
+		if err := st.WriteSession(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(ttl + 2*time.Second)
+	if got := state(t, st, "long"); got["quiet"] != "unchanged" {
+		t.Fatalf("a resident session lost an item it did not change: %v (stats %+v)", got, a.Stats())
+	}
+	if _, found, err := st.ReadOwner(ctx, "long"); err != nil || !found {
+		t.Fatalf("a resident session's ownership row expired: found=%v err=%v", found, err)
+	}
+	if got := state(t, st, "orphan"); len(got) != 0 {
+		t.Fatalf("a session nobody owns outlived its TTL: %v", got)
+	}
+	if a.Stats().Refreshes == 0 {
+		t.Fatal("no refresh counted")
+	}
+}

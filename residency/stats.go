@@ -18,13 +18,15 @@ type Stats struct {
 	Renewals       uint64 // lease renewals that succeeded
 	RenewFailures  uint64 // lease renewals that failed
 	Fences         uint64 // times this node self-fenced
+	Refreshes      uint64 // owned sessions whose TTLs were renewed
+	Lost           uint64 // owned sessions found owned by another node on refresh
 	Fenced         bool   // whether it is fenced now
 }
 
 type counters struct {
 	created, adopted, notFound, negativeHits, ownedElsewhere, claimConflicts atomic.Uint64
 	adoptErrors, ownerReads, leaseReads, released, renewals, renewFailures   atomic.Uint64
-	fences                                                                   atomic.Uint64
+	fences, refreshes, lost                                                  atomic.Uint64
 }
 
 // Stats returns the manager's counters.
@@ -39,5 +41,6 @@ func (m *Manager) Stats() Stats {
 		ClaimConflicts: c.claimConflicts.Load(), AdoptErrors: c.adoptErrors.Load(),
 		OwnerReads: c.ownerReads.Load(), LeaseReads: c.leaseReads.Load(), Released: c.released.Load(),
 		Renewals: c.renewals.Load(), RenewFailures: c.renewFailures.Load(), Fences: c.fences.Load(), Fenced: fenced,
+		Refreshes: c.refreshes.Load(), Lost: c.lost.Load(),
 	}
 }

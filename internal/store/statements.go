@@ -9,11 +9,14 @@ type statements struct {
 	insertItem    string
 	deleteItem    string
 	selectItems   string
+	selectExpiry  string
+	refreshItem   string
 
 	selectOwner  string
 	createOwner  string
 	claimOwner   string
 	releaseOwner string
+	refreshOwner string
 	deleteOwner  string
 
 	indexOwner   string
@@ -35,11 +38,14 @@ func newStatements(ks string, t Tables) statements {
 		insertItem:    fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),
 		deleteItem:    fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE session = ? AND key = ?`, state),
 		selectItems:   fmt.Sprintf(`SELECT key, value, format FROM %s WHERE session = ?`, state),
+		selectExpiry:  fmt.Sprintf(`SELECT key, value, format, WRITETIME(value), TTL(value) FROM %s WHERE session = ?`, state),
+		refreshItem:   fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),
 
 		selectOwner:  fmt.Sprintf(`SELECT owner, epoch, released, claimed_at FROM %s WHERE session = ?`, owners),
 		createOwner:  fmt.Sprintf(`INSERT INTO %s (session, owner, epoch, released, claimed_at) VALUES (?, ?, 1, false, ?) IF NOT EXISTS USING TTL ?`, owners),
 		claimOwner:   fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		releaseOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET released = true WHERE session = ? IF owner = ? AND epoch = ?`, owners),
+		refreshOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		deleteOwner:  fmt.Sprintf(`DELETE FROM %s WHERE session = ? IF epoch = ?`, owners),
 
 		indexOwner:   fmt.Sprintf(`INSERT INTO %s (owner, session, epoch) VALUES (?, ?, ?) USING TTL ?`, index),

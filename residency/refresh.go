@@ -1,0 +1,89 @@
+package residency
+
+import (
+	"context"
+	"time"
+)
+
+// refreshLoop keeps the sessions this node owns from expiring while they are
+// resident: ownership rows, index entries and state items all carry
+// OwnershipTTL, and only changed items are rewritten by flushes.
+func (m *Manager) refreshLoop() {
+	defer close(m.refreshDone)
+	t := time.NewTicker(m.cfg.RefreshEvery)
+	defer t.Stop()
+	since := map[string]time.Time{} // when this loop last renewed (or first saw) each session
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		if m.Fenced() {
+			continue
+		}
+		now := time.Now()
+		m.mu.RLock()
+		owned := make(map[string]uint64, len(m.owned))
+		for s, e := range m.owned {
+			owned[s] = e
+		}
+		m.mu.RUnlock()
+		for s := range since {
+			if _, ok := owned[s]; !ok {
+				delete(since, s)
+			}
+		}
+		for s, e := range owned {
+			first, seen := since[s]
+			if !seen {
+				since[s] = now
+				continue
+			}
+			if now.Sub(first) < m.cfg.OwnershipTTL/2 {
+				continue
+			}
+			if m.refresh(s, e) {
+				since[s] = now
+			}
+			select {
+			case <-m.stop:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// refresh renews one session's TTLs; it reports whether it succeeded.
+func (m *Manager) refresh(session string, epoch uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
+	defer cancel()
+	ok, err := m.store.RefreshOwner(ctx, session, m.cfg.NodeID, epoch, m.cfg.OwnershipTTL)
+	if err != nil {
+		m.cfg.Logger.Warn("holdover: ownership TTL not renewed", "session", session, "err", err)
+		return false
+	}
+	if !ok {
+		// Another node adopted it: nothing of ours can become visible any more.
+		m.stats.lost.Add(1)
+		m.forgetOwned(session, epoch)
+		if m.cfg.Flusher != nil {
+			m.cfg.Flusher.Discard(session)
+		}
+		m.cfg.Logger.Warn("holdover: an owned session was adopted by another node", "session", session)
+		return false
+	}
+	// Renew every item that has lost a quarter of its TTL: one that keeps
+	// three quarters now still has a quarter left at the next renewal, half a
+	// TTL from now.
+	if _, err := m.store.RefreshState(ctx, session, m.cfg.OwnershipTTL*3/4); err != nil {
+		m.cfg.Logger.Warn("holdover: state TTL not renewed", "session", session, "err", err)
+		return false
+	}
+	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL); err != nil {
+		m.cfg.Logger.Warn("holdover: owner index TTL not renewed", "session", session, "err", err)
+	}
+	m.stats.refreshes.Add(1)
+	return true
+}
