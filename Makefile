@@ -101,7 +101,7 @@ bench: deps
 
 # ---- failover drills (e2e/, in Docker) ----
 #   make drills          the seven failover drills in Docker; writes e2e/out/report.json, prints a table
-#   make drills-ci       the crash, zombie and drain drills only (make test runs them)
+#   make drills-ci       the crash, zombie and drain drills only (make test runs them; e2e/out/report-ci.json)
 #   make drills-images   build the drills' images locally (cached; rebuilt only when inputs change)
 # The drills start a Docker engine when none answers (as root, installing docker.io if needed) and
 # stop it afterwards only if they started it. DRILLS="crash drain" picks drills; image names come
@@ -131,7 +131,7 @@ drills: deps
 	@$(call run_drills,$(DRILLS),all)
 
 drills-ci: deps
-	@$(call run_drills,$(DRILLS_CI),all)
+	@HOLDOVER_E2E_REPORT=report-ci.json; export HOLDOVER_E2E_REPORT; $(call run_drills,$(DRILLS_CI),all)
 
 drills-images: deps
 	@$(call run_drills,,all)

@@ -41,6 +41,14 @@ func (a *Adapter) End(session string) error {
 	return a.buf.End(session)
 }
 
+// LeaseValid reports whether this node may act as an owner now: its lease
+// is renewed and it is not fenced. Commit does not check it (Commit must stay
+// as cheap as a map assignment); a host that must not acknowledge changes it
+// may no longer own checks it once per event, before acknowledging. After a
+// pause longer than the lease TTL it returns false and makes the node fence
+// and recover at once (OnFenced, then OnRecovered).
+func (a *Adapter) LeaseValid() bool { return a.res.LeaseValid() }
+
 // Flush returns when everything committed before the call is durable in
 // Cassandra (or was dropped and reported through OnDropped), or ctx ends.
 func (a *Adapter) Flush(ctx context.Context) error { return a.buf.Flush(ctx) }

@@ -33,6 +33,12 @@ func (a *Adapter) flush(ctx context.Context, s *buffer.Snapshot) (err error) {
 		span.End()
 	}()
 
+	if !a.res.LeaseValid() {
+		// The lease lapsed (fenced, or the process was paused past the TTL):
+		// peers may own this session now. Retry after the lease goroutine has
+		// fenced and recovered; it discards the sessions this node lost.
+		return ErrFenced
+	}
 	epoch, owned := a.res.Epoch(s.Session)
 	if !owned && s.Ended && len(s.Items) == 0 {
 		return nil // created and ended inside one window: never persisted

@@ -48,7 +48,7 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
-	if m.Fenced() {
+	if !m.LeaseValid() {
 		return nil, ErrFenced
 	}
 	if _, ok := m.Epoch(session); ok {

@@ -6,8 +6,12 @@ import (
 	"time"
 )
 
-// renewLoop renews the lease every LeaseRenew. When a renewal fails and the
-// next attempt would come after the lease expired, the node self-fences.
+// renewLoop renews the lease every LeaseRenew (or at once when kicked). When a
+// renewal fails and the next attempt would come after the lease expired, the
+// node self-fences. When the previous renewal is already older than the lease
+// TTL (the process was paused, or starved), the lease lapsed unseen and peers
+// may have adopted its sessions: the node fences first, then renews and
+// recovers, keeping only the sessions still its own.
 func (m *Manager) renewLoop() {
 	defer close(m.done)
 	t := time.NewTicker(m.cfg.LeaseRenew)
@@ -17,8 +21,12 @@ func (m *Manager) renewLoop() {
 		case <-m.stop:
 			return
 		case <-t.C:
+		case <-m.kick:
 		}
 		began := time.Now()
+		if began.Sub(time.Unix(0, m.lastRenew.Load())) >= m.cfg.LeaseTTL && !m.Fenced() {
+			m.fence()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
 		err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL)
 		cancel()
@@ -37,6 +45,25 @@ func (m *Manager) renewLoop() {
 			m.fence()
 		}
 	}
+}
+
+// LeaseValid reports whether this node may act as an owner now: it is not
+// fenced and its last successful renewal started less than the lease TTL ago.
+// When the lease has lapsed unseen (the process was paused), it asks the lease
+// goroutine to fence and recover at once and returns false. It costs a clock
+// read: call it per flush or per event, not per commit.
+func (m *Manager) LeaseValid() bool {
+	if m.Fenced() {
+		return false
+	}
+	if time.Since(time.Unix(0, m.lastRenew.Load())) < m.cfg.LeaseTTL {
+		return true
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+	return false
 }
 
 // fence stops this node from acting as an owner: flushing pauses and the host

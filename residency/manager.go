@@ -49,6 +49,7 @@ type Manager struct {
 	stats     counters
 
 	stop        chan struct{}
+	kick        chan struct{} // renew now: a lapse was noticed outside the lease goroutine
 	done        chan struct{}
 	refreshDone chan struct{}
 	closed      atomic.Bool
@@ -71,6 +72,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		neg:         neg,
 		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]leaseEntry{}},
 		stop:        make(chan struct{}),
+		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		refreshDone: make(chan struct{}),
 	}, nil
@@ -129,7 +131,7 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	if e, ok := m.Epoch(session); ok {
 		return e, nil
 	}
-	if m.Fenced() {
+	if !m.LeaseValid() {
 		return 0, ErrFenced
 	}
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.cfg.OwnershipTTL)

@@ -60,6 +60,10 @@ func (n *Node) Apply(ctx context.Context, id string, ev Event) (Result, error) {
 	if err := n.checkEvent(id, ev); err != nil {
 		return Result{}, err
 	}
+	if !a.LeaseValid() {
+		// Never acknowledge a change this node may no longer own.
+		return Result{}, fmt.Errorf("%w: %w", ErrNotReady, adapter.ErrFenced)
+	}
 	res := Result{Session: id, Node: n.cfg.NodeID}
 	tx := n.table.Begin(id)
 	defer tx.Rollback()
