@@ -133,25 +133,12 @@ build_base() {
 
 # ---- cassandra ------------------------------------------------------------------------------
 
+# fetch_server gets the server's jars through the script `make cassandra` uses, so both
+# run the same bits.
 fetch_server() {
-	if [[ -f "$SERVER_LIB/cassandra-all-$CASSANDRA_VERSION.jar" ]]; then
-		return 0
-	fi
-	command -v mvn >/dev/null || fail "no mvn on PATH: install Maven (Debian: apt-get install maven)"
-	say "fetching cassandra-all $CASSANDRA_VERSION and its dependencies from Maven Central"
-	local tmp="$SERVER_LIB.tmp.$$"
-	rm -rf "$tmp"
-	mkdir -p "$tmp"
-	if ! mvn -q -B -f "$ROOT/internal/cassandra/pom.xml" -Dcassandra.version="$CASSANDRA_VERSION" \
-		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
-		tail -n 30 "$tmp.log" >&2
-		rm -rf "$tmp" "$tmp.log"
-		fail "Maven could not fetch org.apache.cassandra:cassandra-all:$CASSANDRA_VERSION (see above)"
-	fi
-	rm -f "$tmp.log"
-	mkdir -p "$(dirname "$SERVER_LIB")"
-	rm -rf "$SERVER_LIB"
-	mv "$tmp" "$SERVER_LIB"
+	local lib
+	lib="$("$CASSANDRA_SH" fetch)" || fail "could not fetch the Cassandra server (see above)"
+	[[ "$lib" == "$SERVER_LIB" ]] || fail "cassandra.sh keeps the server in $lib, expected $SERVER_LIB"
 }
 
 build_cassandra() {

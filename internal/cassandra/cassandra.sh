@@ -6,6 +6,7 @@
 #   cassandra.sh status          print each node's state
 #   cassandra.sh clean           stop, then delete the nodes' data (the fetched server is kept)
 #   cassandra.sh nodetool N ARGS run nodetool against node N (e.g. nodetool 1 status)
+#   cassandra.sh fetch           fetch the server only, and print the directory of its jars
 #
 # Environment (all optional):
 #   CASSANDRA_CACHE          where the server and node directories live (default: <repo>/.cache/cassandra)
@@ -312,6 +313,13 @@ case "${1:-}" in
 start) cmd_start "${2:-${NODES:-1}}" ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
+fetch)
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock 9
+	fetch_server >&2
+	echo "$LIB"
+	;;
 nodetool)
 	shift
 	cmd_nodetool "$@"
@@ -322,7 +330,7 @@ clean)
 	say "node data removed"
 	;;
 *)
-	echo "usage: $0 start [NODES] | stop | status | clean | nodetool N ARGS" >&2
+	echo "usage: $0 start [NODES] | stop | status | clean | fetch | nodetool N ARGS" >&2
 	exit 2
 	;;
 esac
