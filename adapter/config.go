@@ -149,9 +149,10 @@ type Config struct {
 	// HOLDOVER_FLUSH_DELAY, a duration; default 100ms; range 1ms..1h.
 	FlushDelay time.Duration `env:"FLUSH_DELAY" envDefault:"100ms"`
 
-	// FlushConcurrency is the most session flushes in flight at once.
-	// HOLDOVER_FLUSH_CONCURRENCY; default 32; range 1..1024.
-	FlushConcurrency int `env:"FLUSH_CONCURRENCY" envDefault:"32"`
+	// FlushConcurrency is the most session flushes in flight at once; each is
+	// one request to Cassandra, and enough in flight keep it busy.
+	// HOLDOVER_FLUSH_CONCURRENCY; default 128; range 1..1024.
+	FlushConcurrency int `env:"FLUSH_CONCURRENCY" envDefault:"128"`
 
 	// MaxPendingBytes caps the bytes (keys plus values) waiting in the
 	// buffer; a commit that would exceed it fails with an error instead.
@@ -241,7 +242,7 @@ func DefaultConfig() Config {
 		Timeout:           5 * time.Second,
 		NodeID:            defaultNodeID(),
 		FlushDelay:        100 * time.Millisecond,
-		FlushConcurrency:  32,
+		FlushConcurrency:  128,
 		MaxPendingBytes:   256 * MiB,
 		MaxSessionItems:   1024,
 		MaxBatchBytes:     4 * MiB,
