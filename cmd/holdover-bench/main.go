@@ -92,13 +92,13 @@ func run(gobench, out string, sessions, passes, adopts int, d time.Duration) err
 	}
 
 	done := step("flush throughput, 1 item per session")
-	if r.FlushRowsPerS, r.RawGocqlRowsPerS, err = e.FlushCompare(ctx, "one", sessions, 1, passes, []int{128, 256}, []int{128, 256, 512}); err != nil {
+	if r.FlushRowsPerS, r.RawGocqlRowsPerS, err = e.FlushCompare(ctx, "one", sessions, 1, passes, []int{256, 512}, []int{256, 512, 1024}); err != nil {
 		return err
 	}
 	done()
 
 	done = step("flush throughput, 8 items per session")
-	if r.FlushMultiRowsPerS, r.RawGocqlMultiRowsPerS, err = e.FlushCompare(ctx, "multi", sessions/8, 8, passes, []int{128, 256}, []int{128, 256, 512}); err != nil {
+	if r.FlushMultiRowsPerS, r.RawGocqlMultiRowsPerS, err = e.FlushCompare(ctx, "multi", sessions/8, 8, passes, []int{256, 512}, []int{256, 512, 1024}); err != nil {
 		return err
 	}
 	done()

@@ -25,7 +25,7 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 		latencies []float64
 	)
 	cfg := e.config("bench-rpo")
-	cfg.FlushConcurrency = 256 // as in the saturation run the load is half of
+	cfg.FlushConcurrency = 512 // as in the saturation run the load is half of
 	a, err := adapter.Open(ctx, cfg, quiet(), adapter.WithHooks(adapter.Hooks{OnFlushed: func(ev adapter.FlushEvent) {
 		mu.Lock()
 		latencies = append(latencies, ms(ev.Duration))
