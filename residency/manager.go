@@ -138,17 +138,25 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	if err != nil {
 		return 0, err
 	}
-	if !created {
+	epoch := uint64(1)
+	switch {
+	case created:
+		m.stats.created.Add(1)
+	case cur.Node == m.cfg.NodeID:
+		// The row names this node: an earlier attempt of this very create whose
+		// reply was lost (a timeout after Cassandra applied it), so the retry
+		// found its own row.
+		epoch = cur.Epoch
+	default:
 		return 0, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch}
 	}
-	m.stats.created.Add(1)
 	m.neg.forget(session)
-	m.setOwned(session, 1)
-	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, 1, m.cfg.OwnershipTTL); err != nil {
+	m.setOwned(session, epoch)
+	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL); err != nil {
 		// The index is a hint for bulk takeover; ownership is already recorded.
 		m.cfg.Logger.Warn("holdover: owner index not updated", "session", session, "err", err)
 	}
-	return 1, nil
+	return epoch, nil
 }
 
 // Ended forgets a session that ended: it deletes its ownership row (if this

@@ -517,3 +517,39 @@ func TestResidentSessionsOutliveTheTTL(t *testing.T) {
 		t.Fatal("no refresh counted")
 	}
 }
+
+// lostReply applies the first CreateOwner and then reports a timeout, as a
+// lightweight transaction whose reply was lost does.
+type lostReply struct {
+	*store.Store
+	lost atomic.Bool
+}
+
+func (l *lostReply) CreateOwner(ctx context.Context, s, node string, ttl time.Duration) (bool, store.Owner, error) {
+	created, cur, err := l.Store.CreateOwner(ctx, s, node, ttl)
+	if err == nil && created && l.lost.CompareAndSwap(false, true) {
+		return false, store.Owner{}, errors.New("injected: write timeout, outcome unknown")
+	}
+	return created, cur, err
+}
+
+func TestCreateWhoseReplyWasLostIsOurs(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	a := c.node("a", &lostReply{Store: c.store(false)})
+	ctx := context.Background()
+	if _, err := a.EnsureOwned(ctx, "s"); err == nil {
+		t.Fatal("the injected timeout did not surface")
+	}
+	// The retry (the buffer retries transient errors) finds the row it wrote.
+	e, err := a.EnsureOwned(ctx, "s")
+	if err != nil || e != 1 {
+		t.Fatalf("retry after a lost reply: epoch %d, %v; want 1, nil", e, err)
+	}
+	// Another node's row is still another node's.
+	b := c.node("b", c.store(false))
+	var oe *residency.OwnedElsewhereError
+	if _, err := b.EnsureOwned(ctx, "s"); !errors.As(err, &oe) || oe.Owner != "a" {
+		t.Fatalf("b creating a's session: %v", err)
+	}
+}
