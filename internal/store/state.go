@@ -132,7 +132,8 @@ func (st *Store) ReadState(ctx context.Context, session string) ([]Item, error) 
 	if err := st.opts.Limits.CheckSession(session); err != nil {
 		return nil, err
 	}
-	iter := st.s.Query(st.stmts.selectItems, session).PageSize(readPageSize).Idempotent(true).IterContext(ctx)
+	iter := st.s.Query(st.stmts.selectItems, session).PageSize(readPageSize).Idempotent(true).
+		SetSpeculativeExecutionPolicy(st.hedge).IterContext(ctx)
 	var (
 		items  []Item
 		key    string

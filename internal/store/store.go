@@ -66,6 +66,12 @@ type Store struct {
 	ttl    int // seconds
 	stmts  statements
 	logger *slog.Logger
+	// hedge re-sends a latency-critical idempotent request (a lease renewal,
+	// the reads of an adoption) to the next replica when the first has not
+	// answered in time: a replica that died without closing its connections
+	// would otherwise hold the request until the timeout, long enough to cost
+	// a node its lease.
+	hedge gocql.SpeculativeExecutionPolicy
 }
 
 // Open connects to Cassandra, creates the keyspace and tables when
@@ -86,7 +92,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, wrap("connect", "", err)
 	}
-	st := &Store{s: sess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger}
+	st := &Store{s: sess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger,
+		hedge: &gocql.SimpleSpeculativeExecution{NumAttempts: 1, TimeoutDelay: max(o.Timeout/20, 100*time.Millisecond)}}
 	st.stmts = newStatements(o.Keyspace, o.Tables)
 	return st, nil
 }
