@@ -135,7 +135,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		OwnershipTTL:      cfg.StateTTL,
 		NegativeCacheTTL:  cfg.NegativeCacheTTL,
 		NegativeCacheSize: cfg.NegativeCacheSize,
-		OnFenced:          a.fenced,
+		OnFenced:          o.hooks.OnFenced,
 		OnRecovered:       o.hooks.OnRecovered,
 		Flusher:           a.buf,
 		Logger:            o.logger,
@@ -160,13 +160,6 @@ func (a *Adapter) NodeID() string { return a.cfg.NodeID }
 
 // Config is the configuration the adapter runs with.
 func (a *Adapter) Config() Config { return a.cfg }
-
-func (a *Adapter) fenced(sessions []string) {
-	a.tel.fences.Add(context.Background(), 1)
-	if a.hooks.OnFenced != nil {
-		a.hooks.OnFenced(sessions)
-	}
-}
 
 func (a *Adapter) flushed(e buffer.FlushEvent) {
 	a.tel.flushed(e)

@@ -25,7 +25,6 @@ type telemetry struct {
 	flushLag     metric.Float64Histogram
 	adoptions    metric.Int64Counter
 	adoptLatency metric.Float64Histogram
-	fences       metric.Int64Counter
 
 	reg metric.Registration
 
@@ -55,8 +54,6 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) *telemetry {
 		metric.WithDescription("Adopt calls by outcome (adopted, not_found, owned_elsewhere, already_owned, fenced, error)."))
 	t.adoptLatency, _ = m.Float64Histogram("holdover.adoption.duration", metric.WithUnit("ms"),
 		metric.WithDescription("Time Adopt took, by outcome."), ms)
-	t.fences, _ = m.Int64Counter("holdover.lease.self_fences", metric.WithUnit("{fence}"),
-		metric.WithDescription("Times this node self-fenced because it could not renew its lease."))
 	return t
 }
 
@@ -106,6 +103,7 @@ func (t *telemetry) register(a *Adapter) error {
 	negHits := counter("holdover.adoption.negative_cache_hits", "{lookup}", "Adoptions answered not-found by the negative cache.")
 	renewals := counter("holdover.lease.renewals", "{renewal}", "Lease renewals that succeeded.")
 	renewFails := counter("holdover.lease.renewal_failures", "{renewal}", "Lease renewals that failed.")
+	fences := counter("holdover.lease.self_fences", "{fence}", "Times this node self-fenced because it could not renew its lease.")
 	released := counter("holdover.sessions.released", "{session}", "Sessions released to peers on shutdown.")
 	refreshed := counter("holdover.sessions.refreshed", "{session}", "Resident sessions whose TTLs were renewed before expiring.")
 	lost := counter("holdover.sessions.lost", "{session}", "Owned sessions found adopted by another node (their pending changes discarded).")
@@ -140,12 +138,13 @@ func (t *telemetry) register(a *Adapter) error {
 		o.ObserveInt64(renewals, int64(r.Renewals))
 		o.ObserveInt64(renewFails, int64(r.RenewFailures))
 		o.ObserveInt64(released, int64(r.Released))
+		o.ObserveInt64(fences, int64(r.Fences))
 		o.ObserveInt64(refreshed, int64(r.Refreshes))
 		o.ObserveInt64(lost, int64(r.Lost))
 		return nil
 	}, pendingSessions, pendingBytes, oldest, inFlight, owned, fenced, commits, changes, coalesced, flushes,
 		flushedItems, retries, drops, droppedItems, refusals, splits, created, conflicts, negHits, renewals, renewFails, released,
-		refreshed, lost)
+		refreshed, lost, fences)
 	return err
 }
 

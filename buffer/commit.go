@@ -9,14 +9,9 @@ import "fmt"
 // session's next flush. The buffer copies keys and values; the caller may reuse them
 // when Commit returns. Keys may be up to MaxKeyLen bytes long.
 func (b *Buffer) Commit(session string, changes ...Change) error {
-	if session == "" {
-		return errEmptySession
-	}
-	sh := b.shardOf(session)
-	sh.mu.Lock()
-	if sh.closed {
-		sh.mu.Unlock()
-		return ErrClosed
+	sh, err := b.lockShard(session)
+	if err != nil {
+		return err
 	}
 	s := sh.lookup(session)
 
@@ -117,14 +112,9 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 // items committed after the End. Like Commit it never waits; it returns ErrBufferFull
 // only when the session had no unflushed state and the buffer is full.
 func (b *Buffer) End(session string) error {
-	if session == "" {
-		return errEmptySession
-	}
-	sh := b.shardOf(session)
-	sh.mu.Lock()
-	if sh.closed {
-		sh.mu.Unlock()
-		return ErrClosed
+	sh, err := b.lockShard(session)
+	if err != nil {
+		return err
 	}
 	s := sh.lookup(session)
 	fresh := s == nil
@@ -198,4 +188,19 @@ func changeError(i int, c *Change) error {
 		return fmt.Errorf("%w: Change[%d].Key is %d bytes; the limit is MaxKeyLen (%d)", ErrInvalid, i, len(c.Key), MaxKeyLen)
 	}
 	return fmt.Errorf("%w: Change[%d].Value is %d bytes; the limit is MaxValueLen (%d)", ErrInvalid, i, len(c.Value), MaxValueLen)
+}
+
+// lockShard returns the session's shard, locked, unless the session ID is
+// empty or the buffer is closed.
+func (b *Buffer) lockShard(session string) (*shard, error) {
+	if session == "" {
+		return nil, errEmptySession
+	}
+	sh := b.shardOf(session)
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		return nil, ErrClosed
+	}
+	return sh, nil
 }

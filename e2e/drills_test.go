@@ -119,36 +119,24 @@ func drainDrill(d *drill) {
 	const drainLease = 30 * time.Second
 	nodes := d.startNodes(nodeSpec{Count: 3, FlushDelay: flushDelay, LeaseTTL: drainLease})
 	a := nodes[0]
-	var termAt, exitAt time.Time
-	var exitCode int
+	var dr drainWatch
 	rep := d.load(loadgen.Config{
 		Duration:     loadFor,
 		AdoptTimeout: drainLease + 15*time.Second,
-		Failure: &loadgen.Failure{Node: a.short, After: failAfter, Fail: func(ctx context.Context, _ loadgen.Node) error {
-			termAt = time.Now()
-			if err := a.signal(dc.SIGTERM); err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
-			defer cancel()
-			var err error
-			exitCode, err = a.waitExit(ctx)
-			exitAt = time.Now()
-			return err
-		}},
+		Failure:      &loadgen.Failure{Node: a.short, After: failAfter, Fail: dr.sigterm(a)},
 	})
-	drain := exitAt.Sub(termAt)
+	drain := dr.exitAt.Sub(dr.termAt)
 	// The load generator's lease wait runs from the failure (the SIGTERM)
 	// to the first adoption; the node's own drain is part of it.
 	afterExit := rep.LeaseWait - drain
 	d.res.set("lease_ttl_ms", ms(drainLease))
 	d.res.set("drain_ms", ms(drain))
 	d.res.set("adopt_after_exit_ms", ms(afterExit))
-	d.res.set("exit_code", exitCode)
+	d.res.set("exit_code", dr.exitCode)
 	released, unwritten, found := closedLine(a.logs())
 	d.res.set("released_sessions", released)
 	d.res.set("unwritten_sessions", unwritten)
-	d.expect(exitCode == 0, "the drained node exited with status %d", exitCode)
+	d.expect(dr.exitCode == 0, "the drained node exited with status %d", dr.exitCode)
 	d.expect(found && unwritten == "0", "the drained node did not report a clean close (released=%q unwritten_sessions=%q)", released, unwritten)
 	d.expect(rep.LostWithinWindow == 0, "%d acknowledged changes lost by a graceful drain (it must lose none)", rep.LostWithinWindow)
 	d.expect(rep.AdoptRetries == 0, "%d adoptions had to wait for the drained node's lease: its sessions were not released", rep.AdoptRetries)
@@ -456,23 +444,11 @@ func nodeLossDrill(d *drill) {
 		d.logf("killing Cassandra %s", victim.name)
 		killErr = victim.signal(dc.SIGKILL)
 	}()
-	var termAt, exitAt time.Time
-	var exitCode int
+	var dr drainWatch
 	rep := d.load(loadgen.Config{
 		Duration:     28 * time.Second,
 		AdoptTimeout: lease + 20*time.Second,
-		Failure: &loadgen.Failure{Node: a.short, After: drainAt, Fail: func(ctx context.Context, _ loadgen.Node) error {
-			termAt = time.Now()
-			if err := a.signal(dc.SIGTERM); err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
-			defer cancel()
-			var err error
-			exitCode, err = a.waitExit(ctx)
-			exitAt = time.Now()
-			return err
-		}},
+		Failure:      &loadgen.Failure{Node: a.short, After: drainAt, Fail: dr.sigterm(a)},
 	})
 	kill.Wait()
 	if killErr != nil {
@@ -496,14 +472,36 @@ func nodeLossDrill(d *drill) {
 	d.res.set("replication_factor", 3)
 	d.res.set("consistency", "LOCAL_QUORUM")
 	d.res.set("cassandra_killed_at_s", killAt.Seconds())
-	d.res.set("drain_ms", ms(exitAt.Sub(termAt)))
-	d.res.set("exit_code", exitCode)
+	d.res.set("drain_ms", ms(dr.exitAt.Sub(dr.termAt)))
+	d.res.set("exit_code", dr.exitCode)
 	d.res.set("flush_retries", int64(sumMetric(d.ctx, nodes[1:], mFlushRetries)))
 	d.expect(failed == 0, "%d events failed with one Cassandra replica down (%s)", failed, fmtCounts(rep.Errors))
 	d.expect(rep.LostWithinWindow == 0, "%d acknowledged changes lost (the drain must lose none)", rep.LostWithinWindow)
-	d.expect(exitCode == 0, "the drained node exited with status %d", exitCode)
+	d.expect(dr.exitCode == 0, "the drained node exited with status %d", dr.exitCode)
 	d.verify(nodes[1:], nodes[1:])
 	// The next user of this ring would find a dead node: drop it.
 	d.s.ring.remove()
 	d.s.ring = nil
+}
+
+// drainWatch is the failure hook of the drills that drain a node: SIGTERM,
+// then wait (up to 40 s) for the process to exit, recording when and how.
+type drainWatch struct {
+	termAt, exitAt time.Time
+	exitCode       int
+}
+
+func (w *drainWatch) sigterm(a *holdoverNode) func(context.Context, loadgen.Node) error {
+	return func(ctx context.Context, _ loadgen.Node) error {
+		w.termAt = time.Now()
+		if err := a.signal(dc.SIGTERM); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+		defer cancel()
+		var err error
+		w.exitCode, err = a.waitExit(ctx)
+		w.exitAt = time.Now()
+		return err
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/internal/loadgen"
+	"github.com/holdover/holdover/internal/node"
 )
 
 // holdoverNode is one container of cmd/holdover-node.
@@ -211,16 +212,9 @@ func waitDrained(ctx context.Context, nodes []*holdoverNode, timeout time.Durati
 	}
 }
 
-// view is a session as a node holds it (GET /v1/sessions/{id}).
-type view struct {
-	Session  string            `json:"session"`
-	Node     string            `json:"node"`
-	Version  uint64            `json:"version"`
-	Attrs    map[string]string `json:"attrs"`
-	History  []string          `json:"history"`
-	Resident bool              `json:"resident"`
-	Adopted  bool              `json:"adopted"`
-}
+// view is a session as a node holds it (GET /v1/sessions/{id}), as the
+// reference node defines it.
+type view = node.View
 
 // answer is one HTTP answer about a session: a view on 200, else the status
 // and, for 409, the owner named.

@@ -91,12 +91,7 @@ func (m *Manager) fence() {
 // (adopted by peers, or unreadable) are discarded from the buffer and
 // forgotten. Then flushing resumes.
 func (m *Manager) recover() {
-	m.mu.RLock()
-	check := make(map[string]uint64, len(m.owned))
-	for s, e := range m.owned {
-		check[s] = e
-	}
-	m.mu.RUnlock()
+	check := m.ownedSnapshot()
 	var lost []string
 	for s, e := range check {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)

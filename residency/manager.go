@@ -2,6 +2,7 @@ package residency
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,17 +112,6 @@ func (m *Manager) Fenced() bool {
 	return m.fenced
 }
 
-// Owned returns the sessions this node owns.
-func (m *Manager) Owned() []string {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := make([]string, 0, len(m.owned))
-	for s := range m.owned {
-		out = append(out, s)
-	}
-	return out
-}
-
 // EnsureOwned returns the epoch at which this node owns session, recording a
 // brand-new session at epoch 1 (a lightweight transaction, once per session).
 // When the session already belongs to another node it returns an
@@ -181,6 +171,13 @@ func (m *Manager) Forget(session string) {
 	m.mu.Unlock()
 }
 
+// ownedSnapshot copies the ownership map, for work done without the lock.
+func (m *Manager) ownedSnapshot() map[string]uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return maps.Clone(m.owned)
+}
+
 func (m *Manager) setOwned(session string, epoch uint64) {
 	m.mu.Lock()
 	m.owned[session] = epoch
@@ -201,12 +198,7 @@ func (m *Manager) forgetOwned(session string, epoch uint64) {
 // returns how many were released; sessions it could not release stay owned
 // and become adoptable when the lease expires.
 func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
-	m.mu.RLock()
-	work := make(map[string]uint64, len(m.owned))
-	for s, e := range m.owned {
-		work[s] = e
-	}
-	m.mu.RUnlock()
+	work := m.ownedSnapshot()
 
 	var (
 		released atomic.Int64

@@ -23,12 +23,7 @@ func (m *Manager) refreshLoop() {
 			continue
 		}
 		now := time.Now()
-		m.mu.RLock()
-		owned := make(map[string]uint64, len(m.owned))
-		for s, e := range m.owned {
-			owned[s] = e
-		}
-		m.mu.RUnlock()
+		owned := m.ownedSnapshot()
 		for s := range since {
 			if _, ok := owned[s]; !ok {
 				delete(since, s)

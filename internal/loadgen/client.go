@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/holdover/holdover/internal/node"
 )
 
 // client speaks the reference node's HTTP contract.
@@ -18,25 +20,15 @@ type client struct {
 	http *http.Client
 }
 
-// eventReply is the 200 body of POST /v1/sessions/{id}/events.
-type eventReply struct {
-	Session string `json:"session"`
-	Node    string `json:"node"`
-	Version int    `json:"version"`
-	Adopted bool   `json:"adopted"`
-}
+// eventReply is the 200 body of POST /v1/sessions/{id}/events, as the
+// reference node defines it.
+type eventReply = node.Result
 
 // sessionReply is the 200 body of GET /v1/sessions/{id}.
-type sessionReply struct {
-	Session  string            `json:"session"`
-	Node     string            `json:"node"`
-	Version  int               `json:"version"`
-	Attrs    map[string]string `json:"attrs"`
-	History  []string          `json:"history"`
-	Resident bool              `json:"resident"`
-}
+type sessionReply = node.View
 
-func (s sessionReply) state() sessionState { return sessionState{Attrs: s.Attrs, History: s.History} }
+// stateOf is the part of a session the model checks.
+func stateOf(v sessionReply) sessionState { return sessionState{Attrs: v.Attrs, History: v.History} }
 
 // infoReply is the body of GET /v1/info.
 type infoReply struct {

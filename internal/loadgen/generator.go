@@ -303,7 +303,7 @@ func (g *Generator) work(ctx context.Context, s *session) {
 		}
 		return
 	}
-	if !s.m.ack(rep.Version, t1) {
+	if !s.m.ack(int(rep.Version), t1) {
 		s.resync = true
 		g.countErr("version_mismatch")
 		g.logf("session %s: node %s answered version %d, model expected %d", s.id, n.Name, rep.Version, s.m.version())
@@ -338,7 +338,7 @@ func (g *Generator) resync(ctx context.Context, s *session, n *nodeState) {
 		}
 		return
 	}
-	c := s.m.reconcile(rep.Version, rep.state(), required, time.Now())
+	c := s.m.reconcile(int(rep.Version), stateOf(rep), required, time.Now())
 	s.resync = false
 	g.account(s, c, "resync on "+n.Name)
 }
@@ -426,9 +426,9 @@ func (g *Generator) finalCheck(ctx context.Context) {
 			switch {
 			case err != nil:
 				bad = err.Error()
-			case rep.Version != s.m.version():
+			case int(rep.Version) != s.m.version():
 				bad = fmt.Sprintf("version %d, model %d", rep.Version, s.m.version())
-			case s.m.version() > 0 && rep.state().digest() != s.m.recs[s.m.version()-1].digest:
+			case s.m.version() > 0 && stateOf(rep).digest() != s.m.recs[s.m.version()-1].digest:
 				bad = fmt.Sprintf("state at version %d differs from the model", rep.Version)
 			}
 			g.mu.Lock()

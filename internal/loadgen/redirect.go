@@ -121,7 +121,7 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 		now := time.Now()
 		switch {
 		case err == nil:
-			c := s.m.reconcile(rep.Version, rep.state(), required, now)
+			c := s.m.reconcile(int(rep.Version), stateOf(rep), required, now)
 			g.mu.Lock()
 			g.stats.adopted++
 			g.stats.adopt.record(now.Sub(t0))

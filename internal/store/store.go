@@ -107,8 +107,6 @@ func (st *Store) Session() *gocql.Session { return st.s }
 // Keyspace is the keyspace the store uses.
 func (st *Store) Keyspace() string { return st.opts.Keyspace }
 
-// Limits are the limits the store enforces.
-func (st *Store) Limits() Limits { return st.opts.Limits }
 
 func (o Options) withDefaults() (Options, error) {
 	var errs []error
