@@ -107,7 +107,6 @@ func (st *Store) Session() *gocql.Session { return st.s }
 // Keyspace is the keyspace the store uses.
 func (st *Store) Keyspace() string { return st.opts.Keyspace }
 
-
 func (o Options) withDefaults() (Options, error) {
 	var errs []error
 	if len(o.Hosts) == 0 {
