@@ -20,7 +20,7 @@ type Lease struct {
 // RenewLease writes node's lease with the given TTL (rounded up to seconds).
 func (st *Store) RenewLease(ctx context.Context, node string, ttl time.Duration) error {
 	err := st.s.Query(st.stmts.upsertLease, node, time.Now(), ttl.Milliseconds(), ttlSeconds(ttl)).
-		Idempotent(true).SetSpeculativeExecutionPolicy(st.hedge).ExecContext(ctx)
+		Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	return wrap("renew lease", "", err)
 }
 
@@ -29,7 +29,7 @@ func (st *Store) RenewLease(ctx context.Context, node string, ttl time.Duration)
 func (st *Store) ReadLease(ctx context.Context, node string) (l Lease, found bool, err error) {
 	var ttlMS int64
 	var remaining int
-	err = st.s.Query(st.stmts.selectLease, node).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedge).
+	err = st.s.Query(st.stmts.selectLease, node).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).
 		ScanContext(ctx, &l.RenewedAt, &ttlMS, &remaining)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return Lease{}, false, nil

@@ -33,7 +33,7 @@ func (st *Store) readOwner(ctx context.Context, session string, cl gocql.Consist
 		return Owner{}, false, err
 	}
 	var epoch int64
-	err = st.s.Query(st.stmts.selectOwner, session).Consistency(cl).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedge).
+	err = st.s.Query(st.stmts.selectOwner, session).Consistency(cl).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).
 		ScanContext(ctx, &o.Node, &epoch, &o.Released, &o.ClaimedAt)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return Owner{}, false, nil

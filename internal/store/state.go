@@ -133,7 +133,7 @@ func (st *Store) ReadState(ctx context.Context, session string) ([]Item, error) 
 		return nil, err
 	}
 	iter := st.s.Query(st.stmts.selectItems, session).PageSize(readPageSize).Idempotent(true).
-		SetSpeculativeExecutionPolicy(st.hedge).IterContext(ctx)
+		SetSpeculativeExecutionPolicy(st.hedged()).IterContext(ctx)
 	var (
 		items  []Item
 		key    string

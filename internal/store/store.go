@@ -104,6 +104,19 @@ func (st *Store) Close() { st.s.Close() }
 // Session is the underlying driver session, for tools and benchmarks.
 func (st *Store) Session() *gocql.Session { return st.s }
 
+// hedged is the speculative policy for latency-critical idempotent requests
+// when the cluster has another host to try. With a single host the driver's
+// extra attempt would find no host and could answer "no hosts available"
+// before the real one returns, so a lone node gets no hedging.
+func (st *Store) hedged() gocql.SpeculativeExecutionPolicy {
+	if len(st.s.GetHosts()) > 1 {
+		return st.hedge
+	}
+	return noHedge
+}
+
+var noHedge = &gocql.NonSpeculativeExecution{}
+
 // Keyspace is the keyspace the store uses.
 func (st *Store) Keyspace() string { return st.opts.Keyspace }
 
