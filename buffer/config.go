@@ -43,6 +43,25 @@ type Config struct {
 	// Default 16; range 1 to 4096.
 	Concurrency int
 
+	// GroupFlush, if set, writes several small snapshots of different sessions in one
+	// call. When more sessions are ready than idle workers can take one by one, a
+	// worker takes up to GroupMax of them; those with one part of at most GroupBytes
+	// are handed to GroupFlush together (in calls totalling at most GroupBytes), the
+	// rest go through the FlushFunc as usual. Each snapshot keeps its own Seq and its
+	// own outcome: GroupFlush reports an error per snapshot, with the FlushFunc's
+	// meaning (nil, transient, or permanent), and each session is retried, dropped or
+	// released on its own. A group counts as one call against Concurrency.
+	GroupFlush GroupFlushFunc
+
+	// GroupMax is the most sessions one GroupFlush call carries. Default 8; range 1
+	// (no grouping) to 256.
+	GroupMax int
+
+	// GroupBytes bounds a GroupFlush call: a snapshot larger than it is never grouped,
+	// and a group's snapshots total at most this many bytes (as counted against the
+	// caps). Default 4 KiB; range 256 B to 1 MiB.
+	GroupBytes int64
+
 	// RetryMin and RetryMax bound the capped exponential backoff, with jitter, between
 	// attempts after a transient error: the n-th retry waits a random time between half
 	// and all of min(RetryMin<<(n-1), RetryMax). Defaults 50ms and 5s; RetryMin ranges
@@ -71,6 +90,8 @@ const (
 	DefaultMaxSessionBytes = 1 << 20
 	DefaultMaxBatchBytes   = 4 << 20
 	DefaultConcurrency     = 16
+	DefaultGroupMax        = 8
+	DefaultGroupBytes      = 4 << 10
 	DefaultRetryMin        = 50 * time.Millisecond
 	DefaultRetryMax        = 5 * time.Second
 )
@@ -98,6 +119,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.GroupMax == 0 {
+		c.GroupMax = DefaultGroupMax
+	}
+	if c.GroupBytes == 0 {
+		c.GroupBytes = DefaultGroupBytes
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
@@ -132,6 +159,8 @@ func (c Config) Validate() error {
 	intRange("MaxSessionBytes", c.MaxSessionBytes, 1<<10, max(c.MaxPendingBytes, 1<<10))
 	intRange("MaxBatchBytes", c.MaxBatchBytes, 1<<10, 1<<30)
 	intRange("Concurrency", int64(c.Concurrency), 1, 4096)
+	intRange("GroupMax", int64(c.GroupMax), 1, 256)
+	intRange("GroupBytes", c.GroupBytes, 256, 1<<20)
 	durRange("RetryMin", c.RetryMin, time.Millisecond, max(c.RetryMax, time.Millisecond))
 	durRange("RetryMax", c.RetryMax, max(c.RetryMin, time.Millisecond), time.Hour)
 	return errors.Join(errs...)

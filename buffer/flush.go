@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // flight is one snapshot of a session on its way to the FlushFunc.
@@ -19,6 +20,11 @@ type flight struct {
 	failed int   // index in items of the first item not written (transient error), or -1
 	err    error // the transient error
 	drops  []drop
+
+	attempt int     // calls made for this unflushed state, this one included
+	seq     uint64  // the snapshot's sequence
+	seqErr  error   // the sequence clock could not give one: the snapshot is dropped
+	buf     *[]Item // items' pooled backing array
 }
 
 type drop struct {
@@ -29,29 +35,38 @@ type drop struct {
 var itemPool = sync.Pool{New: func() any { return new([]Item) }}
 
 // flushSession snapshots a ready session, writes the snapshot part by part, and lands
-// the result. Only one flushSession runs per session at a time: the session is taken
-// only from placeReady, and never while flying.
+// the result. Only one flight runs per session at a time: the session is taken only
+// from placeReady, and never while flying.
 func (b *Buffer) flushSession(s *session) {
+	if f := b.take(s); f != nil {
+		b.fly(f)
+		b.finish(f)
+	}
+}
+
+// take snapshots a ready session into a flight, or returns nil when the session was
+// discarded since it was queued.
+func (b *Buffer) take(s *session) *flight {
 	sh := s.sh
 	sh.mu.Lock()
 	if s.where != placeReady || s.flying {
 		sh.mu.Unlock() // discarded since it was queued
-		return
+		return nil
 	}
 	s.where = placeNone
 	s.flying = true
 	s.gen++
-	f := flight{s: s, gen: s.gen, table: s.items, bytes: s.bytes, ended: s.ended, first: s.first, failed: -1}
+	f := &flight{s: s, gen: s.gen, table: s.items, bytes: s.bytes, ended: s.ended, first: s.first, failed: -1}
 	s.items = itemTable{}
 	s.bytes = 0
 	s.ended = false
 	s.flyFirst = s.first
-	attempt := int(s.attempt) + 1
+	f.attempt = int(s.attempt) + 1
 	sh.mu.Unlock()
 
 	// f.table is ours until landing: commits go to a new s.items now.
-	buf := itemPool.Get().(*[]Item)
-	items := (*buf)[:0]
+	f.buf = itemPool.Get().(*[]Item)
+	items := (*f.buf)[:0]
 	for _, e := range f.table.slots {
 		if e != nil {
 			items = append(items, Item{Key: e.key(), Value: e.value(), Delete: e.deleted()})
@@ -63,67 +78,164 @@ func (b *Buffer) flushSession(s *session) {
 	if len(f.parts) > 1 {
 		b.ctr.splits.Add(1)
 	}
+	f.seq, f.seqErr = b.seq.next(b.clock.Now())
+	return f
+}
 
-	seq, seqErr := b.seq.next(b.clock.Now())
+// snapshot is part i (from 0) of f, which spans f.items[start:end].
+func (b *Buffer) snapshot(f *flight, i, start, end int) Snapshot {
+	return Snapshot{
+		Session: f.s.id,
+		Ended:   f.ended && i == 0,
+		Items:   f.items[start:end],
+		Seq:     f.seq,
+		Part:    i + 1,
+		Parts:   len(f.parts),
+		Oldest:  b.timeAt(f.first),
+	}
+}
+
+// fly writes f part by part through the FlushFunc, stopping at the first transient
+// error.
+func (b *Buffer) fly(f *flight) {
 	start := 0
 	for i, end := range f.parts {
-		part := items[start:end]
-		if seqErr != nil {
-			f.drops = append(f.drops, drop{seqErr, len(part)})
-			b.ctr.drops.Add(1)
-			b.ctr.droppedItems.Add(uint64(len(part)))
+		if f.seqErr != nil {
+			b.dropPart(f, f.seqErr, end-start)
 			start = end
 			continue
 		}
-		snap := Snapshot{
-			Session: s.id,
-			Ended:   f.ended && i == 0,
-			Items:   part,
-			Seq:     seq,
-			Part:    i + 1,
-			Parts:   len(f.parts),
-			Oldest:  b.timeAt(f.first),
-		}
+		snap := b.snapshot(f, i, start, end)
 		t0 := b.clock.Now()
 		b.ctr.inFlight.Add(1)
 		err := b.flush(b.flightCtx, &snap)
 		b.ctr.inFlight.Add(-1)
-		if b.cfg.OnFlush != nil {
-			t1 := b.clock.Now()
-			b.cfg.OnFlush(FlushEvent{
-				Session: s.id, Seq: seq, Part: i + 1, Parts: len(f.parts),
-				Items: len(part), Bytes: itemsBytes(part), Ended: snap.Ended,
-				Attempt: attempt, Duration: t1.Sub(t0), Lag: t1.Sub(snap.Oldest), Err: err,
-			})
-		}
-		switch {
-		case err == nil:
-			b.ctr.flushes.Add(1)
-			b.ctr.flushedItems.Add(uint64(len(part)))
-		case IsPermanent(err):
-			f.drops = append(f.drops, drop{err, len(part)})
-			b.ctr.drops.Add(1)
-			b.ctr.droppedItems.Add(uint64(len(part)))
-		default:
-			f.failed, f.err = start, err
-			f.ended = f.ended && i == 0 // a written part 1 carried the End
-			b.ctr.retries.Add(1)
-		}
+		b.wrote(f, &snap, start, t0, err)
 		if f.failed >= 0 {
 			break
 		}
 		start = end
 	}
+}
 
-	b.land(&f)
-	clear(items)
-	*buf = items[:0]
-	itemPool.Put(buf)
+// wrote records the outcome of one FlushFunc (or GroupFlush) write of snap, part of f
+// starting at items index start, begun at t0.
+func (b *Buffer) wrote(f *flight, snap *Snapshot, start int, t0 time.Time, err error) {
+	if b.cfg.OnFlush != nil {
+		t1 := b.clock.Now()
+		b.cfg.OnFlush(FlushEvent{
+			Session: snap.Session, Seq: snap.Seq, Part: snap.Part, Parts: snap.Parts,
+			Items: len(snap.Items), Bytes: itemsBytes(snap.Items), Ended: snap.Ended,
+			Attempt: f.attempt, Duration: t1.Sub(t0), Lag: t1.Sub(snap.Oldest), Err: err,
+		})
+	}
+	switch {
+	case err == nil:
+		b.ctr.flushes.Add(1)
+		b.ctr.flushedItems.Add(uint64(len(snap.Items)))
+	case IsPermanent(err):
+		b.dropPart(f, err, len(snap.Items))
+	default:
+		f.failed, f.err = start, err
+		f.ended = f.ended && snap.Part == 1 // a written part 1 carried the End
+		b.ctr.retries.Add(1)
+	}
+}
+
+func (b *Buffer) dropPart(f *flight, err error, items int) {
+	f.drops = append(f.drops, drop{err, items})
+	b.ctr.drops.Add(1)
+	b.ctr.droppedItems.Add(uint64(items))
+}
+
+// finish lands f, returns its item slice to the pool and reports its drops.
+func (b *Buffer) finish(f *flight) {
+	b.land(f)
+	clear(f.items)
+	*f.buf = f.items[:0]
+	itemPool.Put(f.buf)
 	if b.cfg.OnDrop != nil {
 		for _, d := range f.drops {
-			b.cfg.OnDrop(s.id, d.err, d.items)
+			b.cfg.OnDrop(f.s.id, d.err, d.items)
 		}
 	}
+}
+
+// groupable reports whether f may share a GroupFlush call: one part, small, and a
+// sequence to write it at.
+func (b *Buffer) groupable(f *flight) bool {
+	return f.seqErr == nil && len(f.parts) == 1 && f.bytes <= b.cfg.GroupBytes
+}
+
+// flushGroup snapshots the ready sessions a worker took at once. Those that qualify
+// are written together through GroupFlush, in calls of at most GroupBytes; the others
+// (and a group of one) go through the FlushFunc one by one.
+func (b *Buffer) flushGroup(g *groupScratch, sessions []*session) {
+	g.flights = g.flights[:0]
+	var size int64
+	for _, s := range sessions {
+		f := b.take(s)
+		switch {
+		case f == nil:
+		case !b.groupable(f):
+			b.fly(f)
+			b.finish(f)
+		default:
+			if len(g.flights) > 0 && size+f.bytes > b.cfg.GroupBytes {
+				b.flyGroup(g)
+				size = 0
+			}
+			g.flights = append(g.flights, f)
+			size += f.bytes
+		}
+	}
+	b.flyGroup(g)
+}
+
+// flyGroup writes the flights collected in g with one GroupFlush call (or the
+// FlushFunc when there is only one) and lands them.
+func (b *Buffer) flyGroup(g *groupScratch) {
+	defer func() { g.flights = g.flights[:0] }()
+	switch len(g.flights) {
+	case 0:
+		return
+	case 1:
+		b.fly(g.flights[0])
+		b.finish(g.flights[0])
+		return
+	}
+	n := len(g.flights)
+	g.snaps = g.snaps[:0]
+	g.ptrs = g.ptrs[:0]
+	for _, f := range g.flights {
+		g.snaps = append(g.snaps, b.snapshot(f, 0, 0, len(f.items)))
+	}
+	for i := range g.snaps {
+		g.ptrs = append(g.ptrs, &g.snaps[i])
+	}
+	g.errs = append(g.errs[:0], make([]error, n)...)
+	t0 := b.clock.Now()
+	b.ctr.inFlight.Add(int64(n))
+	b.cfg.GroupFlush(b.flightCtx, g.ptrs, g.errs)
+	b.ctr.inFlight.Add(-int64(n))
+	b.ctr.groups.Add(1)
+	b.ctr.grouped.Add(uint64(n))
+	for i, f := range g.flights {
+		b.wrote(f, &g.snaps[i], 0, t0, g.errs[i])
+		b.finish(f)
+	}
+	clear(g.snaps)
+	clear(g.ptrs)
+	clear(g.errs)
+}
+
+// groupScratch is a worker's reusable memory for group flushes.
+type groupScratch struct {
+	sessions []*session
+	flights  []*flight
+	snaps    []Snapshot
+	ptrs     []*Snapshot
+	errs     []error
 }
 
 // split cuts sorted items into parts of at most MaxBatchBytes; it returns the end

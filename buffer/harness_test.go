@@ -91,9 +91,18 @@ type harness struct {
 	dropped  map[string]map[string]bool
 	droppedS map[string]bool // sessions whose End was dropped
 	onDrop   []string
+	groups   [][]string // sessions of each GroupFlush call
 }
 
 func newHarness(t testing.TB, cfg Config) *harness {
+	t.Helper()
+	return newHarnessOpt(t, cfg, false)
+}
+
+// newHarnessOpt is newHarness; with grouped set, the buffer also gets a GroupFlush
+// that passes each snapshot of a group through the same recording flush in turn and
+// records the group's sessions.
+func newHarnessOpt(t testing.TB, cfg Config, grouped bool) *harness {
 	t.Helper()
 	h := &harness{
 		t:        t,
@@ -108,6 +117,9 @@ func newHarness(t testing.TB, cfg Config) *harness {
 		h.mu.Lock()
 		h.onDrop = append(h.onDrop, fmt.Sprintf("%s:%d", session, items))
 		h.mu.Unlock()
+	}
+	if grouped {
+		cfg.GroupFlush = h.groupFlush
 	}
 	b, err := New(cfg, h.flush)
 	if err != nil {
@@ -128,6 +140,24 @@ func newHarness(t testing.TB, cfg Config) *harness {
 		h.check()
 	})
 	return h
+}
+
+func (h *harness) groupFlush(ctx context.Context, group []*Snapshot, errs []error) {
+	var ids []string
+	for _, s := range group {
+		if slices.Contains(ids, s.Session) {
+			h.mu.Lock()
+			h.bad = append(h.bad, "session twice in one group: "+s.Session)
+			h.mu.Unlock()
+		}
+		ids = append(ids, s.Session)
+	}
+	h.mu.Lock()
+	h.groups = append(h.groups, ids)
+	h.mu.Unlock()
+	for i, s := range group {
+		errs[i] = h.flush(ctx, s)
+	}
 }
 
 func (h *harness) flush(ctx context.Context, s *Snapshot) error {

@@ -36,12 +36,25 @@ type modelRun struct {
 	ops     []string // for failure messages
 }
 
-func runOps(t *testing.T, data []byte) {
+// modelGrouped is modelConfig for runs whose buffer also has a GroupFlush.
+var modelGrouped = func() Config {
+	c := modelConfig
+	c.GroupMax = 3
+	c.GroupBytes = 1 << 10
+	return c
+}()
+
+// runOps returns the number of GroupFlush calls the run made.
+func runOps(t *testing.T, data []byte, grouped bool) int {
 	var seed uint64
 	for i := 0; i < 8 && i < len(data); i++ {
 		seed = seed<<8 | uint64(data[i])
 	}
-	h := newHarness(t, modelConfig)
+	cfg := modelConfig
+	if grouped {
+		cfg = modelGrouped
+	}
+	h := newHarnessOpt(t, cfg, grouped)
 	m := &modelRun{
 		h:      h,
 		model:  map[string]map[string]string{},
@@ -61,6 +74,9 @@ func runOps(t *testing.T, data []byte) {
 		m.step(next)
 	}
 	m.finish()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.groups)
 }
 
 // decide is the FlushFunc's result, chosen at random per call by the current mode.
@@ -223,16 +239,21 @@ func TestModel(t *testing.T) {
 	if testing.Short() {
 		n = 20
 	}
+	groups := 0
 	for i := range n {
 		rnd := rand.New(rand.NewPCG(uint64(i), 7))
 		data := make([]byte, 200+rnd.IntN(800))
 		for j := range data {
 			data[j] = byte(rnd.UintN(256))
 		}
-		t.Run(fmt.Sprint(i), func(t *testing.T) { runOps(t, data) })
+		t.Run(fmt.Sprint(i), func(t *testing.T) { groups += runOps(t, data, i%2 == 1) })
 	}
+	if groups == 0 {
+		t.Error("no run with a GroupFlush grouped any snapshots")
+	}
+	t.Logf("%d GroupFlush calls in the grouped runs", groups)
 }
 
 func FuzzOps(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { runOps(t, data) })
+	f.Fuzz(func(t *testing.T, data []byte) { _ = runOps(t, data, len(data) > 8 && data[8]&1 == 1) })
 }

@@ -18,6 +18,12 @@ import (
 // calls. Each goroutine owns its keys (in shared sessions) and one session it ends, so
 // the last committed state is defined; after a final Flush the store must hold it.
 func TestConcurrentCommits(t *testing.T) {
+	for _, grouped := range []bool{false, true} {
+		t.Run(fmt.Sprint("grouped=", grouped), func(t *testing.T) { concurrentCommits(t, grouped) })
+	}
+}
+
+func concurrentCommits(t *testing.T, grouped bool) {
 	var st store
 	var mu sync.Mutex
 	inflight := map[string]bool{}
@@ -47,14 +53,25 @@ func TestConcurrentCommits(t *testing.T) {
 		st.apply(&cp) // apply clones values
 		return nil
 	}
-	b, err := New(Config{
+	cfg := Config{
 		Delay:           time.Millisecond,
 		RetryMin:        time.Millisecond,
 		RetryMax:        4 * time.Millisecond,
 		Concurrency:     4,
 		MaxSessionItems: 16,
 		MaxBatchBytes:   2 << 10,
-	}, flush)
+	}
+	if grouped {
+		cfg.Concurrency = 2
+		cfg.GroupMax = 4
+		cfg.GroupBytes = 2 << 10
+		cfg.GroupFlush = func(ctx context.Context, group []*Snapshot, errs []error) {
+			for i, s := range group {
+				errs[i] = flush(ctx, s)
+			}
+		}
+	}
+	b, err := New(cfg, flush)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +160,9 @@ func TestConcurrentCommits(t *testing.T) {
 		t.Errorf("%d overlapping flushes, %d Seq regressions", overlaps.Load(), seqBad.Load())
 	}
 	stats := b.Stats()
+	if grouped && stats.Groups == 0 {
+		t.Error("no GroupFlush call")
+	}
 	if stats.PendingBytes != 0 || stats.PendingItems != 0 || stats.Commits+stats.Ends != goroutines*commits {
 		t.Errorf("stats %+v", stats)
 	}

@@ -140,25 +140,49 @@ func (b *Buffer) arm(next, now int64) {
 	})
 }
 
-// launchLocked starts workers for ready sessions, up to Concurrency. b.mu is held.
+// launchLocked starts workers for ready sessions, up to Concurrency; each takes a
+// group of them when GroupFlush is set. b.mu is held.
 func (b *Buffer) launchLocked() {
 	for !b.paused && !b.stopping && b.running < b.cfg.Concurrency && b.ready.len() > 0 {
-		s := b.ready.pop()
+		first := b.takeReadyLocked(nil)
 		b.running++
 		b.workers.Add(1)
-		go b.work(s)
+		go b.work(first)
 	}
 }
 
-// work flushes s, then keeps taking ready sessions until none is left.
-func (b *Buffer) work(s *session) {
+// takeReadyLocked appends to dst the next ready session, or up to GroupMax of them
+// when GroupFlush is set. b.mu is held and the ready queue is not empty.
+func (b *Buffer) takeReadyLocked(dst []*session) []*session {
+	n := 1
+	if b.cfg.GroupFlush != nil {
+		// Leave work for idle worker slots: a group never takes more than an equal
+		// share of what is ready.
+		idle := b.cfg.Concurrency - b.running
+		n = min(b.cfg.GroupMax, max(1, b.ready.len()/max(idle, 1)))
+	}
+	for i := 0; i < n && b.ready.len() > 0; i++ {
+		dst = append(dst, b.ready.pop())
+	}
+	return dst
+}
+
+// work flushes the sessions it was given, then keeps taking ready sessions until
+// none is left.
+func (b *Buffer) work(sessions []*session) {
 	defer b.workers.Done()
-	for s != nil {
-		b.flushSession(s)
+	var g groupScratch
+	for len(sessions) > 0 {
+		if len(sessions) == 1 {
+			b.flushSession(sessions[0])
+		} else {
+			b.flushGroup(&g, sessions)
+		}
+		clear(sessions)
+		sessions = sessions[:0]
 		b.mu.Lock()
-		s = nil
 		if !b.paused && !b.stopping && b.ready.len() > 0 {
-			s = b.ready.pop()
+			sessions = b.takeReadyLocked(sessions)
 		} else {
 			b.running--
 		}

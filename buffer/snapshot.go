@@ -77,6 +77,13 @@ type Snapshot struct {
 // promptly then.
 type FlushFunc func(ctx context.Context, s *Snapshot) error
 
+// GroupFlushFunc writes several snapshots of different sessions at once (see
+// Config.GroupFlush). It stores the outcome of group[i] in errs[i] (len(errs) ==
+// len(group), all nil on entry), each with the meaning a FlushFunc's error has. The
+// same rules hold as for a FlushFunc: idempotent, the snapshots are valid only until
+// it returns, return promptly when ctx is cancelled.
+type GroupFlushFunc func(ctx context.Context, group []*Snapshot, errs []error)
+
 // FlushEvent describes one completed call of the FlushFunc, for Config.OnFlush.
 type FlushEvent struct {
 	// Session, Seq, Part, Parts and Ended are those of the Snapshot written.
@@ -90,7 +97,8 @@ type FlushEvent struct {
 	// Attempt counts the calls made for this session's unflushed state, from 1; it
 	// resets after a success.
 	Attempt int
-	// Duration is how long the FlushFunc call took.
+	// Duration is how long the FlushFunc call took (the whole GroupFlush call for a
+	// grouped snapshot).
 	Duration time.Duration
 	// Lag is the time from the snapshot's Oldest change to the end of the call: the
 	// data-loss window this write closed.

@@ -27,7 +27,7 @@ type Stats struct {
 	Changes      uint64 // changes in them
 	Coalesced    uint64 // pending items replaced before being flushed (by a change or an End)
 	Ends         uint64 // successful End calls
-	Flushes      uint64 // successful FlushFunc calls (one per part)
+	Flushes      uint64 // snapshots (or parts) written successfully, grouped or not
 	FlushedItems uint64 // items in them
 	Retries      uint64 // FlushFunc calls that failed transiently
 	Drops        uint64 // snapshots (or parts) dropped after a permanent error
@@ -35,12 +35,14 @@ type Stats struct {
 	Refusals     uint64 // Commit and End calls refused with ErrBufferFull
 	Splits       uint64 // snapshots split into several parts
 	Discarded    uint64 // items dropped by Discard
+	Groups       uint64 // GroupFlush calls
+	Grouped      uint64 // snapshots in them
 }
 
 // counters are the flush side's cumulative counters; the commit side's live in shards.
 type counters struct {
-	flushes, flushedItems, retries, drops, droppedItems, splits atomic.Uint64
-	inFlight                                                    atomic.Int64
+	flushes, flushedItems, retries, drops, droppedItems, splits, groups, grouped atomic.Uint64
+	inFlight                                                                     atomic.Int64
 }
 
 // Stats returns the buffer's current figures. It visits every shard briefly and never
@@ -55,6 +57,8 @@ func (b *Buffer) Stats() Stats {
 		Drops:        b.ctr.drops.Load(),
 		DroppedItems: b.ctr.droppedItems.Load(),
 		Splits:       b.ctr.splits.Load(),
+		Groups:       b.ctr.groups.Load(),
+		Grouped:      b.ctr.grouped.Load(),
 	}
 	oldest, found := int64(0), false
 	for i := range b.shards {

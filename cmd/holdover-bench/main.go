@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +30,13 @@ func main() {
 	adopts := flag.Int("adoptions", 300, "sessions adopted (and claimed by the floor) in the latency run")
 	seconds := flag.Duration("duration", 10*time.Second, "length of the Zipf and window runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
+	only := flag.String("only", "", "comma-separated steps to run (flush1, flush8, zipf, adopt, ownership, rpo); all when empty")
 	flag.Parse()
+	steps, err := parseSteps(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
+		os.Exit(2)
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil {
@@ -41,35 +48,52 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*gobench, *out, *sessions, *passes, *adopts, *seconds); err != nil {
+	if err := run(steps, *gobench, *out, *sessions, *passes, *adopts, *seconds); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(gobench, out string, sessions, passes, adopts int, d time.Duration) error {
+// The flush concurrencies the adapter is measured at, and the goroutine counts
+// of the raw gocql writer: the same ladder, so each side's best is its own.
+var (
+	flushConcurrency = []int{256, 512, 1024}
+	rawGoroutines    = []int{256, 512, 1024}
+)
+
+// rpoFallbackRate is the commit rate of the window run when -only skips the
+// saturation run it is normally half of.
+const rpoFallbackRate = 15000
+
+// allSteps are the benchmark's steps, in the order they run.
+var allSteps = []string{"flush1", "flush8", "zipf", "adopt", "ownership", "rpo"}
+
+// parseSteps turns -only into the set of steps to run.
+func parseSteps(only string) (map[string]bool, error) {
+	steps := map[string]bool{}
+	if only == "" {
+		for _, s := range allSteps {
+			steps[s] = true
+		}
+		return steps, nil
+	}
+	for _, s := range strings.Split(only, ",") {
+		if !slices.Contains(allSteps, s) {
+			return nil, fmt.Errorf("-only: unknown step %q (steps: %s)", s, strings.Join(allSteps, ", "))
+		}
+		steps[s] = true
+	}
+	return steps, nil
+}
+
+func run(steps map[string]bool, gobench, out string, sessions, passes, adopts int, d time.Duration) error {
 	ctx := context.Background()
 	r := &bench.Results{Machine: bench.Machine(), Date: time.Now().UTC().Format(time.RFC3339)}
 
-	f, err := os.Open(gobench)
-	if err != nil {
-		return err
-	}
-	g, err := bench.ParseGoBench(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", gobench, err)
-	}
-	r.CommitUpdateNS = g["BenchmarkCommitUpdate"]["ns/op"]
-	r.CommitUpdateAllocs = g["BenchmarkCommitUpdate"]["allocs/op"]
-	r.BaselineMapUpdateNS = g["BenchmarkBaselineMapUpdate"]["ns/op"]
-	// The overhead benchmark runs per session size; the goal holds for the worst.
-	for name, units := range g {
-		if strings.HasPrefix(name, "BenchmarkPendingKeyOverhead") {
-			if v := units["overhead-B/key"]; v > r.PendingKeyOverheadBytes {
-				r.PendingKeyOverheadBytes = v
-			}
+	if gobench != "" { // empty: -only runs that skip the buffer's Go benchmarks
+		if err := readGoBench(r, gobench); err != nil {
+			return err
 		}
 	}
 
@@ -91,52 +115,65 @@ func run(gobench, out string, sessions, passes, adopts int, d time.Duration) err
 		return func() { fmt.Printf("bench: %s done in %s\n", name, time.Since(began).Round(time.Millisecond)) }
 	}
 
-	done := step("flush throughput, 1 item per session")
-	if r.FlushRowsPerS, r.RawGocqlRowsPerS, err = e.FlushCompare(ctx, "one", sessions, 1, passes, []int{256, 512}, []int{256, 512, 1024}); err != nil {
-		return err
+	if steps["flush1"] {
+		done := step("flush throughput, 1 item per session")
+		if r.FlushRowsPerS, r.RawGocqlRowsPerS, err = e.FlushCompare(ctx, "one", sessions, 1, passes, flushConcurrency, rawGoroutines); err != nil {
+			return err
+		}
+		done()
 	}
-	done()
-
-	done = step("flush throughput, 8 items per session")
-	if r.FlushMultiRowsPerS, r.RawGocqlMultiRowsPerS, err = e.FlushCompare(ctx, "multi", sessions/8, 8, passes, []int{256, 512}, []int{256, 512, 1024}); err != nil {
-		return err
+	if steps["flush8"] {
+		done := step("flush throughput, 8 items per session")
+		if r.FlushMultiRowsPerS, r.RawGocqlMultiRowsPerS, err = e.FlushCompare(ctx, "multi", sessions/8, 8, passes, flushConcurrency, rawGoroutines); err != nil {
+			return err
+		}
+		done()
 	}
-	done()
 	r.Notes = append(r.Notes, "stress_rows_per_s: cassandra-stress ships only in the apache-cassandra binary tarball, which Maven Central does not carry for 5.0.x (no org.apache.cassandra stress artifact either), so it cannot be run here")
 
-	done = step("writes issued under a Zipf workload")
-	w, err := e.Writes(ctx, 1000, 20000, d)
-	if err != nil {
-		return err
+	if steps["zipf"] {
+		done := step("writes issued under a Zipf workload")
+		w, err := e.Writes(ctx, 1000, 20000, d)
+		if err != nil {
+			return err
+		}
+		r.WritesIssued, r.WritesMinimum, r.ZipfCommits = w.Issued, w.Minimum, w.Commits
+		done()
 	}
-	r.WritesIssued, r.WritesMinimum, r.ZipfCommits = w.Issued, w.Minimum, w.Commits
-	done()
-
-	done = step("adoption latency")
-	ad, err := e.Adopt(ctx, adopts)
-	if err != nil {
-		return err
+	if steps["adopt"] {
+		done := step("adoption latency")
+		ad, err := e.Adopt(ctx, adopts)
+		if err != nil {
+			return err
+		}
+		r.AdoptP50MS, r.AdoptP99MS, r.FloorP50MS, r.FloorP99MS = ad.OursP50, ad.OursP99, ad.FloorP50, ad.FloorP99
+		done()
 	}
-	r.AdoptP50MS, r.AdoptP99MS, r.FloorP50MS, r.FloorP99MS = ad.OursP50, ad.OursP99, ad.FloorP50, ad.FloorP99
-	done()
-
-	done = step("ownership statements: lightweight transactions beside plain ones")
-	ow, err := e.Ownership(ctx, adopts)
-	if err != nil {
-		return err
+	if steps["ownership"] {
+		done := step("ownership statements: lightweight transactions beside plain ones")
+		ow, err := e.Ownership(ctx, adopts)
+		if err != nil {
+			return err
+		}
+		r.CreateOwnerLWTP50MS, r.CreateOwnerLWTP99MS = ow.CreateLWTP50, ow.CreateLWTP99
+		r.PlainInsertP50MS, r.PlainInsertP99MS = ow.PlainInsertP50, ow.PlainInsertP99
+		r.ClaimP50MS, r.ClaimP99MS, r.PlainReadP50MS, r.PlainReadP99MS = ow.ClaimP50, ow.ClaimP99, ow.PlainReadP50, ow.PlainReadP99
+		done()
 	}
-	r.CreateOwnerLWTP50MS, r.CreateOwnerLWTP99MS = ow.CreateLWTP50, ow.CreateLWTP99
-	r.PlainInsertP50MS, r.PlainInsertP99MS = ow.PlainInsertP50, ow.PlainInsertP99
-	r.ClaimP50MS, r.ClaimP99MS, r.PlainReadP50MS, r.PlainReadP99MS = ow.ClaimP50, ow.ClaimP99, ow.PlainReadP50, ow.PlainReadP99
-	done()
-
-	done = step("data-loss window at half the saturation load")
-	rp, err := e.RPO(ctx, r.FlushRowsPerS/2, d)
-	if err != nil {
-		return err
+	if steps["rpo"] {
+		done := step("data-loss window at half the saturation load")
+		rate := r.FlushRowsPerS / 2
+		if rate == 0 {
+			rate = rpoFallbackRate
+			fmt.Printf("bench: flush1 did not run; the window is measured at %.0f commits/s\n", rate)
+		}
+		rp, err := e.RPO(ctx, rate, d)
+		if err != nil {
+			return err
+		}
+		r.RPOMaxMS, r.RPOBoundMS, r.RPOLoadPerS = rp.MaxMS, rp.BoundMS, rp.Rate
+		done()
 	}
-	r.RPOMaxMS, r.RPOBoundMS, r.RPOLoadPerS = rp.MaxMS, rp.BoundMS, rp.Rate
-	done()
 
 	if err := os.MkdirAll(dirOf(out), 0o755); err != nil {
 		return err
@@ -162,4 +199,29 @@ func dirOf(p string) string {
 		return p[:i]
 	}
 	return "."
+}
+
+// readGoBench fills the buffer's figures from `go test -bench` output.
+func readGoBench(r *bench.Results, gobench string) error {
+	f, err := os.Open(gobench)
+	if err != nil {
+		return err
+	}
+	g, err := bench.ParseGoBench(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", gobench, err)
+	}
+	r.CommitUpdateNS = g["BenchmarkCommitUpdate"]["ns/op"]
+	r.CommitUpdateAllocs = g["BenchmarkCommitUpdate"]["allocs/op"]
+	r.BaselineMapUpdateNS = g["BenchmarkBaselineMapUpdate"]["ns/op"]
+	// The overhead benchmark runs per session size; the goal holds for the worst.
+	for name, units := range g {
+		if strings.HasPrefix(name, "BenchmarkPendingKeyOverhead") {
+			if v := units["overhead-B/key"]; v > r.PendingKeyOverheadBytes {
+				r.PendingKeyOverheadBytes = v
+			}
+		}
+	}
+	return nil
 }
