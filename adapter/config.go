@@ -154,6 +154,24 @@ type Config struct {
 	// HOLDOVER_FLUSH_CONCURRENCY; default 128; range 1..1024.
 	FlushConcurrency int `env:"FLUSH_CONCURRENCY" envDefault:"128"`
 
+	// FlushGroupMax is the most sessions one request to Cassandra carries.
+	// When more sessions are ready to flush than idle flush slots can take one
+	// by one, small snapshots whose partitions have the same first replica share
+	// one unlogged batch: each session is still one partition update, applied
+	// atomically and in isolation, and Cassandra handles one request instead of
+	// one per session. 1 turns grouping off. Cassandra warns about unlogged
+	// batches over 10 partitions (unlogged_batch_across_partitions_warn_threshold).
+	// HOLDOVER_FLUSH_GROUP_MAX; default 8; range 1..64.
+	FlushGroupMax int `env:"FLUSH_GROUP_MAX" envDefault:"8"`
+
+	// FlushGroupBytes bounds a group's keys and values (with a per-item
+	// overhead): a larger snapshot is written alone. Cassandra warns about
+	// multi-partition batches over batch_size_warn_threshold (5 KiB) and
+	// refuses them over batch_size_fail_threshold (50 KiB; a refused group is
+	// then written session by session).
+	// HOLDOVER_FLUSH_GROUP_BYTES; default 4KiB; range 256B..48KiB.
+	FlushGroupBytes ByteSize `env:"FLUSH_GROUP_BYTES" envDefault:"4KiB"`
+
 	// MaxPendingBytes caps the bytes (keys plus values) waiting in the
 	// buffer; a commit that would exceed it fails with an error instead.
 	// HOLDOVER_MAX_PENDING_BYTES, a byte size; default 256MiB;
@@ -243,6 +261,8 @@ func DefaultConfig() Config {
 		NodeID:            defaultNodeID(),
 		FlushDelay:        100 * time.Millisecond,
 		FlushConcurrency:  128,
+		FlushGroupMax:     8,
+		FlushGroupBytes:   4 * KiB,
 		MaxPendingBytes:   256 * MiB,
 		MaxSessionItems:   1024,
 		MaxBatchBytes:     4 * MiB,

@@ -167,6 +167,8 @@ func (c Config) Validate() error {
 
 	k.durationIn("HOLDOVER_FLUSH_DELAY", c.FlushDelay, time.Millisecond, time.Hour)
 	k.intIn("HOLDOVER_FLUSH_CONCURRENCY", c.FlushConcurrency, 1, 1024)
+	k.intIn("HOLDOVER_FLUSH_GROUP_MAX", c.FlushGroupMax, 1, 64)
+	k.sizeIn("HOLDOVER_FLUSH_GROUP_BYTES", c.FlushGroupBytes, 256, 48*KiB)
 	k.sizeIn("HOLDOVER_MAX_PENDING_BYTES", c.MaxPendingBytes, MiB, 64*GiB)
 	k.intIn("HOLDOVER_MAX_SESSION_ITEMS", c.MaxSessionItems, 1, 1000000)
 	k.sizeIn("HOLDOVER_MAX_BATCH_BYTES", c.MaxBatchBytes, 64*KiB, 15*MiB)

@@ -3,9 +3,11 @@ package adapter
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/holdover/holdover/buffer"
 	"github.com/holdover/holdover/internal/store"
@@ -25,13 +27,7 @@ func (a *Adapter) flush(ctx context.Context, s *buffer.Snapshot) (err error) {
 			attribute.Bool("holdover.ended", s.Ended),
 		)
 	}
-	defer func() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		}
-		span.End()
-	}()
+	defer func() { endSpan(span, err) }()
 
 	if !a.res.LeaseValid() {
 		// The lease lapsed (fenced, or the process was paused past the TTL):
@@ -39,30 +35,106 @@ func (a *Adapter) flush(ctx context.Context, s *buffer.Snapshot) (err error) {
 		// fenced and recovered; it discards the sessions this node lost.
 		return ErrFenced
 	}
-	epoch, owned := a.res.Epoch(s.Session)
-	if !owned && s.Ended && len(s.Items) == 0 {
-		return nil // created and ended inside one window: never persisted
-	}
-	if !owned {
-		epoch, err = a.res.EnsureOwned(ctx, s.Session)
-		var oe *residency.OwnedElsewhereError
-		switch {
-		case errors.As(err, &oe):
-			// Another node owns this ID: writing would be fenced anyway.
-			return buffer.Permanent(err)
-		case err != nil:
-			return err
-		}
+	epoch, write, err := a.owned(ctx, s)
+	if !write || err != nil {
+		return err
 	}
 	w := store.Write{Session: s.Session, Epoch: epoch, Seq: s.Seq, Ended: s.Ended, Items: s.Items}
 	if err := a.store.WriteSession(ctx, &w); err != nil {
 		return err
 	}
+	a.afterWrite(ctx, s)
+	return nil
+}
+
+// flushGroup writes several small snapshots of different sessions (see
+// Config.FlushGroupMax): the same steps as flush for each, with the writes of
+// the owned sessions sent together, one request per first replica.
+func (a *Adapter) flushGroup(ctx context.Context, group []*buffer.Snapshot, errs []error) {
+	ctx, span := a.tel.tracer.Start(ctx, "holdover.flush_group")
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("holdover.sessions", len(group)))
+	}
+	defer func() { endSpan(span, errors.Join(errs...)) }()
+
+	if !a.res.LeaseValid() {
+		for i := range errs {
+			errs[i] = ErrFenced
+		}
+		return
+	}
+	// Sessions this node does not own yet are recorded first (a lightweight
+	// transaction each, concurrently): their first flush.
+	epochs := make([]uint64, len(group))
+	write := make([]bool, len(group))
+	var wg sync.WaitGroup
+	for i, s := range group {
+		if e, ok := a.res.Epoch(s.Session); ok {
+			epochs[i], write[i] = e, true
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			epochs[i], write[i], errs[i] = a.owned(ctx, s)
+		}()
+	}
+	wg.Wait()
+
+	ws := make([]*store.Write, 0, len(group))
+	at := make([]int, 0, len(group))
+	for i, s := range group {
+		if write[i] && errs[i] == nil {
+			ws = append(ws, &store.Write{Session: s.Session, Epoch: epochs[i], Seq: s.Seq, Ended: s.Ended, Items: s.Items})
+			at = append(at, i)
+		}
+	}
+	werrs := make([]error, len(ws))
+	a.store.WriteSessions(ctx, ws, werrs)
+	for j, i := range at {
+		if errs[i] = werrs[j]; errs[i] == nil {
+			a.afterWrite(ctx, group[i])
+		}
+	}
+}
+
+// owned returns the epoch to write s at, recording a brand-new session as
+// this node's at epoch 1. write is false when there is nothing to write: a
+// session created and ended inside one window was never persisted.
+func (a *Adapter) owned(ctx context.Context, s *buffer.Snapshot) (epoch uint64, write bool, err error) {
+	epoch, owned := a.res.Epoch(s.Session)
+	switch {
+	case owned:
+		return epoch, true, nil
+	case s.Ended && len(s.Items) == 0:
+		return 0, false, nil
+	}
+	epoch, err = a.res.EnsureOwned(ctx, s.Session)
+	var oe *residency.OwnedElsewhereError
+	switch {
+	case errors.As(err, &oe):
+		// Another node owns this ID: writing would be fenced anyway.
+		return 0, false, buffer.Permanent(err)
+	case err != nil:
+		return 0, false, err
+	}
+	return epoch, true, nil
+}
+
+// afterWrite forgets the ownership of a session whose End was written.
+func (a *Adapter) afterWrite(ctx context.Context, s *buffer.Snapshot) {
 	if s.Ended && len(s.Items) == 0 && s.Part == s.Parts {
 		if err := a.res.Ended(ctx, s.Session); err != nil {
 			// The state is gone; the ownership row expires by its TTL.
 			a.log.Warn("holdover: ownership row of an ended session not deleted", "session", s.Session, "err", err)
 		}
 	}
-	return nil
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 
@@ -44,41 +46,158 @@ func (w *Write) Bytes() int {
 // explicit timestamp and puts carry the state TTL, so a retry is idempotent
 // and a write with an older (epoch, seq) never replaces a newer one.
 func (st *Store) WriteSession(ctx context.Context, w *Write) error {
-	if err := st.opts.Limits.CheckSession(w.Session); err != nil {
+	entries, err := st.writeEntries(nil, w)
+	if err != nil {
 		return err
 	}
-	for i := range w.Items {
-		if w.Items[i].Delete {
-			if err := st.opts.Limits.CheckItem(w.Items[i].Key, nil); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := st.opts.Limits.CheckItem(w.Items[i].Key, w.Items[i].Value); err != nil {
-			return err
-		}
-	}
-	endTS, err := Timestamp(w.Epoch, w.Seq)
-	if err != nil {
-		return wrap("write", w.Session, err)
-	}
-	itemTS, err := Timestamp(w.Epoch, w.Seq+1)
-	if err != nil {
-		return wrap("write", w.Session, err)
-	}
-	if !w.Ended && len(w.Items) == 1 {
+	if len(entries) == 1 {
 		// One statement needs no batch: Cassandra handles a plain write with less work.
-		e := st.appendItems(nil, w.Session, itemTS, w.Items)[0]
+		e := entries[0]
 		return wrap("write", w.Session, st.s.Query(e.Stmt, e.Args...).Idempotent(true).ExecContext(ctx))
 	}
 	b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
-	b.Entries = make([]gocql.BatchEntry, 0, len(w.Items)+1)
-	if w.Ended {
-		b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{endTS, w.Session}, Idempotent: true})
-	}
-	b.Entries = st.appendItems(b.Entries, w.Session, itemTS, w.Items)
+	b.Entries = entries
 	return st.exec(ctx, "write", w.Session, b)
 }
+
+// writeEntries appends the statements of w to entries, after checking w against
+// the limits: the End's partition delete at Timestamp(Epoch, Seq), then the
+// items at Seq+1.
+func (st *Store) writeEntries(entries []gocql.BatchEntry, w *Write) ([]gocql.BatchEntry, error) {
+	endTS, itemTS, err := st.checkWrite(w)
+	if err != nil {
+		return entries, err
+	}
+	if w.Ended {
+		entries = append(entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{endTS, w.Session}, Idempotent: true})
+	}
+	return st.appendItems(entries, w.Session, itemTS, w.Items), nil
+}
+
+// checkWrite checks w against the limits and returns the timestamps of its
+// partition delete and of its items.
+func (st *Store) checkWrite(w *Write) (endTS, itemTS int64, err error) {
+	if err := st.opts.Limits.CheckSession(w.Session); err != nil {
+		return 0, 0, err
+	}
+	for i := range w.Items {
+		var v []byte
+		if !w.Items[i].Delete {
+			v = w.Items[i].Value
+		}
+		if err := st.opts.Limits.CheckItem(w.Items[i].Key, v); err != nil {
+			return 0, 0, err
+		}
+	}
+	if endTS, err = Timestamp(w.Epoch, w.Seq); err == nil {
+		itemTS, err = Timestamp(w.Epoch, w.Seq+1)
+	}
+	return endTS, itemTS, wrap("write", w.Session, err)
+}
+
+// WriteSessions writes the snapshots of several sessions and stores the outcome
+// of ws[i] in errs[i]. Sessions whose partitions have the same first replica
+// travel in one unlogged batch: each session's rows remain one partition
+// update, which Cassandra still applies atomically and in isolation, while the
+// group costs the coordinator one request instead of one per session. Groups
+// for different replicas run concurrently. When a batch fails permanently, its
+// sessions are written one by one, so only a session at fault is refused.
+//
+// Keep groups small: Cassandra warns about unlogged batches spanning more than
+// unlogged_batch_across_partitions_warn_threshold partitions (10) or larger
+// than batch_size_warn_threshold (5 KiB), and refuses them above
+// batch_size_fail_threshold (50 KiB).
+func (st *Store) WriteSessions(ctx context.Context, ws []*Write, errs []error) {
+	valid := make([]int, 0, len(ws))
+	for i, w := range ws {
+		if _, _, err := st.checkWrite(w); err != nil {
+			errs[i] = err
+			continue
+		}
+		valid = append(valid, i)
+	}
+	groups := st.byReplica(ws, valid)
+	if len(groups) == 1 {
+		st.writeGroup(ctx, ws, groups[0], errs)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st.writeGroup(ctx, ws, g, errs)
+		}()
+	}
+	wg.Wait()
+}
+
+// writeGroup writes ws[idx...] in one unlogged batch.
+func (st *Store) writeGroup(ctx context.Context, ws []*Write, idx []int, errs []error) {
+	switch len(idx) {
+	case 0:
+		return
+	case 1:
+		errs[idx[0]] = st.WriteSession(ctx, ws[idx[0]])
+		return
+	}
+	b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+	for _, i := range idx {
+		b.Entries, _ = st.writeEntries(b.Entries, ws[i]) // checked by checkWrite
+	}
+	err := b.ExecContext(ctx)
+	if err == nil {
+		return
+	}
+	if isPermanent(err) {
+		for _, i := range idx {
+			errs[i] = st.WriteSession(ctx, ws[i])
+		}
+		return
+	}
+	for _, i := range idx {
+		errs[i] = wrap("write", ws[i].Session, err)
+	}
+}
+
+// byReplica groups the writes ws[valid...] by the first replica of their
+// partitions, the host the driver's token-aware policy sends a batch to. With
+// one host every write shares it.
+func (st *Store) byReplica(ws []*Write, valid []int) [][]int {
+	if len(valid) <= 1 || len(st.s.GetHosts()) <= 1 {
+		return [][]int{valid}
+	}
+	var (
+		groups [][]int
+		hosts  []string
+	)
+	for _, i := range valid {
+		host := ""
+		if h := st.policy.Pick(route{keyspace: st.opts.Keyspace, table: st.opts.Tables.State, key: ws[i].Session})(); h != nil {
+			host = h.Info().HostID()
+		}
+		j := slices.Index(hosts, host)
+		if j < 0 {
+			j = len(hosts)
+			hosts = append(hosts, host)
+			groups = append(groups, nil)
+		}
+		groups[j] = append(groups[j], i)
+	}
+	return groups
+}
+
+// route is what the token-aware policy needs to pick the replicas of a session's
+// partition: the session ID is the partition key, and the routing key of a text
+// key is its bytes.
+type route struct{ keyspace, table, key string }
+
+func (r route) GetRoutingKey() ([]byte, error) { return []byte(r.key), nil }
+func (r route) Keyspace() string               { return r.keyspace }
+func (r route) Table() string                  { return r.table }
+func (r route) IsIdempotent() bool             { return true }
+func (r route) GetHostID() string              { return "" }
+func (r route) Statement() gocql.Statement     { return nil }
 
 func (st *Store) appendItems(entries []gocql.BatchEntry, session string, ts int64, items []Item) []gocql.BatchEntry {
 	for i := range items {

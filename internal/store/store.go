@@ -72,6 +72,9 @@ type Store struct {
 	// would otherwise hold the request until the timeout, long enough to cost
 	// a node its lease.
 	hedge gocql.SpeculativeExecutionPolicy
+	// policy is the driver's host selection policy, consulted to group writes
+	// by replica (WriteSessions).
+	policy gocql.HostSelectionPolicy
 }
 
 // Open connects to Cassandra, creates the keyspace and tables when
@@ -92,7 +95,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, wrap("connect", "", err)
 	}
-	st := &Store{s: sess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger,
+	st := &Store{s: sess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger, policy: cluster.PoolConfig.HostSelectionPolicy,
 		hedge: &gocql.SimpleSpeculativeExecution{NumAttempts: 1, TimeoutDelay: max(o.Timeout/20, 100*time.Millisecond)}}
 	st.stmts = newStatements(o.Keyspace, o.Tables)
 	return st, nil
