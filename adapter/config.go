@@ -155,8 +155,8 @@ type Config struct {
 	FlushConcurrency int `env:"FLUSH_CONCURRENCY" envDefault:"128"`
 
 	// FlushGroupMax is the most sessions one request to Cassandra carries.
-	// When more sessions are ready to flush than idle flush slots can take one
-	// by one, small snapshots whose partitions have the same first replica share
+	// When several sessions are ready to flush at once, small snapshots whose
+	// partitions have the same first replica share
 	// one unlogged batch: each session is still one partition update, applied
 	// atomically and in isolation, and Cassandra handles one request instead of
 	// one per session. 1 turns grouping off. Cassandra warns about unlogged

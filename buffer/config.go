@@ -44,8 +44,8 @@ type Config struct {
 	Concurrency int
 
 	// GroupFlush, if set, writes several small snapshots of different sessions in one
-	// call. When more sessions are ready than idle workers can take one by one, a
-	// worker takes up to GroupMax of them; those with one part of at most GroupBytes
+	// call. A worker takes up to GroupMax of the sessions ready at that moment (a lone
+	// ready session goes alone); those with one part of at most GroupBytes
 	// are handed to GroupFlush together (in calls totalling at most GroupBytes), the
 	// rest go through the FlushFunc as usual. Each snapshot keeps its own Seq and its
 	// own outcome: GroupFlush reports an error per snapshot, with the FlushFunc's

@@ -153,13 +153,15 @@ func (b *Buffer) launchLocked() {
 
 // takeReadyLocked appends to dst the next ready session, or up to GroupMax of them
 // when GroupFlush is set. b.mu is held and the ready queue is not empty.
+//
+// A worker takes whatever is ready up to GroupMax even when other worker slots are
+// idle: one request carrying several sessions costs the store (and this process)
+// less than one request each, so a backlog after a stall drains sooner, and a lone
+// ready session still travels alone.
 func (b *Buffer) takeReadyLocked(dst []*session) []*session {
 	n := 1
 	if b.cfg.GroupFlush != nil {
-		// Leave work for idle worker slots: a group never takes more than an equal
-		// share of what is ready.
-		idle := b.cfg.Concurrency - b.running
-		n = min(b.cfg.GroupMax, max(1, b.ready.len()/max(idle, 1)))
+		n = b.cfg.GroupMax
 	}
 	for i := 0; i < n && b.ready.len() > 0; i++ {
 		dst = append(dst, b.ready.pop())

@@ -14,14 +14,18 @@ import (
 // AdoptResult holds adoption latencies in milliseconds.
 type AdoptResult struct {
 	OursP50, OursP99, FloorP50, FloorP99 float64
-	Sessions                             int
+	// FencedP50 and FencedP99 are the floor plus the fencing write (the
+	// partition tombstone and the restored items, one batch): what the
+	// adoption protocol must do at least, issued directly with gocql.
+	FencedP50, FencedP99 float64
+	Sessions             int
 }
 
 // Adopt measures the latency of adopting non-resident sessions of 8 items
 // each (owned by a node with no lease), beside the floor: the same claim (a
 // lightweight transaction on the ownership row) plus the read of the state,
-// issued directly with gocql. The two alternate, session by session, so they
-// share the machine's noise.
+// issued directly with gocql; and beside the floor plus the fencing write.
+// The three alternate, session by session, so they share the machine's noise.
 func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 	st, err := store.Open(ctx, store.Options{Hosts: e.Hosts, Port: e.Port, Keyspace: e.Keyspace})
 	if err != nil {
@@ -38,12 +42,12 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 		}
 		return st.WriteSession(ctx, &store.Write{Session: id, Epoch: 1, Seq: 1000, Items: items})
 	}
+	kinds := []string{"ours", "floor", "fenced"}
 	for i := 0; i < sessions; i++ {
-		if err := seed(fmt.Sprintf("adopt-ours-%d", i)); err != nil {
-			return AdoptResult{}, err
-		}
-		if err := seed(fmt.Sprintf("adopt-floor-%d", i)); err != nil {
-			return AdoptResult{}, err
+		for _, k := range kinds {
+			if err := seed(fmt.Sprintf("adopt-%s-%d", k, i)); err != nil {
+				return AdoptResult{}, err
+			}
 		}
 	}
 	a, err := adapter.Open(ctx, e.config("bench-adopter"), quiet())
@@ -58,8 +62,44 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 	defer raw.Close()
 	claim := fmt.Sprintf(`UPDATE %s.owners USING TTL 3600 SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ?`, e.Keyspace)
 	read := fmt.Sprintf(`SELECT key, value, format FROM %s.state WHERE session = ?`, e.Keyspace)
+	tomb := fmt.Sprintf(`DELETE FROM %s.state USING TIMESTAMP ? WHERE session = ?`, e.Keyspace)
+	insert := fmt.Sprintf(`INSERT INTO %s.state (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, e.Keyspace)
 
-	var ours, floor []float64
+	// floor claims and reads id directly; with fence set it also writes the
+	// fencing batch of what it read.
+	floor := func(id string, fence bool) error {
+		row := map[string]any{}
+		applied, err := raw.Query(claim, "bench-floor", int64(2), time.Now(), id, "ghost", int64(1)).
+			SerialConsistency(gocql.LocalSerial).WithContext(ctx).MapScanCAS(row)
+		if err != nil || !applied {
+			return fmt.Errorf("floor claim of %s: applied=%v: %v", id, applied, err)
+		}
+		iter := raw.Query(read, id).Idempotent(true).WithContext(ctx).Iter()
+		var (
+			got []store.Item
+			k   string
+			v   []byte
+			f   int8
+		)
+		for iter.Scan(&k, &v, &f) {
+			got = append(got, store.Item{Key: k, Value: v})
+		}
+		if err := iter.Close(); err != nil || len(got) != 8 {
+			return fmt.Errorf("floor read of %s: %d rows: %v", id, len(got), err)
+		}
+		if !fence {
+			return nil
+		}
+		base := store.EpochBase(2)
+		b := raw.Batch(gocql.UnloggedBatch).WithContext(ctx)
+		b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: tomb, Args: []any{base, id}, Idempotent: true})
+		for _, it := range got {
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: insert, Args: []any{id, it.Key, it.Value, int8(1), base + 1, 604800}, Idempotent: true})
+		}
+		return b.ExecContext(ctx)
+	}
+
+	var ours, floors, fenced []float64
 	for i := 0; i < sessions; i++ {
 		began := time.Now()
 		s, err := a.Adopt(ctx, fmt.Sprintf("adopt-ours-%d", i))
@@ -71,32 +111,22 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 			return AdoptResult{}, fmt.Errorf("adopted %d items, want 8", len(s.Items))
 		}
 
-		id := fmt.Sprintf("adopt-floor-%d", i)
 		began = time.Now()
-		row := map[string]any{}
-		applied, err := raw.Query(claim, "bench-floor", int64(2), time.Now(), id, "ghost", int64(1)).
-			SerialConsistency(gocql.LocalSerial).WithContext(ctx).MapScanCAS(row)
-		if err != nil || !applied {
-			return AdoptResult{}, fmt.Errorf("floor claim of %s: applied=%v: %v", id, applied, err)
+		if err := floor(fmt.Sprintf("adopt-floor-%d", i), false); err != nil {
+			return AdoptResult{}, err
 		}
-		iter := raw.Query(read, id).Idempotent(true).WithContext(ctx).Iter()
-		n := 0
-		var (
-			k string
-			v []byte
-			f int8
-		)
-		for iter.Scan(&k, &v, &f) {
-			n++
+		floors = append(floors, ms(time.Since(began)))
+
+		began = time.Now()
+		if err := floor(fmt.Sprintf("adopt-fenced-%d", i), true); err != nil {
+			return AdoptResult{}, err
 		}
-		if err := iter.Close(); err != nil || n != 8 {
-			return AdoptResult{}, fmt.Errorf("floor read of %s: %d rows: %v", id, n, err)
-		}
-		floor = append(floor, ms(time.Since(began)))
+		fenced = append(fenced, ms(time.Since(began)))
 	}
 	return AdoptResult{
 		OursP50: percentile(ours, 50), OursP99: percentile(ours, 99),
-		FloorP50: percentile(floor, 50), FloorP99: percentile(floor, 99),
+		FloorP50: percentile(floors, 50), FloorP99: percentile(floors, 99),
+		FencedP50: percentile(fenced, 50), FencedP99: percentile(fenced, 99),
 		Sessions: sessions,
 	}, nil
 }
