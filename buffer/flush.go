@@ -21,10 +21,11 @@ type flight struct {
 	err    error // the transient error
 	drops  []drop
 
-	attempt int     // calls made for this unflushed state, this one included
-	seq     uint64  // the snapshot's sequence
-	seqErr  error   // the sequence clock could not give one: the snapshot is dropped
-	buf     *[]Item // items' pooled backing array
+	attempt int       // calls made for this unflushed state, this one included
+	taken   time.Time // when the snapshot was taken
+	seq     uint64    // the snapshot's sequence
+	seqErr  error     // the sequence clock could not give one: the snapshot is dropped
+	buf     *[]Item   // items' pooled backing array
 }
 
 type drop struct {
@@ -63,6 +64,7 @@ func (b *Buffer) take(s *session) *flight {
 	s.flyFirst = s.first
 	f.attempt = int(s.attempt) + 1
 	sh.mu.Unlock()
+	f.taken = b.clock.Now()
 
 	// f.table is ours until landing: commits go to a new s.items now.
 	f.buf = itemPool.Get().(*[]Item)
@@ -126,7 +128,7 @@ func (b *Buffer) wrote(f *flight, snap *Snapshot, start int, t0 time.Time, err e
 		b.cfg.OnFlush(FlushEvent{
 			Session: snap.Session, Seq: snap.Seq, Part: snap.Part, Parts: snap.Parts,
 			Items: len(snap.Items), Bytes: itemsBytes(snap.Items), Ended: snap.Ended,
-			Attempt: f.attempt, Duration: t1.Sub(t0), Lag: t1.Sub(snap.Oldest), Err: err,
+			Attempt: f.attempt, Taken: f.taken, Duration: t1.Sub(t0), Lag: t1.Sub(snap.Oldest), Err: err,
 		})
 	}
 	switch {

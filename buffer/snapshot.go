@@ -97,6 +97,9 @@ type FlushEvent struct {
 	// Attempt counts the calls made for this session's unflushed state, from 1; it
 	// resets after a success.
 	Attempt int
+	// Taken is when the snapshot was taken: changes committed before it are in this
+	// write (or an earlier one), changes committed after it in a later one.
+	Taken time.Time
 	// Duration is how long the FlushFunc call took (the whole GroupFlush call for a
 	// grouped snapshot).
 	Duration time.Duration

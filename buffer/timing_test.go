@@ -235,11 +235,12 @@ func TestFlushEvents(t *testing.T) {
 	defer b.Close(context.Background())
 	b.Commit("s", put("a", "12345"))
 	clk.Advance(10 * time.Millisecond)
+	taken := clk.Now() // the snapshot is taken now; the flush advances the clock
 	if err := b.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	want := FlushEvent{Session: "s", Part: 1, Parts: 1, Items: 1, Bytes: entryBytes(1, 5), Attempt: 1,
-		Duration: 3 * time.Millisecond, Lag: 13 * time.Millisecond}
+		Taken: taken, Duration: 3 * time.Millisecond, Lag: 13 * time.Millisecond}
 	if len(evs) != 1 {
 		t.Fatalf("%d events", len(evs))
 	}

@@ -19,21 +19,20 @@ type WritesResult struct {
 // sessions of 16 keys for `d`, at `rate` commits per second, and counts the
 // items the adapter wrote against the minimum: the commits of each session
 // are cut into the windows its flushes closed (a commit belongs to the first
-// flush of its session that started after it), and each window needs one
+// snapshot of its session taken after it), and each window needs one
 // write per distinct key it saw.
 func (e *Env) Writes(ctx context.Context, sessions int, rate float64, d time.Duration) (WritesResult, error) {
 	cfg := e.config("bench-zipf")
 	var (
 		mu      sync.Mutex
-		flushes = map[string][]time.Time{} // session -> start of each flush
+		flushes = map[string][]time.Time{} // session -> when each flushed snapshot was taken
 	)
 	a, err := adapter.Open(ctx, cfg, quiet(), adapter.WithHooks(adapter.Hooks{OnFlushed: func(ev adapter.FlushEvent) {
 		if ev.Err != nil {
 			return
 		}
-		start := time.Now().Add(-ev.Duration)
 		mu.Lock()
-		flushes[ev.Session] = append(flushes[ev.Session], start)
+		flushes[ev.Session] = append(flushes[ev.Session], ev.Taken)
 		mu.Unlock()
 	}}))
 	if err != nil {
@@ -72,7 +71,7 @@ func (e *Env) Writes(ctx context.Context, sessions int, rate float64, d time.Dur
 		w, seen := 0, uint16(0)
 		for _, x := range h {
 			for w < len(starts) && !starts[w].After(x.at) {
-				w, seen = w+1, 0 // that flush started: later commits go to the next window
+				w, seen = w+1, 0 // that snapshot was taken: later commits go to the next window
 			}
 			if seen&(1<<x.key) == 0 {
 				seen |= 1 << x.key
