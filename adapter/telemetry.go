@@ -98,6 +98,8 @@ func (t *telemetry) register(a *Adapter) error {
 	droppedItems := counter("holdover.flush.dropped_items", "{item}", "Items in dropped snapshots.")
 	refusals := counter("holdover.commit.refusals", "{commit}", "Commits refused with ErrBufferFull.")
 	splits := counter("holdover.flush.splits", "{snapshot}", "Snapshots split over HOLDOVER_MAX_BATCH_BYTES (atomic per part only).")
+	groups := counter("holdover.flush.groups", "{request}", "Flush requests that carried several sessions (HOLDOVER_FLUSH_GROUP_MAX).")
+	grouped := counter("holdover.flush.grouped", "{snapshot}", "Session snapshots written in those requests.")
 	created := counter("holdover.sessions.created", "{session}", "Sessions recorded at epoch 1 by this node.")
 	conflicts := counter("holdover.adoption.claim_conflicts", "{claim}", "Claims lost to a concurrent claimant.")
 	negHits := counter("holdover.adoption.negative_cache_hits", "{lookup}", "Adoptions answered not-found by the negative cache.")
@@ -132,6 +134,8 @@ func (t *telemetry) register(a *Adapter) error {
 		o.ObserveInt64(droppedItems, int64(b.DroppedItems))
 		o.ObserveInt64(refusals, int64(b.Refusals))
 		o.ObserveInt64(splits, int64(b.Splits))
+		o.ObserveInt64(groups, int64(b.Groups))
+		o.ObserveInt64(grouped, int64(b.Grouped))
 		o.ObserveInt64(created, int64(r.Created))
 		o.ObserveInt64(conflicts, int64(r.ClaimConflicts))
 		o.ObserveInt64(negHits, int64(r.NegativeHits))
@@ -143,7 +147,7 @@ func (t *telemetry) register(a *Adapter) error {
 		o.ObserveInt64(lost, int64(r.Lost))
 		return nil
 	}, pendingSessions, pendingBytes, oldest, inFlight, owned, fenced, commits, changes, coalesced, flushes,
-		flushedItems, retries, drops, droppedItems, refusals, splits, created, conflicts, negHits, renewals, renewFails, released,
+		flushedItems, retries, drops, droppedItems, refusals, splits, groups, grouped, created, conflicts, negHits, renewals, renewFails, released,
 		refreshed, lost, fences)
 	return err
 }
