@@ -40,6 +40,10 @@ type AdoptOptions struct {
 // compare-and-set on the epoch claims it (exactly one claimant wins; losers get
 // an *OwnedElsewhereError naming the winner); the winner reads the state and
 // fences the previous owner, so none of its later writes can become visible.
+// A session its owner released (graceful shutdown) needs no fence: the owner
+// released it after its last write was acknowledged and will not write it
+// again, so the claim and the read of the state run concurrently and nothing
+// else follows.
 //
 // Adopt is safe to retry: a failure after the claim leaves the session owned
 // by this node in Cassandra, and the next Adopt claims it again (one epoch up)
@@ -72,21 +76,13 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 }
 
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
-	// The state is read alongside the ownership row, saving a round trip.
-	// Reading it before the claim restores the same state as reading it after:
-	// the fence below shadows every write of an older epoch, including any
-	// that landed between this read and the claim.
-	type stateRead struct {
-		items []store.Item
-		err   error
-	}
-	stateCh := make(chan stateRead, 1)
-	readCtx, cancelRead := context.WithCancel(ctx)
-	defer cancelRead()
-	go func() {
-		items, err := m.store.ReadState(readCtx, session)
-		stateCh <- stateRead{items, err}
-	}()
+	// The state is read alongside the ownership row, saving a round trip when
+	// the previous owner must be fenced: reading it before the claim restores
+	// the same state as reading it after, because the fence shadows every
+	// write of an older epoch, including any that landed between this read
+	// and the claim.
+	early := m.readState(ctx, session)
+	defer early.cancel()
 	o, found, err := m.store.ReadOwner(ctx, session)
 	m.stats.ownerReads.Add(1)
 	if err != nil {
@@ -111,6 +107,17 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 			return nil, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
 		}
 	}
+	// A released session needs no fence: its owner released it only after
+	// every write of it was acknowledged, and never writes it again. Its state
+	// is read once the release has been seen (the early read may predate the
+	// owner's last flush), concurrently with the claim, which requires the row
+	// still released.
+	state := early
+	if o.Released {
+		early.cancel()
+		state = m.readState(ctx, session)
+		defer state.cancel()
+	}
 	won, cur, err := m.store.Claim(ctx, session, o, m.cfg.NodeID, m.cfg.OwnershipTTL)
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
@@ -124,15 +131,16 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 		m.stats.claimConflicts.Add(1)
 		return nil, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
 	}
-	st := <-stateCh
-	if st.err != nil {
-		m.stats.adoptErrors.Add(1)
-		return nil, st.err
-	}
-	items := st.items
-	if err := m.store.Fence(ctx, session, cur.Epoch, items); err != nil {
+	items, err := state.wait()
+	if err != nil {
 		m.stats.adoptErrors.Add(1)
 		return nil, err
+	}
+	if !o.Released {
+		if err := m.store.Fence(ctx, session, cur.Epoch, items); err != nil {
+			m.stats.adoptErrors.Add(1)
+			return nil, err
+		}
 	}
 	m.neg.forget(session)
 	m.setOwned(session, cur.Epoch)
@@ -145,6 +153,33 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 		m.reindex(session, o.Node, cur.Epoch)
 	}()
 	return &Adopted{Session: session, Epoch: cur.Epoch, PreviousOwner: o.Node, Released: o.Released, Items: items}, nil
+}
+
+// pendingRead is a read of a session's state running in the background.
+type pendingRead struct {
+	ch     chan stateRead
+	cancel context.CancelFunc
+}
+
+type stateRead struct {
+	items []store.Item
+	err   error
+}
+
+// readState starts reading a session's state.
+func (m *Manager) readState(ctx context.Context, session string) pendingRead {
+	ctx, cancel := context.WithCancel(ctx)
+	r := pendingRead{ch: make(chan stateRead, 1), cancel: cancel}
+	go func() {
+		items, err := m.store.ReadState(ctx, session)
+		r.ch <- stateRead{items, err}
+	}()
+	return r
+}
+
+func (r pendingRead) wait() ([]store.Item, error) {
+	res := <-r.ch
+	return res.items, res.err
 }
 
 // reindex moves session from prev's index entries to this node's. The index

@@ -94,6 +94,7 @@ func state(t *testing.T, st *store.Store, session string) map[string]string {
 type counting struct {
 	*store.Store
 	ownerReads atomic.Int64
+	fences     atomic.Int64
 	readDelay  time.Duration
 	renewFails atomic.Bool
 }
@@ -102,6 +103,11 @@ func (c *counting) ReadOwner(ctx context.Context, s string) (store.Owner, bool, 
 	c.ownerReads.Add(1)
 	time.Sleep(c.readDelay)
 	return c.Store.ReadOwner(ctx, s)
+}
+
+func (c *counting) Fence(ctx context.Context, session string, epoch uint64, items []store.Item) error {
+	c.fences.Add(1)
+	return c.Store.Fence(ctx, session, epoch, items)
 }
 
 func (c *counting) RenewLease(ctx context.Context, node string, ttl time.Duration) error {
@@ -375,11 +381,19 @@ func TestLeaseExpirySelfFences(t *testing.T) {
 func TestReleaseLetsPeersAdoptAtOnce(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	a := c.node("a", c.store(false))
-	b := c.node("b", c.store(false))
+	ast := c.store(false)
+	a := c.node("a", ast)
+	bst := &counting{Store: c.store(false)}
+	b := c.node("b", bst)
 	ctx := context.Background()
 	for i := 0; i < 20; i++ {
-		if _, err := a.EnsureOwned(ctx, fmt.Sprintf("r%d", i)); err != nil {
+		s := fmt.Sprintf("r%d", i)
+		e, err := a.EnsureOwned(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// a's last flush before it releases.
+		if err := ast.WriteSession(ctx, &store.Write{Session: s, Epoch: e, Seq: 1000, Items: []store.Item{{Key: "k", Value: []byte(s)}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -389,12 +403,27 @@ func TestReleaseLetsPeersAdoptAtOnce(t *testing.T) {
 	_ = a.Close(ctx, false) // its lease is still live for seconds
 	began := time.Now()
 	for i := 0; i < 20; i++ {
-		got, err := b.Adopt(ctx, fmt.Sprintf("r%d", i), residency.AdoptOptions{})
-		if err != nil || !got.Released || got.PreviousOwner != "a" {
-			t.Fatalf("adopt r%d after release: %+v %v", i, got, err)
+		s := fmt.Sprintf("r%d", i)
+		got, err := b.Adopt(ctx, s, residency.AdoptOptions{})
+		if err != nil || !got.Released || got.PreviousOwner != "a" || got.Epoch != 2 {
+			t.Fatalf("adopt %s after release: %+v %v", s, got, err)
+		}
+		if len(got.Items) != 1 || string(got.Items[0].Value) != s {
+			t.Fatalf("adopt %s restored %+v, want a's last write", s, got.Items)
 		}
 	}
 	t.Logf("20 released sessions adopted in %s, with the releasing node's lease still live", time.Since(began).Round(time.Millisecond))
+	// A released session has no writer left to fence.
+	if n := bst.fences.Load(); n != 0 {
+		t.Errorf("%d fencing writes for released sessions, want 0", n)
+	}
+	// b's writes at its epoch outrank a's.
+	if err := bst.WriteSession(ctx, &store.Write{Session: "r0", Epoch: 2, Seq: 1, Items: []store.Item{{Key: "k", Value: []byte("b")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(t, ast, "r0"); got["k"] != "b" {
+		t.Errorf("r0 after b's write: %v", got)
+	}
 }
 
 func TestEndedRemovesOwnership(t *testing.T) {

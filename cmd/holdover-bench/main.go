@@ -148,6 +148,7 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 		}
 		r.AdoptP50MS, r.AdoptP99MS, r.FloorP50MS, r.FloorP99MS = ad.OursP50, ad.OursP99, ad.FloorP50, ad.FloorP99
 		r.FloorFenceP50MS, r.FloorFenceP99MS = ad.FencedP50, ad.FencedP99
+		r.AdoptReleasedP50MS, r.AdoptReleasedP99MS = ad.ReleasedP50, ad.ReleasedP99
 		done()
 	}
 	if steps["ownership"] {

@@ -18,14 +18,18 @@ type AdoptResult struct {
 	// partition tombstone and the restored items, one batch): what the
 	// adoption protocol must do at least, issued directly with gocql.
 	FencedP50, FencedP99 float64
-	Sessions             int
+	// ReleasedP50 and ReleasedP99 are ours for sessions their owner released
+	// (a graceful shutdown), which need no fence.
+	ReleasedP50, ReleasedP99 float64
+	Sessions                 int
 }
 
 // Adopt measures the latency of adopting non-resident sessions of 8 items
 // each (owned by a node with no lease), beside the floor: the same claim (a
 // lightweight transaction on the ownership row) plus the read of the state,
 // issued directly with gocql; and beside the floor plus the fencing write.
-// The three alternate, session by session, so they share the machine's noise.
+// It also adopts sessions their owner released, which need no fence. All
+// alternate, session by session, so they share the machine's noise.
 func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 	st, err := store.Open(ctx, store.Options{Hosts: e.Hosts, Port: e.Port, Keyspace: e.Keyspace})
 	if err != nil {
@@ -42,12 +46,16 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 		}
 		return st.WriteSession(ctx, &store.Write{Session: id, Epoch: 1, Seq: 1000, Items: items})
 	}
-	kinds := []string{"ours", "floor", "fenced"}
+	kinds := []string{"ours", "floor", "fenced", "released"}
 	for i := 0; i < sessions; i++ {
 		for _, k := range kinds {
 			if err := seed(fmt.Sprintf("adopt-%s-%d", k, i)); err != nil {
 				return AdoptResult{}, err
 			}
+		}
+		id := fmt.Sprintf("adopt-released-%d", i)
+		if ok, err := st.Release(ctx, id, "ghost", 1, time.Hour); err != nil || !ok {
+			return AdoptResult{}, fmt.Errorf("release %s: %v %v", id, ok, err)
 		}
 	}
 	a, err := adapter.Open(ctx, e.config("bench-adopter"), quiet())
@@ -99,19 +107,31 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 		return b.ExecContext(ctx)
 	}
 
-	var ours, floors, fenced []float64
-	for i := 0; i < sessions; i++ {
+	adopt := func(id string) (float64, error) {
 		began := time.Now()
-		s, err := a.Adopt(ctx, fmt.Sprintf("adopt-ours-%d", i))
+		s, err := a.Adopt(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		took := ms(time.Since(began))
+		if len(s.Items) != 8 {
+			return 0, fmt.Errorf("adopted %d items of %s, want 8", len(s.Items), id)
+		}
+		return took, nil
+	}
+	var ours, floors, fenced, released []float64
+	for i := 0; i < sessions; i++ {
+		took, err := adopt(fmt.Sprintf("adopt-ours-%d", i))
 		if err != nil {
 			return AdoptResult{}, err
 		}
-		ours = append(ours, ms(time.Since(began)))
-		if len(s.Items) != 8 {
-			return AdoptResult{}, fmt.Errorf("adopted %d items, want 8", len(s.Items))
+		ours = append(ours, took)
+		if took, err = adopt(fmt.Sprintf("adopt-released-%d", i)); err != nil {
+			return AdoptResult{}, err
 		}
+		released = append(released, took)
 
-		began = time.Now()
+		began := time.Now()
 		if err := floor(fmt.Sprintf("adopt-floor-%d", i), false); err != nil {
 			return AdoptResult{}, err
 		}
@@ -127,6 +147,7 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 		OursP50: percentile(ours, 50), OursP99: percentile(ours, 99),
 		FloorP50: percentile(floors, 50), FloorP99: percentile(floors, 99),
 		FencedP50: percentile(fenced, 50), FencedP99: percentile(fenced, 99),
+		ReleasedP50: percentile(released, 50), ReleasedP99: percentile(released, 99),
 		Sessions: sessions,
 	}, nil
 }

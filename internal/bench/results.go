@@ -31,6 +31,8 @@ type Results struct {
 	FloorP99MS              float64  `json:"floor_p99_ms"`
 	FloorFenceP50MS         float64  `json:"floor_fence_p50_ms"`
 	FloorFenceP99MS         float64  `json:"floor_fence_p99_ms"`
+	AdoptReleasedP50MS      float64  `json:"adopt_released_p50_ms"`
+	AdoptReleasedP99MS      float64  `json:"adopt_released_p99_ms"`
 	CreateOwnerLWTP50MS     float64  `json:"create_owner_lwt_p50_ms"`
 	CreateOwnerLWTP99MS     float64  `json:"create_owner_lwt_p99_ms"`
 	PlainInsertP50MS        float64  `json:"plain_insert_p50_ms"`
@@ -96,6 +98,7 @@ func (r *Results) Table(w io.Writer) {
 	row("adoption p50 (ms)", f2(r.AdoptP50MS), f2(r.FloorP50MS)+" floor", ratio(r.AdoptP50MS, r.FloorP50MS), "")
 	row("adoption p99 (ms)", f2(r.AdoptP99MS), f2(r.FloorP99MS)+" floor", ratio(r.AdoptP99MS, r.FloorP99MS), "<= 1.2x")
 	row("adoption p50 / p99 (ms)", f2(r.AdoptP50MS)+" / "+f2(r.AdoptP99MS), f2(r.FloorFenceP50MS)+" / "+f2(r.FloorFenceP99MS)+" +fence", ratio(r.AdoptP99MS, r.FloorFenceP99MS), "floor + fencing write")
+	row("released adoption p50 / p99 (ms)", f2(r.AdoptReleasedP50MS)+" / "+f2(r.AdoptReleasedP99MS), f2(r.FloorP50MS)+" / "+f2(r.FloorP99MS)+" floor", ratio(r.AdoptReleasedP99MS, r.FloorP99MS), "<= 1.2x (no fence needed)")
 	row("new-session ownership LWT p50 (ms)", f2(r.CreateOwnerLWTP50MS), f2(r.PlainInsertP50MS)+" insert", ratio(r.CreateOwnerLWTP50MS, r.PlainInsertP50MS), "once per session")
 	row("claim LWT p50 / p99 (ms)", f2(r.ClaimP50MS)+" / "+f2(r.ClaimP99MS), f2(r.PlainReadP50MS)+" / "+f2(r.PlainReadP99MS)+" read", ratio(r.ClaimP50MS, r.PlainReadP50MS), "")
 	row("largest unflushed age (ms)", f1(r.RPOMaxMS), f1(r.RPOBoundMS)+" bound", ratio(r.RPOMaxMS, r.RPOBoundMS), "<= 1.0x")

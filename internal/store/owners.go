@@ -65,10 +65,11 @@ func (st *Store) CreateOwner(ctx context.Context, session, node string, ttl time
 }
 
 // Claim makes node the owner of session at epoch prev.Epoch+1, provided the
-// ownership row still holds prev's owner and epoch (a compare-and-set by
-// lightweight transaction). Exactly one of concurrent claimants of the same
-// epoch wins; the others get won == false and the row that beat them.
-// ok is false when the row no longer exists.
+// ownership row still holds prev's owner and epoch, and, when prev is
+// released, is still released (a compare-and-set by lightweight transaction).
+// Exactly one of concurrent claimants of the same epoch wins; the others get
+// won == false and the row that beat them (or the same row, no longer
+// released). cur is zero when the row no longer exists.
 func (st *Store) Claim(ctx context.Context, session string, prev Owner, node string, ttl time.Duration) (won bool, cur Owner, err error) {
 	if err := st.opts.Limits.CheckSession(session); err != nil {
 		return false, Owner{}, err
@@ -81,7 +82,11 @@ func (st *Store) Claim(ctx context.Context, session string, prev Owner, node str
 	row := map[string]any{}
 	// The condition names the owner too, so a losing claimant is told both
 	// the epoch and the owner that beat it.
-	q := st.s.Query(st.stmts.claimOwner, ttlSeconds(ttl), node, int64(next), now, session, prev.Node, int64(prev.Epoch))
+	stmt := st.stmts.claimOwner
+	if prev.Released {
+		stmt = st.stmts.claimRelease
+	}
+	q := st.s.Query(stmt, ttlSeconds(ttl), node, int64(next), now, session, prev.Node, int64(prev.Epoch))
 	applied, err := q.MapScanCASContext(ctx, row)
 	if err != nil {
 		return st.settleCAS(ctx, "claim", session, node, next, err)

@@ -15,6 +15,7 @@ type statements struct {
 	selectOwner  string
 	createOwner  string
 	claimOwner   string
+	claimRelease string
 	releaseOwner string
 	refreshOwner string
 	deleteOwner  string
@@ -44,6 +45,7 @@ func newStatements(ks string, t Tables) statements {
 		selectOwner:  fmt.Sprintf(`SELECT owner, epoch, released, claimed_at FROM %s WHERE session = ?`, owners),
 		createOwner:  fmt.Sprintf(`INSERT INTO %s (session, owner, epoch, released, claimed_at) VALUES (?, ?, 1, false, ?) IF NOT EXISTS USING TTL ?`, owners),
 		claimOwner:   fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
+		claimRelease: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ? AND released = true`, owners),
 		releaseOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET released = true WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		refreshOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		deleteOwner:  fmt.Sprintf(`DELETE FROM %s WHERE session = ? IF epoch = ?`, owners),

@@ -256,7 +256,19 @@ func TestOwnershipLifecycle(t *testing.T) {
 	if err != nil || !o.Released {
 		t.Fatalf("after release: %+v %v", o, err)
 	}
+	// A claim of a released row requires it still released: the owner's
+	// refresh (which clears the flag) beats a claimant that saw it released.
+	if ok, err := st.RefreshOwner(c, "life", "a", 1, time.Hour); err != nil || !ok {
+		t.Fatalf("refresh by the owner: %v %v", ok, err)
+	}
 	won, cur, err := st.Claim(c, "life", o, "b", time.Hour)
+	if err != nil || won || cur.Node != "a" || cur.Epoch != 1 || cur.Released {
+		t.Fatalf("claim of a row no longer released: won=%v cur=%+v err=%v, want lost to a@1 unreleased", won, cur, err)
+	}
+	if ok, err := st.Release(c, "life", "a", 1, time.Hour); err != nil || !ok {
+		t.Fatalf("second release by the owner: %v %v", ok, err)
+	}
+	won, cur, err = st.Claim(c, "life", o, "b", time.Hour)
 	if err != nil || !won || cur.Epoch != 2 {
 		t.Fatalf("claim: won=%v cur=%+v err=%v", won, cur, err)
 	}
