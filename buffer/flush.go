@@ -63,8 +63,8 @@ func (b *Buffer) take(s *session) *flight {
 	s.ended = false
 	s.flyFirst = s.first
 	f.attempt = int(s.attempt) + 1
+	f.taken = b.clock.Now() // under the lock: every commit is before or after it
 	sh.mu.Unlock()
-	f.taken = b.clock.Now()
 
 	// f.table is ours until landing: commits go to a new s.items now.
 	f.buf = itemPool.Get().(*[]Item)

@@ -137,7 +137,7 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 		if err != nil {
 			return err
 		}
-		r.WritesIssued, r.WritesMinimum, r.ZipfCommits = w.Issued, w.Minimum, w.Commits
+		r.WritesIssued, r.WritesMinimum, r.ZipfCommits, r.WritesEdgeCommits = w.Issued, w.Minimum, w.Commits, w.Edge
 		done()
 	}
 	if steps["adopt"] {

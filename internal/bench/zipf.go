@@ -13,6 +13,10 @@ import (
 // WritesResult compares the writes the adapter issued with the minimum.
 type WritesResult struct {
 	Commits, Issued, Minimum int
+	// Edge counts commits whose window timing cannot tell: a snapshot of
+	// their session was taken while Commit ran. Each is counted in the
+	// earlier window, so Minimum may differ from the truth by up to Edge.
+	Edge int
 }
 
 // Writes runs a Zipf-skewed workload of single-change commits over `sessions`
@@ -40,8 +44,8 @@ func (e *Env) Writes(ctx context.Context, sessions int, rate float64, d time.Dur
 	}
 	defer a.Close(context.WithoutCancel(ctx))
 	type ev struct {
-		at  time.Time
-		key uint8
+		at, done time.Time // Commit called, Commit returned
+		key      uint8
 	}
 	history := make([][]ev, sessions)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -54,8 +58,11 @@ func (e *Env) Writes(ctx context.Context, sessions int, rate float64, d time.Dur
 	before := a.Stats().Buffer.FlushedItems
 	commits, err := paced(d, rate, func(int) error {
 		s, k := int(zs.Uint64()), uint8(zk.Uint64())
-		history[s] = append(history[s], ev{time.Now(), k})
-		return a.Commit(fmt.Sprintf("zipf-%d", s), adapter.Change{Key: keys[k], Value: value})
+		id := fmt.Sprintf("zipf-%d", s)
+		at := time.Now()
+		err := a.Commit(id, adapter.Change{Key: keys[k], Value: value})
+		history[s] = append(history[s], ev{at, time.Now(), k})
+		return err
 	})
 	if err != nil {
 		return WritesResult{}, err
@@ -72,6 +79,9 @@ func (e *Env) Writes(ctx context.Context, sessions int, rate float64, d time.Dur
 		for _, x := range h {
 			for w < len(starts) && !starts[w].After(x.at) {
 				w, seen = w+1, 0 // that snapshot was taken: later commits go to the next window
+			}
+			if w < len(starts) && starts[w].Before(x.done) {
+				res.Edge++ // taken while this Commit ran
 			}
 			if seen&(1<<x.key) == 0 {
 				seen |= 1 << x.key
