@@ -98,7 +98,9 @@ bench: deps
 	   [ $$rc = 0 ] || break; \
 	   $(GO) test -run '^$$' -bench 'BenchmarkCommitUpdate$$|BenchmarkBaselineMapUpdate$$' -benchmem ./buffer/ | tee -a bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
 	 done; \
-	 if [ $$rc = 0 ]; then $(GO) run ./cmd/holdover-bench -gobench bench/out/buffer.txt -out bench/out/results.json; rc=$$?; fi; \
+	 stress=""; \
+	 if [ $$rc = 0 ]; then stress="$$($(CASSANDRA) fetch-stress)" || { echo "bench: cassandra-stress unavailable; stress_rows_per_s stays null"; stress=""; }; fi; \
+	 if [ $$rc = 0 ]; then $(GO) run ./cmd/holdover-bench -gobench bench/out/buffer.txt -stress "$$stress" -out bench/out/results.json; rc=$$?; fi; \
 	 if [ $$started = 1 ]; then $(CASSANDRA) stop; fi; \
 	 exit $$rc
 

@@ -30,7 +30,8 @@ func main() {
 	adopts := flag.Int("adoptions", 300, "sessions adopted (and claimed by the floor) in the latency run")
 	seconds := flag.Duration("duration", 10*time.Second, "length of the Zipf and window runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
-	only := flag.String("only", "", "comma-separated steps to run (flush1, flush8, zipf, adopt, ownership, rpo); all when empty")
+	only := flag.String("only", "", "comma-separated steps to run (flush1, flush8, stress, zipf, adopt, ownership, rpo); all when empty")
+	stress := flag.String("stress", "", "cassandra-stress launcher (internal/cassandra/cassandra.sh fetch-stress prints it); the stress step is skipped without it")
 	flag.Parse()
 	steps, err := parseSteps(*only)
 	if err != nil {
@@ -48,6 +49,10 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *stress == "" {
+		delete(steps, "stress")
+	}
+	stressBin = *stress
 	if err := run(steps, *gobench, *out, *sessions, *passes, *adopts, *seconds); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
@@ -62,12 +67,15 @@ var (
 	rawGoroutines    = []int{256, 512, 1024}
 )
 
+// stressBin is the cassandra-stress launcher (-stress).
+var stressBin string
+
 // rpoFallbackRate is the commit rate of the window run when -only skips the
 // saturation run it is normally half of.
 const rpoFallbackRate = 15000
 
 // allSteps are the benchmark's steps, in the order they run.
-var allSteps = []string{"flush1", "flush8", "zipf", "adopt", "ownership", "rpo"}
+var allSteps = []string{"flush1", "flush8", "stress", "zipf", "adopt", "ownership", "rpo"}
 
 // parseSteps turns -only into the set of steps to run.
 func parseSteps(only string) (map[string]bool, error) {
@@ -129,7 +137,18 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 		}
 		done()
 	}
-	r.Notes = append(r.Notes, "stress_rows_per_s: cassandra-stress ships only in the apache-cassandra binary tarball, which Maven Central does not carry for 5.0.x (no org.apache.cassandra stress artifact either), so it cannot be run here")
+	if steps["stress"] {
+		done := step("cassandra-stress write, for reference")
+		v, err := e.Stress(ctx, stressBin, 300000, 256)
+		if err != nil {
+			return err
+		}
+		r.StressRowsPerS = &v
+		r.Notes = append(r.Notes, "stress_rows_per_s: cassandra-stress from the apache-cassandra 4.0-alpha2 binary tarball (the newest on Maven Central; none for 5.0.x), native protocol v4, 256 threads, its own table of five 34-byte columns, against the same node")
+		done()
+	} else {
+		r.Notes = append(r.Notes, "stress_rows_per_s: not measured (run with -stress, as make bench does)")
+	}
 
 	if steps["zipf"] {
 		done := step("writes issued under a Zipf workload")

@@ -7,6 +7,7 @@
 #   cassandra.sh clean           stop, then delete the nodes' data (the fetched server is kept)
 #   cassandra.sh nodetool N ARGS run nodetool against node N (e.g. nodetool 1 status)
 #   cassandra.sh fetch           fetch the server only, and print the directory of its jars
+#   cassandra.sh fetch-stress    fetch cassandra-stress, and print the path of its launcher
 #
 # Environment (all optional):
 #   CASSANDRA_CACHE          where the server and node directories live (default: <repo>/.cache/cassandra)
@@ -103,6 +104,36 @@ fetch_server() {
 	rm -rf "$LIB"
 	mv "$tmp" "$LIB"
 	say "server unpacked in ${LIB#"$ROOT"/}"
+}
+
+# cassandra-stress ships only in the binary tarball. The newest tarball on Maven Central is
+# apache-cassandra 4.0-alpha2; its stress tool runs on Java 17 and writes to a 5.0 node over
+# native protocol v4, so the benchmarks use it as their reference load generator.
+STRESS_VERSION=4.0-alpha2
+STRESS_SHA1=908f50725f0f94bcfa7670f3528df475972a8972
+STRESS_DIR="$CACHE/stress-$STRESS_VERSION"
+
+fetch_stress() {
+	local bin="$STRESS_DIR/tools/bin/cassandra-stress"
+	if [[ -x "$bin" ]]; then
+		echo "$bin"
+		return 0
+	fi
+	command -v curl >/dev/null || fail "no curl on PATH (Debian: apt-get install curl)"
+	local url="https://repo1.maven.org/maven2/org/apache/cassandra/apache-cassandra/$STRESS_VERSION/apache-cassandra-$STRESS_VERSION-bin.tar.gz"
+	local tmp="$STRESS_DIR.tmp.$$"
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	say "fetching cassandra-stress (apache-cassandra $STRESS_VERSION binary tarball) from Maven Central" >&2
+	curl -fsS -o "$tmp/a.tgz" "$url" || { rm -rf "$tmp"; fail "could not download $url"; }
+	local sum
+	sum="$(sha1sum "$tmp/a.tgz" | cut -d' ' -f1)"
+	[[ "$sum" == "$STRESS_SHA1" ]] || { rm -rf "$tmp"; fail "$url: sha1 $sum, want $STRESS_SHA1"; }
+	tar -xzf "$tmp/a.tgz" -C "$tmp" --strip-components=1
+	rm -f "$tmp/a.tgz"
+	rm -rf "$STRESS_DIR"
+	mv "$tmp" "$STRESS_DIR"
+	echo "$bin"
 }
 
 build_probe() {
@@ -320,6 +351,12 @@ fetch)
 	fetch_server >&2
 	echo "$LIB"
 	;;
+fetch-stress)
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock 9
+	fetch_stress
+	;;
 nodetool)
 	shift
 	cmd_nodetool "$@"
@@ -330,7 +367,7 @@ clean)
 	say "node data removed"
 	;;
 *)
-	echo "usage: $0 start [NODES] | stop | status | clean | fetch | nodetool N ARGS" >&2
+	echo "usage: $0 start [NODES] | stop | status | clean | fetch | fetch-stress | nodetool N ARGS" >&2
 	exit 2
 	;;
 esac
