@@ -215,7 +215,7 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 	for i := range g.snaps {
 		g.ptrs = append(g.ptrs, &g.snaps[i])
 	}
-	g.errs = append(g.errs[:0], make([]error, n)...)
+	g.errs = slices.Grow(g.errs[:0], n)[:n] // nil: cleared after each use
 	t0 := b.clock.Now()
 	b.ctr.inFlight.Add(int64(n))
 	b.cfg.GroupFlush(b.flightCtx, g.ptrs, g.errs)
@@ -233,11 +233,10 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 
 // groupScratch is a worker's reusable memory for group flushes.
 type groupScratch struct {
-	sessions []*session
-	flights  []*flight
-	snaps    []Snapshot
-	ptrs     []*Snapshot
-	errs     []error
+	flights []*flight
+	snaps   []Snapshot
+	ptrs    []*Snapshot
+	errs    []error
 }
 
 // split cuts sorted items into parts of at most MaxBatchBytes; it returns the end

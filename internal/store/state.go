@@ -46,18 +46,12 @@ func (w *Write) Bytes() int {
 // explicit timestamp and puts carry the state TTL, so a retry is idempotent
 // and a write with an older (epoch, seq) never replaces a newer one.
 func (st *Store) WriteSession(ctx context.Context, w *Write) error {
-	entries, err := st.writeEntries(nil, w)
-	if err != nil {
+	b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+	var err error
+	if b.Entries, err = st.writeEntries(nil, w); err != nil {
 		return err
 	}
-	if len(entries) == 1 {
-		// One statement needs no batch: Cassandra handles a plain write with less work.
-		e := entries[0]
-		return wrap("write", w.Session, st.s.Query(e.Stmt, e.Args...).Idempotent(true).ExecContext(ctx))
-	}
-	b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
-	b.Entries = entries
-	return st.exec(ctx, "write", w.Session, b)
+	return st.exec(ctx, "write", w.Session, b) // one statement runs as a plain write
 }
 
 // writeEntries appends the statements of w to entries, after checking w against
