@@ -33,6 +33,12 @@ type Config struct {
 	// LeaseCacheTTL is how long a peer's lease lookup is reused. Default
 	// LeaseRenew/2.
 	LeaseCacheTTL time.Duration
+	// MaxConcurrentCreates bounds the lightweight transactions recording
+	// brand-new sessions (their first flushes) in flight at once. A burst of
+	// new sessions beyond what Paxos absorbs only queues in Cassandra, where
+	// it delays this node's lease renewals until the node fences itself.
+	// Default 64, range 1..4096.
+	MaxConcurrentCreates int
 	// OnFenced is called (from the lease goroutine) when this node self-fences,
 	// with the sessions it owned: the host must stop serving them, or re-adopt
 	// them after the node recovers.
@@ -52,6 +58,9 @@ type Pauser interface {
 	Resume()
 	Discard(sessions ...string) int
 }
+
+// DefaultMaxConcurrentCreates is Config.MaxConcurrentCreates's default.
+const DefaultMaxConcurrentCreates = 64
 
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
@@ -81,6 +90,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.LeaseCacheTTL == 0 {
 		c.LeaseCacheTTL = c.LeaseRenew / 2
+	}
+	if c.MaxConcurrentCreates == 0 {
+		c.MaxConcurrentCreates = DefaultMaxConcurrentCreates
+	}
+	if c.MaxConcurrentCreates < 1 || c.MaxConcurrentCreates > 4096 {
+		errs = append(errs, fmt.Errorf("residency: MaxConcurrentCreates %d must be between 1 and 4096", c.MaxConcurrentCreates))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -86,36 +86,109 @@ func (m *Manager) fence() {
 	}
 }
 
+// recoverParallelism bounds the ownership reads a recovery keeps in flight.
+const recoverParallelism = 32
+
 // recover runs after a successful renewal while fenced: sessions whose
 // ownership row still names this node at the same epoch stay owned; the rest
 // (adopted by peers, or unreadable) are discarded from the buffer and
-// forgotten. Then flushing resumes.
+// forgotten. Then flushing resumes. The rows are read recoverParallelism at a
+// time, and the lease is renewed meanwhile: a node owning many sessions must
+// not let its lease lapse while it checks them. If a renewal fails so late
+// that the lease may lapse, the recovery stops there and the node stays
+// fenced; the next successful renewal recovers what is left.
 func (m *Manager) recover() {
 	check := m.ownedSnapshot()
-	var lost []string
-	for s, e := range check {
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
-		o, found, err := m.store.ReadOwner(ctx, s)
-		cancel()
-		if err == nil && found && o.Node == m.cfg.NodeID && o.Epoch == e {
-			continue
-		}
-		lost = append(lost, s)
-		m.forgetOwned(s, e)
+	ids := make(chan string)
+	var (
+		mu   sync.Mutex
+		lost []string
+		wg   sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range min(recoverParallelism, len(check)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range ids {
+				rctx, rcancel := context.WithTimeout(ctx, m.cfg.LeaseRenew)
+				o, found, err := m.store.ReadOwner(rctx, s)
+				rcancel()
+				if ctx.Err() != nil {
+					continue // abandoned: the session stays owned, checked next time
+				}
+				if err == nil && found && o.Node == m.cfg.NodeID && o.Epoch == check[s] {
+					continue
+				}
+				m.forgetOwned(s, check[s])
+				mu.Lock()
+				lost = append(lost, s)
+				mu.Unlock()
+			}
+		}()
 	}
+	renew := time.NewTicker(m.cfg.LeaseRenew)
+	defer renew.Stop()
+	aborted := false
+feed:
+	for s := range check {
+		for sent := false; !sent; {
+			select {
+			case ids <- s:
+				sent = true
+			case <-renew.C:
+				if !m.renewWhileFenced() {
+					aborted = true
+					break feed
+				}
+			}
+		}
+	}
+	close(ids)
+	if aborted {
+		cancel()
+	}
+	wg.Wait()
+
 	if m.cfg.Flusher != nil && len(lost) > 0 {
 		m.cfg.Flusher.Discard(lost...)
 	}
+	kept := len(check) - len(lost)
+	m.recoveredLost = append(m.recoveredLost, lost...)
+	if aborted {
+		m.cfg.Logger.Warn("holdover: recovery stopped, node stays fenced", "node", m.cfg.NodeID, "lost_so_far", len(m.recoveredLost))
+		return
+	}
+	lost, m.recoveredLost = m.recoveredLost, nil
 	m.mu.Lock()
 	m.fenced = false
 	m.mu.Unlock()
 	if m.cfg.Flusher != nil {
 		m.cfg.Flusher.Resume()
 	}
-	m.cfg.Logger.Info("holdover: lease renewed, node unfenced", "node", m.cfg.NodeID, "kept", len(check)-len(lost), "lost", len(lost))
+	m.cfg.Logger.Info("holdover: lease renewed, node unfenced", "node", m.cfg.NodeID, "kept", kept, "lost", len(lost))
 	if m.cfg.OnRecovered != nil {
 		m.cfg.OnRecovered(lost)
 	}
+}
+
+// renewWhileFenced renews the lease during a recovery; false when it failed
+// and the lease may lapse before the next attempt.
+func (m *Manager) renewWhileFenced() bool {
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
+	err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL)
+	cancel()
+	if err == nil {
+		m.lastRenew.Store(began.UnixNano())
+		m.stats.renewals.Add(1)
+		return true
+	}
+	m.stats.renewFailures.Add(1)
+	age := time.Since(time.Unix(0, m.lastRenew.Load()))
+	m.cfg.Logger.Warn("holdover: lease renewal failed during recovery", "node", m.cfg.NodeID, "since_last_renewal", age, "err", err)
+	return age+m.cfg.LeaseRenew < m.cfg.LeaseTTL
 }
 
 // leaseCache remembers peers' liveness for a short time, so a burst of events

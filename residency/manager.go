@@ -40,6 +40,8 @@ type Manager struct {
 	owned  map[string]uint64 // session -> epoch this node owns it at
 	fenced bool
 
+	creates chan struct{} // a slot per ownership creation in flight
+
 	neg    *negativeCache
 	leases leaseCache
 	flight singleflight.Group
@@ -47,7 +49,10 @@ type Manager struct {
 	indexing sync.WaitGroup // owner-index updates running in the background
 
 	lastRenew atomic.Int64 // unix nanos of the start of the last successful renewal
-	stats     counters
+	// recoveredLost holds the sessions found lost by recoveries that stopped
+	// before the node could unfence, for OnRecovered. Lease goroutine only.
+	recoveredLost []string
+	stats         counters
 
 	stop        chan struct{}
 	kick        chan struct{} // renew now: a lapse was noticed outside the lease goroutine
@@ -70,6 +75,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		cfg:         cfg,
 		store:       st,
 		owned:       make(map[string]uint64),
+		creates:     make(chan struct{}, cfg.MaxConcurrentCreates),
 		neg:         neg,
 		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]leaseEntry{}},
 		stop:        make(chan struct{}),
@@ -124,7 +130,13 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	if !m.LeaseValid() {
 		return 0, ErrFenced
 	}
+	select {
+	case m.creates <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.cfg.OwnershipTTL)
+	<-m.creates
 	if err != nil {
 		return 0, err
 	}
