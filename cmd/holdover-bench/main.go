@@ -193,6 +193,8 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 			return err
 		}
 		r.RPOMaxMS, r.RPOBoundMS, r.RPOLoadPerS = rp.MaxMS, rp.BoundMS, rp.Rate
+		r.RPOWorstLateMS, r.RPOWorstFlightMS = rp.WorstLateMS, rp.WorstFlightMS
+		r.RPOSchedP99MS, r.RPOSchedMaxMS, r.RPOCPUPressurePct = rp.SchedP99MS, rp.SchedMaxMS, rp.CPUPressurePct
 		done()
 	}
 

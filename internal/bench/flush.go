@@ -78,6 +78,7 @@ type oursWriter struct {
 	sessions int
 	changes  []adapter.Change
 	conc     int
+	fences   uint64 // self-fences already reported
 }
 
 // newOurs opens an adapter with the given flush concurrency and creates its
@@ -113,11 +114,22 @@ func (w *oursWriter) pass(ctx context.Context) (float64, error) {
 			return 0, err
 		}
 	}
-	if err := w.a.Flush(ctx); err != nil {
-		return 0, err
+	// A pass takes seconds; one that takes minutes is stuck, and says how.
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	err := w.a.Flush(fctx)
+	cancel()
+	if err != nil {
+		st := w.a.Stats()
+		return 0, fmt.Errorf("%s: flush: %w (pending sessions %d, paused %v, fenced %v, self-fences %d, renewal failures %d)", w.name(), err,
+			st.Buffer.PendingSessions, st.Buffer.Paused, st.Residency.Fenced, st.Residency.Fences, st.Residency.RenewFailures)
 	}
-	if st := w.a.Stats().Buffer; st.Drops > 0 {
-		return 0, fmt.Errorf("%d snapshots dropped", st.Drops)
+	st := w.a.Stats()
+	if st.Buffer.Drops > 0 {
+		return 0, fmt.Errorf("%d snapshots dropped", st.Buffer.Drops)
+	}
+	if st.Residency.Fences > w.fences {
+		fmt.Printf("bench:   %s self-fenced %d times (lease renewals failed %d times)\n", w.name(), st.Residency.Fences-w.fences, st.Residency.RenewFailures)
+		w.fences = st.Residency.Fences
 	}
 	return float64(w.sessions*len(w.changes)) / time.Since(began).Seconds(), nil
 }

@@ -45,6 +45,11 @@ type Results struct {
 	RPOMaxMS                float64  `json:"rpo_max_ms"`
 	RPOBoundMS              float64  `json:"rpo_bound_ms"`
 	RPOLoadPerS             float64  `json:"rpo_load_commits_per_s"`
+	RPOWorstLateMS          float64  `json:"rpo_worst_late_ms"`
+	RPOWorstFlightMS        float64  `json:"rpo_worst_flight_ms"`
+	RPOSchedP99MS           float64  `json:"rpo_sched_latency_p99_ms"`
+	RPOSchedMaxMS           float64  `json:"rpo_sched_latency_max_ms"`
+	RPOCPUPressurePct       *float64 `json:"rpo_cpu_pressure_pct"`
 	Machine                 string   `json:"machine"`
 	CassandraVersion        string   `json:"cassandra_version"`
 	Date                    string   `json:"date"`
@@ -104,6 +109,12 @@ func (r *Results) Table(w io.Writer) {
 	row("new-session ownership LWT p50 (ms)", f2(r.CreateOwnerLWTP50MS), f2(r.PlainInsertP50MS)+" insert", ratio(r.CreateOwnerLWTP50MS, r.PlainInsertP50MS), "once per session")
 	row("claim LWT p50 / p99 (ms)", f2(r.ClaimP50MS)+" / "+f2(r.ClaimP99MS), f2(r.PlainReadP50MS)+" / "+f2(r.PlainReadP99MS)+" read", ratio(r.ClaimP50MS, r.PlainReadP50MS), "")
 	row("largest unflushed age (ms)", f1(r.RPOMaxMS), f1(r.RPOBoundMS)+" bound", ratio(r.RPOMaxMS, r.RPOBoundMS), "<= 1.0x")
+	pressure := "not reported"
+	if r.RPOCPUPressurePct != nil {
+		pressure = fmt.Sprintf("%.0f%% of the run", *r.RPOCPUPressurePct)
+	}
+	fmt.Fprintf(w, "  window's worst write: started %.1f ms past due, flew %.1f ms; goroutines waited for a core p99 %.1f ms, max %.1f ms; tasks waited for a CPU %s\n",
+		r.RPOWorstLateMS, r.RPOWorstFlightMS, r.RPOSchedP99MS, r.RPOSchedMaxMS, pressure)
 	fmt.Fprintf(w, "machine: %s; Cassandra %s; %s\n", r.Machine, r.CassandraVersion, r.Date)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

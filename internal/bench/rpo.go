@@ -14,6 +14,19 @@ type RPOResult struct {
 	MaxMS, BoundMS, FlushP99MS, DelayMS float64
 	FlushP50MS, FlushMaxMS              float64
 	Rate                                float64
+
+	// Where the largest window any write closed came from: how long after
+	// its due time (first change + delay) the write started, and how long
+	// it took.
+	WorstLateMS, WorstFlightMS float64
+	// SchedP99MS and SchedMaxMS are the Go runtime's scheduling latency
+	// during the run: how long this process's goroutines waited, runnable,
+	// for a core (the scheduler and the flush workers among them).
+	SchedP99MS, SchedMaxMS float64
+	// CPUPressurePct is the share of the run during which some task on the
+	// machine waited for a CPU (Linux pressure stall information); nil
+	// where the kernel does not report it.
+	CPUPressurePct *float64
 }
 
 // RPO commits at `rate` single-item commits per second (half the measured
@@ -24,7 +37,8 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 	var (
 		mu        sync.Mutex
 		latencies []float64
-		starts    []float64 // age of the oldest change when its flush began
+		starts    []float64          // age of the oldest change when its flush began
+		worst     adapter.FlushEvent // the write that closed the largest window
 	)
 	cfg := e.config("bench-rpo")
 	cfg.FlushConcurrency = 512 // as in the saturation run the load is half of
@@ -32,6 +46,9 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 		mu.Lock()
 		latencies = append(latencies, ms(ev.Duration))
 		starts = append(starts, ms(ev.Lag-ev.Duration))
+		if ev.Lag > worst.Lag {
+			worst = ev
+		}
 		mu.Unlock()
 	}}))
 	if err != nil {
@@ -50,9 +67,10 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 	mu.Lock()
 	latencies = latencies[:0]
 	starts = starts[:0]
+	worst = adapter.FlushEvent{}
 	mu.Unlock()
 
-	var maxAge, oversleep time.Duration
+	var maxAge time.Duration
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -68,22 +86,9 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 			}
 		}
 	}()
-	// How late this process's own timers fire: what the machine takes from
-	// the scheduler, which must wake to start each flush.
-	probed := make(chan struct{})
-	go func() {
-		defer close(probed)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			t0 := time.Now()
-			time.Sleep(time.Millisecond)
-			oversleep = max(oversleep, time.Since(t0)-time.Millisecond)
-		}
-	}()
+	sched := readSched()
+	pressure, havePressure := cpuPressure()
+	began := time.Now()
 	_, err = paced(d, rate, func(i int) error {
 		return a.Commit(fmt.Sprintf("rpo-%d", i%pool), adapter.Change{Key: "k", Value: value})
 	})
@@ -97,14 +102,24 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 	}
 	close(stop)
 	<-sampled
-	<-probed
-	e.logf("  window: a 1 ms sleep of this process overslept by up to %.1f ms", ms(oversleep))
+	res := RPOResult{Rate: rate}
+	res.SchedP99MS, res.SchedMaxMS = schedSince(sched)
+	if p, ok := cpuPressure(); ok && havePressure {
+		pct := 100 * float64(p-pressure) / float64(time.Since(began))
+		res.CPUPressurePct = &pct
+		e.logf("  window: some task on the machine waited for a CPU %.0f%% of the time", pct)
+	}
+	e.logf("  window: goroutines of this process waited for a core p99 %.1f ms, at most %.1f ms", res.SchedP99MS, res.SchedMaxMS)
 	mu.Lock()
 	p50, p99, pmax := percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 100)
 	s50, s99, smax := percentile(starts, 50), percentile(starts, 99), percentile(starts, 100)
-	mu.Unlock()
 	delay := ms(cfg.FlushDelay)
+	res.WorstFlightMS = ms(worst.Duration)
+	res.WorstLateMS = ms(worst.Lag-worst.Duration) - delay
+	mu.Unlock()
 	e.logf("  window: largest unflushed age %.1f ms; flush latency p50 %.1f, p99 %.1f, max %.1f ms; age at flush start p50 %.1f, p99 %.1f, max %.1f ms; delay %.0f ms",
 		ms(maxAge), p50, p99, pmax, s50, s99, smax, delay)
-	return RPOResult{MaxMS: ms(maxAge), BoundMS: delay + 2*p99, FlushP50MS: p50, FlushP99MS: p99, FlushMaxMS: pmax, DelayMS: delay, Rate: rate}, nil
+	e.logf("  window: the largest window a write closed began %.1f ms after its due time and flew %.1f ms", res.WorstLateMS, res.WorstFlightMS)
+	res.MaxMS, res.BoundMS, res.FlushP50MS, res.FlushP99MS, res.FlushMaxMS, res.DelayMS = ms(maxAge), delay+2*p99, p50, p99, pmax, delay
+	return res, nil
 }
