@@ -87,17 +87,18 @@ demo: deps
 .PHONY: bench
 bench: deps
 	@mkdir -p bench/out
-	@started=0; \
+	@echo "bench: buffer benchmarks (go test -bench; commit and map interleaved, 5 rounds; before Cassandra starts) ..."; \
+	 $(GO) test -run '^$$' -bench 'BenchmarkPendingKeyOverhead$$' -benchmem ./buffer/ | tee bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
+	 for i in 1 2 3 4 5; do \
+	   [ $$rc = 0 ] || exit $$rc; \
+	   $(GO) test -run '^$$' -bench 'BenchmarkCommitUpdate$$|BenchmarkBaselineMapUpdate$$' -benchmem ./buffer/ | tee -a bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
+	 done; \
+	 [ $$rc = 0 ] || exit $$rc; \
+	 started=0; \
 	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
 	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
 	   $(CASSANDRA) start 1 || exit 1; \
 	 fi; \
-	 echo "bench: buffer benchmarks (go test -bench; commit and map interleaved, 5 rounds) ..."; \
-	 $(GO) test -run '^$$' -bench 'BenchmarkPendingKeyOverhead$$' -benchmem ./buffer/ | tee bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
-	 for i in 1 2 3 4 5; do \
-	   [ $$rc = 0 ] || break; \
-	   $(GO) test -run '^$$' -bench 'BenchmarkCommitUpdate$$|BenchmarkBaselineMapUpdate$$' -benchmem ./buffer/ | tee -a bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
-	 done; \
 	 stress=""; \
 	 if [ $$rc = 0 ]; then stress="$$($(CASSANDRA) fetch-stress)" || { echo "bench: cassandra-stress unavailable; stress_rows_per_s stays null"; stress=""; }; fi; \
 	 if [ $$rc = 0 ]; then $(GO) run ./cmd/holdover-bench -gobench bench/out/buffer.txt -stress "$$stress" -out bench/out/results.json; rc=$$?; fi; \
