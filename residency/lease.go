@@ -23,28 +23,35 @@ func (m *Manager) renewLoop() {
 		case <-t.C:
 		case <-m.kick:
 		}
-		began := time.Now()
-		if began.Sub(time.Unix(0, m.lastRenew.Load())) >= m.cfg.LeaseTTL && !m.Fenced() {
+		if time.Since(time.Unix(0, m.lastRenew.Load())) >= m.cfg.LeaseTTL && !m.Fenced() {
 			m.fence()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
-		err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL)
-		cancel()
-		if err == nil {
-			m.lastRenew.Store(began.UnixNano())
-			m.stats.renewals.Add(1)
-			if m.Fenced() {
-				m.recover()
-			}
-			continue
-		}
-		m.stats.renewFailures.Add(1)
-		age := time.Since(time.Unix(0, m.lastRenew.Load()))
-		m.cfg.Logger.Warn("holdover: lease renewal failed", "node", m.cfg.NodeID, "since_last_renewal", age, "err", err)
-		if age+m.cfg.LeaseRenew >= m.cfg.LeaseTTL && !m.Fenced() {
+		renewed, safe := m.renew()
+		switch {
+		case renewed && m.Fenced():
+			m.recover()
+		case !safe && !m.Fenced():
 			m.fence()
 		}
 	}
+}
+
+// renew writes the lease once. safe is false when it failed and the lease
+// may lapse before the next attempt, a renewal period away.
+func (m *Manager) renew() (renewed, safe bool) {
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
+	err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL)
+	cancel()
+	if err == nil {
+		m.lastRenew.Store(began.UnixNano())
+		m.stats.renewals.Add(1)
+		return true, true
+	}
+	m.stats.renewFailures.Add(1)
+	age := time.Since(time.Unix(0, m.lastRenew.Load()))
+	m.cfg.Logger.Warn("holdover: lease renewal failed", "node", m.cfg.NodeID, "since_last_renewal", age, "fenced", m.Fenced(), "err", err)
+	return false, age+m.cfg.LeaseRenew < m.cfg.LeaseTTL
 }
 
 // LeaseValid reports whether this node may act as an owner now: it is not
@@ -138,7 +145,7 @@ feed:
 			case ids <- s:
 				sent = true
 			case <-renew.C:
-				if !m.renewWhileFenced() {
+				if _, safe := m.renew(); !safe {
 					aborted = true
 					break feed
 				}
@@ -171,24 +178,6 @@ feed:
 	if m.cfg.OnRecovered != nil {
 		m.cfg.OnRecovered(lost)
 	}
-}
-
-// renewWhileFenced renews the lease during a recovery; false when it failed
-// and the lease may lapse before the next attempt.
-func (m *Manager) renewWhileFenced() bool {
-	began := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
-	err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL)
-	cancel()
-	if err == nil {
-		m.lastRenew.Store(began.UnixNano())
-		m.stats.renewals.Add(1)
-		return true
-	}
-	m.stats.renewFailures.Add(1)
-	age := time.Since(time.Unix(0, m.lastRenew.Load()))
-	m.cfg.Logger.Warn("holdover: lease renewal failed during recovery", "node", m.cfg.NodeID, "since_last_renewal", age, "err", err)
-	return age+m.cfg.LeaseRenew < m.cfg.LeaseTTL
 }
 
 // leaseCache remembers peers' liveness for a short time, so a burst of events

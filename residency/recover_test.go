@@ -1,4 +1,4 @@
-package residency
+package residency_test
 
 import (
 	"context"
@@ -6,69 +6,26 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/cassandratest"
-	"github.com/holdover/holdover/internal/store"
+	"github.com/holdover/holdover/residency"
 )
 
-// slowStore is the real store with slow ownership reads and renewals that
-// fail on demand.
-type slowStore struct {
-	*store.Store
-	readDelay   time.Duration
-	reads       atomic.Int64
-	failRenew   atomic.Bool
-	onFirstRead func()
-	once        sync.Once
-}
-
-func (s *slowStore) ReadOwner(ctx context.Context, session string) (store.Owner, bool, error) {
-	s.reads.Add(1)
-	if s.onFirstRead != nil {
-		s.once.Do(s.onFirstRead)
-	}
-	select {
-	case <-time.After(s.readDelay):
-	case <-ctx.Done():
-		return store.Owner{}, false, ctx.Err()
-	}
-	return s.Store.ReadOwner(ctx, session)
-}
-
-func (s *slowStore) RenewLease(ctx context.Context, node string, ttl time.Duration) error {
-	if s.failRenew.Load() {
-		return errors.New("renewal refused by the test")
-	}
-	return s.Store.RenewLease(ctx, node, ttl)
-}
-
-// recoveryNode starts node "a" over a slow store owning n sessions, and
-// returns it with channels fed by OnFenced and OnRecovered.
-func recoveryNode(t *testing.T, n int, readDelay time.Duration) (*Manager, *slowStore, chan []string, chan []string) {
+// recoveryNode starts node "a" owning n sessions over a store whose
+// ownership reads take readDelay, and returns it with channels fed by
+// OnFenced and OnRecovered. Its lease lives 2 s and is renewed every 400 ms.
+func recoveryNode(t *testing.T, n int, readDelay time.Duration) (*residency.Manager, *counting, chan []string, chan []string) {
 	t.Helper()
-	hosts, port := cassandratest.Hosts(t)
-	st, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: cassandratest.Keyspace(t), CreateSchema: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	slow := &slowStore{Store: st, readDelay: readDelay}
+	c := newCluster(t)
+	cs := &counting{Store: c.store(false), readDelay: readDelay}
 	fenced, recovered := make(chan []string, 4), make(chan []string, 4)
-	a, err := New(Config{NodeID: "a", LeaseTTL: 2 * time.Second,
-		OnFenced:    func(s []string) { fenced <- s },
-		OnRecovered: func(lost []string) { recovered <- lost },
-	}, slow)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := c.node("a", cs, func(cfg *residency.Config) {
+		cfg.LeaseTTL, cfg.LeaseRenew = 2*time.Second, 400*time.Millisecond
+		cfg.OnFenced = func(s []string) { fenced <- s }
+		cfg.OnRecovered = func(lost []string) { recovered <- lost }
+	})
 	ctx := context.Background()
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(ctx, false) })
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	sem := make(chan struct{}, 32)
@@ -87,31 +44,36 @@ func recoveryNode(t *testing.T, n int, readDelay time.Duration) (*Manager, *slow
 	for err := range errs {
 		t.Fatal(err)
 	}
-	return a, slow, fenced, recovered
+	return a, cs, fenced, recovered
 }
 
-// A node owning more sessions than it can check within one lease TTL one by
-// one recovers from a fence all the same: the rows are read concurrently and
-// the lease is renewed while they are, so it never lapses again and the node
-// unfences once, keeping every session.
-func TestRecoveryOutlastingTheLease(t *testing.T) {
-	t.Parallel()
-	// 320 reads of 200 ms: 64 s one by one, 2 s at 32 in flight, the
-	// lease's TTL.
-	const n, delay = 320, 200 * time.Millisecond
-	a, slow, fenced, recovered := recoveryNode(t, n, delay)
-	a.lastRenew.Store(time.Now().Add(-10 * time.Second).UnixNano()) // a lapse noticed on wake
-	if a.LeaseValid() {
-		t.Fatal("a lapsed lease reported valid")
-	}
+// fenceNow makes a's renewals fail until it self-fences with all n sessions.
+func fenceNow(t *testing.T, cs *counting, fenced chan []string, n int) {
+	t.Helper()
+	cs.renewFails.Store(true)
 	select {
 	case s := <-fenced:
 		if len(s) != n {
 			t.Fatalf("fenced with %d sessions, want %d", len(s), n)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no fence")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no fence while renewals fail")
 	}
+}
+
+// A node owning more sessions than it can check one by one within its lease
+// TTL recovers from a fence all the same: the rows are read concurrently and
+// the lease is renewed while they are, so it never lapses again and the node
+// unfences once, keeping every session.
+func TestRecoveryOutlastingTheLease(t *testing.T) {
+	t.Parallel()
+	// 320 reads of 200 ms: 64 s one by one, 2 s (the lease's TTL) at 32 in
+	// flight.
+	const n = 320
+	a, cs, fenced, recovered := recoveryNode(t, n, 200*time.Millisecond)
+	fenceNow(t, cs, fenced, n)
+	renewalsBefore := a.Stats().Renewals
+	cs.renewFails.Store(false)
 	began := time.Now()
 	select {
 	case lost := <-recovered:
@@ -119,21 +81,22 @@ func TestRecoveryOutlastingTheLease(t *testing.T) {
 			t.Fatalf("recovery lost %v", lost)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("no recovery after 30 s (%d ownership reads)", slow.reads.Load())
+		t.Fatalf("no recovery after 30 s (%d ownership reads)", cs.ownerReads.Load())
 	}
 	took := time.Since(began)
 	st := a.Stats()
 	if st.Fences != 1 || st.Fenced || st.Owned != n || !a.LeaseValid() {
 		t.Fatalf("after recovery: %+v, lease valid %v", st, a.LeaseValid())
 	}
-	if got := slow.reads.Load(); got != n {
+	if got := cs.ownerReads.Load(); got != n {
 		t.Fatalf("%d ownership reads, want %d", got, n)
 	}
-	// The recovery outlasted one renewal period, so it must have renewed.
-	if took > a.cfg.LeaseRenew && st.Renewals < 2 {
-		t.Fatalf("recovery took %v with %d renewals", took, st.Renewals)
+	// The recovery outlasted the lease TTL, so it must have renewed on the
+	// way (the renewal that started it is one).
+	if took > 2*time.Second && st.Renewals-renewalsBefore < 2 {
+		t.Fatalf("recovery took %v with %d renewals", took, st.Renewals-renewalsBefore)
 	}
-	t.Logf("recovered %d sessions in %v; renewals %d", n, took.Round(time.Millisecond), st.Renewals)
+	t.Logf("recovered %d sessions in %v; renewals %d", n, took.Round(time.Millisecond), st.Renewals-renewalsBefore)
 }
 
 // When renewals fail during a recovery until the lease may lapse, the
@@ -142,34 +105,33 @@ func TestRecoveryOutlastingTheLease(t *testing.T) {
 func TestRecoveryStopsWhenRenewalsFail(t *testing.T) {
 	t.Parallel()
 	const n = 320
-	a, slow, fenced, recovered := recoveryNode(t, n, 200*time.Millisecond)
-	slow.onFirstRead = func() { slow.failRenew.Store(true) }
-	a.lastRenew.Store(time.Now().Add(-10 * time.Second).UnixNano())
-	a.LeaseValid() // asks the lease goroutine to fence now
-	select {
-	case <-fenced:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no fence")
-	}
-	// Renewals fail from the first ownership read on: within the TTL the
-	// recovery gives up, with reads left undone.
+	a, cs, fenced, recovered := recoveryNode(t, n, 200*time.Millisecond)
+	fenceNow(t, cs, fenced, n)
+	cs.renewFails.Store(false)
+	// Once the recovery reads, renewals fail again: within the TTL it gives
+	// up, with reads left undone.
 	deadline := time.Now().Add(10 * time.Second)
-	for a.Stats().RenewFailures < 2 && time.Now().Before(deadline) {
+	for cs.ownerReads.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cs.renewFails.Store(true)
+	failures := a.Stats().RenewFailures
+	for a.Stats().RenewFailures < failures+2 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(a.cfg.LeaseTTL)
+	time.Sleep(2 * time.Second) // the lease TTL
 	select {
 	case lost := <-recovered:
 		t.Fatalf("recovered (lost %v) while renewals fail", lost)
 	default:
 	}
-	if st := a.Stats(); !st.Fenced || st.RenewFailures < 2 || a.LeaseValid() {
+	if st := a.Stats(); !st.Fenced || st.RenewFailures < failures+2 || a.LeaseValid() {
 		t.Fatalf("while renewals fail: %+v", st)
 	}
-	if got := slow.reads.Load(); got >= n {
+	if got := cs.ownerReads.Load(); got >= n {
 		t.Fatalf("the stopped recovery read all %d rows", got)
 	}
-	slow.failRenew.Store(false)
+	cs.renewFails.Store(false)
 	select {
 	case lost := <-recovered:
 		if len(lost) != 0 {
@@ -183,48 +145,20 @@ func TestRecoveryStopsWhenRenewalsFail(t *testing.T) {
 	}
 }
 
-// countingStore is the real store with slow creations whose concurrency it
-// records.
-type countingStore struct {
-	*store.Store
-	delay          time.Duration
-	inFlight, most atomic.Int64
-}
-
-func (s *countingStore) CreateOwner(ctx context.Context, session, node string, ttl time.Duration) (bool, store.Owner, error) {
-	n := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
-	for m := s.most.Load(); n > m && !s.most.CompareAndSwap(m, n); m = s.most.Load() {
-	}
-	time.Sleep(s.delay)
-	return s.Store.CreateOwner(ctx, session, node, ttl)
-}
-
 // A burst of new sessions records their ownership MaxConcurrentCreates at a
-// time, and every one of them is recorded.
+// time, every one of them is recorded, and a caller whose context ends while
+// it waits for a slot gives up.
 func TestCreatesAreBounded(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []int{-1, 4097} {
-		if _, err := New(Config{NodeID: "a", MaxConcurrentCreates: bad}, nil); err == nil || !strings.Contains(err.Error(), "MaxConcurrentCreates") {
+		if _, err := residency.New(residency.Config{NodeID: "a", MaxConcurrentCreates: bad}, nil); err == nil || !strings.Contains(err.Error(), "MaxConcurrentCreates") {
 			t.Errorf("MaxConcurrentCreates %d: %v", bad, err)
 		}
 	}
-	hosts, port := cassandratest.Hosts(t)
-	st, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: cassandratest.Keyspace(t), CreateSchema: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	cs := &countingStore{Store: st, delay: 20 * time.Millisecond}
-	a, err := New(Config{NodeID: "a", MaxConcurrentCreates: 4}, cs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newCluster(t)
+	cs := &counting{Store: c.store(false), createDelay: 20 * time.Millisecond}
+	a := c.node("a", cs, func(cfg *residency.Config) { cfg.MaxConcurrentCreates = 4 })
 	ctx := context.Background()
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx, false)
 	var wg sync.WaitGroup
 	for i := range 40 {
 		wg.Add(1)
@@ -236,22 +170,29 @@ func TestCreatesAreBounded(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if most := cs.most.Load(); most != 4 {
+	if most := cs.mostCreating.Load(); most != 4 {
 		t.Fatalf("at most %d creations in flight, want 4", most)
 	}
 	if st := a.Stats(); st.Created != 40 || st.Owned != 40 {
 		t.Fatalf("%+v", st)
 	}
-	// A caller whose context ends while it waits for a slot gives up.
-	for range 4 {
-		a.creates <- struct{}{}
+
+	slow := &counting{Store: c.store(false), createDelay: time.Second}
+	one := c.node("one", slow, func(cfg *residency.Config) { cfg.MaxConcurrentCreates = 1 })
+	busy := make(chan error, 1)
+	go func() { _, err := one.EnsureOwned(ctx, "first"); busy <- err }()
+	for slow.creating.Load() == 0 {
+		time.Sleep(time.Millisecond)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := a.EnsureOwned(cctx, "waits"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := one.EnsureOwned(cctx, "waits"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting for a slot past the deadline: %v", err)
 	}
-	for range 4 {
-		<-a.creates
+	if err := <-busy; err != nil {
+		t.Fatal(err)
+	}
+	if most := slow.mostCreating.Load(); most != 1 {
+		t.Fatalf("%d creations in flight with one slot", most)
 	}
 }

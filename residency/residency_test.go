@@ -97,6 +97,18 @@ type counting struct {
 	fences     atomic.Int64
 	readDelay  time.Duration
 	renewFails atomic.Bool
+
+	createDelay            time.Duration
+	creating, mostCreating atomic.Int64 // ownership creations in flight, now and at most
+}
+
+func (c *counting) CreateOwner(ctx context.Context, session, node string, ttl time.Duration) (bool, store.Owner, error) {
+	n := c.creating.Add(1)
+	defer c.creating.Add(-1)
+	for m := c.mostCreating.Load(); n > m && !c.mostCreating.CompareAndSwap(m, n); m = c.mostCreating.Load() {
+	}
+	time.Sleep(c.createDelay)
+	return c.Store.CreateOwner(ctx, session, node, ttl)
 }
 
 func (c *counting) ReadOwner(ctx context.Context, s string) (store.Owner, bool, error) {
