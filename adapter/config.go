@@ -221,12 +221,30 @@ type Config struct {
 	// 0, or more than 0 and at most HOLDOVER_LEASE_TTL/2.
 	LeaseRenew time.Duration `env:"LEASE_RENEW" envDefault:"0s"`
 
+	// MaxClockSkew bounds how far apart the clocks of the nodes and of
+	// Cassandra may be. A node stops acting as owner HOLDOVER_LEASE_TTL after
+	// its last renewal started (on its monotonic clock); peers see its lease
+	// live until HOLDOVER_LEASE_TTL + HOLDOVER_MAX_CLOCK_SKEW after that
+	// (on theirs), so no peer adopts while the owner still acts. It adds to
+	// failover time. HOLDOVER_MAX_CLOCK_SKEW, a duration; default 100ms
+	// (clocks kept by NTP); range 1ms..HOLDOVER_LEASE_TTL.
+	MaxClockSkew time.Duration `env:"MAX_CLOCK_SKEW" envDefault:"100ms"`
+
 	// StateTTL is the Cassandra TTL of persisted state: state of sessions
 	// that no node adopts expires after it, while resident sessions are
 	// refreshed before it runs out. HOLDOVER_STATE_TTL, a duration in whole
 	// seconds; default 168h (7 days); range 1s..175200h (20 years,
 	// Cassandra's largest TTL).
 	StateTTL time.Duration `env:"STATE_TTL" envDefault:"168h"`
+
+	// EndedTTL is how long the ownership row of an ended session is kept,
+	// marked ended, so that a session started afresh with the same ID ranks
+	// above the End's tombstone in the state table. Keep it at least the
+	// state table's gc_grace_seconds (how long Cassandra keeps that
+	// tombstone). HOLDOVER_ENDED_TTL, a duration in whole seconds; default
+	// 240h (10 days, Cassandra's default gc_grace_seconds); range
+	// 1s..175200h.
+	EndedTTL time.Duration `env:"ENDED_TTL" envDefault:"240h"`
 
 	// NegativeCacheTTL is how long a session ID confirmed absent is
 	// answered ErrNotFound without a query; 0 disables the cache.
@@ -272,7 +290,9 @@ func DefaultConfig() Config {
 		RetryMin:          50 * time.Millisecond,
 		RetryMax:          5 * time.Second,
 		LeaseTTL:          10 * time.Second,
+		MaxClockSkew:      100 * time.Millisecond,
 		StateTTL:          7 * 24 * time.Hour,
+		EndedTTL:          240 * time.Hour,
 		NegativeCacheTTL:  2 * time.Second,
 		NegativeCacheSize: 100000,
 		AdoptRate:         500,

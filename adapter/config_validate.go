@@ -61,6 +61,16 @@ func (k *checker) durationIn(v string, d, lo, hi time.Duration) {
 	}
 }
 
+// cassandraTTL checks a TTL Cassandra will store: whole seconds, 1s..20 years.
+func (k *checker) cassandraTTL(v string, d time.Duration) {
+	switch {
+	case d < time.Second || d > maxCassandraTTL:
+		k.add(v, "must be between 1s and %s (20 years, Cassandra's largest TTL), got %s", fmtDuration(maxCassandraTTL), fmtDuration(d))
+	case d%time.Second != 0:
+		k.add(v, "must be a whole number of seconds (Cassandra TTLs are in seconds), got %s", fmtDuration(d))
+	}
+}
+
 func (k *checker) sizeIn(v string, b, lo, hi ByteSize) {
 	if b < lo || b > hi {
 		k.add(v, "must be between %s and %s, got %s", lo, hi, b)
@@ -190,12 +200,9 @@ func (c Config) Validate() error {
 			fmtDuration(c.LeaseTTL/2), fmtDuration(c.LeaseRenew))
 	}
 
-	switch {
-	case c.StateTTL < time.Second || c.StateTTL > maxCassandraTTL:
-		k.add("HOLDOVER_STATE_TTL", "must be between 1s and %s (20 years, Cassandra's largest TTL), got %s", fmtDuration(maxCassandraTTL), fmtDuration(c.StateTTL))
-	case c.StateTTL%time.Second != 0:
-		k.add("HOLDOVER_STATE_TTL", "must be a whole number of seconds (Cassandra TTLs are in seconds), got %s", fmtDuration(c.StateTTL))
-	}
+	k.durationIn("HOLDOVER_MAX_CLOCK_SKEW", c.MaxClockSkew, time.Millisecond, max(c.LeaseTTL, time.Millisecond))
+	k.cassandraTTL("HOLDOVER_STATE_TTL", c.StateTTL)
+	k.cassandraTTL("HOLDOVER_ENDED_TTL", c.EndedTTL)
 	k.durationIn("HOLDOVER_NEGATIVE_CACHE_TTL", c.NegativeCacheTTL, 0, time.Hour)
 	k.intIn("HOLDOVER_NEGATIVE_CACHE_SIZE", c.NegativeCacheSize, 0, 100000000)
 	if !(c.AdoptRate > 0 && c.AdoptRate <= 1e6) { // also rejects NaN

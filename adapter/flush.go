@@ -43,8 +43,7 @@ func (a *Adapter) flush(ctx context.Context, s *buffer.Snapshot) (err error) {
 	if err := a.store.WriteSession(ctx, &w); err != nil {
 		return err
 	}
-	a.afterWrite(ctx, s)
-	return nil
+	return a.afterWrite(ctx, s)
 }
 
 // flushGroup writes several small snapshots of different sessions (see
@@ -93,7 +92,7 @@ func (a *Adapter) flushGroup(ctx context.Context, group []*buffer.Snapshot, errs
 	a.store.WriteSessions(ctx, ws, werrs)
 	for j, i := range at {
 		if errs[i] = werrs[j]; errs[i] == nil {
-			a.afterWrite(ctx, group[i])
+			errs[i] = a.afterWrite(ctx, group[i])
 		}
 	}
 }
@@ -121,14 +120,19 @@ func (a *Adapter) owned(ctx context.Context, s *buffer.Snapshot) (epoch uint64, 
 	return epoch, true, nil
 }
 
-// afterWrite forgets the ownership of a session whose End was written.
-func (a *Adapter) afterWrite(ctx context.Context, s *buffer.Snapshot) {
+// afterWrite marks the ownership row of a session whose End was written as
+// ended. Until that is done the End has not landed: an error is returned as
+// transient, so the buffer writes the End again (idempotent) and retries,
+// and the session stays this node's meanwhile. A session started afresh
+// after its End then ranks above it, whichever node starts it.
+func (a *Adapter) afterWrite(ctx context.Context, s *buffer.Snapshot) error {
 	if s.Ended && len(s.Items) == 0 && s.Part == s.Parts {
 		if err := a.res.Ended(ctx, s.Session); err != nil {
-			// The state is gone; the ownership row expires by its TTL.
-			a.log.Warn("holdover: ownership row of an ended session not deleted", "session", s.Session, "err", err)
+			a.log.Warn("holdover: end of session not recorded, retrying", "session", s.Session, "err", err)
+			return err
 		}
 	}
+	return nil
 }
 
 func endSpan(span trace.Span, err error) {

@@ -59,8 +59,12 @@ type Ownership struct {
 	// Released is true when Node shut down gracefully and handed the session
 	// over: any node may adopt it at once, without waiting for Node's lease.
 	Released bool
-	// ClaimedAt is when Node created or adopted the session.
+	// ClaimedAt is when Node created or adopted the session (or ended it).
 	ClaimedAt time.Time
+	// Ended is true for a session that ended: the row is kept, one epoch
+	// above its last owner's, for HOLDOVER_ENDED_TTL so that a session started
+	// afresh with the same ID ranks above the End. Nobody owns it.
+	Ended bool
 }
 
 // SessionInfo is what is persisted of one session.
@@ -111,8 +115,10 @@ type Lease struct {
 	RenewedAt time.Time
 	// TTL is the lease's time to live (the node's HOLDOVER_LEASE_TTL).
 	TTL time.Duration
-	// Remaining is what is left of the TTL, in whole seconds, as Cassandra
-	// counts it.
+	// Remaining is what is left of the row's own TTL, in whole seconds, as
+	// Cassandra counts it. The row outlives the lease (see
+	// HOLDOVER_MAX_CLOCK_SKEW): peers take the node as live until RenewedAt +
+	// TTL + HOLDOVER_MAX_CLOCK_SKEW.
 	Remaining time.Duration
 }
 

@@ -2,6 +2,7 @@ package residency
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/holdover/holdover/internal/store"
@@ -63,16 +64,25 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 		m.stats.negativeHits.Add(1)
 		return nil, ErrNotFound
 	}
-	key := session
-	if opts.Force {
-		key = "\x00force\x00" + session
+	// One lookup per session at a time, forced or not: a forced and a normal
+	// adoption of one session on one node must not both claim it. A forced
+	// caller that joined a normal lookup refused by a live owner looks again,
+	// forced.
+	for {
+		v, err, shared := m.flight.Do(session, func() (any, error) { return m.adopt(ctx, session, opts) })
+		var oe *OwnedElsewhereError
+		if shared && opts.Force && errors.As(err, &oe) && oe.Live {
+			if _, ok := m.Epoch(session); ok {
+				return nil, ErrAlreadyOwned
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		a := *v.(*Adopted) // each caller gets its own copy of the header
+		return &a, nil
 	}
-	v, err, _ := m.flight.Do(key, func() (any, error) { return m.adopt(ctx, session, opts) })
-	if err != nil {
-		return nil, err
-	}
-	a := *v.(*Adopted) // each caller gets its own copy of the header
-	return &a, nil
 }
 
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
@@ -89,7 +99,7 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 		m.stats.adoptErrors.Add(1)
 		return nil, err
 	}
-	if !found {
+	if !found || o.Ended {
 		m.neg.remember(session)
 		m.stats.notFound.Add(1)
 		return nil, ErrNotFound
@@ -124,7 +134,7 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 		return nil, err
 	}
 	if !won {
-		if cur.Epoch == 0 {
+		if cur.Epoch == 0 || cur.Ended {
 			m.stats.notFound.Add(1)
 			return nil, ErrNotFound
 		}
@@ -147,11 +157,15 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 	m.stats.adopted.Add(1)
 	// The owner index is a hint for bulk takeover: update it off the
 	// adoption's critical path.
-	m.indexing.Add(1)
-	go func() {
-		defer m.indexing.Done()
-		m.reindex(session, o.Node, cur.Epoch)
-	}()
+	m.indexMu.Lock()
+	if !m.closed.Load() {
+		m.indexing.Add(1)
+		go func() {
+			defer m.indexing.Done()
+			m.reindex(session, o.Node, cur.Epoch)
+		}()
+	}
+	m.indexMu.Unlock()
 	return &Adopted{Session: session, Epoch: cur.Epoch, PreviousOwner: o.Node, Released: o.Released, Items: items}, nil
 }
 
@@ -209,7 +223,7 @@ func (m *Manager) Peek(ctx context.Context, session string) (*Peeked, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !found {
+	if !found || o.Ended {
 		m.neg.remember(session)
 		return nil, ErrNotFound
 	}

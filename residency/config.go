@@ -15,10 +15,27 @@ type Config struct {
 	// node's sessions after it. Default 10s, range 1s..10m.
 	LeaseTTL time.Duration
 	// LeaseRenew is the renewal period. Default LeaseTTL/3; at most LeaseTTL/2.
+	// A renewal that does not answer at once is backed by further attempts
+	// (one every LeaseRenew/3) until one succeeds or the lease runs out: the
+	// node fences only when its lease has really expired.
 	LeaseRenew time.Duration
+	// MaxClockSkew bounds how far apart the clocks of the nodes and of
+	// Cassandra may be. A node stops acting as owner LeaseTTL after its last
+	// successful renewal started (measured on its monotonic clock); peers
+	// treat its lease as live until LeaseTTL + MaxClockSkew after that start
+	// (on their clocks), so no peer adopts a session while its owner still
+	// acts. It adds to failover time. Default 100ms (clocks kept by NTP), range
+	// 1ms..LeaseTTL.
+	MaxClockSkew time.Duration
 	// OwnershipTTL is the TTL of ownership rows and index entries: a session
 	// nobody adopts vanishes after it. Default 7 days.
 	OwnershipTTL time.Duration
+	// EndedTTL is how long the row of an ended session is kept, marked ended.
+	// A session started afresh with the same ID within it ranks above the
+	// End's tombstone; it must cover the time Cassandra keeps that tombstone,
+	// the state table's gc_grace_seconds. Default 240h (10 days, Cassandra's
+	// default gc_grace_seconds), at least 1s.
+	EndedTTL time.Duration
 	// RefreshEvery is how often the sessions this node owns are checked for
 	// expiry: a session owned for over half of OwnershipTTL gets its ownership
 	// row, its index entry and its items that have lost a quarter of the TTL
@@ -30,8 +47,9 @@ type Config struct {
 	NegativeCacheTTL time.Duration
 	// NegativeCacheSize bounds the negative cache in entries. Default 100000.
 	NegativeCacheSize int
-	// LeaseCacheTTL is how long a peer's lease lookup is reused. Default
-	// LeaseRenew/2.
+	// LeaseCacheTTL is how long a peer's live lease is reused before it is
+	// read again. A lease found expired is never reused: the next adoption
+	// reads it afresh. Default LeaseRenew/2.
 	LeaseCacheTTL time.Duration
 	// MaxConcurrentCreates bounds the lightweight transactions recording
 	// brand-new sessions (their first flushes) in flight at once. A burst of
@@ -59,8 +77,12 @@ type Pauser interface {
 	Discard(sessions ...string) int
 }
 
-// DefaultMaxConcurrentCreates is Config.MaxConcurrentCreates's default.
-const DefaultMaxConcurrentCreates = 64
+// Defaults of Config.
+const (
+	DefaultMaxConcurrentCreates = 64
+	DefaultMaxClockSkew         = 100 * time.Millisecond
+	DefaultEndedTTL             = 240 * time.Hour
+)
 
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
@@ -79,8 +101,20 @@ func (c Config) withDefaults() (Config, error) {
 	if c.LeaseRenew <= 0 || c.LeaseRenew > c.LeaseTTL/2 {
 		errs = append(errs, fmt.Errorf("residency: LeaseRenew %s must be above 0 and at most LeaseTTL/2 (%s)", c.LeaseRenew, c.LeaseTTL/2))
 	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if c.MaxClockSkew < time.Millisecond || c.MaxClockSkew > c.LeaseTTL {
+		errs = append(errs, fmt.Errorf("residency: MaxClockSkew %s must be between 1ms and LeaseTTL (%s)", c.MaxClockSkew, c.LeaseTTL))
+	}
 	if c.OwnershipTTL == 0 {
 		c.OwnershipTTL = 7 * 24 * time.Hour
+	}
+	if c.EndedTTL == 0 {
+		c.EndedTTL = DefaultEndedTTL
+	}
+	if c.EndedTTL < time.Second {
+		errs = append(errs, fmt.Errorf("residency: EndedTTL %s must be at least 1s", c.EndedTTL))
 	}
 	if c.RefreshEvery == 0 {
 		c.RefreshEvery = min(max(c.OwnershipTTL/8, time.Second), time.Hour)

@@ -4,14 +4,17 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/holdover/holdover/internal/store"
 )
 
-// renewLoop renews the lease every LeaseRenew (or at once when kicked). When a
-// renewal fails and the next attempt would come after the lease expired, the
-// node self-fences. When the previous renewal is already older than the lease
-// TTL (the process was paused, or starved), the lease lapsed unseen and peers
-// may have adopted its sessions: the node fences first, then renews and
-// recovers, keeping only the sessions still its own.
+// renewLoop renews the lease every LeaseRenew (or at once when kicked). A
+// renewal that does not answer is backed by further attempts until one
+// succeeds or the lease runs out; only then does the node fence. A renewal
+// that succeeds after the lease ran out (the process was paused, or every
+// attempt was slow) also fences: peers may have seen the lease expire and
+// adopted sessions meanwhile. Once renewed, a fenced node recovers, keeping
+// only the sessions still its own.
 func (m *Manager) renewLoop() {
 	defer close(m.done)
 	t := time.NewTicker(m.cfg.LeaseRenew)
@@ -23,47 +26,103 @@ func (m *Manager) renewLoop() {
 		case <-t.C:
 		case <-m.kick:
 		}
-		if time.Since(time.Unix(0, m.lastRenew.Load())) >= m.cfg.LeaseTTL && !m.Fenced() {
+		if m.leaseAge() >= m.cfg.LeaseTTL && !m.Fenced() {
 			m.fence()
 		}
-		renewed, safe := m.renew()
-		switch {
-		case renewed && m.Fenced():
-			m.recover()
-		case !safe && !m.Fenced():
+		renewed, lapsed := m.renew()
+		if lapsed {
+			clear(m.settled) // peers may have adopted what a recovery had settled
+		}
+		if (lapsed || m.leaseAge() >= m.cfg.LeaseTTL) && !m.Fenced() {
 			m.fence()
+		}
+		if renewed && m.Fenced() {
+			m.recover()
 		}
 	}
 }
 
-// renew writes the lease once. safe is false when it failed and the lease
-// may lapse before the next attempt, a renewal period away.
-func (m *Manager) renew() (renewed, safe bool) {
-	began := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
-	err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL)
-	cancel()
-	if err == nil {
-		m.lastRenew.Store(began.UnixNano())
-		m.stats.renewals.Add(1)
-		return true, true
+// elapsed is the monotonic time since the manager was made.
+func (m *Manager) elapsed() time.Duration { return time.Since(m.started) }
+
+// leaseAge is the time since the last successful renewal started.
+func (m *Manager) leaseAge() time.Duration {
+	return m.elapsed() - time.Duration(m.lastRenew.Load())
+}
+
+// renewAttempts bounds the renewal attempts in flight at once.
+const renewAttempts = 4
+
+// renew writes the lease. Attempts start every LeaseRenew/3 while none has
+// succeeded (earlier ones keep running: the first to succeed counts), until
+// the lease runs out, or for one renewal period when the node is fenced or
+// the lease already ran out. lapsed reports a renewal that succeeded only
+// after the previous one's lease ended.
+func (m *Manager) renew() (renewed, lapsed bool) {
+	prev := time.Duration(m.lastRenew.Load())
+	now := m.elapsed()
+	end := prev + m.cfg.LeaseTTL
+	if m.Fenced() || end <= now {
+		end = now + m.cfg.LeaseRenew
 	}
-	m.stats.renewFailures.Add(1)
-	age := time.Since(time.Unix(0, m.lastRenew.Load()))
-	m.cfg.Logger.Warn("holdover: lease renewal failed", "node", m.cfg.NodeID, "since_last_renewal", age, "fenced", m.Fenced(), "err", err)
-	return false, age+m.cfg.LeaseRenew < m.cfg.LeaseTTL
+	ctx, cancel := context.WithTimeout(context.Background(), end-now)
+	defer cancel()
+	type result struct {
+		began time.Duration
+		err   error
+	}
+	results := make(chan result, renewAttempts)
+	inFlight := 0
+	launch := func() {
+		inFlight++
+		wall, began := m.wall(), m.elapsed()
+		go func() {
+			err := m.store.RenewLease(ctx, m.cfg.NodeID, wall, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
+			results <- result{began, err}
+		}()
+	}
+	launch()
+	again := time.NewTicker(max(m.cfg.LeaseRenew/3, 10*time.Millisecond))
+	defer again.Stop()
+	var lastErr error
+	for {
+		select {
+		case r := <-results:
+			inFlight--
+			if r.err == nil {
+				acked := m.elapsed()
+				for cur := m.lastRenew.Load(); int64(r.began) > cur && !m.lastRenew.CompareAndSwap(cur, int64(r.began)); cur = m.lastRenew.Load() {
+				}
+				m.stats.renewals.Add(1)
+				return true, acked-prev >= m.cfg.LeaseTTL
+			}
+			m.stats.renewFailures.Add(1)
+			lastErr = r.err
+		case <-again.C:
+			if inFlight < renewAttempts && ctx.Err() == nil {
+				launch()
+			}
+		case <-m.stop:
+			return false, false
+		}
+		if inFlight == 0 && ctx.Err() != nil {
+			m.cfg.Logger.Warn("holdover: lease renewal failed", "node", m.cfg.NodeID, "since_last_renewal", m.leaseAge(), "fenced", m.Fenced(), "err", lastErr)
+			return false, false
+		}
+	}
 }
 
 // LeaseValid reports whether this node may act as an owner now: it is not
-// fenced and its last successful renewal started less than the lease TTL ago.
-// When the lease has lapsed unseen (the process was paused), it asks the lease
-// goroutine to fence and recover at once and returns false. It costs a clock
-// read: call it per flush or per event, not per commit.
+// fenced and its last successful renewal started less than the lease TTL ago
+// (on the monotonic clock). When the lease has lapsed unseen (the process was
+// paused), it asks the lease goroutine to fence and recover at once and
+// returns false. It costs a clock read: call it per flush or per event, not
+// per commit.
 func (m *Manager) LeaseValid() bool {
 	if m.Fenced() {
 		return false
 	}
-	if time.Since(time.Unix(0, m.lastRenew.Load())) < m.cfg.LeaseTTL {
+	if m.leaseAge() < m.cfg.LeaseTTL {
 		return true
 	}
 	select {
@@ -76,6 +135,7 @@ func (m *Manager) LeaseValid() bool {
 // fence stops this node from acting as an owner: flushing pauses and the host
 // is told which sessions it may have lost.
 func (m *Manager) fence() {
+	clear(m.settled)
 	m.mu.Lock()
 	m.fenced = true
 	sessions := make([]string, 0, len(m.owned))
@@ -93,24 +153,32 @@ func (m *Manager) fence() {
 	}
 }
 
-// recoverParallelism bounds the ownership reads a recovery keeps in flight.
+// recoverParallelism bounds the ownership claims a recovery keeps in flight.
 const recoverParallelism = 32
 
-// recover runs after a successful renewal while fenced: sessions whose
-// ownership row still names this node at the same epoch stay owned; the rest
-// (adopted by peers, or unreadable) are discarded from the buffer and
-// forgotten. Then flushing resumes. The rows are read recoverParallelism at a
+// recover runs after a successful renewal while fenced. Each session this node
+// owned is settled with a compare-and-set that moves its ownership row from
+// this node's epoch to the next: if it applies, the session is still this
+// node's and any peer's claim based on the old epoch now fails; if the row
+// moved on (a peer adopted it, or it ended or expired), the session is
+// discarded from the buffer and forgotten. A session whose claim fails with
+// an error is neither: it stays owned and unwritten, and the node stays fenced
+// until a later recovery settles it. The claims run recoverParallelism at a
 // time, and the lease is renewed meanwhile: a node owning many sessions must
-// not let its lease lapse while it checks them. If a renewal fails so late
+// not let its lease lapse while it settles them. If a renewal fails so late
 // that the lease may lapse, the recovery stops there and the node stays
-// fenced; the next successful renewal recovers what is left.
+// fenced; the next successful renewal settles what is left.
 func (m *Manager) recover() {
 	check := m.ownedSnapshot()
+	for s := range m.settled {
+		delete(check, s)
+	}
 	ids := make(chan string)
 	var (
-		mu   sync.Mutex
-		lost []string
-		wg   sync.WaitGroup
+		mu        sync.Mutex
+		lost      []string
+		unsettled int
+		wg        sync.WaitGroup
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -119,18 +187,25 @@ func (m *Manager) recover() {
 		go func() {
 			defer wg.Done()
 			for s := range ids {
+				e := check[s]
 				rctx, rcancel := context.WithTimeout(ctx, m.cfg.LeaseRenew)
-				o, found, err := m.store.ReadOwner(rctx, s)
+				won, cur, err := m.store.Claim(rctx, s, store.Owner{Node: m.cfg.NodeID, Epoch: e}, m.cfg.NodeID, m.cfg.OwnershipTTL)
 				rcancel()
-				if ctx.Err() != nil {
-					continue // abandoned: the session stays owned, checked next time
-				}
-				if err == nil && found && o.Node == m.cfg.NodeID && o.Epoch == check[s] {
-					continue
-				}
-				m.forgetOwned(s, check[s])
 				mu.Lock()
-				lost = append(lost, s)
+				switch {
+				case ctx.Err() != nil:
+					unsettled++ // abandoned: checked next time
+				case err != nil:
+					unsettled++
+					m.cfg.Logger.Warn("holdover: ownership not settled, node stays fenced", "session", s, "err", err)
+				case won:
+					m.raiseOwned(s, e, cur.Epoch)
+					m.settled[s] = true
+				default:
+					m.forgetOwned(s, e)
+					m.settled[s] = true
+					lost = append(lost, s)
+				}
 				mu.Unlock()
 			}
 		}()
@@ -145,7 +220,10 @@ feed:
 			case ids <- s:
 				sent = true
 			case <-renew.C:
-				if _, safe := m.renew(); !safe {
+				if renewed, lapsed := m.renew(); !renewed || lapsed {
+					if lapsed {
+						clear(m.settled)
+					}
 					aborted = true
 					break feed
 				}
@@ -161,13 +239,21 @@ feed:
 	if m.cfg.Flusher != nil && len(lost) > 0 {
 		m.cfg.Flusher.Discard(lost...)
 	}
-	kept := len(check) - len(lost)
 	m.recoveredLost = append(m.recoveredLost, lost...)
-	if aborted {
-		m.cfg.Logger.Warn("holdover: recovery stopped, node stays fenced", "node", m.cfg.NodeID, "lost_so_far", len(m.recoveredLost))
+	if m.leaseAge() >= m.cfg.LeaseTTL {
+		// The lease ran out while the last claims ran: peers may adopt what
+		// was settled. Settle everything again after the next renewal.
+		clear(m.settled)
+		aborted = true
+	}
+	if aborted || unsettled > 0 {
+		m.cfg.Logger.Warn("holdover: recovery incomplete, node stays fenced", "node", m.cfg.NodeID,
+			"unsettled", unsettled, "lost_so_far", len(m.recoveredLost))
 		return
 	}
 	lost, m.recoveredLost = m.recoveredLost, nil
+	kept := len(m.settled) - len(lost)
+	clear(m.settled)
 	m.mu.Lock()
 	m.fenced = false
 	m.mu.Unlock()
@@ -180,39 +266,43 @@ feed:
 	}
 }
 
-// leaseCache remembers peers' liveness for a short time, so a burst of events
-// for a live peer's sessions costs one lease read.
+// leaseCache remembers until when peers' leases were seen live, so a burst of
+// events for a live peer's sessions costs one lease read. A lease seen
+// expired is never remembered: the peer may have renewed since (and
+// recovered its sessions), so every adoption that relies on it reads it.
 type leaseCache struct {
 	ttl time.Duration
 	mu  sync.Mutex
-	m   map[string]leaseEntry
+	m   map[string]time.Time
 }
 
-type leaseEntry struct {
-	live    bool
-	expires time.Time
-}
-
-// Live reports whether node's lease is live, reading it from Cassandra at
-// most once per LeaseCacheTTL.
+// Live reports whether node's lease is live (Lease.LiveAt with MaxClockSkew),
+// reading it from Cassandra unless it was seen live less than LeaseCacheTTL
+// ago.
 func (m *Manager) Live(ctx context.Context, node string) (bool, error) {
 	now := time.Now()
 	m.leases.mu.Lock()
-	e, ok := m.leases.m[node]
+	until, ok := m.leases.m[node]
 	m.leases.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.live, nil
+	if ok && now.Before(until) {
+		return true, nil
 	}
-	_, live, err := m.store.ReadLease(ctx, node)
+	l, found, err := m.store.ReadLease(ctx, node)
 	if err != nil {
 		return false, err
 	}
 	m.stats.leaseReads.Add(1)
+	live := found && l.LiveAt(m.wall(), m.cfg.MaxClockSkew)
 	m.leases.mu.Lock()
 	if len(m.leases.m) > 10000 {
 		clear(m.leases.m)
 	}
-	m.leases.m[node] = leaseEntry{live: live, expires: now.Add(m.leases.ttl)}
+	if live {
+		// Until the cache TTL, or the lease's end if sooner.
+		m.leases.m[node] = now.Add(min(m.leases.ttl, l.RenewedAt.Add(l.TTL+m.cfg.MaxClockSkew).Sub(m.wall())))
+	} else {
+		delete(m.leases.m, node)
+	}
 	m.leases.mu.Unlock()
 	return live, nil
 }

@@ -18,10 +18,11 @@ type Store interface {
 	CreateOwner(ctx context.Context, session, node string, ttl time.Duration) (bool, store.Owner, error)
 	Claim(ctx context.Context, session string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error)
 	Release(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
-	DeleteOwner(ctx context.Context, session string, epoch uint64) (bool, error)
+	EndOwner(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
 	ReadState(ctx context.Context, session string) ([]store.Item, error)
 	Fence(ctx context.Context, session string, epoch uint64, items []store.Item) error
-	RenewLease(ctx context.Context, node string, ttl time.Duration) error
+	RenewLease(ctx context.Context, node string, renewedAt time.Time, ttl, grace time.Duration) error
+	DropLease(ctx context.Context, node string) error
 	ReadLease(ctx context.Context, node string) (store.Lease, bool, error)
 	IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error
 	UnindexOwner(ctx context.Context, node, session string) error
@@ -46,12 +47,19 @@ type Manager struct {
 	leases leaseCache
 	flight singleflight.Group
 
+	indexMu  sync.Mutex     // orders indexing.Add against Close's Wait
 	indexing sync.WaitGroup // owner-index updates running in the background
 
-	lastRenew atomic.Int64 // unix nanos of the start of the last successful renewal
+	// Lease times are measured on the monotonic clock, as durations since
+	// started: a step of the wall clock can neither stretch nor cut a lease.
+	started   time.Time
+	wall      func() time.Time // the wall clock written into the lease row (tests step it)
+	lastRenew atomic.Int64     // nanos since started at the start of the last successful renewal
 	// recoveredLost holds the sessions found lost by recoveries that stopped
-	// before the node could unfence, for OnRecovered. Lease goroutine only.
+	// before the node could unfence, for OnRecovered; settled the sessions a
+	// recovery already settled since the fence. Lease goroutine only.
 	recoveredLost []string
+	settled       map[string]bool
 	stats         counters
 
 	stop        chan struct{}
@@ -77,7 +85,10 @@ func New(cfg Config, st Store) (*Manager, error) {
 		owned:       make(map[string]uint64),
 		creates:     make(chan struct{}, cfg.MaxConcurrentCreates),
 		neg:         neg,
-		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]leaseEntry{}},
+		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]time.Time{}},
+		started:     time.Now(),
+		wall:        time.Now,
+		settled:     map[string]bool{},
 		stop:        make(chan struct{}),
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
@@ -91,11 +102,11 @@ func (m *Manager) NodeID() string { return m.cfg.NodeID }
 // Start writes this node's lease (failing if it cannot) and starts renewing
 // it every LeaseRenew until Close.
 func (m *Manager) Start(ctx context.Context) error {
-	began := time.Now()
-	if err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL); err != nil {
+	wall, began := m.wall(), m.elapsed()
+	if err := m.store.RenewLease(ctx, m.cfg.NodeID, wall, m.cfg.LeaseTTL, m.cfg.MaxClockSkew); err != nil {
 		return err
 	}
-	m.lastRenew.Store(began.UnixNano())
+	m.lastRenew.Store(int64(began))
 	m.stats.renewals.Add(1)
 	go m.renewLoop()
 	go m.refreshLoop()
@@ -140,15 +151,16 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	if err != nil {
 		return 0, err
 	}
-	epoch := uint64(1)
+	// created: a brand-new session at epoch 1, or one started afresh after
+	// an End, one epoch above it.
+	epoch := cur.Epoch
 	switch {
 	case created:
 		m.stats.created.Add(1)
-	case cur.Node == m.cfg.NodeID:
+	case cur.Node == m.cfg.NodeID && !cur.Ended:
 		// The row names this node: an earlier attempt of this very create whose
 		// reply was lost (a timeout after Cassandra applied it), so the retry
 		// found its own row.
-		epoch = cur.Epoch
 	default:
 		return 0, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch}
 	}
@@ -161,14 +173,17 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	return epoch, nil
 }
 
-// Ended forgets a session that ended: it deletes its ownership row (if this
-// node still owns it at the same epoch) and its index entry.
+// Ended forgets a session that ended, once its End is written: its ownership
+// row (if this node still owns it at the same epoch) is marked ended for
+// EndedTTL, so a session started afresh with the same ID ranks above the End,
+// and its index entry is removed. On an error the session stays owned: call
+// Ended again.
 func (m *Manager) Ended(ctx context.Context, session string) error {
 	e, ok := m.Epoch(session)
 	if !ok {
 		return nil
 	}
-	if _, err := m.store.DeleteOwner(ctx, session, e); err != nil {
+	if _, err := m.store.EndOwner(ctx, session, m.cfg.NodeID, e, m.cfg.EndedTTL); err != nil {
 		return err
 	}
 	m.forgetOwned(session, e)
@@ -190,9 +205,25 @@ func (m *Manager) ownedSnapshot() map[string]uint64 {
 	return maps.Clone(m.owned)
 }
 
+// setOwned records that this node owns session at epoch. Epochs held in
+// memory only rise: a slower adoption finishing after a later one (a forced
+// and a normal Adopt of one session) must not lower the epoch below the one
+// this node fenced at.
 func (m *Manager) setOwned(session string, epoch uint64) {
 	m.mu.Lock()
-	m.owned[session] = epoch
+	if epoch > m.owned[session] {
+		m.owned[session] = epoch
+	}
+	m.mu.Unlock()
+}
+
+// raiseOwned moves session from epoch from to epoch to, if this node still
+// owns it at from.
+func (m *Manager) raiseOwned(session string, from, to uint64) {
+	m.mu.Lock()
+	if e, ok := m.owned[session]; ok && e == from && to > from {
+		m.owned[session] = to
+	}
 	m.mu.Unlock()
 }
 
@@ -246,12 +277,14 @@ func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
 
 // Close stops renewing the lease. It does not release sessions (ReleaseAll
 // does) and leaves the lease to expire by its TTL unless dropLease is set, in
-// which case it writes a 1 s lease so peers see the node gone at once.
+// which case it deletes the lease so peers see the node gone at once.
 func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	if !m.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	close(m.stop)
+	m.indexMu.Lock() // an adoption adding an index update has done so now
+	m.indexMu.Unlock()
 	m.indexing.Wait()
 	if m.lastRenew.Load() != 0 {
 		<-m.done
@@ -259,7 +292,7 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	}
 	m.neg.close()
 	if dropLease {
-		return m.store.RenewLease(ctx, m.cfg.NodeID, time.Second)
+		return m.store.DropLease(ctx, m.cfg.NodeID)
 	}
 	return nil
 }

@@ -81,15 +81,15 @@ func TestRecoveryOutlastingTheLease(t *testing.T) {
 			t.Fatalf("recovery lost %v", lost)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("no recovery after 30 s (%d ownership reads)", cs.ownerReads.Load())
+		t.Fatalf("no recovery after 30 s (%d ownership claims)", cs.claims.Load())
 	}
 	took := time.Since(began)
 	st := a.Stats()
 	if st.Fences != 1 || st.Fenced || st.Owned != n || !a.LeaseValid() {
 		t.Fatalf("after recovery: %+v, lease valid %v", st, a.LeaseValid())
 	}
-	if got := cs.ownerReads.Load(); got != n {
-		t.Fatalf("%d ownership reads, want %d", got, n)
+	if got := cs.claims.Load(); got != n {
+		t.Fatalf("%d ownership claims, want %d", got, n)
 	}
 	// The recovery outlasted the lease TTL, so it must have renewed on the
 	// way (the renewal that started it is one).
@@ -111,7 +111,7 @@ func TestRecoveryStopsWhenRenewalsFail(t *testing.T) {
 	// Once the recovery reads, renewals fail again: within the TTL it gives
 	// up, with reads left undone.
 	deadline := time.Now().Add(10 * time.Second)
-	for cs.ownerReads.Load() == 0 && time.Now().Before(deadline) {
+	for cs.claims.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cs.renewFails.Store(true)
@@ -128,7 +128,7 @@ func TestRecoveryStopsWhenRenewalsFail(t *testing.T) {
 	if st := a.Stats(); !st.Fenced || st.RenewFailures < failures+2 || a.LeaseValid() {
 		t.Fatalf("while renewals fail: %+v", st)
 	}
-	if got := cs.ownerReads.Load(); got >= n {
+	if got := cs.claims.Load(); got >= n {
 		t.Fatalf("the stopped recovery read all %d rows", got)
 	}
 	cs.renewFails.Store(false)

@@ -94,6 +94,7 @@ func state(t *testing.T, st *store.Store, session string) map[string]string {
 type counting struct {
 	*store.Store
 	ownerReads atomic.Int64
+	claims     atomic.Int64
 	fences     atomic.Int64
 	readDelay  time.Duration
 	renewFails atomic.Bool
@@ -122,11 +123,19 @@ func (c *counting) Fence(ctx context.Context, session string, epoch uint64, item
 	return c.Store.Fence(ctx, session, epoch, items)
 }
 
-func (c *counting) RenewLease(ctx context.Context, node string, ttl time.Duration) error {
+func (c *counting) RenewLease(ctx context.Context, node string, at time.Time, ttl, grace time.Duration) error {
 	if c.renewFails.Load() {
 		return errors.New("injected: cassandra unreachable")
 	}
-	return c.Store.RenewLease(ctx, node, ttl)
+	return c.Store.RenewLease(ctx, node, at, ttl, grace)
+}
+
+// Claim is how a recovering node settles its sessions: it counts as an
+// ownership read and takes readDelay too.
+func (c *counting) Claim(ctx context.Context, s string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error) {
+	c.claims.Add(1)
+	time.Sleep(c.readDelay)
+	return c.Store.Claim(ctx, s, prev, node, ttl)
 }
 
 func TestAdoptRestoresAndFences(t *testing.T) {
@@ -438,6 +447,9 @@ func TestReleaseLetsPeersAdoptAtOnce(t *testing.T) {
 	}
 }
 
+// Ending a session leaves its row marked ended with no owner (so a session
+// started afresh ranks above the End), removes it from the node and the
+// owner index, and makes it unadoptable.
 func TestEndedRemovesOwnership(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
@@ -450,8 +462,20 @@ func TestEndedRemovesOwnership(t *testing.T) {
 	if err := a.Ended(ctx, "e"); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, err := st.ReadOwner(ctx, "e"); err != nil || found {
-		t.Fatalf("owner row after end: found=%v err=%v", found, err)
+	if o, found, err := st.ReadOwner(ctx, "e"); err != nil || !found || !o.Ended || o.Node != "" || o.Epoch != 2 {
+		t.Fatalf("owner row after end: %+v found=%v err=%v", o, found, err)
+	}
+	if _, ok := a.Epoch("e"); ok {
+		t.Fatal("an ended session is still owned")
+	}
+	if _, err := a.Adopt(ctx, "e", residency.AdoptOptions{Force: true}); !errors.Is(err, residency.ErrNotFound) {
+		t.Fatalf("adopting an ended session: %v", err)
+	}
+	if e, err := a.EnsureOwned(ctx, "e"); err != nil || e != 3 {
+		t.Fatalf("starting the session afresh: epoch %d, %v (want 3)", e, err)
+	}
+	if err := a.Ended(ctx, "e"); err != nil {
+		t.Fatal(err)
 	}
 	n := 0
 	if err := st.OwnedBy(ctx, "a", func(store.Owned) bool { n++; return true }); err != nil || n != 0 {

@@ -43,7 +43,7 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		return rep, errors.New("residency: a node cannot take over its own sessions")
 	}
 	if !opts.Force {
-		if _, live, err := m.store.ReadLease(ctx, node); err != nil {
+		if live, err := m.Live(ctx, node); err != nil {
 			return rep, err
 		} else if live {
 			return rep, &OwnedElsewhereError{Owner: node, Live: true}

@@ -14,6 +14,11 @@ type Owner struct {
 	Epoch     uint64
 	Released  bool
 	ClaimedAt time.Time
+	// Ended marks the row of a session that ended: it remembers the epoch the
+	// session ended at (one above its last owner's), so a session started
+	// afresh with the same ID ranks above the End's tombstone. Nobody owns
+	// an ended session (Node is empty); it cannot be adopted.
+	Ended bool
 }
 
 // ReadOwner returns the session's ownership row; found is false when the
@@ -34,7 +39,7 @@ func (st *Store) readOwner(ctx context.Context, session string, cl gocql.Consist
 	}
 	var epoch int64
 	err = st.s.Query(st.stmts.selectOwner, session).Consistency(cl).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).
-		ScanContext(ctx, &o.Node, &epoch, &o.Released, &o.ClaimedAt)
+		ScanContext(ctx, &o.Node, &epoch, &o.Released, &o.ClaimedAt, &o.Ended)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return Owner{}, false, nil
 	}
@@ -45,23 +50,56 @@ func (st *Store) readOwner(ctx context.Context, session string, cl gocql.Consist
 	return o, true, nil
 }
 
-// CreateOwner records node as the owner of a new session at epoch 1 with a
-// lightweight transaction (INSERT IF NOT EXISTS). When the session already has
-// an owner, created is false and cur is that owner.
+// CreateOwner records node as the owner of a new session with a lightweight
+// transaction: at epoch 1 (INSERT IF NOT EXISTS), or, when the ID belongs to
+// a session that ended, one epoch above the ended row (a compare-and-set on
+// it), so every write of the new session outranks the End's tombstone. When
+// the session already has a live owner, created is false and cur is that
+// owner; otherwise cur is the row as created.
 func (st *Store) CreateOwner(ctx context.Context, session, node string, ttl time.Duration) (created bool, cur Owner, err error) {
 	if err := st.opts.Limits.CheckSession(session); err != nil {
 		return false, Owner{}, err
 	}
-	prev := map[string]any{}
-	q := st.s.Query(st.stmts.createOwner, session, node, time.Now(), ttlSeconds(ttl))
-	applied, err := q.MapScanCASContext(ctx, prev)
+	// A re-creation races other creators and re-creators: a few rounds settle
+	// it unless the ID is ended and started again faster than that.
+	for range 4 {
+		prev := map[string]any{}
+		q := st.s.Query(st.stmts.createOwner, session, node, time.Now(), ttlSeconds(ttl))
+		applied, err := q.MapScanCASContext(ctx, prev)
+		if err != nil {
+			created, cur, err = st.settleCAS(ctx, "create owner", session, node, 1, err)
+			if err != nil || created || !cur.Ended {
+				return created, cur, err
+			}
+		} else if applied {
+			return true, Owner{Node: node, Epoch: 1}, nil
+		} else if cur = ownerFromCAS(prev); !cur.Ended {
+			return false, cur, nil
+		}
+		created, cur, err = st.recreate(ctx, session, cur, node, ttl)
+		if err != nil || created || (cur.Epoch != 0 && !cur.Ended) {
+			return created, cur, err
+		}
+	}
+	return false, Owner{}, wrap("create owner", session, errors.New("the session was ended and started again concurrently; retry"))
+}
+
+// recreate claims the ended row prev for node at the next epoch.
+func (st *Store) recreate(ctx context.Context, session string, prev Owner, node string, ttl time.Duration) (bool, Owner, error) {
+	next := prev.Epoch + 1
+	if next > MaxEpoch {
+		return false, prev, wrap("create owner", session, permanent(errors.New("epoch limit reached")))
+	}
+	now := time.Now()
+	row := map[string]any{}
+	applied, err := st.s.Query(st.stmts.claimEnded, ttlSeconds(ttl), node, int64(next), now, session, int64(prev.Epoch)).MapScanCASContext(ctx, row)
 	if err != nil {
-		return st.settleCAS(ctx, "create owner", session, node, 1, err)
+		return st.settleCAS(ctx, "create owner", session, node, next, err)
 	}
 	if applied {
-		return true, Owner{Node: node, Epoch: 1}, nil
+		return true, Owner{Node: node, Epoch: next, ClaimedAt: now}, nil
 	}
-	return false, ownerFromCAS(prev), nil
+	return false, ownerFromCAS(row), nil
 }
 
 // Claim makes node the owner of session at epoch prev.Epoch+1, provided the
@@ -140,8 +178,24 @@ func (st *Store) Release(ctx context.Context, session, node string, epoch uint64
 	return applied, nil
 }
 
-// DeleteOwner removes the session's ownership row if it is still at epoch
-// (ending a session). It returns false when the row moved on or was gone.
+// EndOwner records that the session ended, provided node still owns it at
+// epoch: the row stays, marked ended one epoch above with no owner, for ttl, so that a
+// session started afresh with the same ID (CreateOwner) ranks above the End's
+// tombstone, and a stale claim naming epoch fails. ttl must cover the time
+// Cassandra keeps that tombstone (the state table's gc_grace_seconds). It
+// returns false when the row moved on or was gone.
+func (st *Store) EndOwner(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error) {
+	row := map[string]any{}
+	applied, err := st.s.Query(st.stmts.endOwner, ttlSeconds(ttl), int64(epoch+1), time.Now(), session, node, int64(epoch)).MapScanCASContext(ctx, row)
+	if err != nil {
+		return false, wrap("end owner", session, err)
+	}
+	return applied, nil
+}
+
+// DeleteOwner removes the session's ownership row if it is still at epoch.
+// It returns false when the row moved on or was gone. Ending a session uses
+// EndOwner, which keeps what a later session of the same ID must rank above.
 func (st *Store) DeleteOwner(ctx context.Context, session string, epoch uint64) (bool, error) {
 	row := map[string]any{}
 	applied, err := st.s.Query(st.stmts.deleteOwner, session, int64(epoch)).MapScanCASContext(ctx, row)
@@ -165,6 +219,12 @@ func ownerFromCAS(row map[string]any) Owner {
 	if v, ok := row["claimed_at"].(time.Time); ok {
 		o.ClaimedAt = v
 	}
+	if v, ok := row["ended"].(bool); ok {
+		o.Ended = v
+	}
+	// A failed condition returns only the columns it names: an ended row is
+	// told by its empty owner.
+	o.Ended = o.Ended || (o.Node == "" && o.Epoch > 0)
 	return o
 }
 

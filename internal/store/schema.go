@@ -27,7 +27,8 @@ func schema(o Options) []string {
 			owner text,
 			epoch bigint,
 			released boolean,
-			claimed_at timestamp
+			claimed_at timestamp,
+			ended boolean
 		) WITH comment = 'holdover: session ownership, written only by lightweight transactions'`, ks, t.Owners),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
 			owner text,

@@ -16,6 +16,8 @@ type statements struct {
 	createOwner  string
 	claimOwner   string
 	claimRelease string
+	claimEnded   string
+	endOwner     string
 	releaseOwner string
 	refreshOwner string
 	deleteOwner  string
@@ -25,6 +27,7 @@ type statements struct {
 	selectOwned  string
 
 	upsertLease  string
+	deleteLease  string
 	selectLease  string
 	selectLeases string
 }
@@ -39,15 +42,17 @@ func newStatements(ks string, t Tables) statements {
 		insertItem:    fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),
 		deleteItem:    fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE session = ? AND key = ?`, state),
 		selectItems:   fmt.Sprintf(`SELECT key, value, format FROM %s WHERE session = ?`, state),
-		selectExpiry:  fmt.Sprintf(`SELECT key, value, format, WRITETIME(value), TTL(value) FROM %s WHERE session = ?`, state),
+		selectExpiry:  fmt.Sprintf(`SELECT key, value, format, WRITETIME(format), TTL(format) FROM %s WHERE session = ?`, state),
 		refreshItem:   fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),
 
-		selectOwner:  fmt.Sprintf(`SELECT owner, epoch, released, claimed_at FROM %s WHERE session = ?`, owners),
+		selectOwner:  fmt.Sprintf(`SELECT owner, epoch, released, claimed_at, ended FROM %s WHERE session = ?`, owners),
 		createOwner:  fmt.Sprintf(`INSERT INTO %s (session, owner, epoch, released, claimed_at) VALUES (?, ?, 1, false, ?) IF NOT EXISTS USING TTL ?`, owners),
 		claimOwner:   fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
+		claimEnded:   fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, ended = false, claimed_at = ? WHERE session = ? IF epoch = ? AND ended = true`, owners),
+		endOwner:     fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = '', epoch = ?, released = false, ended = true, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		claimRelease: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ? AND released = true`, owners),
 		releaseOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET released = true WHERE session = ? IF owner = ? AND epoch = ?`, owners),
-		refreshOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false WHERE session = ? IF owner = ? AND epoch = ?`, owners),
+		refreshOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		deleteOwner:  fmt.Sprintf(`DELETE FROM %s WHERE session = ? IF epoch = ?`, owners),
 
 		indexOwner:   fmt.Sprintf(`INSERT INTO %s (owner, session, epoch) VALUES (?, ?, ?) USING TTL ?`, index),
@@ -55,6 +60,7 @@ func newStatements(ks string, t Tables) statements {
 		selectOwned:  fmt.Sprintf(`SELECT session, epoch FROM %s WHERE owner = ?`, index),
 
 		upsertLease:  fmt.Sprintf(`INSERT INTO %s (node, renewed_at, ttl_ms) VALUES (?, ?, ?) USING TTL ?`, leases),
+		deleteLease:  fmt.Sprintf(`DELETE FROM %s WHERE node = ?`, leases),
 		selectLease:  fmt.Sprintf(`SELECT renewed_at, ttl_ms, TTL(renewed_at) FROM %s WHERE node = ?`, leases),
 		selectLeases: fmt.Sprintf(`SELECT node, renewed_at, ttl_ms, TTL(renewed_at) FROM %s`, leases),
 	}

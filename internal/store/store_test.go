@@ -300,20 +300,27 @@ func TestLeases(t *testing.T) {
 	t.Parallel()
 	st := open(t)
 	c := ctx(t)
-	if err := st.RenewLease(c, "node-a", 3*time.Second); err != nil {
+	const grace = 100 * time.Millisecond
+	renewedA := time.Now()
+	if err := st.RenewLease(c, "node-a", renewedA, 1500*time.Millisecond, grace); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RenewLease(c, "node-b", time.Hour); err != nil {
+	if err := st.RenewLease(c, "node-b", time.Now(), time.Hour, grace); err != nil {
 		t.Fatal(err)
 	}
 	l, found, err := st.ReadLease(c, "node-b")
 	if err != nil || !found || l.TTL != time.Hour || l.Remaining <= 0 || time.Since(l.RenewedAt) > time.Minute {
 		t.Fatalf("lease b: %+v found=%v err=%v", l, found, err)
 	}
+	if !l.LiveAt(time.Now(), grace) || l.LiveAt(l.RenewedAt.Add(time.Hour+grace), grace) {
+		t.Fatalf("lease b live verdicts wrong: %+v", l)
+	}
 	all, err := st.Leases(c)
 	if err != nil || len(all) != 2 {
 		t.Fatalf("leases: %+v %v", all, err)
 	}
+	// The row of a 1.5 s lease outlives RenewedAt + TTL + grace, whatever the
+	// rounding of Cassandra's whole-second TTLs, and then goes.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, found, err := st.ReadLease(c, "node-a")
@@ -324,9 +331,53 @@ func TestLeases(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("a 3 s lease still live after 10 s")
+			t.Fatal("a 1.5 s lease row still there after 10 s")
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if gone := time.Since(renewedA); gone < 1500*time.Millisecond+grace {
+		t.Fatalf("the lease row vanished %v after the renewal, before its end plus grace", gone)
+	}
+	if err := st.DropLease(c, "node-b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := st.ReadLease(c, "node-b"); err != nil || found {
+		t.Fatalf("a dropped lease: found=%v err=%v", found, err)
+	}
+}
+
+// An ended session's row stays, marked ended one epoch up: a stale claim
+// fails, and a new session of the same ID is created above it.
+func TestEndedRowAndRecreate(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	c := ctx(t)
+	if ok, _, err := st.CreateOwner(c, "phoenix", "a", time.Hour); err != nil || !ok {
+		t.Fatalf("create: %v %v", ok, err)
+	}
+	if ok, err := st.EndOwner(c, "phoenix", "a", 2, time.Hour); err != nil || ok {
+		t.Fatalf("end at a wrong epoch: %v %v", ok, err)
+	}
+	if ok, err := st.EndOwner(c, "phoenix", "a", 1, time.Hour); err != nil || !ok {
+		t.Fatalf("end: %v %v", ok, err)
+	}
+	o, found, err := st.ReadOwner(c, "phoenix")
+	if err != nil || !found || !o.Ended || o.Epoch != 2 {
+		t.Fatalf("ended row: %+v %v %v", o, found, err)
+	}
+	if won, cur, err := st.Claim(c, "phoenix", store.Owner{Node: "a", Epoch: 1}, "b", time.Hour); err != nil || won || !cur.Ended {
+		t.Fatalf("stale claim of an ended session: won=%v cur=%+v err=%v", won, cur, err)
+	}
+	ok, cur, err := st.CreateOwner(c, "phoenix", "b", time.Hour)
+	if err != nil || !ok || cur.Epoch != 3 || cur.Node != "b" {
+		t.Fatalf("re-create: %v %+v %v", ok, cur, err)
+	}
+	if ok, cur, err := st.CreateOwner(c, "phoenix", "c", time.Hour); err != nil || ok || cur.Node != "b" || cur.Epoch != 3 {
+		t.Fatalf("create of a live session: %v %+v %v", ok, cur, err)
+	}
+	o, _, _ = st.ReadOwner(c, "phoenix")
+	if o.Ended || o.Node != "b" || o.Epoch != 3 {
+		t.Fatalf("re-created row: %+v", o)
 	}
 }
 
