@@ -111,7 +111,7 @@ func (i *Inspector) Ownership(ctx context.Context, id string) (own Ownership, fo
 type Lease struct {
 	// Node is the node's HOLDOVER_NODE_ID.
 	Node string
-	// RenewedAt is when the node last renewed the lease.
+	// RenewedAt is when the node last renewed the lease (Cassandra's clock).
 	RenewedAt time.Time
 	// TTL is the lease's time to live (the node's HOLDOVER_LEASE_TTL).
 	TTL time.Duration
@@ -120,6 +120,9 @@ type Lease struct {
 	// HOLDOVER_MAX_CLOCK_SKEW): peers take the node as live until RenewedAt +
 	// TTL + HOLDOVER_MAX_CLOCK_SKEW.
 	Remaining time.Duration
+	// Incarnation names the process holding the lease (a random ID chosen at
+	// each Open), so a restart of the node shows as a new incarnation.
+	Incarnation string
 }
 
 // Lease reads node's lease; found is false when the node is not live (its

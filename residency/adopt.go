@@ -54,7 +54,7 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 		return nil, ErrClosed
 	}
 	if !m.LeaseValid() {
-		return nil, ErrFenced
+		return nil, m.fencedErr()
 	}
 	if _, ok := m.Epoch(session); ok {
 		return nil, ErrAlreadyOwned

@@ -3,6 +3,7 @@ package residency
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors of residency.
@@ -20,7 +21,35 @@ var (
 	ErrFenced = errors.New("node fenced: lease not renewed")
 	// ErrClosed: the manager was closed.
 	ErrClosed = errors.New("residency manager closed")
+	// ErrNodeIDInUse: another live process holds this node ID's lease. The
+	// *NodeIDInUseError that carries it says since when.
+	ErrNodeIDInUse = errors.New("node ID in use by another live process")
+	// ErrReplaced: while this process was paused past its lease, another
+	// process took over its node ID. It stays fenced for good; close it.
+	// It matches ErrFenced too.
+	ErrReplaced = fmt.Errorf("%w for good: node ID taken over by another process", ErrFenced)
 )
+
+// NodeIDInUseError says that another process holds the node ID's lease and
+// renewed it at RenewedAt: two processes with one node ID would adopt each
+// other's sessions without fencing. Start waited for that lease to expire
+// until its context ended (Err).
+type NodeIDInUseError struct {
+	Node        string
+	Incarnation string
+	RenewedAt   time.Time
+	Err         error
+}
+
+func (e *NodeIDInUseError) Error() string {
+	return fmt.Sprintf("node ID %q is in use by another live process (incarnation %s, lease renewed at %s); "+
+		"stop it, wait for its lease to expire, or give this process another node ID: %v",
+		e.Node, e.Incarnation, e.RenewedAt.Format(time.RFC3339Nano), e.Err)
+}
+
+// Unwrap makes errors.Is(err, ErrNodeIDInUse) true, and errors.Is(err,
+// context.DeadlineExceeded) when the wait timed out.
+func (e *NodeIDInUseError) Unwrap() []error { return []error{ErrNodeIDInUse, e.Err} }
 
 // OwnedElsewhereError names the node that owns a session. Live is true when
 // that node's lease was live (the event may be forwarded to it); Raced is true

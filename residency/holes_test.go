@@ -18,6 +18,7 @@ type hooked struct {
 	*counting
 	mu          sync.Mutex
 	failOwner   map[string]bool                        // ownership reads and claims of these sessions fail
+	loseReply   map[string]bool                        // the next claim of these sessions applies, but its reply is lost
 	beforeClaim func(session string, prev store.Owner) // runs before each claim
 	afterClaim  func(session string, won bool, cur store.Owner)
 	beforeFence func(session string, epoch uint64)
@@ -56,6 +57,13 @@ func (h *hooked) Claim(ctx context.Context, s string, prev store.Owner, node str
 		h.beforeClaim(s, prev)
 	}
 	won, cur, err := h.counting.Claim(ctx, s, prev, node, ttl)
+	h.mu.Lock()
+	lose := h.loseReply[s]
+	delete(h.loseReply, s)
+	h.mu.Unlock()
+	if lose {
+		return false, store.Owner{}, errInjected
+	}
 	if h.afterClaim != nil && err == nil {
 		h.afterClaim(s, won, cur)
 	}
@@ -156,6 +164,35 @@ func TestRecoveryKeepsSessionsItCouldNotCheck(t *testing.T) {
 	}
 	if _, ok := a.Epoch("ok"); !ok || a.Stats().Fenced {
 		t.Fatalf("after recovery: %+v", a.Stats())
+	}
+}
+
+// A recovery claim that applied but whose reply was lost leaves the row one
+// epoch above what the node holds; the next recovery must recognise its own
+// claim, not count the session as adopted elsewhere.
+func TestRecoveryRecognisesItsOwnLostClaim(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	h := &hooked{counting: &counting{Store: c.store(false)}, loseReply: map[string]bool{"s": true}}
+	fenced, recovered := make(chan []string, 4), make(chan []string, 4)
+	buf := &discards{}
+	a := c.node("a", h, func(cfg *residency.Config) {
+		cfg.LeaseTTL, cfg.LeaseRenew = 2*time.Second, 400*time.Millisecond
+		cfg.OnFenced = func(s []string) { fenced <- s }
+		cfg.OnRecovered = func(lost []string) { recovered <- lost }
+		cfg.Flusher = buf
+	})
+	if _, err := a.EnsureOwned(context.Background(), "s"); err != nil {
+		t.Fatal(err)
+	}
+	h.renewFails.Store(true)
+	waitFor(t, fenced, "fence", 10*time.Second)
+	h.renewFails.Store(false)
+	if lost := waitFor(t, recovered, "recovery", 15*time.Second); len(lost) != 0 {
+		t.Fatalf("recovery lost %v", lost)
+	}
+	if e, ok := a.Epoch("s"); !ok || e != 2 || buf.has("s") {
+		t.Fatalf("after recovery: epoch %d owned %v discarded %v", e, ok, buf.has("s"))
 	}
 }
 

@@ -26,6 +26,9 @@ func (m *Manager) renewLoop() {
 		case <-t.C:
 		case <-m.kick:
 		}
+		if m.replaced.Load() {
+			continue // another process holds the node ID: never renew again
+		}
 		if m.leaseAge() >= m.cfg.LeaseTTL && !m.Fenced() {
 			m.fence()
 		}
@@ -75,9 +78,9 @@ func (m *Manager) renew() (renewed, lapsed bool) {
 	inFlight := 0
 	launch := func() {
 		inFlight++
-		wall, began := m.wall(), m.elapsed()
+		began := m.elapsed()
 		go func() {
-			err := m.store.RenewLease(ctx, m.cfg.NodeID, wall, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
+			err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
 			results <- result{began, err}
 		}()
 	}
@@ -169,6 +172,9 @@ const recoverParallelism = 32
 // that the lease may lapse, the recovery stops there and the node stays
 // fenced; the next successful renewal settles what is left.
 func (m *Manager) recover() {
+	if !m.holdsLease() {
+		return
+	}
 	check := m.ownedSnapshot()
 	for s := range m.settled {
 		delete(check, s)
@@ -198,7 +204,9 @@ func (m *Manager) recover() {
 				case err != nil:
 					unsettled++
 					m.cfg.Logger.Warn("holdover: ownership not settled, node stays fenced", "session", s, "err", err)
-				case won:
+				case won, cur.Node == m.cfg.NodeID && !cur.Ended && cur.Epoch > e:
+					// Won, or won by an earlier claim of this recovery whose
+					// reply was lost: only this process holds the node ID.
 					m.raiseOwned(s, e, cur.Epoch)
 					m.settled[s] = true
 				default:
@@ -264,6 +272,48 @@ feed:
 	if m.cfg.OnRecovered != nil {
 		m.cfg.OnRecovered(lost)
 	}
+}
+
+// holdsLease checks, before a recovery, that this process still holds the
+// node ID's lease: while it was paused past its lease another process with
+// the same node ID may have taken it over (Start), and then this one must
+// stay fenced for good. It retakes a lease that expired meanwhile.
+func (m *Manager) holdsLease() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
+	defer cancel()
+	held, cur, err := m.store.CheckLease(ctx, m.cfg.NodeID, m.incarnation, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
+	if err == nil && !held && (cur.Incarnation == "" || cur.Incarnation == m.incarnation) {
+		// Expired (or renewed after it expired, which leaves no holder):
+		// take it again unless someone else does first.
+		var l store.Lease
+		var found bool
+		if l, found, err = m.store.ReadLease(ctx, m.cfg.NodeID); err == nil {
+			cur = l
+			if !found || l.Incarnation == "" {
+				held, cur, err = m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
+			}
+		}
+	}
+	switch {
+	case err != nil:
+		m.cfg.Logger.Warn("holdover: lease not checked, node stays fenced", "node", m.cfg.NodeID, "err", err)
+		return false
+	case held:
+		return true
+	case cur.Incarnation != "" && cur.Incarnation != m.incarnation:
+		m.replaced.Store(true)
+		m.cfg.Logger.Error("holdover: another process took over this node ID while this one was paused; staying fenced for good",
+			"node", m.cfg.NodeID, "incarnation", m.incarnation, "successor", cur.Incarnation)
+	}
+	return false
+}
+
+// fencedErr is the error for acting as owner without a valid lease.
+func (m *Manager) fencedErr() error {
+	if m.replaced.Load() {
+		return ErrReplaced
+	}
+	return ErrFenced
 }
 
 // leaseCache remembers until when peers' leases were seen live, so a burst of

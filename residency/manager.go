@@ -2,6 +2,7 @@ package residency
 
 import (
 	"context"
+	"crypto/rand"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,9 @@ type Store interface {
 	EndOwner(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
 	ReadState(ctx context.Context, session string) ([]store.Item, error)
 	Fence(ctx context.Context, session string, epoch uint64, items []store.Item) error
-	RenewLease(ctx context.Context, node string, renewedAt time.Time, ttl, grace time.Duration) error
+	RenewLease(ctx context.Context, node string, ttl, grace time.Duration) error
+	TakeLease(ctx context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration) (bool, store.Lease, error)
+	CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration) (bool, store.Lease, error)
 	DropLease(ctx context.Context, node string) error
 	ReadLease(ctx context.Context, node string) (store.Lease, bool, error)
 	IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error
@@ -34,8 +37,9 @@ type Store interface {
 // Manager tracks which sessions this node owns and runs its lease. It is safe
 // for concurrent use.
 type Manager struct {
-	cfg   Config
-	store Store
+	cfg         Config
+	store       Store
+	incarnation string // this process's claim on the node ID's lease
 
 	mu     sync.RWMutex
 	owned  map[string]uint64 // session -> epoch this node owns it at
@@ -53,13 +57,14 @@ type Manager struct {
 	// Lease times are measured on the monotonic clock, as durations since
 	// started: a step of the wall clock can neither stretch nor cut a lease.
 	started   time.Time
-	wall      func() time.Time // the wall clock written into the lease row (tests step it)
+	wall      func() time.Time // the wall clock peers' leases are judged by (tests step it)
 	lastRenew atomic.Int64     // nanos since started at the start of the last successful renewal
 	// recoveredLost holds the sessions found lost by recoveries that stopped
 	// before the node could unfence, for OnRecovered; settled the sessions a
 	// recovery already settled since the fence. Lease goroutine only.
 	recoveredLost []string
 	settled       map[string]bool
+	replaced      atomic.Bool // another process took this node ID's lease: fenced for good
 	stats         counters
 
 	stop        chan struct{}
@@ -82,6 +87,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 	return &Manager{
 		cfg:         cfg,
 		store:       st,
+		incarnation: rand.Text()[:16],
 		owned:       make(map[string]uint64),
 		creates:     make(chan struct{}, cfg.MaxConcurrentCreates),
 		neg:         neg,
@@ -99,15 +105,44 @@ func New(cfg Config, st Store) (*Manager, error) {
 // NodeID is this node's identity.
 func (m *Manager) NodeID() string { return m.cfg.NodeID }
 
-// Start writes this node's lease (failing if it cannot) and starts renewing
-// it every LeaseRenew until Close.
+// Start takes this node ID's lease for this process (an incarnation of the
+// node) and starts renewing it every LeaseRenew until Close. While another
+// process holds the node ID's lease and renews it, Start waits for that lease
+// to expire (a restart after a crash waits at most LeaseTTL + MaxClockSkew;
+// after a graceful Close, not at all); if ctx ends first it returns a
+// *NodeIDInUseError. Two live processes never share a node ID: the one that
+// took the lease over from a paused process makes the paused one fence for
+// good when it wakes (it then reports ErrReplaced).
 func (m *Manager) Start(ctx context.Context) error {
-	wall, began := m.wall(), m.elapsed()
-	if err := m.store.RenewLease(ctx, m.cfg.NodeID, wall, m.cfg.LeaseTTL, m.cfg.MaxClockSkew); err != nil {
-		return err
+	var seen store.Lease
+	for {
+		l, found, err := m.store.ReadLease(ctx, m.cfg.NodeID)
+		if err != nil && ctx.Err() != nil && seen.Incarnation != "" {
+			err = &NodeIDInUseError{Node: m.cfg.NodeID, Incarnation: seen.Incarnation, RenewedAt: seen.RenewedAt, Err: ctx.Err()}
+		}
+		if err != nil {
+			return err
+		}
+		if found && l.Incarnation != m.incarnation && l.LiveAt(m.wall(), m.cfg.MaxClockSkew) {
+			seen = l
+			select {
+			case <-ctx.Done():
+				return &NodeIDInUseError{Node: m.cfg.NodeID, Incarnation: seen.Incarnation, RenewedAt: seen.RenewedAt, Err: ctx.Err()}
+			case <-time.After(min(m.cfg.LeaseRenew, 100*time.Millisecond)):
+			}
+			continue
+		}
+		began := m.elapsed()
+		took, _, err := m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
+		if err != nil {
+			return err
+		}
+		if took {
+			m.lastRenew.Store(int64(began))
+			m.stats.renewals.Add(1)
+			break
+		}
 	}
-	m.lastRenew.Store(int64(began))
-	m.stats.renewals.Add(1)
 	go m.renewLoop()
 	go m.refreshLoop()
 	return nil
@@ -139,7 +174,7 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 		return e, nil
 	}
 	if !m.LeaseValid() {
-		return 0, ErrFenced
+		return 0, m.fencedErr()
 	}
 	select {
 	case m.creates <- struct{}{}:

@@ -98,6 +98,7 @@ type counting struct {
 	fences     atomic.Int64
 	readDelay  time.Duration
 	renewFails atomic.Bool
+	renewDelay atomic.Int64 // nanoseconds each renewal waits before it is sent
 
 	createDelay            time.Duration
 	creating, mostCreating atomic.Int64 // ownership creations in flight, now and at most
@@ -123,11 +124,18 @@ func (c *counting) Fence(ctx context.Context, session string, epoch uint64, item
 	return c.Store.Fence(ctx, session, epoch, items)
 }
 
-func (c *counting) RenewLease(ctx context.Context, node string, at time.Time, ttl, grace time.Duration) error {
+func (c *counting) RenewLease(ctx context.Context, node string, ttl, grace time.Duration) error {
 	if c.renewFails.Load() {
 		return errors.New("injected: cassandra unreachable")
 	}
-	return c.Store.RenewLease(ctx, node, at, ttl, grace)
+	if d := time.Duration(c.renewDelay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return c.Store.RenewLease(ctx, node, ttl, grace)
 }
 
 // Claim is how a recovering node settles its sessions: it counts as an

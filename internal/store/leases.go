@@ -12,31 +12,85 @@ import (
 // carries a TTL, so a node that stops renewing disappears by itself.
 type Lease struct {
 	Node      string
-	RenewedAt time.Time     // when the renewal started, on the node's clock
-	TTL       time.Duration // how long the node acts as owner after RenewedAt
+	RenewedAt time.Time     // when Cassandra applied the last renewal, on its clock
+	TTL       time.Duration // how long the node acts as owner after a renewal
 	Remaining time.Duration // what is left of the row's own TTL, as Cassandra counts
+	// Incarnation names the process (one Open) that holds the node ID's lease:
+	// two processes with one node ID never hold it at once.
+	Incarnation string
 }
 
 // LiveAt reports whether the lease may still be held at now (a peer's clock):
 // until RenewedAt + TTL + grace, where grace bounds the skew between the
-// node's clock and the peer's. The node itself stops acting as owner TTL
-// after the renewal started, measured on its monotonic clock, so a peer that
-// finds the lease expired knows the node has stopped.
+// peer's clock and Cassandra's. The node itself stops acting as owner TTL
+// after it sent the renewal (before Cassandra applied it), measured on its
+// monotonic clock, so a peer that finds the lease expired knows the node has
+// stopped, whatever the node's own wall clock says.
 func (l Lease) LiveAt(now time.Time, grace time.Duration) bool {
 	return now.Before(l.RenewedAt.Add(l.TTL + grace))
 }
 
-// RenewLease writes node's lease: renewed at renewedAt (the node's clock when
-// the renewal started) for ttl. The row itself lives long enough that
-// Cassandra's whole-second TTLs and clock skew up to grace between the
-// node, Cassandra and peers never remove it before LiveAt turns false:
-// ttl + 2*grace rounded up to seconds, plus one second (Cassandra expires a
-// cell when its clock reaches the second the TTL ends in, so a row can vanish
-// up to a second early).
-func (st *Store) RenewLease(ctx context.Context, node string, renewedAt time.Time, ttl, grace time.Duration) error {
-	err := st.s.Query(st.stmts.upsertLease, node, renewedAt, ttl.Milliseconds(), ttlSeconds(ttl+2*grace)+1).
-		Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
+// RenewLease renews node's lease for ttl, stamped with the coordinator's
+// clock (toTimestamp(now()), at a server-side write timestamp, so the node's
+// own clock matters nowhere). It leaves the incarnation as it is: a process
+// that was replaced and renews anyway refreshes its successor's lease and
+// learns it was replaced at its next CheckLease. The row itself lives long
+// enough that Cassandra's whole-second TTLs and clock skew up to grace
+// between Cassandra's nodes and the peers never remove it before LiveAt turns
+// false: ttl + 2*grace rounded up to seconds, plus one second (Cassandra
+// expires a cell when its clock reaches the second the TTL ends in, so a row
+// can vanish up to a second early).
+func (st *Store) RenewLease(ctx context.Context, node string, ttl, grace time.Duration) error {
+	err := st.s.Query(st.stmts.upsertLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), node).
+		DefaultTimestamp(false).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	return wrap("renew lease", "", err)
+}
+
+func leaseRowTTL(ttl, grace time.Duration) int { return ttlSeconds(ttl+2*grace) + 1 }
+
+// TakeLease makes incarnation the holder of node's lease, provided the lease
+// is still as the caller read it: absent (found false) or prev, unchanged
+// since (a lightweight transaction). It returns false, with the lease as it
+// is now, when the lease changed meanwhile.
+func (st *Store) TakeLease(ctx context.Context, node, incarnation string, prev Lease, found bool, ttl, grace time.Duration) (bool, Lease, error) {
+	row := map[string]any{}
+	var q *gocql.Query
+	if found {
+		q = st.s.Query(st.stmts.retakeLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), incarnation, node, prev.RenewedAt)
+	} else {
+		q = st.s.Query(st.stmts.takeLease, node, ttl.Milliseconds(), incarnation, leaseRowTTL(ttl, grace))
+	}
+	applied, err := q.MapScanCASContext(ctx, row)
+	if err != nil {
+		return false, Lease{}, wrap("take lease", "", err)
+	}
+	return applied, leaseFromCAS(node, row), nil
+}
+
+// CheckLease renews node's lease if incarnation still holds it (a
+// lightweight transaction, so it also sees a takeover in progress). When it
+// does not, held is false and cur is the lease as it is (zero when absent).
+func (st *Store) CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration) (held bool, cur Lease, err error) {
+	row := map[string]any{}
+	applied, err := st.s.Query(st.stmts.checkLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), node, incarnation).MapScanCASContext(ctx, row)
+	if err != nil {
+		return false, Lease{}, wrap("check lease", "", err)
+	}
+	return applied, leaseFromCAS(node, row), nil
+}
+
+func leaseFromCAS(node string, row map[string]any) Lease {
+	l := Lease{Node: node}
+	if v, ok := row["renewed_at"].(time.Time); ok {
+		l.RenewedAt = v
+	}
+	if v, ok := row["ttl_ms"].(int64); ok {
+		l.TTL = time.Duration(v) * time.Millisecond
+	}
+	if v, ok := row["incarnation"].(string); ok {
+		l.Incarnation = v
+	}
+	return l
 }
 
 // DropLease deletes node's lease, so peers see the node gone at once.
@@ -51,7 +105,7 @@ func (st *Store) ReadLease(ctx context.Context, node string) (l Lease, found boo
 	var ttlMS int64
 	var remaining int
 	err = st.s.Query(st.stmts.selectLease, node).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).
-		ScanContext(ctx, &l.RenewedAt, &ttlMS, &remaining)
+		ScanContext(ctx, &l.RenewedAt, &ttlMS, &remaining, &l.Incarnation)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return Lease{}, false, nil
 	}
@@ -73,7 +127,7 @@ func (st *Store) Leases(ctx context.Context) ([]Lease, error) {
 		ttlMS     int64
 		remaining int
 	)
-	for iter.Scan(&l.Node, &l.RenewedAt, &ttlMS, &remaining) {
+	for iter.Scan(&l.Node, &l.RenewedAt, &ttlMS, &remaining, &l.Incarnation) {
 		l.TTL = time.Duration(ttlMS) * time.Millisecond
 		l.Remaining = time.Duration(remaining) * time.Second
 		out = append(out, l)

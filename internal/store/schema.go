@@ -39,7 +39,8 @@ func schema(o Options) []string {
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
 			node text PRIMARY KEY,
 			renewed_at timestamp,
-			ttl_ms bigint
+			ttl_ms bigint,
+			incarnation text
 		) WITH comment = 'holdover: node liveness leases' AND gc_grace_seconds = 3600`, ks, t.Leases),
 	}
 }

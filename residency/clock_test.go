@@ -1,0 +1,97 @@
+package residency
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/store"
+)
+
+// slowRenewals delays every lease renewal by delay.
+type slowRenewals struct {
+	*store.Store
+	delay atomic.Int64
+}
+
+func (s *slowRenewals) RenewLease(ctx context.Context, node string, ttl, grace time.Duration) error {
+	select {
+	case <-time.After(time.Duration(s.delay.Load())):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.RenewLease(ctx, node, ttl, grace)
+}
+
+// The node's wall clock steps back an hour, then its renewals stall. The
+// lease's life is measured on the monotonic clock and stamped by Cassandra,
+// so the step changes nothing: peers see the lease live, the node stops
+// acting as owner LeaseTTL after its last successful renewal was sent, and no
+// peer sees the lease expire before that.
+func TestLeaseIgnoresWallClockSteps(t *testing.T) {
+	t.Parallel()
+	hosts, port := cassandratest.Hosts(t)
+	ks := cassandratest.Keyspace(t)
+	open := func(schema bool) *store.Store {
+		st, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: ks, CreateSchema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		return st
+	}
+	ctx := context.Background()
+	slow := &slowRenewals{Store: open(true)}
+	const ttl = 2 * time.Second
+	a, err := New(Config{NodeID: "stepped", LeaseTTL: ttl}, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.wall = func() time.Time { return time.Now().Add(-time.Hour) }
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx, false)
+	b, err := New(Config{NodeID: "peer", LeaseTTL: ttl, LeaseCacheTTL: time.Millisecond}, open(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx, false)
+	time.Sleep(ttl) // renewals go on across the step
+	if live, err := b.Live(ctx, "stepped"); err != nil || !live || !a.LeaseValid() {
+		t.Fatalf("after the step: peer sees live=%v (%v), node valid=%v", live, err, a.LeaseValid())
+	}
+	slow.delay.Store(int64(time.Minute))
+	var stopped, seenDead time.Time
+	deadline := time.Now().Add(15 * time.Second)
+	for (stopped.IsZero() || seenDead.IsZero()) && time.Now().Before(deadline) {
+		if stopped.IsZero() && !a.LeaseValid() {
+			stopped = time.Now()
+		}
+		if seenDead.IsZero() {
+			if live, err := b.Live(ctx, "stepped"); err != nil {
+				t.Fatal(err)
+			} else if !live {
+				seenDead = time.Now()
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if stopped.IsZero() || seenDead.IsZero() {
+		t.Fatalf("stopped at %v, seen dead at %v", stopped, seenDead)
+	}
+	lastSent := a.started.Add(time.Duration(a.lastRenew.Load()))
+	if life := stopped.Sub(lastSent); life < ttl || life > ttl+100*time.Millisecond {
+		t.Fatalf("the node stopped acting %v after its last renewal was sent, want %v", life, ttl)
+	}
+	if !seenDead.After(stopped) {
+		t.Fatalf("a peer saw the lease expire %v before the node stopped", stopped.Sub(seenDead))
+	}
+	t.Logf("node stopped %v after its last renewal; the peer saw it gone %v later",
+		stopped.Sub(lastSent).Round(time.Millisecond), seenDead.Sub(stopped).Round(time.Millisecond))
+}
