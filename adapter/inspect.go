@@ -20,7 +20,8 @@ import (
 // so they see what a node's Adopt would see; they may lag a node's unflushed
 // commits by the flush window. It is safe for concurrent use.
 type Inspector struct {
-	st *store.Store
+	st   *store.Store
+	skew time.Duration // the peers' margin on leases (HOLDOVER_MAX_CLOCK_SKEW)
 }
 
 // OpenInspector connects to cfg.Keyspace with the hosts, TLS, credentials,
@@ -38,7 +39,7 @@ func OpenInspector(ctx context.Context, cfg Config) (*Inspector, error) {
 	}
 	st, err := store.Open(ctx, o)
 	if err == nil {
-		return &Inspector{st: st}, nil
+		return &Inspector{st: st, skew: cfg.MaxClockSkew}, nil
 	}
 	if c, derr := describeCluster(ctx, o); derr == nil && !c.KeyspaceExists {
 		return nil, &noKeyspaceError{keyspace: o.Keyspace, at: cassandraAt(o)}
@@ -115,10 +116,8 @@ type Lease struct {
 	RenewedAt time.Time
 	// TTL is the lease's time to live (the node's HOLDOVER_LEASE_TTL).
 	TTL time.Duration
-	// Remaining is what is left of the row's own TTL, in whole seconds, as
-	// Cassandra counts it. The row outlives the lease (see
-	// HOLDOVER_MAX_CLOCK_SKEW): peers take the node as live until RenewedAt +
-	// TTL + HOLDOVER_MAX_CLOCK_SKEW.
+	// Remaining is what is left of the lease as peers judge it: until
+	// RenewedAt + TTL + HOLDOVER_MAX_CLOCK_SKEW, on this machine's clock.
 	Remaining time.Duration
 	// Incarnation names the process holding the lease (a random ID chosen at
 	// each Open), so a restart of the node shows as a new incarnation.
@@ -129,7 +128,20 @@ type Lease struct {
 // lease expired, or it never ran).
 func (i *Inspector) Lease(ctx context.Context, node string) (l Lease, found bool, err error) {
 	sl, found, err := i.st.ReadLease(ctx, node)
-	return Lease(sl), found, err
+	if err != nil || !found {
+		return Lease{}, false, err
+	}
+	return i.lease(sl, time.Now())
+}
+
+// lease converts a stored lease, found false when peers take it as expired
+// (its row outlives it a little).
+func (i *Inspector) lease(sl store.Lease, now time.Time) (Lease, bool, error) {
+	if !sl.LiveAt(now, i.skew) {
+		return Lease{}, false, nil
+	}
+	sl.Remaining = sl.RenewedAt.Add(sl.TTL + i.skew).Sub(now)
+	return Lease(sl), true, nil
 }
 
 // Leases lists every live lease, in node order.
@@ -138,9 +150,12 @@ func (i *Inspector) Leases(ctx context.Context) ([]Lease, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := time.Now()
 	leases := make([]Lease, 0, len(sls))
 	for _, sl := range sls {
-		leases = append(leases, Lease(sl))
+		if l, live, _ := i.lease(sl, now); live {
+			leases = append(leases, l)
+		}
 	}
 	slices.SortFunc(leases, func(a, b Lease) int { return cmp.Compare(a.Node, b.Node) })
 	return leases, nil
