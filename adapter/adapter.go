@@ -1,6 +1,8 @@
 package adapter
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -123,6 +125,8 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		GroupBytes:      int64(cfg.FlushGroupBytes),
 		RetryMin:        cfg.RetryMin,
 		RetryMax:        cfg.RetryMax,
+		MaxWindow:       cfg.MaxWindow,
+		OnOverload:      a.overload,
 		OnDrop:          a.dropped,
 		OnFlush:         a.flushed,
 		Clock:           o.clock,
@@ -178,4 +182,14 @@ func (a *Adapter) dropped(session string, err error, items int) {
 	if a.hooks.OnDropped != nil {
 		a.hooks.OnDropped(session, items, err)
 	}
+}
+
+// overload logs when commits start and stop being refused with ErrOverloaded.
+func (a *Adapter) overload(on bool, oldest, flight time.Duration) {
+	if on {
+		a.log.Warn("holdover: refusing commits: unwritten changes would outlive HOLDOVER_MAX_WINDOW",
+			"max_window", a.cfg.MaxWindow, "oldest_unwritten", oldest, "longest_recent_flush", flight)
+		return
+	}
+	a.log.Info("holdover: accepting commits again", "oldest_unwritten", oldest, "longest_recent_flush", flight)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/holdover/holdover/internal/cassandratest"
 )
 
-func testConfig(t *testing.T, node, keyspace string) Config {
+func testConfig(t testing.TB, node, keyspace string) Config {
 	t.Helper()
 	hosts, port := cassandratest.Hosts(t)
 	cfg := DefaultConfig()
@@ -22,7 +22,7 @@ func testConfig(t *testing.T, node, keyspace string) Config {
 	return cfg
 }
 
-func openNode(t *testing.T, cfg Config, opts ...Option) *Adapter {
+func openNode(t testing.TB, cfg Config, opts ...Option) *Adapter {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -29,7 +29,9 @@ type Session struct {
 	Items []Item
 }
 
-// Map returns the items as a map from key to value.
+// Map returns the items as a map from key to value. A key committed with an
+// empty value is present with a zero-length (nil) value; a deleted key is
+// absent: test presence with the two-value form, v, ok := m[key].
 func (s *Session) Map() map[string][]byte {
 	m := make(map[string][]byte, len(s.Items))
 	for _, it := range s.Items {

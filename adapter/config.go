@@ -84,8 +84,11 @@ type Config struct {
 
 	// SerialConsistency is the serial consistency level of the lightweight
 	// transactions that claim sessions. HOLDOVER_SERIAL_CONSISTENCY; default
-	// "LOCAL_SERIAL"; SERIAL or LOCAL_SERIAL.
-	SerialConsistency string `env:"SERIAL_CONSISTENCY" envDefault:"LOCAL_SERIAL"`
+	// "SERIAL"; SERIAL or LOCAL_SERIAL. LOCAL_SERIAL decides each data center
+	// apart, so Open refuses it when the keyspace's replicas are in more than
+	// one data center (two nodes could both adopt one session); with one data
+	// center both levels ask the same replicas.
+	SerialConsistency string `env:"SERIAL_CONSISTENCY" envDefault:"SERIAL"`
 
 	// ConnectTimeout bounds establishing each connection to Cassandra.
 	// HOLDOVER_CONNECT_TIMEOUT, a duration; default 5s; range 100ms..5m.
@@ -201,6 +204,15 @@ type Config struct {
 	// HOLDOVER_MAX_SESSION_ID_BYTES, bytes; default 128; range 1..1024.
 	MaxSessionIDBytes int `env:"MAX_SESSION_ID_BYTES" envDefault:"128"`
 
+	// MaxWindow bounds the durability window: while the oldest unwritten
+	// change plus the recent flush latency exceeds it (flushes cannot keep up:
+	// a backlog, Cassandra slow or down), Commit and End refuse with
+	// ErrOverloaded instead of acknowledging changes that would likely stay
+	// unwritten longer; they accept again once that falls under 3/4 of it.
+	// HOLDOVER_MAX_WINDOW, a duration; default 1s; 0 (off) or above
+	// HOLDOVER_FLUSH_DELAY and at most 1h.
+	MaxWindow time.Duration `env:"MAX_WINDOW" envDefault:"1s"`
+
 	// RetryMin is the first backoff after a transient Cassandra error; it
 	// doubles (with jitter) on each further failure up to RetryMax.
 	// HOLDOVER_RETRY_MIN, a duration; default 50ms; range 1ms..1m.
@@ -273,7 +285,7 @@ func DefaultConfig() Config {
 		ReplicationFactor: 1,
 		CreateSchema:      true,
 		Consistency:       "LOCAL_QUORUM",
-		SerialConsistency: "LOCAL_SERIAL",
+		SerialConsistency: "SERIAL",
 		ConnectTimeout:    5 * time.Second,
 		Timeout:           5 * time.Second,
 		NodeID:            defaultNodeID(),
@@ -287,6 +299,7 @@ func DefaultConfig() Config {
 		MaxValueBytes:     1 * MiB,
 		MaxKeyBytes:       256,
 		MaxSessionIDBytes: 128,
+		MaxWindow:         time.Second,
 		RetryMin:          50 * time.Millisecond,
 		RetryMax:          5 * time.Second,
 		LeaseTTL:          10 * time.Second,

@@ -189,6 +189,11 @@ func (c Config) Validate() error {
 	k.intIn("HOLDOVER_MAX_KEY_BYTES", c.MaxKeyBytes, 1, 4096)
 	k.intIn("HOLDOVER_MAX_SESSION_ID_BYTES", c.MaxSessionIDBytes, 1, 1024)
 
+	// Compared with the flush delay only when that is valid: one problem each.
+	delayOK := c.FlushDelay >= time.Millisecond && c.FlushDelay <= time.Hour
+	if c.MaxWindow != 0 && (c.MaxWindow < 0 || (delayOK && c.MaxWindow <= c.FlushDelay) || c.MaxWindow > time.Hour) {
+		k.add("HOLDOVER_MAX_WINDOW", "must be 0 (off) or above HOLDOVER_FLUSH_DELAY (%s) and at most 1h, got %s", fmtDuration(c.FlushDelay), fmtDuration(c.MaxWindow))
+	}
 	k.durationIn("HOLDOVER_RETRY_MIN", c.RetryMin, time.Millisecond, time.Minute)
 	if c.RetryMax < c.RetryMin || c.RetryMax > 10*time.Minute {
 		k.add("HOLDOVER_RETRY_MAX", "must be between HOLDOVER_RETRY_MIN (%s) and 10m, got %s", fmtDuration(c.RetryMin), fmtDuration(c.RetryMax))

@@ -42,12 +42,15 @@ func (c Config) storeOptions() (store.Options, error) {
 		CreateSchema:      c.CreateSchema,
 		Consistency:       cons,
 		SerialConsistency: serial,
-		ConnectTimeout:    c.ConnectTimeout,
-		Timeout:           c.Timeout,
-		TLS:               tlsConf,
-		Username:          c.Username,
-		Password:          c.Password,
-		StateTTL:          c.StateTTL,
+		// The store checks LOCAL_SERIAL against the keyspace's data centers
+		// when it connects, after Validate; its refusal names the variable.
+		SerialConsistencyVar: "HOLDOVER_SERIAL_CONSISTENCY",
+		ConnectTimeout:       c.ConnectTimeout,
+		Timeout:              c.Timeout,
+		TLS:                  tlsConf,
+		Username:             c.Username,
+		Password:             c.Password,
+		StateTTL:             c.StateTTL,
 		Limits: store.Limits{
 			MaxSessionIDBytes: c.MaxSessionIDBytes,
 			MaxKeyBytes:       c.MaxKeyBytes,

@@ -77,20 +77,21 @@ func TestStoreOptionsMapsEveryField(t *testing.T) {
 	}
 	got.TLS = nil
 	want := store.Options{
-		Hosts:             []string{"10.0.0.1", "10.0.0.2:9142"},
-		Port:              9142,
-		LocalDC:           "dc2",
-		Keyspace:          "Sessions_v2",
-		Replication:       "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 5}",
-		CreateSchema:      false,
-		Consistency:       gocql.EachQuorum,
-		SerialConsistency: gocql.Serial,
-		ConnectTimeout:    7 * time.Second,
-		Timeout:           750 * time.Millisecond,
-		Username:          "holdover",
-		Password:          testPassword,
-		StateTTL:          720 * time.Hour,
-		Limits:            store.Limits{MaxSessionIDBytes: 200, MaxKeyBytes: 512, MaxValueBytes: 3 << 20},
+		Hosts:                []string{"10.0.0.1", "10.0.0.2:9142"},
+		Port:                 9142,
+		LocalDC:              "dc2",
+		Keyspace:             "Sessions_v2",
+		Replication:          "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 5}",
+		CreateSchema:         false,
+		Consistency:          gocql.EachQuorum,
+		SerialConsistency:    gocql.Serial,
+		SerialConsistencyVar: "HOLDOVER_SERIAL_CONSISTENCY",
+		ConnectTimeout:       7 * time.Second,
+		Timeout:              750 * time.Millisecond,
+		Username:             "holdover",
+		Password:             testPassword,
+		StateTTL:             720 * time.Hour,
+		Limits:               store.Limits{MaxSessionIDBytes: 200, MaxKeyBytes: 512, MaxValueBytes: 3 << 20},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("storeOptions() =\n%+v\nwant\n%+v", got, want)
@@ -133,8 +134,8 @@ func TestStoreOptionsDefaults(t *testing.T) {
 	if o.TLS != nil {
 		t.Errorf("TLS = %+v, want nil (plain connections) by default", o.TLS)
 	}
-	if o.Consistency != gocql.LocalQuorum || o.SerialConsistency != gocql.LocalSerial {
-		t.Errorf("consistency = %v/%v, want LOCAL_QUORUM/LOCAL_SERIAL", o.Consistency, o.SerialConsistency)
+	if o.Consistency != gocql.LocalQuorum || o.SerialConsistency != gocql.Serial {
+		t.Errorf("consistency = %v/%v, want LOCAL_QUORUM/SERIAL", o.Consistency, o.SerialConsistency)
 	}
 	if o.Replication != "{'class': 'SimpleStrategy', 'replication_factor': 1}" || !o.CreateSchema {
 		t.Errorf("replication = %q, create schema = %v", o.Replication, o.CreateSchema)

@@ -88,6 +88,7 @@ func (t *telemetry) register(a *Adapter) error {
 	inFlight := gauge("holdover.buffer.flushes_in_flight", "{flush}", "Flushes running now.")
 	owned := gauge("holdover.sessions.owned", "{session}", "Sessions this node owns.")
 	fenced := gauge("holdover.lease.fenced", "1", "1 while this node is self-fenced.")
+	overloaded := gauge("holdover.buffer.overloaded", "1", "1 while commits are refused because unwritten changes would outlive HOLDOVER_MAX_WINDOW.")
 	commits := counter("holdover.commits", "{commit}", "Commit calls applied.")
 	changes := counter("holdover.changes", "{change}", "Changes in applied commits.")
 	coalesced := counter("holdover.coalesced", "{change}", "Pending changes replaced before being flushed.")
@@ -97,6 +98,7 @@ func (t *telemetry) register(a *Adapter) error {
 	drops := counter("holdover.flush.drops", "{flush}", "Snapshots dropped after a permanent error.")
 	droppedItems := counter("holdover.flush.dropped_items", "{item}", "Items in dropped snapshots.")
 	refusals := counter("holdover.commit.refusals", "{commit}", "Commits refused with ErrBufferFull.")
+	overloads := counter("holdover.commit.overloads", "{commit}", "Commits refused with ErrOverloaded (HOLDOVER_MAX_WINDOW).")
 	splits := counter("holdover.flush.splits", "{snapshot}", "Snapshots split over HOLDOVER_MAX_BATCH_BYTES (atomic per part only).")
 	groups := counter("holdover.flush.groups", "{request}", "Flush requests that carried several sessions (HOLDOVER_FLUSH_GROUP_MAX).")
 	grouped := counter("holdover.flush.grouped", "{snapshot}", "Session snapshots written in those requests.")
@@ -124,6 +126,12 @@ func (t *telemetry) register(a *Adapter) error {
 			f = 1
 		}
 		o.ObserveInt64(fenced, f)
+		ov := int64(0)
+		if b.Overloaded {
+			ov = 1
+		}
+		o.ObserveInt64(overloaded, ov)
+		o.ObserveInt64(overloads, int64(b.Overloads))
 		o.ObserveInt64(commits, int64(b.Commits))
 		o.ObserveInt64(changes, int64(b.Changes))
 		o.ObserveInt64(coalesced, int64(b.Coalesced))
@@ -148,7 +156,7 @@ func (t *telemetry) register(a *Adapter) error {
 		return nil
 	}, pendingSessions, pendingBytes, oldest, inFlight, owned, fenced, commits, changes, coalesced, flushes,
 		flushedItems, retries, drops, droppedItems, refusals, splits, groups, grouped, created, conflicts, negHits, renewals, renewFails, released,
-		refreshed, lost, fences)
+		refreshed, lost, fences, overloaded, overloads)
 	return err
 }
 

@@ -52,7 +52,8 @@ type Buffer struct {
 	report   Report
 	closeErr error
 
-	ctr counters
+	ctr    counters
+	window windowGuard
 
 	shards [shardCount]shard
 }
@@ -87,12 +88,15 @@ func New(cfg Config, flush FlushFunc) (*Buffer, error) {
 	}
 	b.base = b.clock.Now()
 	b.wake.Store(math.MaxInt64)
+	b.window.max = int64(cfg.MaxWindow)
+	b.window.tick = min(max(cfg.MaxWindow/20, time.Millisecond), 50*time.Millisecond)
 	b.flightCtx, b.cancelFlights = context.WithCancel(context.Background())
 	for i := range b.shards {
 		b.shards[i].sessions = make(map[string]*session)
 		b.shards[i].seed = hashSeed(b.seed) // keys hash apart from session IDs
 	}
 	go b.loop()
+	b.startWatchdog()
 	return b, nil
 }
 

@@ -4,7 +4,7 @@ import "fmt"
 
 // Commit records the changes of one committed transaction of a session. It never does
 // I/O and never waits for a flush. The changes are applied whole or not at all: on
-// ErrBufferFull, ErrClosed or an input error (empty session ID or key, value over
+// ErrBufferFull, ErrOverloaded, ErrClosed or an input error (empty session ID or key, value over
 // MaxValueLen) nothing was applied. Each key keeps only its latest change until the
 // session's next flush. The buffer copies keys and values; the caller may reuse them
 // when Commit returns. Keys may be up to MaxKeyLen bytes long.
@@ -191,7 +191,7 @@ func changeError(i int, c *Change) error {
 }
 
 // lockShard returns the session's shard, locked, unless the session ID is
-// empty or the buffer is closed.
+// empty, the buffer is closed, or it is overloaded (Config.MaxWindow).
 func (b *Buffer) lockShard(session string) (*shard, error) {
 	if session == "" {
 		return nil, errEmptySession
@@ -201,6 +201,11 @@ func (b *Buffer) lockShard(session string) (*shard, error) {
 	if sh.closed {
 		sh.mu.Unlock()
 		return nil, ErrClosed
+	}
+	if b.window.overloaded.Load() {
+		sh.overloads++
+		sh.mu.Unlock()
+		return nil, ErrOverloaded
 	}
 	return sh, nil
 }

@@ -24,6 +24,22 @@ type Config struct {
 	// Delay. Default 256 MiB; range 64 KiB to 1 TiB.
 	MaxPendingBytes int64
 
+	// MaxWindow bounds the durability window: while the oldest unwritten change in
+	// the buffer (in flight included) plus the longest FlushFunc call of about the
+	// last second exceeds it, Commit and End refuse with ErrOverloaded instead of
+	// accepting changes they would likely leave unwritten longer than that. It
+	// complements MaxPendingBytes (which bounds memory, not time): while the store
+	// is down the buffer refuses within MaxWindow instead of filling up to the cap.
+	// 0 (the default) disables the bound; otherwise it must exceed Delay, and at
+	// most 1h.
+	MaxWindow time.Duration
+
+	// OnOverload, when set, is called by the watchdog when Commit and End start
+	// refusing with ErrOverloaded (on) and when they stop, with the age of the
+	// oldest unwritten change and the longest recent FlushFunc call then. It must
+	// not block.
+	OnOverload func(on bool, oldest, flight time.Duration)
+
 	// MaxSessionItems flushes a session early once it has this many dirty items.
 	// Default 1024; range 1 to 1<<20.
 	MaxSessionItems int
@@ -72,7 +88,9 @@ type Config struct {
 	Clock Clock
 
 	// OnDrop, if set, is called when a permanent error drops a snapshot (or one part of
-	// a split snapshot), with the session, the error and the number of items lost. It is
+	// a split snapshot), with the session, the error and the number of items lost. The
+	// parts after a part that failed permanently are dropped unwritten, one call each,
+	// with an error wrapping ErrEarlierPartFailed and the failed part's error. It is
 	// called from a flush goroutine, never under a lock of the buffer and never on the
 	// Commit path; it must not block for long.
 	OnDrop func(session string, err error, items int)
@@ -154,6 +172,9 @@ func (c Config) Validate() error {
 		}
 	}
 	durRange("Delay", c.Delay, time.Millisecond, time.Hour)
+	if c.MaxWindow != 0 && (c.MaxWindow <= c.Delay || c.MaxWindow > time.Hour) {
+		errs = append(errs, fmt.Errorf("buffer: Config.MaxWindow is %v; must be 0 (off) or above Delay (%v) and at most 1h", c.MaxWindow, c.Delay))
+	}
 	intRange("MaxPendingBytes", c.MaxPendingBytes, 64<<10, 1<<40)
 	intRange("MaxSessionItems", int64(c.MaxSessionItems), 1, 1<<20)
 	intRange("MaxSessionBytes", c.MaxSessionBytes, 1<<10, max(c.MaxPendingBytes, 1<<10))

@@ -41,13 +41,17 @@
 // A snapshot larger than Config.MaxBatchBytes is split, in key order, into parts
 // written one after the other with the same Seq. Atomicity then holds per part only:
 // a crash between parts leaves the session with some parts of that state written and
-// others not. Splits are counted in Stats.Splits.
+// others not. A permanent error in one part drops the parts after it unwritten (each
+// reported with an error wrapping ErrEarlierPartFailed), so no later part lands
+// without the failed one; an End in a dropped part 1 is dropped with it. Splits are
+// counted in Stats.Splits.
 //
 // # Errors
 //
 // An error from the flush function is permanent when IsPermanent reports so (wrap it
-// with Permanent); the snapshot (or part) is then dropped, reported to Config.OnDrop
-// and counted, while newer commits of the session and all other sessions carry on.
+// with Permanent); the snapshot (or part, with the parts after it) is then dropped,
+// reported to Config.OnDrop and counted, while newer commits of the session and all
+// other sessions carry on.
 // Every other error is transient: the session is retried after a capped exponential
 // backoff with jitter, from a snapshot rebuilt from its latest state (the failed items
 // go back under any newer changes of the same keys) with a new, higher Seq. Retrying

@@ -10,6 +10,14 @@ var (
 	// (or after Flush) may succeed.
 	ErrBufferFull = errors.New("buffer: full: pending bytes would exceed MaxPendingBytes")
 
+	// ErrOverloaded is returned by Commit and End while flushes cannot keep the
+	// durability window under Config.MaxWindow (a backlog, a slow or unreachable
+	// store): a change accepted now would likely stay unwritten longer than that.
+	// Nothing of the call was applied; the refusal is counted in Stats.Overloads. It
+	// is retryable: the refusal lifts once the oldest unwritten change plus the
+	// recent flush latency is back under three quarters of MaxWindow.
+	ErrOverloaded = errors.New("buffer: overloaded: unwritten changes would outlive MaxWindow")
+
 	// ErrClosed is returned by Commit and End once Close has been called, and by Flush
 	// when Close ended with state left unwritten.
 	ErrClosed = errors.New("buffer: closed")
@@ -22,6 +30,12 @@ var (
 	// Seq would reach 1<<SeqBits (around the year 2080, or earlier with a clock far in
 	// the future).
 	ErrSeqExhausted error = permanentError{errors.New("buffer: Seq would reach 1<<SeqBits")}
+
+	// ErrEarlierPartFailed is wrapped by the error with which the later parts of a
+	// split snapshot are dropped, unwritten, after an earlier part failed permanently;
+	// that error also wraps the earlier part's error and names the part ("part 1 of
+	// 3"). It is permanent.
+	ErrEarlierPartFailed error = permanentError{errors.New("buffer: an earlier part of the snapshot failed permanently")}
 )
 
 // Permanent wraps err so that IsPermanent reports true for it: a FlushFunc returns

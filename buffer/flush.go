@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +27,10 @@ type flight struct {
 	seq     uint64    // the snapshot's sequence
 	seqErr  error     // the sequence clock could not give one: the snapshot is dropped
 	buf     *[]Item   // items' pooled backing array
+
+	// dropRest, when set, drops the parts not yet written, unwritten: the sequence
+	// clock gave none (seqErr), or an earlier part failed permanently.
+	dropRest error
 }
 
 type drop struct {
@@ -81,6 +86,7 @@ func (b *Buffer) take(s *session) *flight {
 		b.ctr.splits.Add(1)
 	}
 	f.seq, f.seqErr = b.seq.next(b.clock.Now())
+	f.dropRest = f.seqErr
 	return f
 }
 
@@ -98,12 +104,13 @@ func (b *Buffer) snapshot(f *flight, i, start, end int) Snapshot {
 }
 
 // fly writes f part by part through the FlushFunc, stopping at the first transient
-// error.
+// error. After a permanent error the later parts are dropped unwritten: written
+// without the failed part they would persist a state the session never had.
 func (b *Buffer) fly(f *flight) {
 	start := 0
 	for i, end := range f.parts {
-		if f.seqErr != nil {
-			b.dropPart(f, f.seqErr, end-start)
+		if f.dropRest != nil {
+			b.dropPart(f, f.dropRest, end-start)
 			start = end
 			continue
 		}
@@ -112,6 +119,7 @@ func (b *Buffer) fly(f *flight) {
 		b.ctr.inFlight.Add(1)
 		err := b.flush(b.flightCtx, &snap)
 		b.ctr.inFlight.Add(-1)
+		b.flew(t0)
 		b.wrote(f, &snap, start, t0, err)
 		if f.failed >= 0 {
 			break
@@ -137,10 +145,20 @@ func (b *Buffer) wrote(f *flight, snap *Snapshot, start int, t0 time.Time, err e
 		b.ctr.flushedItems.Add(uint64(len(snap.Items)))
 	case IsPermanent(err):
 		b.dropPart(f, err, len(snap.Items))
+		if snap.Part < snap.Parts {
+			f.dropRest = fmt.Errorf("%w: part %d of %d: %w", ErrEarlierPartFailed, snap.Part, snap.Parts, err)
+		}
 	default:
 		f.failed, f.err = start, err
 		f.ended = f.ended && snap.Part == 1 // a written part 1 carried the End
 		b.ctr.retries.Add(1)
+	}
+}
+
+// flew records for the window bound how long a call begun at t0 took.
+func (b *Buffer) flew(t0 time.Time) {
+	if b.window.max != 0 {
+		b.window.flew(b.clock.Now().Sub(t0))
 	}
 }
 
@@ -220,6 +238,7 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 	b.ctr.inFlight.Add(int64(n))
 	b.cfg.GroupFlush(b.flightCtx, g.ptrs, g.errs)
 	b.ctr.inFlight.Add(-int64(n))
+	b.flew(t0)
 	b.ctr.groups.Add(1)
 	b.ctr.grouped.Add(uint64(n))
 	for i, f := range g.flights {

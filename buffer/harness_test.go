@@ -90,8 +90,14 @@ type harness struct {
 	waiting  int                   // calls parked at the gate
 	dropped  map[string]map[string]bool
 	droppedS map[string]bool // sessions whose End was dropped
-	onDrop   []string
-	groups   [][]string // sessions of each GroupFlush call
+	onDrop   []string        // "session:items" of each OnDrop call
+	dropErrs []error         // and its error
+	groups   [][]string      // sessions of each GroupFlush call
+
+	// droppedAfter holds, per session, the smallest last key of a part that failed
+	// permanently before the last part: the later parts, whose keys sort after it, were
+	// dropped unwritten.
+	droppedAfter map[string]string
 }
 
 func newHarness(t testing.TB, cfg Config) *harness {
@@ -111,11 +117,14 @@ func newHarnessOpt(t testing.TB, cfg Config, grouped bool) *harness {
 		last:     map[string][2]uint64{},
 		dropped:  map[string]map[string]bool{},
 		droppedS: map[string]bool{},
+
+		droppedAfter: map[string]string{},
 	}
 	cfg.Clock = h.clk
 	cfg.OnDrop = func(session string, err error, items int) {
 		h.mu.Lock()
 		h.onDrop = append(h.onDrop, fmt.Sprintf("%s:%d", session, items))
+		h.dropErrs = append(h.dropErrs, err)
 		h.mu.Unlock()
 	}
 	if grouped {
@@ -219,6 +228,12 @@ func (h *harness) flush(ctx context.Context, s *Snapshot) error {
 		}
 		for _, it := range cp.Items {
 			h.dropped[cp.Session][it.Key] = true
+		}
+		if cp.Part < cp.Parts {
+			last := cp.Items[len(cp.Items)-1].Key // parts before the last are never empty
+			if k, ok := h.droppedAfter[cp.Session]; !ok || last < k {
+				h.droppedAfter[cp.Session] = last
+			}
 		}
 	}
 	delete(h.inflight, s.Session)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,6 +180,84 @@ func TestSplitPartialFailure(t *testing.T) {
 	}
 	if got := h.st.read("s"); len(got) != 4 || got["old"] != "" {
 		t.Errorf("store %v", got)
+	}
+}
+
+// TestSplitPermanentFailureDropsLaterParts: when part 1 of 3 fails permanently,
+// parts 2 and 3 are never written (they would persist a state missing the keys of
+// part 1): each is dropped, reported to OnDrop with an error that names the failed
+// part and wraps its error, and counted. With an End in part 1 the End is dropped
+// with it: the partition keeps its state from before the End. Either way the
+// session's later commits flush as usual.
+func TestSplitPermanentFailureDropsLaterParts(t *testing.T) {
+	for _, ended := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ended=%v", ended), func(t *testing.T) {
+			h := newHarness(t, Config{MaxBatchBytes: 1 << 10})
+			big := strings.Repeat("x", 1<<10/2-10-1-entryOverhead) // 2 per part
+			h.commit("s", put("old", "1"))
+			if err := h.flushAll(); err != nil {
+				t.Fatal(err)
+			}
+			if ended {
+				if err := h.b.End("s"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.commit("s", put("a", big), put("b", big), put("c", big), put("d", big), put("e", "1"))
+			refused := errors.New("value refused")
+			h.setFail(func(s *Snapshot) error {
+				if s.Part == 1 {
+					return Permanent(refused)
+				}
+				return nil
+			})
+			if err := h.flushAll(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for i := 1; i < h.ncalls(); i++ {
+				got = append(got, describeShape(h.call(i)))
+			}
+			want := "a b 1/3"
+			if ended {
+				want = "E " + want
+			}
+			if g := strings.Join(got, "|"); g != want {
+				t.Errorf("calls %q, want %q: parts after a permanent failure were written", g, want)
+			}
+			h.mu.Lock()
+			onDrop, errs := strings.Join(h.onDrop, " "), h.dropErrs
+			h.mu.Unlock()
+			if onDrop != "s:2 s:2 s:1" {
+				t.Errorf("OnDrop calls %q, want \"s:2 s:2 s:1\"", onDrop)
+			}
+			for i, err := range errs {
+				if !errors.Is(err, refused) || !IsPermanent(err) {
+					t.Errorf("drop %d: %v; want the permanent error of part 1", i+1, err)
+				}
+				if later := errors.Is(err, ErrEarlierPartFailed); later != (i > 0) || later && !strings.Contains(err.Error(), "part 1 of 3") {
+					t.Errorf("drop %d: %v; parts 2 and 3 should say that part 1 of 3 failed", i+1, err)
+				}
+			}
+			if st := h.b.Stats(); st.Splits != 1 || st.Drops != 3 || st.DroppedItems != 5 || st.Retries != 0 || st.Flushes != 1 {
+				t.Errorf("stats %+v", st)
+			}
+			// Nothing of the snapshot was written, the End neither: "old" stays.
+			if got := h.st.read("s"); len(got) != 1 || got["old"] != "1" {
+				t.Errorf("store holds keys %v, want old=1 only", slices.Sorted(maps.Keys(got)))
+			}
+			h.setFail(nil)
+			h.commit("s", put("f", "2"))
+			if err := h.flushAll(); err != nil {
+				t.Fatal(err)
+			}
+			if got := h.st.read("s"); len(got) != 2 || got["old"] != "1" || got["f"] != "2" {
+				t.Errorf("after a later commit: store holds keys %v, want old=1 f=2", slices.Sorted(maps.Keys(got)))
+			}
+			if g := describeShape(h.call(h.ncalls() - 1)); g != "f 1/1" || h.b.Pending("s") {
+				t.Errorf("later flush %q, pending %v", g, h.b.Pending("s"))
+			}
+		})
 	}
 }
 

@@ -15,7 +15,8 @@ import (
 // two calls of a session overlap and that Seq strictly increases per session; at the
 // end, after Resume and a final Flush with failures and blocking switched off, the store (which
 // applies snapshots with Cassandra's timestamp rules) must equal the model for every
-// key, except keys in snapshots dropped by permanent errors and sessions discarded.
+// key, except keys in snapshots dropped by permanent errors (with the later parts of a
+// split snapshot whose earlier part was) and sessions discarded.
 
 var modelConfig = Config{
 	MaxSessionItems: 4,
@@ -199,7 +200,7 @@ func (m *modelRun) finish() {
 		t.Errorf("after the final Flush: %+v", st)
 	}
 	h.mu.Lock()
-	dropped, droppedS := h.dropped, h.droppedS
+	dropped, droppedS, droppedAfter := h.dropped, h.droppedS, h.droppedAfter
 	h.mu.Unlock()
 	for session, want := range m.model {
 		if m.exempt[session] || droppedS[session] {
@@ -207,7 +208,7 @@ func (m *modelRun) finish() {
 		}
 		got := h.st.read(session)
 		for _, k := range keysOf(want, got) {
-			if dropped[session][k] {
+			if after, ok := droppedAfter[session]; dropped[session][k] || ok && k > after {
 				continue
 			}
 			if got[k] != want[k] {

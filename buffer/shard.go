@@ -24,8 +24,8 @@ type shard struct {
 	due      dueList
 	oldest   oldestHeap
 
-	items                                                  int // pending and in-flight items
-	commits, changes, coalesced, ends, refusals, discarded uint64
+	items                                                             int // pending and in-flight items
+	commits, changes, coalesced, ends, refusals, overloads, discarded uint64
 
 	_ [64]byte // keep the next shard's mutex off this cache line
 }

@@ -60,7 +60,8 @@ type Snapshot struct {
 	// session's pending state was larger than Config.MaxBatchBytes (Parts is 1
 	// normally). Parts are flushed one after the other, never concurrently. Atomicity
 	// holds per part only: a crash between parts leaves the session with some parts
-	// of this snapshot written and others not.
+	// of this snapshot written and others not. After a permanent error in one part the
+	// later parts are not flushed: they are dropped (see Config.OnDrop).
 	Part, Parts int
 	// Oldest is the time of the first unflushed change in this snapshot: the start of
 	// the data-loss window this flush closes.

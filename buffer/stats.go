@@ -21,6 +21,9 @@ type Stats struct {
 	InFlight int
 	// Paused reports whether Pause is in effect.
 	Paused bool
+	// Overloaded reports whether Commit and End refuse with ErrOverloaded now
+	// (see Config.MaxWindow).
+	Overloaded bool
 
 	// Cumulative counters.
 	Commits      uint64 // successful Commit calls
@@ -33,10 +36,13 @@ type Stats struct {
 	Drops        uint64 // snapshots (or parts) dropped after a permanent error
 	DroppedItems uint64 // items in them
 	Refusals     uint64 // Commit and End calls refused with ErrBufferFull
-	Splits       uint64 // snapshots split into several parts
-	Discarded    uint64 // items dropped by Discard
-	Groups       uint64 // GroupFlush calls
-	Grouped      uint64 // snapshots in them
+	Overloads    uint64 // Commit and End calls refused with ErrOverloaded
+	// OverloadTrips counts the times the window bound started refusing.
+	OverloadTrips uint64
+	Splits        uint64 // snapshots split into several parts
+	Discarded     uint64 // items dropped by Discard
+	Groups        uint64 // GroupFlush calls
+	Grouped       uint64 // snapshots in them
 }
 
 // counters are the flush side's cumulative counters; the commit side's live in shards.
@@ -71,6 +77,7 @@ func (b *Buffer) Stats() Stats {
 		st.Coalesced += sh.coalesced
 		st.Ends += sh.ends
 		st.Refusals += sh.refusals
+		st.Overloads += sh.overloads
 		st.Discarded += sh.discarded
 		if t, ok := sh.oldest.min(); ok && (!found || t < oldest) {
 			oldest, found = t, true
@@ -80,6 +87,8 @@ func (b *Buffer) Stats() Stats {
 	if found {
 		st.OldestPendingAge = max(time.Duration(b.now()-oldest), 0)
 	}
+	st.Overloaded = b.window.overloaded.Load()
+	st.OverloadTrips = b.window.trips.Load()
 	b.mu.Lock()
 	st.Paused = b.paused
 	b.mu.Unlock()

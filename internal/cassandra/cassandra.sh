@@ -2,10 +2,15 @@
 # Runs Apache Cassandra 5.0 nodes on loopback for the project's tests, demo and benchmarks.
 #
 #   cassandra.sh start [NODES]   start (or reuse) NODES nodes on 127.0.0.1..NODES (default 1)
-#   cassandra.sh stop            stop exactly the nodes this script started (by pid file)
+#   cassandra.sh start NODES --dcs D
+#                                start (or reuse) NODES nodes in D data centers dc1..dcD on
+#                                127.0.0.11..(10+NODES), beside any ring on 127.0.0.1..9
+#   cassandra.sh stop [RING]     stop exactly the nodes this script started (by pid file); only
+#                                those of RING (ring1, ring3, ring3dc2, ...) when it is given
 #   cassandra.sh status          print each node's state
 #   cassandra.sh clean           stop, then delete the nodes' data (the fetched server is kept)
-#   cassandra.sh nodetool N ARGS run nodetool against node N (e.g. nodetool 1 status)
+#   cassandra.sh nodetool N ARGS run nodetool against node N (e.g. nodetool 1 status; DCS=2 for
+#                                node N of the multi-DC ring)
 #   cassandra.sh fetch           fetch the server only, and print the directory of its jars
 #   cassandra.sh fetch-stress    fetch cassandra-stress, and print the path of its launcher
 #
@@ -14,7 +19,16 @@
 #   MAX_HEAP_SIZE            JVM heap per node (default 1G with one node, 768M with more)
 #   HEAP_NEWSIZE             young generation per node (default 200M)
 #   CASSANDRA_START_TIMEOUT  seconds to wait for a node to answer CQL (default 240)
-#   CASSANDRA_CLUSTER_NAME   cluster name (default holdover-local)
+#   CASSANDRA_CLUSTER_NAME   cluster name (default holdover-local; a multi-DC ring appends -<D>dc)
+#   DCS                      data centers, as --dcs (default 1)
+#
+# Rings: each layout has its own node directories under $CASSANDRA_CACHE, named ring<NODES> or
+# ring<NODES>dc<D>. A single-DC ring (ring1, ring3, ...) uses SimpleSnitch, 127.0.0.<n> and JMX port
+# 7198+n; only one of them runs at a time. A multi-DC ring (ring3dc2, ...) uses
+# GossipingPropertyFileSnitch with a cassandra-rackdc.properties per node (node n in data center
+# dc<(n-1) mod D + 1>, rack rack1), 127.0.0.<10+n>, JMX port 7210+n, a cluster name of its own and
+# seeds of its own (the first node of each data center), so it runs beside a single-DC ring and
+# never gossips with it. Both serve CQL on port 9042 of their own addresses.
 #
 # Maven Central carries no apache-cassandra binary tarball for 5.0.x (its newest is 4.0-alpha2),
 # so the server comes as the cassandra-all jar with its runtime dependencies (pom.xml beside this
@@ -27,10 +41,16 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 CACHE="${CASSANDRA_CACHE:-$ROOT/.cache/cassandra}"
 LIB="$CACHE/server-$CASSANDRA_VERSION/lib"
-# Each ring size has its own node directories (ring1/node1, ring3/node1..3), so a single
-# node never wakes up believing it still belongs to a ring whose other members are down.
+# Each ring layout has its own node directories (ring1/node1, ring3/node1..3, ring3dc2/node1..3),
+# so a single node never wakes up believing it still belongs to a ring whose other members are
+# down. use_ring sets these for one layout; ring1 is the default.
 RING_DIR="$CACHE/ring1"
-CLUSTER_NAME="${CASSANDRA_CLUSTER_NAME:-holdover-local}"
+ADDR_BASE=0       # node n listens on 127.0.0.<ADDR_BASE+n>
+JMX_BASE=7198     # node n's JMX port on 127.0.0.1 is JMX_BASE+n
+RING_DCS=1        # data centers of the ring
+SNITCH=SimpleSnitch
+BASE_CLUSTER_NAME="${CASSANDRA_CLUSTER_NAME:-holdover-local}"
+CLUSTER_NAME="$BASE_CLUSTER_NAME"
 START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
 CQL_PORT=9042
 STORAGE_PORT=7000
@@ -42,8 +62,35 @@ fail() {
 	exit 1
 }
 
-node_addr() { echo "127.0.0.$1"; }
+# use_ring NODES DCS: select the ring of NODES nodes in DCS data centers.
+use_ring() {
+	local nodes="$1" dcs="$2"
+	RING_DCS="$dcs"
+	if ((dcs > 1)); then
+		RING_DIR="$CACHE/ring${nodes}dc$dcs"
+		ADDR_BASE=10
+		JMX_BASE=7210
+		SNITCH=GossipingPropertyFileSnitch
+		CLUSTER_NAME="$BASE_CLUSTER_NAME-${dcs}dc"
+	else
+		RING_DIR="$CACHE/ring$nodes"
+		ADDR_BASE=0
+		JMX_BASE=7198
+		SNITCH=SimpleSnitch
+		CLUSTER_NAME="$BASE_CLUSTER_NAME"
+	fi
+}
+
+# use_ring_dir DIR: use_ring for the ring whose directory is DIR (…/ring3dc2 or …/ring1).
+use_ring_dir() {
+	local name="${1##*/}"
+	[[ "$name" =~ ^ring([0-9]+)(dc([0-9]+))?$ ]] || fail "$1 is not a ring directory"
+	use_ring "${BASH_REMATCH[1]}" "${BASH_REMATCH[3]:-1}"
+}
+
+node_addr() { echo "127.0.0.$((ADDR_BASE + $1))"; }
 node_dir() { echo "$RING_DIR/node$1"; }
+node_dc() { echo "dc$((($1 - 1) % RING_DCS + 1))"; }
 pid_file() { echo "$(node_dir "$1")/cassandra.pid"; }
 
 # running N: the pid of node N when the process this script started is alive.
@@ -155,7 +202,7 @@ cluster_name: '$CLUSTER_NAME'
 num_tokens: 16
 allocate_tokens_for_local_replication_factor: 3
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
-endpoint_snitch: SimpleSnitch
+endpoint_snitch: $SNITCH
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
@@ -191,6 +238,11 @@ materialized_views_enabled: false
 sasi_indexes_enabled: false
 EOF
 	cp "$HERE/conf/logback.xml" "$dir/conf/logback.xml"
+	rm -f "$dir/conf/cassandra-rackdc.properties"
+	if [[ "$SNITCH" == GossipingPropertyFileSnitch ]]; then
+		# Read from the class path, where $dir/conf comes first.
+		printf 'dc=%s\nrack=rack1\n' "$(node_dc "$n")" >"$dir/conf/cassandra-rackdc.properties"
+	fi
 }
 
 start_node() {
@@ -207,8 +259,8 @@ start_node() {
 			fail "port $port on $addr is taken by a process this script did not start; stop it, or point the project at that Cassandra with HOLDOVER_CASSANDRA_HOSTS=$addr"
 		fi
 	done
-	if port_open 127.0.0.1 $((7198 + n)); then
-		fail "JMX port $((7198 + n)) on 127.0.0.1 is taken by a process this script did not start; stop it first"
+	if port_open 127.0.0.1 $((JMX_BASE + n)); then
+		fail "JMX port $((JMX_BASE + n)) on 127.0.0.1 is taken by a process this script did not start; stop it first"
 	fi
 	write_config "$n" "$seeds"
 	if ((nodes > 1)); then heap="${MAX_HEAP_SIZE:-768M}"; else heap="${MAX_HEAP_SIZE:-1G}"; fi
@@ -221,7 +273,7 @@ start_node() {
 	jvm+=(
 		"-Xms$heap" "-Xmx$heap" "-Xmn$newsize"
 		"-javaagent:$LIB/jamm-0.4.0.jar"
-		"-Dcassandra.jmx.local.port=$((7198 + n))"
+		"-Dcassandra.jmx.local.port=$((JMX_BASE + n))"
 		"-Dcassandra.config=file://$dir/conf/cassandra.yaml"
 		"-Dcassandra.storagedir=$dir"
 		"-Dcassandra.logdir=$dir/logs"
@@ -233,7 +285,9 @@ start_node() {
 		"-XX:ErrorFile=$dir/logs/hs_err_%p.log"
 	)
 	: >"$dir/logs/stdout.log"
-	say "starting node $n on $addr:$CQL_PORT (heap $heap)"
+	local where=""
+	((RING_DCS > 1)) && where=" in $(node_dc "$n")"
+	say "starting node $n$where on $addr:$CQL_PORT (heap $heap)"
 	setsid nohup java "${jvm[@]}" -cp "$dir/conf:$LIB/*" org.apache.cassandra.service.CassandraDaemon \
 		>"$dir/logs/stdout.log" 2>&1 </dev/null 9>&- &
 	echo $! >"$(pid_file "$n")"
@@ -260,36 +314,51 @@ wait_node() {
 	done
 }
 
+# multi_dc_dir DIR: whether DIR (…/ringN/nodeM) belongs to a multi-DC ring.
+multi_dc_dir() { [[ "$1" =~ /ring[0-9]+dc[0-9]+/node[0-9]+$ ]]; }
+
 cmd_start() {
-	local nodes="${1:-1}"
+	local nodes="${1:-1}" dcs="${2:-1}"
 	[[ "$nodes" =~ ^[1-9]$ ]] || fail "NODES must be a number from 1 to 9, got '$nodes'"
+	[[ "$dcs" =~ ^[1-9]$ ]] && ((dcs <= nodes)) || fail "DCS must be a number from 1 to NODES ($nodes), got '$dcs'"
 	check_tools
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
 	flock 9
-	RING_DIR="$CACHE/ring$nodes"
-	local dir pid
+	use_ring "$nodes" "$dcs"
+	# Rings of the same kind share addresses; a single-DC and a multi-DC ring do not.
+	local dir pid mine=0
+	((dcs > 1)) && mine=1
 	for dir in "$CACHE"/ring*/node*; do
 		[[ -d "$dir" && "${dir%/node*}" != "$RING_DIR" ]] || continue
+		local theirs=0
+		multi_dc_dir "$dir" && theirs=1
+		((theirs == mine)) || continue
 		if pid="$(running_in "$dir")"; then
-			fail "a ring of another size is running (${dir#"$CACHE"/}, pid $pid); stop it first with make cassandra-stop"
+			fail "a ring of another size is running on the same addresses (${dir#"$CACHE"/}, pid $pid); stop it first with $0 stop ${dir#"$CACHE"/}"
 		fi
 	done
 	fetch_server
 	build_probe
-	local n
+	# The seeds are the first node of each data center (nodes 1..dcs).
+	local n seeds=""
+	for ((n = 1; n <= dcs; n++)); do
+		seeds+="${seeds:+,}$(node_addr "$n"):$STORAGE_PORT"
+	done
 	for ((n = 1; n <= nodes; n++)); do
-		start_node "$n" "127.0.0.1:$STORAGE_PORT" "$nodes"
+		start_node "$n" "$seeds" "$nodes"
 		wait_node "$n"
 	done
 }
 
 cmd_stop() {
+	local ring="${1:-}"
+	[[ -z "$ring" || "$ring" =~ ^ring[0-9]+(dc[0-9]+)?$ ]] || fail "stop takes a ring name such as ring1 or ring3dc2, got '$ring'"
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
 	flock 9
 	local dir name pid
-	for dir in "$CACHE"/ring*/node*; do
+	for dir in "$CACHE"/${ring:-ring*}/node*; do
 		[[ -f "$dir/cassandra.pid" ]] || continue
 		name="${dir#"$CACHE"/}"
 		if pid="$(running_in "$dir")"; then
@@ -313,8 +382,11 @@ cmd_status() {
 		[[ -d "$dir" ]] || continue
 		any=1
 		name="${dir#"$CACHE"/}"
+		use_ring_dir "${dir%/node*}"
 		if pid="$(running_in "$dir")"; then
-			say "$name running (pid $pid) at $(node_addr "${dir##*/node}"):$CQL_PORT"
+			local where=""
+			((RING_DCS > 1)) && where=" in $(node_dc "${dir##*/node}")"
+			say "$name running (pid $pid) at $(node_addr "${dir##*/node}"):$CQL_PORT$where"
 		else
 			say "$name stopped"
 		fi
@@ -333,16 +405,36 @@ jvm_module_opts() {
 cmd_nodetool() {
 	local n="${1:-1}"
 	shift || true
+	[[ "${DCS:-1}" =~ ^[1-9]$ ]] || fail "DCS must be a number from 1 to 9, got '${DCS:-}'"
+	use_ring 1 "${DCS:-1}"
 	[[ -f "$LIB/cassandra-all-$CASSANDRA_VERSION.jar" ]] || fail "the server is not fetched yet: run make cassandra"
 	local opts
 	mapfile -t opts < <(jvm_module_opts)
 	java "${opts[@]}" -Xmx256m -Dlogback.configurationFile="$HERE/conf/logback-tools.xml" \
-		-cp "$LIB/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p $((7198 + n)) "$@"
+		-cp "$LIB/*" org.apache.cassandra.tools.NodeTool -h 127.0.0.1 -p $((JMX_BASE + n)) "$@"
+}
+
+# start_args [NODES] [--dcs D]: cmd_start's arguments, NODES and DCS defaulting to the environment.
+start_args() {
+	local nodes="${NODES:-1}" dcs="${DCS:-1}" seen=0
+	while (($#)); do
+		case "$1" in
+		--dcs) dcs="${2:-}"; shift 2 || fail "--dcs needs a number" ;;
+		--dcs=*) dcs="${1#--dcs=}"; shift ;;
+		*)
+			((seen == 0)) || fail "start takes one NODES argument, got another: '$1'"
+			nodes="$1"; seen=1; shift ;;
+		esac
+	done
+	cmd_start "$nodes" "$dcs"
 }
 
 case "${1:-}" in
-start) cmd_start "${2:-${NODES:-1}}" ;;
-stop) cmd_stop ;;
+start)
+	shift
+	start_args "$@"
+	;;
+stop) cmd_stop "${2:-}" ;;
 status) cmd_status ;;
 fetch)
 	mkdir -p "$CACHE"
@@ -367,7 +459,7 @@ clean)
 	say "node data removed"
 	;;
 *)
-	echo "usage: $0 start [NODES] | stop | status | clean | fetch | fetch-stress | nodetool N ARGS" >&2
+	echo "usage: $0 start [NODES] [--dcs D] | stop [RING] | status | clean | fetch | fetch-stress | nodetool N ARGS" >&2
 	exit 2
 	;;
 esac

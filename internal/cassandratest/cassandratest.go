@@ -5,6 +5,11 @@
 // script as `make cassandra`; a running node is reused) unless
 // HOLDOVER_CASSANDRA_HOSTS names an existing cluster. When Cassandra cannot be
 // reached the test fails: it never skips, so CI cannot pass without Cassandra.
+//
+// DCRing does the same for a ring of two data centers (`cassandra.sh start 3
+// --dcs 2`, on 127.0.0.11-13 beside the single node), or the cluster
+// HOLDOVER_CASSANDRA_DC_HOSTS names; the tests that use it are built with the
+// tag dcring and run by `make test-dc`.
 package cassandratest
 
 import (
@@ -52,31 +57,46 @@ func Ensure() ([]string, int, error) {
 }
 
 func start() {
-	port = 9042
-	if p := os.Getenv("HOLDOVER_CASSANDRA_PORT"); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil {
-			startErr = fmt.Errorf("HOLDOVER_CASSANDRA_PORT=%q is not a port number", p)
-			return
-		}
-		port = n
+	port, startErr = envPort()
+	if startErr != nil {
+		return
 	}
 	if h := os.Getenv("HOLDOVER_CASSANDRA_HOSTS"); h != "" {
 		hosts = strings.Split(h, ",")
 		return
 	}
+	if startErr = runScript("start"); startErr == nil {
+		hosts = []string{"127.0.0.1"}
+	}
+}
+
+// runScript runs internal/cassandra/cassandra.sh with args, copying its output
+// to stderr when it succeeds and into the error when it fails.
+func runScript(args ...string) error {
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "..", "cassandra", "cassandra.sh")
 	var out bytes.Buffer
-	cmd := exec.Command("bash", script, "start")
+	cmd := exec.Command("bash", append([]string{script}, args...)...)
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
-		startErr = fmt.Errorf("%s start: %v\n%s", script, err, out.String())
-		return
+		return fmt.Errorf("%s %s: %v\n%s", script, strings.Join(args, " "), err, out.String())
 	}
 	fmt.Fprint(os.Stderr, out.String())
-	hosts = []string{"127.0.0.1"}
+	return nil
+}
+
+// envPort is HOLDOVER_CASSANDRA_PORT, or 9042.
+func envPort() (int, error) {
+	p := os.Getenv("HOLDOVER_CASSANDRA_PORT")
+	if p == "" {
+		return 9042, nil
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return 0, fmt.Errorf("HOLDOVER_CASSANDRA_PORT=%q is not a port number", p)
+	}
+	return n, nil
 }
 
 // Keyspace creates a keyspace for this test alone (replication factor 1) and

@@ -11,22 +11,29 @@ import (
 // Sentinel errors of the store.
 var (
 	// ErrInvalidInput marks a session ID, key or value outside the configured
-	// limits; the *LimitError that carries it names the field and the limit.
+	// limits, or a session ID or key that is not valid UTF-8; the *LimitError
+	// that carries it names the field and the limit or the reason.
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrCorrupt marks a stored row that cannot be decoded; it is reported for
 	// that session only.
 	ErrCorrupt = errors.New("stored row cannot be decoded")
 )
 
-// LimitError is a value outside a configured limit. Field names what was
-// wrong ("session ID", "key", "value"), Limit and Got are in bytes.
+// LimitError is an input the store refuses. Field names what was wrong
+// ("session ID", "key", "value"), Limit and Got are its limit and length in
+// bytes. Reason is empty when the length is at fault; otherwise it says what
+// the field must be ("must be valid UTF-8": session IDs and keys are CQL text).
 type LimitError struct {
-	Field string
-	Limit int
-	Got   int
+	Field  string
+	Limit  int
+	Got    int
+	Reason string
 }
 
 func (e *LimitError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s %s", e.Field, e.Reason)
+	}
 	if e.Got == 0 {
 		return fmt.Sprintf("%s is empty; it must be 1 to %d bytes", e.Field, e.Limit)
 	}

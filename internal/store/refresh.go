@@ -12,7 +12,9 @@ import (
 // the items it has not changed lately. Each item is rewritten with its own
 // original write timestamp: a newer write or delete of the same key (or a
 // fencing tombstone) still wins, so a refresh can never resurrect an older
-// value. It returns how many items it renewed.
+// value. Items with an empty value are renewed like the others: the write time
+// and TTL are read from the format column, which every item has. It returns
+// how many items it renewed.
 func (st *Store) RefreshState(ctx context.Context, session string, minRemaining time.Duration) (int, error) {
 	if err := st.opts.Limits.CheckSession(session); err != nil {
 		return 0, err
@@ -32,7 +34,7 @@ func (st *Store) RefreshState(ctx context.Context, session string, minRemaining 
 			continue
 		}
 		entries = append(entries, gocql.BatchEntry{
-			Stmt: st.stmts.refreshItem, Args: []any{session, key, value, format, written, st.ttl}, Idempotent: true,
+			Stmt: st.stmts.refreshItem, Args: []any{session, key, storedValue(value), format, written, st.ttl}, Idempotent: true,
 		})
 		value = nil
 	}

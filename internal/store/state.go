@@ -200,9 +200,20 @@ func (st *Store) appendItems(entries []gocql.BatchEntry, session string, ts int6
 			entries = append(entries, gocql.BatchEntry{Stmt: st.stmts.deleteItem, Args: []any{ts, session, it.Key}, Idempotent: true})
 			continue
 		}
-		entries = append(entries, gocql.BatchEntry{Stmt: st.stmts.insertItem, Args: []any{session, it.Key, it.Value, formatV1, ts, st.ttl}, Idempotent: true})
+		entries = append(entries, gocql.BatchEntry{Stmt: st.stmts.insertItem, Args: []any{session, it.Key, storedValue(it.Value), formatV1, ts, st.ttl}, Idempotent: true})
 	}
 	return entries
+}
+
+// storedValue is v as the value column stores it. An empty value (nil in an
+// Item) is a present item, so it is written as a zero-length blob: bound as nil
+// it would be a null, which Cassandra writes as a cell tombstone. Deletes go
+// through deleteItem, never here.
+func storedValue(v []byte) []byte {
+	if v == nil {
+		return []byte{}
+	}
+	return v
 }
 
 // exec runs a batch of one session; a batch of one statement runs as a plain
@@ -239,8 +250,10 @@ func (st *Store) Fence(ctx context.Context, session string, epoch uint64, items 
 }
 
 // ReadState returns every item of a session in key order, reading it page by
-// page. A session with no items returns an empty slice. A row that cannot be
-// decoded fails the read of that session only, with ErrCorrupt.
+// page. A session with no items returns an empty slice. A deleted item is
+// absent; an item with an empty value is present with a zero-length (nil)
+// Value. A row that cannot be decoded fails the read of that session only,
+// with ErrCorrupt.
 func (st *Store) ReadState(ctx context.Context, session string) ([]Item, error) {
 	if err := st.opts.Limits.CheckSession(session); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 )
@@ -24,11 +25,21 @@ type Options struct {
 	CreateSchema bool
 	Tables       Tables
 
-	Consistency       gocql.Consistency // reads and writes; default LOCAL_QUORUM
-	SerialConsistency gocql.Consistency // claims; default LOCAL_SERIAL
-	ConnectTimeout    time.Duration
-	Timeout           time.Duration
-	NumConns          int // connections per host; default 2
+	Consistency gocql.Consistency // reads and writes; default LOCAL_QUORUM
+	// SerialConsistency is the level of ownership claims (lightweight
+	// transactions) and serial reads: SERIAL (the default) or LOCAL_SERIAL.
+	// Open refuses LOCAL_SERIAL when the keyspace's replicas are in more
+	// than one data center, where it would let two nodes own one session
+	// (see dc.go).
+	SerialConsistency gocql.Consistency
+	// SerialConsistencyVar names SerialConsistency in errors, as the user
+	// sets it (the adapter: HOLDOVER_SERIAL_CONSISTENCY); default
+	// "SerialConsistency".
+	SerialConsistencyVar string
+
+	ConnectTimeout time.Duration
+	Timeout        time.Duration
+	NumConns       int // connections per host; default 2
 
 	TLS      *tls.Config // nil: plain connections
 	Username string
@@ -95,6 +106,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, wrap("connect", "", err)
 	}
+	if err := checkSerialConsistency(ctx, sess, o); err != nil {
+		sess.Close()
+		return nil, err
+	}
 	st := &Store{s: sess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger, policy: cluster.PoolConfig.HostSelectionPolicy,
 		hedge: &gocql.SimpleSpeculativeExecution{NumAttempts: 1, TimeoutDelay: max(o.Timeout/20, 100*time.Millisecond)}}
 	st.stmts = newStatements(o.Keyspace, o.Tables)
@@ -149,7 +164,13 @@ func (o Options) withDefaults() (Options, error) {
 		o.Consistency = gocql.LocalQuorum
 	}
 	if o.SerialConsistency == 0 {
-		o.SerialConsistency = gocql.LocalSerial
+		o.SerialConsistency = gocql.Serial
+	}
+	if o.SerialConsistencyVar == "" {
+		o.SerialConsistencyVar = "SerialConsistency"
+	}
+	if err := o.checkSerialLevel(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 5 * time.Second
@@ -214,21 +235,33 @@ func (o Options) cluster() *gocql.ClusterConfig {
 	return c
 }
 
-// CheckSession reports a session ID outside the limits.
+// CheckSession reports a session ID outside the limits or, since it is CQL
+// text, not valid UTF-8.
 func (l Limits) CheckSession(session string) error {
 	if n := len(session); n == 0 || n > l.MaxSessionIDBytes {
 		return &LimitError{Field: "session ID", Limit: l.MaxSessionIDBytes, Got: n}
 	}
+	if !utf8.ValidString(session) {
+		return &LimitError{Field: "session ID", Limit: l.MaxSessionIDBytes, Got: len(session), Reason: reasonUTF8}
+	}
 	return nil
 }
 
-// CheckItem reports a key or value outside the limits.
+// CheckItem reports a key or value outside the limits, or a key that is not
+// valid UTF-8 (keys are CQL text; values are blobs of any bytes).
 func (l Limits) CheckItem(key string, value []byte) error {
 	if n := len(key); n == 0 || n > l.MaxKeyBytes {
 		return &LimitError{Field: "key", Limit: l.MaxKeyBytes, Got: n}
+	}
+	if !utf8.ValidString(key) {
+		return &LimitError{Field: "key", Limit: l.MaxKeyBytes, Got: len(key), Reason: reasonUTF8}
 	}
 	if n := len(value); n > l.MaxValueBytes {
 		return &LimitError{Field: "value", Limit: l.MaxValueBytes, Got: n}
 	}
 	return nil
 }
+
+// reasonUTF8 is the LimitError.Reason of a session ID or key that Cassandra
+// would refuse as text.
+const reasonUTF8 = "must be valid UTF-8"

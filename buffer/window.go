@@ -1,0 +1,96 @@
+package buffer
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// The durability window's bound. A change is lost in a crash unless its flush
+// has completed, so its exposure is the time from the first unflushed change of
+// its session to the end of that session's flush. With Config.MaxWindow set,
+// a watchdog measures every tick the age of the oldest unflushed change in the
+// buffer (flying ones included) and adds the longest recent FlushFunc call:
+// while that sum exceeds MaxWindow, flushes cannot keep up (a backlog, a slow
+// or unreachable store) and a change accepted now would likely wait longer than
+// MaxWindow, so Commit and End refuse with ErrOverloaded. The refusal lifts
+// once the sum is back under three quarters of MaxWindow. The check costs the
+// commit path one atomic load.
+
+// windowGuard is the state of the watchdog.
+type windowGuard struct {
+	max        int64 // MaxWindow in nanoseconds; 0: off
+	tick       time.Duration
+	overloaded atomic.Bool // Commit and End refuse while set
+	// The longest FlushFunc call in the current and the previous second.
+	flightCur, flightPrev atomic.Int64
+	rotated               int64 // buffer time of the last rotation (watchdog only)
+	trips                 atomic.Uint64
+}
+
+// flew records the duration of one FlushFunc (or GroupFlush) call.
+func (w *windowGuard) flew(d time.Duration) {
+	for cur := w.flightCur.Load(); int64(d) > cur && !w.flightCur.CompareAndSwap(cur, int64(d)); cur = w.flightCur.Load() {
+	}
+}
+
+// flight is the longest call of about the last second.
+func (w *windowGuard) flight() int64 { return max(w.flightCur.Load(), w.flightPrev.Load()) }
+
+// startWatchdog arms the first check; each check arms the next until Close.
+func (b *Buffer) startWatchdog() {
+	if b.window.max == 0 {
+		return
+	}
+	b.clock.AfterFunc(b.window.tick, b.checkWindow)
+}
+
+// checkWindow sets or clears the overload flag, then arms the next check.
+func (b *Buffer) checkWindow() {
+	select {
+	case <-b.stop:
+		return
+	default:
+	}
+	now := b.now()
+	w := &b.window
+	if now-w.rotated >= int64(time.Second) {
+		w.flightPrev.Store(w.flightCur.Swap(0))
+		w.rotated = now
+	}
+	oldest, found := b.oldestPending()
+	exposure := int64(0)
+	if found {
+		exposure = now - oldest + w.flight()
+	}
+	switch {
+	case exposure > w.max && !w.overloaded.Load():
+		w.overloaded.Store(true)
+		w.trips.Add(1)
+		b.overloadChanged(true, now-oldest, w.flight())
+	case exposure < w.max/4*3 && w.overloaded.Load():
+		w.overloaded.Store(false)
+		b.overloadChanged(false, now-oldest, w.flight())
+	}
+	b.clock.AfterFunc(w.tick, b.checkWindow)
+}
+
+// oldestPending returns the buffer time of the oldest unflushed change.
+func (b *Buffer) oldestPending() (int64, bool) {
+	oldest, found := int64(0), false
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		if t, ok := sh.oldest.min(); ok && (!found || t < oldest) {
+			oldest, found = t, true
+		}
+		sh.mu.Unlock()
+	}
+	return oldest, found
+}
+
+// overloadChanged tells Config.OnOverload that refusing started or stopped.
+func (b *Buffer) overloadChanged(on bool, oldest, flight int64) {
+	if b.cfg.OnOverload != nil {
+		b.cfg.OnOverload(on, time.Duration(oldest), time.Duration(flight))
+	}
+}

@@ -1,0 +1,87 @@
+package buffer
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// step advances the harness in steps of d, n times, letting the scheduler and
+// the watchdog run at each.
+func (h *harness) step(d time.Duration, n int) {
+	for range n {
+		h.advance(d)
+	}
+}
+
+// While the store is down, unwritten changes age: once the oldest would outlive
+// MaxWindow, Commit and End refuse with ErrOverloaded (applying nothing) instead
+// of acknowledging changes that would wait longer still; once flushes catch up
+// they are accepted again. Without MaxWindow the same outage refuses nothing.
+func TestMaxWindowRefusesWhileFlushesCannotKeepUp(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 500 * time.Millisecond,
+		RetryMin: 50 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+	down := errors.New("store unreachable")
+	h.setFail(func(*Snapshot) error { return down })
+	h.commit("s1", Change{Key: "k", Value: []byte("1")})
+	h.step(10*time.Millisecond, 40) // 400 ms: still under the bound
+	if err := h.b.Commit("s2", Change{Key: "k", Value: []byte("2")}); err != nil {
+		t.Fatalf("commit 400 ms into an outage, with a 500 ms bound: %v", err)
+	}
+	h.step(10*time.Millisecond, 15) // 550 ms: s1's change is older than the bound
+	err := h.b.Commit("s3", Change{Key: "k", Value: []byte("3")})
+	if !errors.Is(err, ErrOverloaded) || !strings.Contains(err.Error(), "MaxWindow") {
+		t.Fatalf("commit past the window bound: %v, want ErrOverloaded", err)
+	}
+	if err := h.b.Commit("s1", Change{Key: "k", Value: []byte("newer")}); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("commit to the late session: %v", err)
+	}
+	if err := h.b.End("s2"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("end past the window bound: %v", err)
+	}
+	st := h.b.Stats()
+	if !st.Overloaded || st.Overloads != 3 || st.OverloadTrips != 1 || st.PendingSessions != 2 {
+		t.Fatalf("stats while overloaded: %+v", st)
+	}
+	h.setFail(nil) // the store is back
+	h.step(10*time.Millisecond, 20)
+	if err := h.b.Commit("s3", Change{Key: "k", Value: []byte("3")}); err != nil {
+		t.Fatalf("commit after the backlog drained: %v", err)
+	}
+	if err := h.flushAll(); err != nil {
+		t.Fatal(err)
+	}
+	for s, want := range map[string]string{"s1": "1", "s2": "2", "s3": "3"} {
+		if got := h.st.read(s)["k"]; got != want {
+			t.Errorf("%s: k=%q, want %q (refused calls must apply nothing)", s, got, want)
+		}
+	}
+	if st := h.b.Stats(); st.Overloaded || st.Overloads != 3 {
+		t.Fatalf("stats after recovery: %+v", st)
+	}
+}
+
+func TestNoWindowBoundRefusesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, RetryMin: 50 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+	h.setFail(func(*Snapshot) error { return errors.New("store unreachable") })
+	h.commit("s1", Change{Key: "k", Value: []byte("1")})
+	h.step(100*time.Millisecond, 30)
+	if err := h.b.Commit("s2", Change{Key: "k", Value: []byte("2")}); err != nil {
+		t.Fatalf("commit 3 s into an outage without a window bound: %v", err)
+	}
+	h.setFail(nil)
+}
+
+func TestMaxWindowValidated(t *testing.T) {
+	t.Parallel()
+	err := Config{Delay: 100 * time.Millisecond, MaxWindow: 100 * time.Millisecond}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "MaxWindow") || !strings.Contains(err.Error(), "Delay") {
+		t.Fatalf("MaxWindow equal to Delay: %v", err)
+	}
+	if err := (Config{Delay: 100 * time.Millisecond, MaxWindow: time.Second}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
