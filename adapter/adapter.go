@@ -125,7 +125,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		GroupBytes:      int64(cfg.FlushGroupBytes),
 		RetryMin:        cfg.RetryMin,
 		RetryMax:        cfg.RetryMax,
-		MaxWindow:       cfg.MaxWindow,
+		MaxWindow:       cfg.MaxWindowBound(),
 		OnOverload:      a.overload,
 		OnDrop:          a.dropped,
 		OnFlush:         a.flushed,
@@ -188,7 +188,7 @@ func (a *Adapter) dropped(session string, err error, items int) {
 func (a *Adapter) overload(on bool, oldest, flight time.Duration) {
 	if on {
 		a.log.Warn("holdover: refusing commits: unwritten changes would outlive HOLDOVER_MAX_WINDOW",
-			"max_window", a.cfg.MaxWindow, "oldest_unwritten", oldest, "longest_recent_flush", flight)
+			"max_window", a.cfg.MaxWindowBound(), "oldest_unwritten", oldest, "longest_recent_flush", flight)
 		return
 	}
 	a.log.Info("holdover: accepting commits again", "oldest_unwritten", oldest, "longest_recent_flush", flight)

@@ -209,9 +209,10 @@ type Config struct {
 	// a backlog, Cassandra slow or down), Commit and End refuse with
 	// ErrOverloaded instead of acknowledging changes that would likely stay
 	// unwritten longer; they accept again once that falls under 3/4 of it.
-	// HOLDOVER_MAX_WINDOW, a duration; default 1s; 0 (off) or above
-	// HOLDOVER_FLUSH_DELAY and at most 1h.
-	MaxWindow time.Duration `env:"MAX_WINDOW" envDefault:"1s"`
+	// 0 means 10 × HOLDOVER_FLUSH_DELAY, at least 1s (see MaxWindowBound).
+	// HOLDOVER_MAX_WINDOW, a duration; default 0; 0, or above
+	// HOLDOVER_FLUSH_DELAY and at most 24h.
+	MaxWindow time.Duration `env:"MAX_WINDOW" envDefault:"0s"`
 
 	// RetryMin is the first backoff after a transient Cassandra error; it
 	// doubles (with jitter) on each further failure up to RetryMax.
@@ -299,7 +300,6 @@ func DefaultConfig() Config {
 		MaxValueBytes:     1 * MiB,
 		MaxKeyBytes:       256,
 		MaxSessionIDBytes: 128,
-		MaxWindow:         time.Second,
 		RetryMin:          50 * time.Millisecond,
 		RetryMax:          5 * time.Second,
 		LeaseTTL:          10 * time.Second,
@@ -505,6 +505,15 @@ func sortProblems(probs []FieldProblem) {
 // set or a CA file or client certificate is given.
 func (c Config) TLSEnabled() bool {
 	return c.TLS || c.TLSCAFile != "" || c.TLSCertFile != ""
+}
+
+// MaxWindowBound is the effective bound on the durability window: MaxWindow,
+// or 10 × FlushDelay (at least 1s) when MaxWindow is 0.
+func (c Config) MaxWindowBound() time.Duration {
+	if c.MaxWindow > 0 {
+		return c.MaxWindow
+	}
+	return max(10*c.FlushDelay, time.Second)
 }
 
 // LeaseRenewEvery is the effective lease renewal period: LeaseRenew, or

@@ -191,8 +191,8 @@ func (c Config) Validate() error {
 
 	// Compared with the flush delay only when that is valid: one problem each.
 	delayOK := c.FlushDelay >= time.Millisecond && c.FlushDelay <= time.Hour
-	if c.MaxWindow != 0 && (c.MaxWindow < 0 || (delayOK && c.MaxWindow <= c.FlushDelay) || c.MaxWindow > time.Hour) {
-		k.add("HOLDOVER_MAX_WINDOW", "must be 0 (off) or above HOLDOVER_FLUSH_DELAY (%s) and at most 1h, got %s", fmtDuration(c.FlushDelay), fmtDuration(c.MaxWindow))
+	if c.MaxWindow != 0 && (c.MaxWindow < 0 || (delayOK && c.MaxWindow <= c.FlushDelay) || c.MaxWindow > 24*time.Hour) {
+		k.add("HOLDOVER_MAX_WINDOW", "must be 0 (meaning 10 × HOLDOVER_FLUSH_DELAY, at least 1s) or above HOLDOVER_FLUSH_DELAY (%s) and at most 24h, got %s", fmtDuration(c.FlushDelay), fmtDuration(c.MaxWindow))
 	}
 	k.durationIn("HOLDOVER_RETRY_MIN", c.RetryMin, time.Millisecond, time.Minute)
 	if c.RetryMax < c.RetryMin || c.RetryMax > 10*time.Minute {

@@ -31,7 +31,7 @@ type Config struct {
 	// complements MaxPendingBytes (which bounds memory, not time): while the store
 	// is down the buffer refuses within MaxWindow instead of filling up to the cap.
 	// 0 (the default) disables the bound; otherwise it must exceed Delay, and at
-	// most 1h.
+	// most 24h.
 	MaxWindow time.Duration
 
 	// OnOverload, when set, is called by the watchdog when Commit and End start
@@ -172,8 +172,8 @@ func (c Config) Validate() error {
 		}
 	}
 	durRange("Delay", c.Delay, time.Millisecond, time.Hour)
-	if c.MaxWindow != 0 && (c.MaxWindow <= c.Delay || c.MaxWindow > time.Hour) {
-		errs = append(errs, fmt.Errorf("buffer: Config.MaxWindow is %v; must be 0 (off) or above Delay (%v) and at most 1h", c.MaxWindow, c.Delay))
+	if c.MaxWindow != 0 && (c.MaxWindow <= c.Delay || c.MaxWindow > 24*time.Hour) {
+		errs = append(errs, fmt.Errorf("buffer: Config.MaxWindow is %v; must be 0 (off) or above Delay (%v) and at most 24h", c.MaxWindow, c.Delay))
 	}
 	intRange("MaxPendingBytes", c.MaxPendingBytes, 64<<10, 1<<40)
 	intRange("MaxSessionItems", int64(c.MaxSessionItems), 1, 1<<20)

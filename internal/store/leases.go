@@ -41,7 +41,7 @@ func (l Lease) LiveAt(now time.Time, grace time.Duration) bool {
 // expires a cell when its clock reaches the second the TTL ends in, so a row
 // can vanish up to a second early).
 func (st *Store) RenewLease(ctx context.Context, node string, ttl, grace time.Duration) error {
-	err := st.s.Query(st.stmts.upsertLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), node).
+	err := st.lease.Query(st.stmts.upsertLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), node).
 		DefaultTimestamp(false).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	return wrap("renew lease", "", err)
 }
@@ -56,9 +56,9 @@ func (st *Store) TakeLease(ctx context.Context, node, incarnation string, prev L
 	row := map[string]any{}
 	var q *gocql.Query
 	if found {
-		q = st.s.Query(st.stmts.retakeLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), incarnation, node, prev.RenewedAt)
+		q = st.lease.Query(st.stmts.retakeLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), incarnation, node, prev.RenewedAt)
 	} else {
-		q = st.s.Query(st.stmts.takeLease, node, ttl.Milliseconds(), incarnation, leaseRowTTL(ttl, grace))
+		q = st.lease.Query(st.stmts.takeLease, node, ttl.Milliseconds(), incarnation, leaseRowTTL(ttl, grace))
 	}
 	applied, err := q.MapScanCASContext(ctx, row)
 	if err != nil {
@@ -72,7 +72,7 @@ func (st *Store) TakeLease(ctx context.Context, node, incarnation string, prev L
 // does not, held is false and cur is the lease as it is (zero when absent).
 func (st *Store) CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration) (held bool, cur Lease, err error) {
 	row := map[string]any{}
-	applied, err := st.s.Query(st.stmts.checkLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), node, incarnation).MapScanCASContext(ctx, row)
+	applied, err := st.lease.Query(st.stmts.checkLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), node, incarnation).MapScanCASContext(ctx, row)
 	if err != nil {
 		return false, Lease{}, wrap("check lease", "", err)
 	}

@@ -72,7 +72,11 @@ var DefaultLimits = Limits{MaxSessionIDBytes: 128, MaxKeyBytes: 256, MaxValueByt
 // Store reads and writes sessions, ownership and leases in Cassandra.
 // It is safe for concurrent use.
 type Store struct {
-	s      *gocql.Session
+	s *gocql.Session
+	// lease is a session of its own (one connection per host) for the
+	// node's lease renewals and checks: they never queue behind bulk flush
+	// traffic on the main session's connections.
+	lease  *gocql.Session
 	opts   Options
 	ttl    int // seconds
 	stmts  statements
@@ -110,14 +114,25 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		sess.Close()
 		return nil, err
 	}
-	st := &Store{s: sess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger, policy: cluster.PoolConfig.HostSelectionPolicy,
+	lc := o.cluster()
+	lc.Keyspace = o.Keyspace
+	lc.NumConns = 1
+	leaseSess, err := lc.CreateSession()
+	if err != nil {
+		sess.Close()
+		return nil, wrap("connect", "", err)
+	}
+	st := &Store{s: sess, lease: leaseSess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger, policy: cluster.PoolConfig.HostSelectionPolicy,
 		hedge: &gocql.SimpleSpeculativeExecution{NumAttempts: 1, TimeoutDelay: max(o.Timeout/20, 100*time.Millisecond)}}
 	st.stmts = newStatements(o.Keyspace, o.Tables)
 	return st, nil
 }
 
-// Close closes the Cassandra session.
-func (st *Store) Close() { st.s.Close() }
+// Close closes the Cassandra sessions.
+func (st *Store) Close() {
+	st.s.Close()
+	st.lease.Close()
+}
 
 // Session is the underlying driver session, for tools and benchmarks.
 func (st *Store) Session() *gocql.Session { return st.s }
