@@ -63,8 +63,13 @@
 // flight or in backoff, so memory stays bounded while the store is down. A Commit or
 // End that would cross it returns ErrBufferFull, applies nothing and is counted in
 // Stats.Refusals; a commit that does not grow the buffer is always accepted. Above half
-// the cap every dirty session is flushed at once. The host decides what a refusal
-// means for its transaction; the buffer never drops committed state silently.
+// the cap every dirty session is flushed at once. Config.MaxWindow bounds time as the
+// cap bounds memory: while a change committed now would likely stay unwritten longer
+// than it (the oldest unwritten change's age, at least Delay, plus the longest recent
+// FlushFunc call), Commit and End return ErrOverloaded, apply nothing and count it in
+// Stats.Overloads, until the prediction is back under three quarters of the bound.
+// The host decides what a refusal means for its transaction; the buffer never drops
+// committed state silently.
 //
 // # Ownership
 //

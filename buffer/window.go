@@ -8,12 +8,13 @@ import (
 // The durability window's bound. A change is lost in a crash unless its flush
 // has completed, so its exposure is the time from the first unflushed change of
 // its session to the end of that session's flush. With Config.MaxWindow set,
-// a watchdog measures every tick the age of the oldest unflushed change in the
-// buffer (flying ones included) and adds the longest recent FlushFunc call:
-// while that sum exceeds MaxWindow, flushes cannot keep up (a backlog, a slow
+// a watchdog predicts every tick the exposure of a change committed now: the
+// age of the oldest unflushed change in the buffer (flying ones included), at
+// least Delay, plus the longest recent FlushFunc call. While that exceeds
+// MaxWindow, flushes cannot keep up (a backlog, a slow
 // or unreachable store) and a change accepted now would likely wait longer than
 // MaxWindow, so Commit and End refuse with ErrOverloaded. The refusal lifts
-// once the sum is back under three quarters of MaxWindow. The check costs the
+// once the prediction is back under three quarters of MaxWindow. The check costs the
 // commit path one atomic load.
 
 // windowGuard is the state of the watchdog.
@@ -57,19 +58,21 @@ func (b *Buffer) checkWindow() {
 		w.flightPrev.Store(w.flightCur.Swap(0))
 		w.rotated = now
 	}
-	oldest, found := b.oldestPending()
-	exposure := int64(0)
-	if found {
-		exposure = now - oldest + w.flight()
+	// A change committed now waits at least Delay, or as long as the oldest
+	// unwritten one already did, and then one flight.
+	age := int64(0)
+	if oldest, found := b.oldestPending(); found {
+		age = now - oldest
 	}
+	exposure := max(age, b.delay) + w.flight()
 	switch {
 	case exposure > w.max && !w.overloaded.Load():
 		w.overloaded.Store(true)
 		w.trips.Add(1)
-		b.overloadChanged(true, now-oldest, w.flight())
+		b.overloadChanged(true, age, w.flight())
 	case exposure < w.max/4*3 && w.overloaded.Load():
 		w.overloaded.Store(false)
-		b.overloadChanged(false, now-oldest, w.flight())
+		b.overloadChanged(false, age, w.flight())
 	}
 	b.clock.AfterFunc(w.tick, b.checkWindow)
 }

@@ -139,7 +139,7 @@ func (st *Store) writeGroup(ctx context.Context, ws []*Write, idx []int, errs []
 	for _, i := range idx {
 		b.Entries, _ = st.writeEntries(b.Entries, ws[i]) // checked by checkWrite
 	}
-	err := b.ExecContext(ctx)
+	err := b.SpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	if err == nil {
 		return
 	}
@@ -217,16 +217,20 @@ func storedValue(v []byte) []byte {
 }
 
 // exec runs a batch of one session; a batch of one statement runs as a plain
-// query, which Cassandra handles with less work.
+// query, which Cassandra handles with less work. Every write carries explicit
+// timestamps, so it is idempotent and hedged: when a replica that died without
+// closing its connections holds it, the next replica takes it after the hedge
+// delay instead of the flush waiting for the whole timeout (which would hold
+// unwritten changes past HOLDOVER_MAX_WINDOW).
 func (st *Store) exec(ctx context.Context, op, session string, b *gocql.Batch) error {
 	switch len(b.Entries) {
 	case 0:
 		return nil
 	case 1:
 		e := b.Entries[0]
-		return wrap(op, session, st.s.Query(e.Stmt, e.Args...).Idempotent(true).ExecContext(ctx))
+		return wrap(op, session, st.s.Query(e.Stmt, e.Args...).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx))
 	}
-	return wrap(op, session, b.ExecContext(ctx))
+	return wrap(op, session, b.SpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx))
 }
 
 // Fence makes epoch's owner the only writer whose data can be seen: it writes

@@ -215,17 +215,22 @@ func TestClaimExactlyOneWinner(t *testing.T) {
 		close(startGate)
 		wg.Wait()
 		failed += len(errs)
-		if len(winners) != 1 {
-			t.Fatalf("round %d: %d winners %v (errors %v)", r, len(winners), winners, errs)
-		}
-		for name := range seen {
-			if name != winners[0] {
-				t.Fatalf("round %d: a loser was told %q won, the winner was %q", r, name, winners[0])
-			}
-		}
 		o, found, err := st.ReadOwnerSerial(c, session)
-		if err != nil || !found || o.Node != winners[0] || o.Epoch != 2 {
-			t.Fatalf("round %d: row after claim %+v found=%v err=%v, want %s at epoch 2", r, o, found, err, winners[0])
+		if err != nil || !found || o.Epoch != 2 {
+			t.Fatalf("round %d: row after claim %+v found=%v err=%v, want epoch 2", r, o, found, err)
+		}
+		// Exactly one winner: the one the row names. It may not know it won
+		// only when its reply was lost (an error).
+		if len(winners) > 1 || (len(winners) == 1 && winners[0] != o.Node) || (len(winners) == 0 && len(errs) == 0) {
+			t.Fatalf("round %d: winners %v, the row names %s (errors %v)", r, winners, o.Node, errs)
+		}
+		// A loser is told the winner, or the row as it was before the race
+		// when its own attempt timed out and the read that settled it ran
+		// before the winner's claim was decided.
+		for name := range seen {
+			if name != o.Node && name != "origin" {
+				t.Fatalf("round %d: a loser was told %q won, the winner was %q", r, name, o.Node)
+			}
 		}
 	}
 	t.Logf("%d rounds of %d claimants in %s (%d claims failed with an error)", rounds, claimants, time.Since(began).Round(time.Millisecond), failed)
