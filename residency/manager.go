@@ -190,12 +190,28 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	// an End, one epoch above it.
 	epoch := cur.Epoch
 	switch {
+	case created && epoch > 1:
+		// Started afresh after an End: fence the epochs below, so that a
+		// write of the node that ended it (whose record of the End may have
+		// lost its reply, so it still holds the old epoch) can never show in
+		// the new session.
+		if err := m.store.Fence(ctx, session, epoch, nil); err != nil {
+			return 0, err
+		}
+		m.stats.created.Add(1)
 	case created:
 		m.stats.created.Add(1)
 	case cur.Node == m.cfg.NodeID && !cur.Ended:
-		// The row names this node: an earlier attempt of this very create whose
-		// reply was lost (a timeout after Cassandra applied it), so the retry
-		// found its own row.
+		// The row names this node but this process does not hold it: an
+		// earlier attempt of this very create whose reply was lost, or a row
+		// left by an earlier incarnation of this node, perhaps released (a
+		// peer may be claiming it) or with writes still in flight. Only a
+		// claim and a fence make it this process's without doubt: adopt it.
+		a, err := m.adopt(ctx, session, AdoptOptions{Force: true})
+		if err != nil {
+			return 0, err
+		}
+		return a.Epoch, nil
 	default:
 		return 0, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch}
 	}
@@ -273,8 +289,9 @@ func (m *Manager) forgetOwned(session string, epoch uint64) {
 
 // ReleaseAll marks every session this node owns as released, so peers adopt
 // them at once (graceful shutdown: call it after the buffer has flushed). It
-// returns how many were released; sessions it could not release stay owned
-// and become adoptable when the lease expires.
+// returns how many were released. This node gives up every session it owned,
+// released or not (a release whose reply was lost may have applied): those it
+// could not release become adoptable when the lease expires.
 func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
 	work := m.ownedSnapshot()
 
@@ -291,6 +308,10 @@ func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
 		go func(s string, e uint64) {
 			defer func() { <-sem; wg.Done() }()
 			ok, err := m.store.Release(ctx, s, m.cfg.NodeID, e, m.cfg.OwnershipTTL)
+			// Given up either way: a release whose reply was lost may have
+			// applied, and a peer adopts a released session without a
+			// fence, so this node must never write it again.
+			m.forgetOwned(s, e)
 			if err != nil {
 				errMu.Lock()
 				if firstErr == nil {
@@ -303,7 +324,6 @@ func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
 				released.Add(1)
 				m.stats.released.Add(1)
 			}
-			m.forgetOwned(s, e)
 		}(s, e)
 	}
 	wg.Wait()

@@ -615,15 +615,53 @@ func TestCreateWhoseReplyWasLostIsOurs(t *testing.T) {
 	if _, err := a.EnsureOwned(ctx, "s"); err == nil {
 		t.Fatal("the injected timeout did not surface")
 	}
-	// The retry (the buffer retries transient errors) finds the row it wrote.
+	// The retry (the buffer retries transient errors) finds a row naming this
+	// node that it does not hold: it cannot tell its own lost create from an
+	// earlier incarnation's row, so it claims and fences it (epoch 2).
 	e, err := a.EnsureOwned(ctx, "s")
-	if err != nil || e != 1 {
-		t.Fatalf("retry after a lost reply: epoch %d, %v; want 1, nil", e, err)
+	if err != nil || e != 2 {
+		t.Fatalf("retry after a lost reply: epoch %d, %v; want 2, nil", e, err)
 	}
 	// Another node's row is still another node's.
 	b := c.node("b", c.store(false))
 	var oe *residency.OwnedElsewhereError
 	if _, err := b.EnsureOwned(ctx, "s"); !errors.As(err, &oe) || oe.Owner != "a" {
 		t.Fatalf("b creating a's session: %v", err)
+	}
+}
+
+// A session released by an earlier incarnation of a node (graceful close) and
+// then committed to by its next incarnation must be claimed and fenced by it:
+// taking the released row as its own would let a peer adopt it, released,
+// without a fence, and both would own it.
+func TestRowOfEarlierIncarnationIsClaimedNotTaken(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	old, err := residency.New(residency.Config{NodeID: "a", LeaseTTL: 3 * time.Second}, c.store(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.EnsureOwned(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := old.ReleaseAll(ctx); err != nil || n != 1 {
+		t.Fatalf("release: %d %v", n, err)
+	}
+	if err := old.Close(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	a := c.node("a", c.store(false))
+	e, err := a.EnsureOwned(ctx, "s")
+	if err != nil || e != 2 {
+		t.Fatalf("the next incarnation recording s: epoch %d, %v; want 2 (claimed)", e, err)
+	}
+	b := c.node("b", c.store(false))
+	var oe *residency.OwnedElsewhereError
+	if _, err := b.Adopt(ctx, "s", residency.AdoptOptions{}); !errors.As(err, &oe) || oe.Owner != "a" || !oe.Live {
+		t.Fatalf("a peer adopting s: %v, want owned by live a", err)
 	}
 }

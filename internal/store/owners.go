@@ -112,6 +112,9 @@ func (st *Store) Claim(ctx context.Context, session string, prev Owner, node str
 	if err := st.opts.Limits.CheckSession(session); err != nil {
 		return false, Owner{}, err
 	}
+	if prev.Ended || prev.Node == "" {
+		return false, prev, nil // an ended session is nobody's to claim
+	}
 	next := prev.Epoch + 1
 	if next > MaxEpoch {
 		return false, prev, wrap("claim", session, permanent(errors.New("epoch limit reached")))
