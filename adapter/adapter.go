@@ -127,6 +127,8 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		RetryMax:        cfg.RetryMax,
 		MaxWindow:       cfg.MaxWindowBound(),
 		OnOverload:      a.overload,
+		CheckSession:    a.limits.CheckSession,
+		CheckChange:     a.checkChange,
 		OnDrop:          a.dropped,
 		OnFlush:         a.flushed,
 		Clock:           o.clock,

@@ -1,9 +1,6 @@
 package adapter
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // Commit records a committed transaction of session: the latest value of each
 // changed key is flushed to Cassandra within the flush delay, atomically with
@@ -15,20 +12,22 @@ import (
 // a full buffer ErrBufferFull, a closed adapter ErrClosed. The caller may
 // reuse the values' memory as soon as it returns.
 func (a *Adapter) Commit(session string, changes ...Change) error {
-	if err := a.limits.CheckSession(session); err != nil {
-		return err
-	}
-	for i := range changes {
-		c := &changes[i]
-		var v []byte
-		if !c.Delete {
-			v = c.Value
-		}
-		if err := a.limits.CheckItem(c.Key, v); err != nil {
-			return fmt.Errorf("change %d: %w", i, err)
-		}
+	// The limits are checked by the buffer (CheckSession, CheckChange), only for what its
+	// fast path has not seen: an update of a dirty key with a value of the
+	// same size was checked when the key entered.
+	if session == "" {
+		return a.limits.CheckSession(session)
 	}
 	return a.buf.Commit(session, changes...)
+}
+
+// checkChange is the buffer's CheckChange: a key and value against the
+// configured limits and Cassandra's column types.
+func (a *Adapter) checkChange(key string, value []byte, del bool) error {
+	if del {
+		value = nil
+	}
+	return a.limits.CheckItem(key, value)
 }
 
 // End ends a session: its persisted state and ownership row are deleted at

@@ -38,6 +38,12 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 	}
 
 	// Validate and bound the growth first, so that the call applies whole or not at all.
+	// Config.CheckSession and CheckChange see what the fast path above never meets
+	// unchecked: a session the buffer holds nothing of, every change outside it.
+	if err := b.check(session, s == nil, changes); err != nil {
+		sh.mu.Unlock()
+		return err
+	}
 	var grow int64
 	for i := range changes {
 		c := &changes[i]
@@ -107,6 +113,25 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 	return nil
 }
 
+// check runs Config.CheckSession on a new session and Config.CheckChange on
+// changes, naming the change.
+func (b *Buffer) check(session string, fresh bool, changes []Change) error {
+	if fresh && b.cfg.CheckSession != nil {
+		if err := b.cfg.CheckSession(session); err != nil {
+			return err
+		}
+	}
+	if b.cfg.CheckChange == nil {
+		return nil
+	}
+	for i := range changes {
+		if err := b.cfg.CheckChange(changes[i].Key, changes[i].Value, changes[i].Delete); err != nil {
+			return fmt.Errorf("change %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
 // End ends a session: every pending item of it is superseded, and its next snapshot
 // has Ended set, so the store deletes the session's partition before writing the
 // items committed after the End. Like Commit it never waits; it returns ErrBufferFull
@@ -118,6 +143,12 @@ func (b *Buffer) End(session string) error {
 	}
 	s := sh.lookup(session)
 	fresh := s == nil
+	if fresh && b.cfg.CheckSession != nil {
+		if err := b.cfg.CheckSession(session); err != nil {
+			sh.mu.Unlock()
+			return err
+		}
+	}
 	if fresh {
 		if !b.reserve(sessionOverhead) {
 			sh.refusals++

@@ -40,6 +40,17 @@ type Config struct {
 	// not block.
 	OnOverload func(on bool, oldest, flight time.Duration)
 
+	// CheckSession and CheckChange, when set, validate input against the caller's own
+	// limits (the store's column types and sizes) without taxing the fast path: Commit
+	// and End call CheckSession when the buffer holds nothing of the session, and Commit
+	// calls CheckChange for each change it applies outside the fast path (a new key, a
+	// delete, a value of another size). A same-sized value for a dirty key was checked
+	// when the key entered. An error refuses the whole call; a change's is wrapped with
+	// its index ("change 2: ..."). They run under a shard lock: they must be quick and
+	// must not call the Buffer.
+	CheckSession func(session string) error
+	CheckChange  func(key string, value []byte, delete bool) error
+
 	// MaxSessionItems flushes a session early once it has this many dirty items.
 	// Default 1024; range 1 to 1<<20.
 	MaxSessionItems int
