@@ -437,13 +437,14 @@ func nodeLossDrill(d *drill) {
 		drainAt = 16 * time.Second
 		lease   = 6 * time.Second
 	)
-	// The window bound is raised: this drill is about a replica's loss, and
-	// on two cores the three-node ring records the 300 sessions' ownership
-	// (a Paxos round each) in seconds, so with the default bound (10 x the
-	// flush delay) the nodes refuse events during that burst, rightly; the
-	// window drills and the bench measure that.
+	// The window bound is raised: this drill is about availability when a
+	// replica dies. On two cores the three-node ring records the 300
+	// sessions' ownership (a Paxos round each) in seconds, and after the kill
+	// flushes took up to 7.5 s (seen with a 15 s bound, which then refused
+	// 806 events): with the default bound (10 x the flush delay) the nodes
+	// refuse events then, rightly, since those changes are unwritten that long.
 	nodes := d.startNodes(nodeSpec{Count: 3, FlushDelay: flushDelay, LeaseTTL: lease, Replication: 3,
-		Extra: []string{"HOLDOVER_MAX_WINDOW=15s"}})
+		Extra: []string{"HOLDOVER_MAX_WINDOW=60s"}})
 	a := nodes[0]
 	victim := d.ring.nodes[len(d.ring.nodes)-1]
 	var killErr error
