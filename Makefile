@@ -6,6 +6,7 @@
 #   make cassandra       start a local Cassandra node (NODES=3 for a three-node ring on 127.0.0.1-3;
 #                        NODES=3 DCS=2 for three nodes in dc1 and dc2 on 127.0.0.11-13, beside it)
 #   make cassandra-stop  stop the nodes `make cassandra` started
+#   make soak            nemesis soak: three nodes, seeded faults, a history checker (DURATION=2m SEED=n)
 #
 # Set HOLDOVER_CASSANDRA_HOSTS to use a Cassandra you already run instead.
 
@@ -53,7 +54,8 @@ cassandra-clean:
 	@$(CASSANDRA) clean
 
 # test starts Cassandra unless HOLDOVER_CASSANDRA_HOSTS is set, and stops it afterwards
-# only when it was not running before. Then it runs the CI drills in Docker (drills-ci).
+# only when it was not running before; before that it runs a two-minute soak (soak-ci) and
+# the two-data-center tests (test-dc). Then it runs the CI drills in Docker (drills-ci).
 test: deps vet
 	@started=0; \
 	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
@@ -62,14 +64,16 @@ test: deps vet
 	 fi; \
 	 echo "make: go test $(TEST_FLAGS) ./..."; \
 	 $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
+	 $(MAKE) --no-print-directory soak-ci || rc=1; \
+	 $(MAKE) --no-print-directory test-dc || rc=1; \
 	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
 	 $(MAKE) --no-print-directory drills-ci || rc=1; \
 	 exit $$rc
 
 # test-dc runs the tests built with the tag dcring (internal/store/dcring_test.go,
 # adapter/storeopts_dc_test.go): ownership claims racing from two data centers, and Open's
-# choice of serial consistency there. They need a ring of two data centers, three more JVMs,
-# so make test leaves them out. It starts that ring (cassandra.sh start 3 --dcs 2: dc1 on
+# choice of serial consistency there. They need a ring of two data centers, three more JVMs
+# (about 2-3 min; make test runs them after the soak). It starts that ring (cassandra.sh start 3 --dcs 2: dc1 on
 # 127.0.0.11 and .13, dc2 on .12) unless HOLDOVER_CASSANDRA_DC_HOSTS names one, and the single
 # node the adapter's tests also need unless HOLDOVER_CASSANDRA_HOSTS is set; afterwards it stops
 # each of them only if it was not running before. The tests fail, never skip, without the ring.
@@ -111,6 +115,46 @@ demo: deps
 	 bin/holdover-load demo -node-bin bin/holdover-node; rc=$$?; \
 	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
 	 exit $$rc
+
+# soak runs the nemesis soak (cmd/holdover-load soak, internal/soak): three reference nodes
+# on 127.0.0.1:18191-18193 and a fresh keyspace (dropped afterwards), 200 sessions at 150
+# operations/s, and a seeded schedule of faults: SIGKILL and restart of a node, SIGSTOP of a
+# node past its lease, SIGKILL during a drain, a graceful restart, SIGSTOP of the Cassandra
+# JVM for a few seconds. It writes e2e/out/soak-history.jsonl (every operation and fault),
+# e2e/out/soak.json (counts and violations by invariant) and e2e/out/soak-logs/, prints a
+# line every 5 s, and exits non-zero on any violation or when it cannot run. SEED=0 (the
+# default) draws a seed from the time and prints it; the same SEED replays the same plan.
+# It starts Cassandra like demo. With HOLDOVER_CASSANDRA_HOSTS set, Cassandra stalls need
+# SOAK_FLAGS='-cassandra-pid N', or leave them out: SOAK_FLAGS='-faults kill,pause,term-kill,restart'.
+#   make soak DURATION=30m SEED=n   a long one
+#   make soak-ci                    the two-minute soak make test runs
+DURATION   ?= 2m
+SEED       ?= 0
+SOAK_FLAGS ?=
+.PHONY: soak soak-ci
+soak: deps
+	@mkdir -p bin e2e/out
+	$(GO) build -o bin/holdover-node ./cmd/holdover-node
+	$(GO) build -o bin/holdover-load ./cmd/holdover-load
+	@started=0; \
+	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
+	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
+	   $(CASSANDRA) start 1 || exit 1; \
+	 fi; \
+	 t0=$$SECONDS; \
+	 bin/holdover-load soak -node-bin bin/holdover-node -duration $(DURATION) -seed $(SEED) -out e2e/out $(SOAK_FLAGS); rc=$$?; \
+	 echo "soak: $$((SECONDS - t0)) s in all"; \
+	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
+	 exit $$rc
+
+# soak-ci leaves Cassandra stalls out when the cluster is not the one this Makefile runs
+# (HOLDOVER_CASSANDRA_HOSTS set): the soak cannot pause a JVM it does not know.
+soak-ci:
+	@if [ -n "$$HOLDOVER_CASSANDRA_HOSTS" ] && [ -z "$(SOAK_FLAGS)" ]; then \
+	   $(MAKE) --no-print-directory soak DURATION=2m SOAK_FLAGS='-faults kill,pause,term-kill,restart,replace'; \
+	 else \
+	   $(MAKE) --no-print-directory soak DURATION=2m; \
+	 fi
 
 # bench measures holdover beside its anchors (see docs/performance.md) and writes
 # bench/out/results.json. Run it on a quiet machine.

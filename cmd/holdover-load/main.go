@@ -7,6 +7,8 @@
 //	                   [-sessions 200] [-rate 300] [-duration 30s] \
 //	                   [-fail A -fail-after 10s -fail-cmd 'kill -9 1234'] [-window-allowance 250ms]
 //	holdover-load demo -node-bin bin/holdover-node
+//	holdover-load soak -node-bin bin/holdover-node [-duration 2m] [-seed N] [-out e2e/out]
+//	holdover-load soak -check e2e/out/soak-history.jsonl
 //
 // run drives nodes that are already running; with -fail it runs -fail-cmd
 // (through sh -c, with HOLDOVER_FAIL_NODE and HOLDOVER_FAIL_URL set) at the
@@ -14,7 +16,11 @@
 // failover demonstration by itself: a fresh keyspace, two nodes started as
 // child processes, load, SIGKILL of one node, adoption of its sessions by the
 // other, verification, shutdown, and the keyspace dropped. Both print progress
-// about once a second.
+// about once a second. soak runs three nodes under a seeded schedule of
+// faults (SIGKILL, SIGSTOP, SIGKILL during a drain, restarts, Cassandra
+// stalls), writes a history of every operation and fault, and checks it for
+// violations of the four invariants (internal/soak); -check checks a saved
+// history again.
 //
 // Exit status: 0 when nothing was lost beyond the window, nothing was corrupt
 // and every session was accounted for; 1 otherwise or on an error; 2 on bad
@@ -33,7 +39,8 @@ import (
 const usage = `usage:
   holdover-load run  -nodes name=url,... [flags]   drive load against running nodes
   holdover-load demo -node-bin PATH [flags]        start two nodes, SIGKILL one, prove nothing is lost
-Run "holdover-load run -h" or "holdover-load demo -h" for the flags.
+  holdover-load soak -node-bin PATH [flags]        nemesis soak of three nodes with a history checker
+Run "holdover-load run -h", "holdover-load demo -h" or "holdover-load soak -h" for the flags.
 `
 
 func main() {
@@ -54,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return soakCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -14,6 +14,7 @@ const (
 	EventCreate = "create"
 	EventUpdate = "update"
 	EventAppend = "append"
+	EventUnset  = "unset"
 	EventEnd    = "end"
 )
 
@@ -22,6 +23,8 @@ type Event struct {
 	Type  string            `json:"type"`
 	Attrs map[string]string `json:"attrs,omitempty"`
 	Entry *string           `json:"entry,omitempty"`
+	// Keys names the attributes an unset event removes.
+	Keys []string `json:"keys,omitempty"`
 }
 
 // Result says what an applied event did.
@@ -72,7 +75,7 @@ func (n *Node) Apply(ctx context.Context, id string, ev Event) (Result, error) {
 		if tx.Resident() {
 			return res, residentError{id: id, node: n.cfg.NodeID}
 		}
-		items, err := n.fetch(ctx, a, id)
+		items, err := n.fetch(ctx, a, id, adapter.AdoptOptions{})
 		switch {
 		case errors.Is(err, adapter.ErrNotFound):
 		case err != nil:
@@ -87,7 +90,7 @@ func (n *Node) Apply(ctx context.Context, id string, ev Event) (Result, error) {
 		tx.Create(ev.Attrs, keys)
 	} else {
 		if !tx.Resident() {
-			s, err := n.restore(ctx, a, id)
+			s, err := n.restore(ctx, a, id, adapter.AdoptOptions{})
 			if err != nil {
 				return res, err
 			}
@@ -102,6 +105,8 @@ func (n *Node) Apply(ctx context.Context, id string, ev Event) (Result, error) {
 				return res, badInput("session %q: history is full (%d entries)", id, MaxHistory)
 			}
 			tx.Append(*ev.Entry)
+		case EventUnset:
+			tx.Unset(ev.Keys)
 		case EventEnd:
 			tx.End()
 		}
@@ -120,6 +125,18 @@ func (n *Node) Apply(ctx context.Context, id string, ev Event) (Result, error) {
 // not resident is adopted first (with the outcomes of Apply's adoption);
 // without, it is ErrNotResident.
 func (n *Node) Get(ctx context.Context, id string, adopt bool) (View, error) {
+	return n.get(ctx, id, adopt, adapter.AdoptOptions{})
+}
+
+// ForceAdopt is Get with adoption where a session owned by a node whose lease
+// is still live is adopted all the same (adapter.AdoptOptions.Force), for an
+// operator or a test that knows that node is gone. A session resident here is
+// returned as it is.
+func (n *Node) ForceAdopt(ctx context.Context, id string) (View, error) {
+	return n.get(ctx, id, true, adapter.AdoptOptions{Force: true})
+}
+
+func (n *Node) get(ctx context.Context, id string, adopt bool, opts adapter.AdoptOptions) (View, error) {
 	if err := n.checkSession(id); err != nil {
 		return View{}, err
 	}
@@ -138,7 +155,7 @@ func (n *Node) Get(ctx context.Context, id string, adopt bool) (View, error) {
 	if s := tx.Session(); s != nil { // adopted by an event meanwhile
 		return n.view(tx.base, false), nil
 	}
-	s, err := n.restore(ctx, a, id)
+	s, err := n.restore(ctx, a, id, opts)
 	if err != nil {
 		return View{}, err
 	}
@@ -157,8 +174,8 @@ func (n *Node) view(s *Session, adopted bool) View {
 }
 
 // restore fetches session id from Cassandra and decodes it.
-func (n *Node) restore(ctx context.Context, a *adapter.Adapter, id string) (*Session, error) {
-	items, err := n.fetch(ctx, a, id)
+func (n *Node) restore(ctx context.Context, a *adapter.Adapter, id string, opts adapter.AdoptOptions) (*Session, error) {
+	items, err := n.fetch(ctx, a, id, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +189,7 @@ func (n *Node) restore(ctx context.Context, a *adapter.Adapter, id string) (*Ses
 	return s, nil
 }
 
-// fetch adopts session id and returns its persisted items.
+// fetch adopts session id (with opts) and returns its persisted items.
 //
 // When the adapter says this node owns the session already
 // (ErrAlreadyOwned) although the table does not hold it, the session either
@@ -180,8 +197,8 @@ func (n *Node) restore(ctx context.Context, a *adapter.Adapter, id string) (*Ses
 // the table when the node fenced and the node has since recovered. Either
 // way fetch makes the adapter's view durable (Flush) and reads it back
 // (Peek): an ended session is then ErrNotFound.
-func (n *Node) fetch(ctx context.Context, a *adapter.Adapter, id string) ([]adapter.Item, error) {
-	s, err := a.Adopt(ctx, id)
+func (n *Node) fetch(ctx context.Context, a *adapter.Adapter, id string, opts adapter.AdoptOptions) ([]adapter.Item, error) {
+	s, err := a.Adopt(ctx, id, opts)
 	if err == nil {
 		return s.Items, nil
 	}

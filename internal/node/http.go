@@ -80,7 +80,27 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	v, err := n.Get(r.Context(), r.PathValue("id"), adopt)
+	force := false
+	if s := r.URL.Query().Get("force"); s != "" {
+		var err error
+		if force, err = strconv.ParseBool(s); err != nil {
+			n.writeError(w, badInput("force=%q is not a boolean", s))
+			return
+		}
+		if force && !adopt {
+			n.writeError(w, badInput("force=true needs adopt=true"))
+			return
+		}
+	}
+	var (
+		v   View
+		err error
+	)
+	if force {
+		v, err = n.ForceAdopt(r.Context(), r.PathValue("id"))
+	} else {
+		v, err = n.Get(r.Context(), r.PathValue("id"), adopt)
+	}
 	if err != nil {
 		n.writeError(w, err)
 		return
@@ -167,7 +187,7 @@ func (n *Node) classify(err error) (int, errorBody) {
 		body.Owner = n.cfg.NodeID
 		return http.StatusConflict, body
 	}
-	// ErrBufferFull, ErrFenced, ErrClosed, ErrNotReady, Cassandra errors and
+	// ErrBufferFull, ErrOverloaded, ErrFenced, ErrClosed, ErrNotReady, Cassandra errors and
 	// timeouts: the event was not applied and may be retried.
 	return http.StatusServiceUnavailable, body
 }

@@ -161,6 +161,14 @@ func (tx *Tx) Append(entry string) {
 	tx.dirty = true
 }
 
+// Unset removes attributes of the session; names it lacks are ignored.
+func (tx *Tx) Unset(names []string) {
+	for _, k := range names {
+		delete(tx.cur.Attrs, k)
+	}
+	tx.dirty = true
+}
+
 // End ends the session.
 func (tx *Tx) End() { tx.ended, tx.dirty = true, true }
 

@@ -42,7 +42,7 @@ func newTelemetry(mp metric.MeterProvider, t *Table) *telemetry {
 
 func (t *telemetry) event(ctx context.Context, typ string, status int, adopted bool) {
 	switch typ {
-	case EventCreate, EventUpdate, EventAppend, EventEnd:
+	case EventCreate, EventUpdate, EventAppend, EventUnset, EventEnd:
 	default:
 		typ = "invalid" // keep the label's cardinality bounded
 	}

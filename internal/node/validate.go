@@ -26,6 +26,9 @@ func (n *Node) checkEvent(id string, ev Event) error {
 	if err := n.checkSession(id); err != nil {
 		return err
 	}
+	if len(ev.Keys) > 0 && ev.Type != EventUnset {
+		return badInput("a %s event takes no keys", ev.Type)
+	}
 	switch ev.Type {
 	case EventCreate, EventUpdate:
 		if ev.Entry != nil {
@@ -44,25 +47,45 @@ func (n *Node) checkEvent(id string, ev Event) error {
 		if l := len(*ev.Entry); l > n.maxValue() {
 			return overLimit("entry", l, n.maxValue(), "HOLDOVER_MAX_VALUE_BYTES", "")
 		}
+	case EventUnset:
+		if len(ev.Keys) == 0 {
+			return badInput("an unset event needs keys")
+		}
+		if ev.Entry != nil || len(ev.Attrs) > 0 {
+			return badInput("an unset event takes no attrs and no entry")
+		}
+		for _, k := range ev.Keys {
+			if err := n.checkAttrName(k); err != nil {
+				return err
+			}
+		}
 	case EventEnd:
 		if ev.Entry != nil || len(ev.Attrs) > 0 {
 			return badInput("an end event takes no attrs and no entry")
 		}
 	default:
-		return badInput("unknown event type %q: want %s, %s, %s or %s", ev.Type, EventCreate, EventUpdate, EventAppend, EventEnd)
+		return badInput("unknown event type %q: want %s, %s, %s, %s or %s", ev.Type, EventCreate, EventUpdate, EventAppend, EventUnset, EventEnd)
 	}
 	for k, v := range ev.Attrs {
-		if l := len(k); l == 0 || l > n.maxAttrName() {
-			what := fmt.Sprintf("attribute name %q", clip(k))
-			if l == 0 {
-				what = "attribute name"
-			}
-			return overLimit(what, l, n.maxAttrName(), "HOLDOVER_MAX_KEY_BYTES",
-				fmt.Sprintf(" = %d, less the %d-byte %q prefix", n.cfg.MaxKeyBytes, len(attrPrefix), attrPrefix))
+		if err := n.checkAttrName(k); err != nil {
+			return err
 		}
 		if l := len(v); l > n.maxValue() {
 			return overLimit(fmt.Sprintf("value of attribute %q", clip(k)), l, n.maxValue(), "HOLDOVER_MAX_VALUE_BYTES", "")
 		}
+	}
+	return nil
+}
+
+// checkAttrName rejects an attribute name that is empty or too long.
+func (n *Node) checkAttrName(k string) error {
+	if l := len(k); l == 0 || l > n.maxAttrName() {
+		what := fmt.Sprintf("attribute name %q", clip(k))
+		if l == 0 {
+			what = "attribute name"
+		}
+		return overLimit(what, l, n.maxAttrName(), "HOLDOVER_MAX_KEY_BYTES",
+			fmt.Sprintf(" = %d, less the %d-byte %q prefix", n.cfg.MaxKeyBytes, len(attrPrefix), attrPrefix))
 	}
 	return nil
 }

@@ -1,0 +1,101 @@
+package soak
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeCluster records what the nemesis asks of it.
+type fakeCluster struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeCluster) do(s string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, s)
+	return nil
+}
+func (f *fakeCluster) Kill(n string) error                     { return f.do("kill " + n) }
+func (f *fakeCluster) Term(n string) error                     { return f.do("term " + n) }
+func (f *fakeCluster) Stop(n string) error                     { return f.do("stop " + n) }
+func (f *fakeCluster) Cont(n string) error                     { return f.do("cont " + n) }
+func (f *fakeCluster) Start(_ context.Context, n string) error { return f.do("start " + n) }
+func (f *fakeCluster) StallCassandra(time.Duration) error      { return f.do("stall") }
+func (f *fakeCluster) ResumeCassandra() error                  { return f.do("resume") }
+func (f *fakeCluster) Wait(n string, _ time.Duration) (bool, string) {
+	_ = f.do("wait " + n)
+	return true, "exit status 0"
+}
+func (f *fakeCluster) Replace(_ context.Context, n string) (string, error) {
+	return "http://127.0.0.1:1", f.do("replace " + n)
+}
+
+func testNemesis(t *testing.T, cl Cluster) (*nemesis, *[]Record) {
+	var recs []Record
+	var mu sync.Mutex
+	h, err := CreateHistory(filepath.Join(t.TempDir(), "h.jsonl"), func(r Record) { mu.Lock(); recs = append(recs, r); mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	nodes := []NodeInfo{{Name: "n1"}, {Name: "n2"}}
+	v := &view{state: make([]nodeState, 2), inc: make([]int, 2), url: make([]string, 2), zombie: make([]zombie, 2)}
+	return &nemesis{cl: cl, hist: h, view: v, nodes: nodes, index: map[string]int{"n1": 0, "n2": 1},
+		episodes: map[string]int{}, vgen: make([]int, 2)}, &recs
+}
+
+// TestNemesisAlwaysContinuesCassandra: an interrupted stall still ends with
+// SIGCONT of Cassandra.
+func TestNemesisAlwaysContinuesCassandra(t *testing.T) {
+	cl := &fakeCluster{}
+	n, _ := testNemesis(t, cl)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	plan := []Episode{{Kind: EpStall, HoldMS: 60_000}}
+	if err := n.run(ctx, plan, time.Now().Add(time.Hour), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cl.calls, []string{"stall", "resume"}) {
+		t.Fatalf("calls %v", cl.calls)
+	}
+}
+
+// TestNemesisEpisodes: each kind does its steps, records them, and leaves
+// the view with every node up (a restarted one in a new incarnation).
+func TestNemesisEpisodes(t *testing.T) {
+	cl := &fakeCluster{}
+	n, recs := testNemesis(t, cl)
+	plan := []Episode{
+		{Kind: EpKill, Node: "n1", DownMS: 1},
+		{Kind: EpPause, Node: "n2", HoldMS: 1},
+		{Kind: EpTermKill, Node: "n1", HoldMS: 1, DownMS: 1},
+		{Kind: EpRestart, Node: "n2", DownMS: 1},
+		{Kind: EpReplace, Node: "n1", HoldMS: 1, DownMS: 1},
+	}
+	if err := n.run(context.Background(), plan, time.Now().Add(time.Hour), 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if st, _ := n.view.get(i); st != nodeUp {
+			t.Fatalf("node %d is %v", i, st)
+		}
+	}
+	if _, inc := n.view.get(0); inc != 3 { // kill, term-kill, replace
+		t.Fatalf("n1 incarnation %d", inc)
+	}
+	var kinds []string
+	for _, r := range *recs {
+		kinds = append(kinds, r.Kind+" "+r.Node)
+	}
+	want := []string{"kill n1", "restart n1", "pause n2", "resume n2", "term n1", "drained n1", "restart n1",
+		"term n2", "drained n2", "restart n2", "pause n1", "replace n1", "resume n1~zombie", "term n1~zombie", "drained n1~zombie"}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("records %v\nwant %v", kinds, want)
+	}
+}
