@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/cassandratest"
 	"github.com/holdover/holdover/internal/store"
 )
 
@@ -32,16 +31,7 @@ func (s *slowRenewals) RenewLease(ctx context.Context, node string, ttl, grace t
 // peer sees the lease expire before that.
 func TestLeaseIgnoresWallClockSteps(t *testing.T) {
 	t.Parallel()
-	hosts, port := cassandratest.Hosts(t)
-	ks := cassandratest.Keyspace(t)
-	open := func(schema bool) *store.Store {
-		st, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: ks, CreateSchema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(st.Close)
-		return st
-	}
+	open := keyspaceStores(t)
 	ctx := context.Background()
 	slow := &slowRenewals{Store: open(true)}
 	const ttl = 2 * time.Second

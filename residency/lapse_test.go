@@ -15,16 +15,7 @@ import (
 // sessions nobody adopted meanwhile.
 func TestLapseUnseenWhilePausedFencesOnWake(t *testing.T) {
 	t.Parallel()
-	hosts, port := cassandratest.Hosts(t)
-	ks := cassandratest.Keyspace(t)
-	open := func(schema bool) *store.Store {
-		st, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: ks, CreateSchema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(st.Close)
-		return st
-	}
+	open := keyspaceStores(t)
 	stA := open(true)
 	fenced := make(chan []string, 1)
 	recovered := make(chan []string, 1)
@@ -86,5 +77,20 @@ func TestLapseUnseenWhilePausedFencesOnWake(t *testing.T) {
 	}
 	if _, ok := a.Epoch("taken"); ok {
 		t.Fatal("a still owns the adopted session")
+	}
+}
+
+// keyspaceStores gives a test a keyspace of its own and a function opening a
+// store on it (a node's own driver session), the first with the schema.
+func keyspaceStores(t *testing.T) func(schema bool) *store.Store {
+	hosts, port := cassandratest.Hosts(t)
+	ks := cassandratest.Keyspace(t)
+	return func(schema bool) *store.Store {
+		st, err := store.Open(context.Background(), store.Options{Hosts: hosts, Port: port, Keyspace: ks, CreateSchema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		return st
 	}
 }

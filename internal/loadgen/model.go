@@ -24,23 +24,29 @@ type digest [16]byte
 func (d digest) String() string { return fmt.Sprintf("%x", d[:6]) }
 
 // digest returns the digest of s.
-func (s sessionState) digest() digest {
+func (s sessionState) digest() digest { return StateDigest(s.Attrs, s.History) }
+
+// StateDigest is the digest of a session state of the reference node: its
+// attributes and history entries, length-prefixed, attributes in key order, in
+// 16 bytes of SHA-256. Equal states have equal digests (a nil and an empty map
+// or slice are equal). The soak's checker uses it too.
+func StateDigest(attrs map[string]string, history []string) [16]byte {
 	h := sha256.New()
 	var n [binary.MaxVarintLen64]byte
 	put := func(str string) {
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(str)))])
 		h.Write([]byte(str))
 	}
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(s.Attrs)))])
-	for _, k := range slices.Sorted(maps.Keys(s.Attrs)) {
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(attrs)))])
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
 		put(k)
-		put(s.Attrs[k])
+		put(attrs[k])
 	}
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(s.History)))])
-	for _, e := range s.History {
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(history)))])
+	for _, e := range history {
 		put(e)
 	}
-	var d digest
+	var d [16]byte
 	copy(d[:], h.Sum(nil))
 	return d
 }

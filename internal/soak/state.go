@@ -1,16 +1,14 @@
 package soak
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/holdover/holdover/adapter"
+	"github.com/holdover/holdover/internal/loadgen"
 )
 
 // State is a session's state as the reference node holds it: attributes and
@@ -24,24 +22,10 @@ type State struct {
 // empty map or list are equal). It is the hex of 16 bytes of SHA-256.
 type Digest string
 
-// Digest returns s's digest.
+// Digest returns s's digest (loadgen.StateDigest, in hex).
 func (s *State) Digest() Digest {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	put := func(str string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(str)))])
-		h.Write([]byte(str))
-	}
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(s.Attrs)))])
-	for _, k := range slices.Sorted(maps.Keys(s.Attrs)) {
-		put(k)
-		put(s.Attrs[k])
-	}
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(s.History)))])
-	for _, e := range s.History {
-		put(e)
-	}
-	return Digest(hex.EncodeToString(h.Sum(nil)[:16]))
+	d := loadgen.StateDigest(s.Attrs, s.History)
+	return Digest(hex.EncodeToString(d[:]))
 }
 
 // Ref names one state of a session: its version and digest.
