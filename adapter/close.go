@@ -28,7 +28,15 @@ func (a *Adapter) Close(ctx context.Context) (CloseReport, error) {
 	if !a.closed.CompareAndSwap(false, true) {
 		return rep, ErrClosed
 	}
-	unwritten, bufErr := a.buf.Close(ctx)
+	drainCtx := ctx
+	if a.res.Replaced() {
+		// Another process holds this node ID: nothing can be written any
+		// more, so do not wait for the deadline.
+		c, cancel := context.WithCancel(ctx)
+		cancel()
+		drainCtx = c
+	}
+	unwritten, bufErr := a.buf.Close(drainCtx)
 	rep.Unwritten = unwritten
 	for _, u := range unwritten.Sessions {
 		a.res.Forget(u.Session) // not released: its latest state is not persisted

@@ -106,4 +106,15 @@ func TestPausedProcessReplacedStaysFenced(t *testing.T) {
 	if e, ok := b.Epoch("s"); !ok || e != 2 {
 		t.Fatalf("the new process owns s at %d (%v)", e, ok)
 	}
+	// The replaced process shuts down gracefully: it must not drop the lease,
+	// which is its successor's now.
+	if !a.Replaced() {
+		t.Fatal("the replaced process does not know it")
+	}
+	if err := a.Close(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := old.Store.ReadLease(ctx, "same"); err != nil || !found {
+		t.Fatalf("after the replaced process closed, the successor's lease: found=%v err=%v", found, err)
+	}
 }

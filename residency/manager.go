@@ -25,7 +25,7 @@ type Store interface {
 	RenewLease(ctx context.Context, node string, ttl, grace time.Duration) error
 	TakeLease(ctx context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration) (bool, store.Lease, error)
 	CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration) (bool, store.Lease, error)
-	DropLease(ctx context.Context, node string) error
+	DropLease(ctx context.Context, node, incarnation string) error
 	ReadLease(ctx context.Context, node string) (store.Lease, bool, error)
 	IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error
 	UnindexOwner(ctx context.Context, node, session string) error
@@ -156,6 +156,10 @@ func (m *Manager) Epoch(session string) (uint64, bool) {
 	m.mu.RUnlock()
 	return e, ok
 }
+
+// Replaced reports whether another process took over this node ID while
+// this one was paused: it stays fenced for good and should close.
+func (m *Manager) Replaced() bool { return m.replaced.Load() }
 
 // Fenced reports whether this node has self-fenced (its lease lapsed).
 func (m *Manager) Fenced() bool {
@@ -346,8 +350,8 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 		<-m.refreshDone
 	}
 	m.neg.close()
-	if dropLease {
-		return m.store.DropLease(ctx, m.cfg.NodeID)
+	if dropLease && !m.replaced.Load() {
+		return m.store.DropLease(ctx, m.cfg.NodeID, m.incarnation)
 	}
 	return nil
 }

@@ -438,6 +438,10 @@ func (m *Store) ReadLease(_ context.Context, node string) (l store.Lease, found 
 }
 
 // DropLease implements residency.Store.
-func (m *Store) DropLease(_ context.Context, node string) error {
-	return m.call("drop_lease", "", func() { delete(m.leases, node) })
+func (m *Store) DropLease(_ context.Context, node, incarnation string) error {
+	return m.call("drop_lease", "", func() {
+		if l, ok := m.lease(node); ok && l.Incarnation == incarnation {
+			delete(m.leases, node)
+		}
+	})
 }

@@ -93,9 +93,11 @@ func leaseFromCAS(node string, row map[string]any) Lease {
 	return l
 }
 
-// DropLease deletes node's lease, so peers see the node gone at once.
-func (st *Store) DropLease(ctx context.Context, node string) error {
-	err := st.s.Query(st.stmts.deleteLease, node).Idempotent(true).ExecContext(ctx)
+// DropLease deletes node's lease if incarnation still holds it, so peers see
+// the node gone at once (a lightweight transaction: a process that was
+// replaced must not delete its successor's lease).
+func (st *Store) DropLease(ctx context.Context, node, incarnation string) error {
+	_, err := st.lease.Query(st.stmts.deleteLease, node, incarnation).MapScanCASContext(ctx, map[string]any{})
 	return wrap("drop lease", "", err)
 }
 

@@ -66,7 +66,7 @@ func newStatements(ks string, t Tables) statements {
 		takeLease:    fmt.Sprintf(`INSERT INTO %s (node, renewed_at, ttl_ms, incarnation) VALUES (?, toTimestamp(now()), ?, ?) IF NOT EXISTS USING TTL ?`, leases),
 		retakeLease:  fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ?, incarnation = ? WHERE node = ? IF renewed_at = ?`, leases),
 		checkLease:   fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ? WHERE node = ? IF incarnation = ?`, leases),
-		deleteLease:  fmt.Sprintf(`DELETE FROM %s WHERE node = ?`, leases),
+		deleteLease:  fmt.Sprintf(`DELETE FROM %s WHERE node = ? IF incarnation = ?`, leases),
 		selectLease:  fmt.Sprintf(`SELECT renewed_at, ttl_ms, TTL(renewed_at), incarnation FROM %s WHERE node = ?`, leases),
 		selectLeases: fmt.Sprintf(`SELECT node, renewed_at, ttl_ms, TTL(renewed_at), incarnation FROM %s`, leases),
 	}

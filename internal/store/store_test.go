@@ -343,10 +343,21 @@ func TestLeases(t *testing.T) {
 	if gone := time.Since(renewedA); gone < 1500*time.Millisecond+grace {
 		t.Fatalf("the lease row vanished %v after the renewal, before its end plus grace", gone)
 	}
-	if err := st.DropLease(c, "node-b"); err != nil {
+	// Only the incarnation holding a lease can drop it: a replaced process
+	// must not delete its successor's.
+	if took, _, err := st.TakeLease(c, "node-c", "inc-1", store.Lease{}, false, time.Hour, grace); err != nil || !took {
+		t.Fatalf("take lease: %v %v", took, err)
+	}
+	if err := st.DropLease(c, "node-c", "inc-0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, err := st.ReadLease(c, "node-b"); err != nil || found {
+	if l, found, err := st.ReadLease(c, "node-c"); err != nil || !found || l.Incarnation != "inc-1" {
+		t.Fatalf("a lease dropped by another incarnation: %+v found=%v err=%v", l, found, err)
+	}
+	if err := st.DropLease(c, "node-c", "inc-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := st.ReadLease(c, "node-c"); err != nil || found {
 		t.Fatalf("a dropped lease: found=%v err=%v", found, err)
 	}
 }
