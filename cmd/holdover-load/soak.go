@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/adapter"
+	"github.com/holdover/holdover/internal/loadgen"
 	"github.com/holdover/holdover/internal/soak"
 )
 
@@ -287,33 +287,18 @@ func runSoak(ctx context.Context, o soakOptions, stdout, stderr io.Writer) (sum 
 // printSummary prints the soak's result.
 func printSummary(w io.Writer, s *soak.Summary) {
 	fmt.Fprintf(w, "soak: seed=%d duration_s=%.0f plan_digest=%s sessions=%d window_ms=%d\n", s.Seed, s.DurationS, s.PlanDigest, s.Sessions, s.WindowMS)
-	fmt.Fprintf(w, "soak: operations %s\n", countsLine(s.Operations))
-	fmt.Fprintf(w, "soak: outcomes %s\n", countsLine(s.Outcomes))
-	fmt.Fprintf(w, "soak: faults %s (steps %s)\n", countsLine(s.Faults), countsLine(s.FaultSteps))
+	fmt.Fprintf(w, "soak: operations %s\n", loadgen.FormatCounts(s.Operations))
+	fmt.Fprintf(w, "soak: outcomes %s\n", loadgen.FormatCounts(s.Outcomes))
+	fmt.Fprintf(w, "soak: faults %s (steps %s)\n", loadgen.FormatCounts(s.Faults), loadgen.FormatCounts(s.FaultSteps))
 	c := s.Check
 	fmt.Fprintf(w, "soak: checked observations=%d restores=%d final=%d lost_within_window=%d max_lost_age_ms=%.0f probe_acks=%d implicit_adoptions=%d unplaced=%d\n",
 		c.Observations, c.Restores, c.FinalChecked, c.LostWithinWindow, c.MaxLostAgeMS, c.ProbeAcks, c.ImplicitAdoptions, c.Unplaced)
 	fmt.Fprintf(w, "soak: violations I1=%d I2=%d I3=%d I4=%d %s\n", s.Violations[soak.I1], s.Violations[soak.I2],
-		s.Violations[soak.I3], s.Violations[soak.I4], countsLine(c.ByKind))
+		s.Violations[soak.I3], s.Violations[soak.I4], loadgen.FormatCounts(c.ByKind))
 	for _, e := range s.Examples {
 		fmt.Fprintf(w, "soak: %s %s session %s (seed %d, ops %v): %s\n", e.Invariant, e.Kind, e.Session, e.Seed, e.Ops, e.What)
 	}
 	fmt.Fprintf(w, "soak: history %s\n", s.History)
-}
-
-// countsLine renders counts as "k:v,k:v" in key order, or "none".
-func countsLine(m map[string]int) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	var b strings.Builder
-	for i, k := range slices.Sorted(maps.Keys(m)) {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%s:%d", k, m[k])
-	}
-	return b.String()
 }
 
 // checkOnly checks a saved history.

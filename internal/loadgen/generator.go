@@ -391,7 +391,7 @@ func (g *Generator) progress(stop <-chan struct{}) {
 			p50, p99 := g.stats.interval.quantile(0.5), g.stats.interval.quantile(0.99)
 			g.stats.interval.reset()
 			line := fmt.Sprintf("t=%.0fs events/s=%.0f acknowledged=%d parked=%d p50_ms=%.1f p99_ms=%.1f errors=%s",
-				now.Sub(g.start).Seconds(), rate, g.stats.acked, parked, ms(p50), ms(p99), formatCounts(g.stats.errs))
+				now.Sub(g.start).Seconds(), rate, g.stats.acked, parked, ms(p50), ms(p99), FormatCounts(g.stats.errs))
 			g.mu.Unlock()
 			last = now
 			g.logf("%s", line)

@@ -82,5 +82,5 @@ func (r Report) String() string {
 		r.Sessions, r.Sent, r.Acknowledged, r.EventsPerSec, r.EventP50Ms, r.EventP99Ms, r.Saturated,
 		r.Failed, r.Redirected, r.Adopted, r.NotFound, r.Unrestored, r.LostBeyondWindow, r.LostWithinWindow, r.Corrupt,
 		r.FinalChecked, r.FinalMismatch, r.AdoptP50Ms, r.AdoptP99Ms, ms(r.LeaseWait), r.AdoptRetries, ms(r.Window),
-		formatCounts(r.Errors), r.Elapsed.Round(time.Millisecond))
+		FormatCounts(r.Errors), r.Elapsed.Round(time.Millisecond))
 }

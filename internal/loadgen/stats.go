@@ -61,8 +61,8 @@ func (h *histogram) reset() { clear(h.counts); h.n = 0 }
 // ms renders d in milliseconds with one decimal.
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e5) / 10 }
 
-// formatCounts renders a counter map as "k:v,k:v" in key order, or "none".
-func formatCounts(m map[string]int64) string {
+// FormatCounts renders a counter map as "k:v,k:v" in key order, or "none".
+func FormatCounts[V int | int64](m map[string]V) string {
 	if len(m) == 0 {
 		return "none"
 	}
