@@ -125,6 +125,21 @@ func (sh *shard) create(id string) *session {
 	return s
 }
 
+// PendingSessions lists the sessions with unflushed state (pending changes, or a
+// flush in flight or waiting to be retried), in no particular order.
+func (b *Buffer) PendingSessions() []string {
+	var ids []string
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		for id := range sh.sessions {
+			ids = append(ids, id)
+		}
+		sh.mu.Unlock()
+	}
+	return ids
+}
+
 // Discard drops the unflushed state of the given sessions without writing it, for
 // when this node lost their ownership. It returns the number of pending items
 // dropped. It waits for nothing: a flush of one of these sessions already in flight

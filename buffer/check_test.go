@@ -63,3 +63,22 @@ func TestCheckHooks(t *testing.T) {
 		t.Fatalf("a refused session was written: %v", got)
 	}
 }
+
+func TestPendingSessions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: time.Hour})
+	h.commit("a", put("k", "1"))
+	if err := h.b.End("b"); err != nil {
+		t.Fatal(err)
+	}
+	got := h.b.PendingSessions()
+	if len(got) != 2 || !(got[0] == "a" && got[1] == "b" || got[0] == "b" && got[1] == "a") {
+		t.Fatalf("pending sessions %v, want a and b", got)
+	}
+	if err := h.flushAll(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.b.PendingSessions(); len(got) != 0 {
+		t.Fatalf("pending after flushing everything: %v", got)
+	}
+}

@@ -58,8 +58,10 @@ type Config struct {
 	// Default 64, range 1..4096.
 	MaxConcurrentCreates int
 	// OnFenced is called (from the lease goroutine) when this node self-fences,
-	// with the sessions it owned: the host must stop serving them, or re-adopt
-	// them after the node recovers.
+	// with the sessions it owned and those it had not recorded yet (new
+	// sessions whose first write was still pending: their unwritten changes
+	// are discarded, since peers may have started them afresh meanwhile): the
+	// host must stop serving them, or re-adopt them after the node recovers.
 	OnFenced func(sessions []string)
 	// OnRecovered is called when renewals succeed again after a fence, with the
 	// sessions a peer adopted meanwhile (dropped from this node).
@@ -75,6 +77,8 @@ type Pauser interface {
 	Pause()
 	Resume()
 	Discard(sessions ...string) int
+	// PendingSessions lists the sessions with unflushed state.
+	PendingSessions() []string
 }
 
 // Defaults of Config.

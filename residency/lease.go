@@ -149,6 +149,22 @@ func (m *Manager) fence() {
 	m.stats.fences.Add(1)
 	if m.cfg.Flusher != nil {
 		m.cfg.Flusher.Pause()
+		// New sessions not recorded yet: peers see none of them, so while this
+		// node is fenced an event for one is sent elsewhere and started afresh
+		// there. Writing them after recovery would race that fresh start and
+		// could drop its acknowledged writes: a fenced node counts as failed
+		// for what it cannot prove is its own, and these are lost with it.
+		var unrecorded []string
+		for _, s := range m.cfg.Flusher.PendingSessions() {
+			if _, ok := m.Epoch(s); !ok {
+				unrecorded = append(unrecorded, s)
+			}
+		}
+		if len(unrecorded) > 0 {
+			m.cfg.Flusher.Discard(unrecorded...)
+			m.recoveredLost = append(m.recoveredLost, unrecorded...)
+			sessions = append(sessions, unrecorded...)
+		}
 	}
 	m.cfg.Logger.Error("holdover: lease lapsed, node self-fenced", "node", m.cfg.NodeID, "sessions", len(sessions))
 	if m.cfg.OnFenced != nil {

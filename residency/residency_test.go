@@ -319,8 +319,9 @@ type pauser struct {
 	discarded []string
 }
 
-func (p *pauser) Pause()  { p.mu.Lock(); p.paused = true; p.mu.Unlock() }
-func (p *pauser) Resume() { p.mu.Lock(); p.paused = false; p.mu.Unlock() }
+func (p *pauser) PendingSessions() []string { return nil }
+func (p *pauser) Pause()                    { p.mu.Lock(); p.paused = true; p.mu.Unlock() }
+func (p *pauser) Resume()                   { p.mu.Lock(); p.paused = false; p.mu.Unlock() }
 func (p *pauser) Discard(s ...string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
