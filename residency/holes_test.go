@@ -131,14 +131,8 @@ func TestRecoveryKeepsSessionsItCouldNotCheck(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	h := &hooked{counting: &counting{Store: c.store(false)}}
-	fenced, recovered := make(chan []string, 4), make(chan []string, 4)
 	buf := &discards{}
-	a := c.node("a", h, func(cfg *residency.Config) {
-		cfg.LeaseTTL, cfg.LeaseRenew = 2*time.Second, 400*time.Millisecond
-		cfg.OnFenced = func(s []string) { fenced <- s }
-		cfg.OnRecovered = func(lost []string) { recovered <- lost }
-		cfg.Flusher = buf
-	})
+	a, fenced, recovered := fenceable(c, h, buf)
 	ctx := context.Background()
 	for _, s := range []string{"ok", "flaky"} {
 		if _, err := a.EnsureOwned(ctx, s); err != nil {
@@ -182,14 +176,8 @@ func TestRecoveryRecognisesItsOwnLostClaim(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	h := &hooked{counting: &counting{Store: c.store(false)}, loseReply: map[string]bool{"s": true}}
-	fenced, recovered := make(chan []string, 4), make(chan []string, 4)
 	buf := &discards{}
-	a := c.node("a", h, func(cfg *residency.Config) {
-		cfg.LeaseTTL, cfg.LeaseRenew = 2*time.Second, 400*time.Millisecond
-		cfg.OnFenced = func(s []string) { fenced <- s }
-		cfg.OnRecovered = func(lost []string) { recovered <- lost }
-		cfg.Flusher = buf
-	})
+	a, fenced, recovered := fenceable(c, h, buf)
 	if _, err := a.EnsureOwned(context.Background(), "s"); err != nil {
 		t.Fatal(err)
 	}
@@ -432,14 +420,8 @@ func TestFenceGivesUpUnrecordedSessions(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	h := &hooked{counting: &counting{Store: c.store(false)}}
-	fenced, recovered := make(chan []string, 4), make(chan []string, 4)
 	buf := &discards{pending: []string{"recorded", "unrecorded"}}
-	a := c.node("a", h, func(cfg *residency.Config) {
-		cfg.LeaseTTL, cfg.LeaseRenew = 2*time.Second, 400*time.Millisecond
-		cfg.OnFenced = func(s []string) { fenced <- s }
-		cfg.OnRecovered = func(lost []string) { recovered <- lost }
-		cfg.Flusher = buf
-	})
+	a, fenced, recovered := fenceable(c, h, buf)
 	if _, err := a.EnsureOwned(context.Background(), "recorded"); err != nil {
 		t.Fatal(err)
 	}
@@ -459,4 +441,18 @@ func TestFenceGivesUpUnrecordedSessions(t *testing.T) {
 	if _, ok := a.Epoch("recorded"); !ok {
 		t.Fatal("the recorded session was lost")
 	}
+}
+
+// fenceable starts node "a" on h with a 2 s lease renewed every 400 ms and
+// buf as its buffer, and returns it with channels fed by OnFenced and
+// OnRecovered.
+func fenceable(c *cluster, h *hooked, buf *discards) (*residency.Manager, chan []string, chan []string) {
+	fenced, recovered := make(chan []string, 4), make(chan []string, 4)
+	a := c.node("a", h, func(cfg *residency.Config) {
+		cfg.LeaseTTL, cfg.LeaseRenew = 2*time.Second, 400*time.Millisecond
+		cfg.OnFenced = func(s []string) { fenced <- s }
+		cfg.OnRecovered = func(lost []string) { recovered <- lost }
+		cfg.Flusher = buf
+	})
+	return a, fenced, recovered
 }
