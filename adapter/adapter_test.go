@@ -296,6 +296,7 @@ func TestBufferFullIsExplicit(t *testing.T) {
 	cfg := testConfig(t, "a", ks)
 	cfg.MaxPendingBytes = 1 << 20
 	cfg.FlushDelay = time.Hour // nothing drains on its own
+	cfg.MaxWindow = 0          // the default bound, 10 x the delay
 	a := openNode(t, cfg)
 	a.buf.Pause()
 	v := make([]byte, 64<<10)
