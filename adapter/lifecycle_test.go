@@ -8,6 +8,7 @@ import (
 
 	"github.com/holdover/holdover/buffer"
 	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/store"
 )
 
 // behindClock is the system clock an hour behind: a node whose clock lags the
@@ -87,5 +88,41 @@ func TestRecreatedByLaggingNodeKeepsWrites(t *testing.T) {
 	flush(t, b)
 	if _, err := a.Adopt(ctx, "skew", AdoptOptions{Force: true}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("forced adopt of an ended session: %v", err)
+	}
+}
+
+// A write of the old epoch that lands after the End (a hedged duplicate or a
+// retry of the node that ended the session) must not show in the session
+// started afresh: its first write fences every epoch below it, in the same
+// batch.
+func TestRecreatedFencesStrayWritesOfTheEndedSession(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	ctx := context.Background()
+	a := openNode(t, testConfig(t, "a", ks))
+	if err := a.Commit("stray", put("k", "first life")); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, a)
+	if err := a.End("stray"); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, a)
+	// Epoch 1, sequences far above the End's: only a fence hides it.
+	late := &store.Write{Session: "stray", Epoch: 1, Seq: 1<<store.SeqBits - 8, Items: []store.Item{{Key: "old", Value: []byte("stray")}}}
+	if err := a.store.WriteSession(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit("stray", put("k", "second life")); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, a)
+	b := openNode(t, testConfig(t, "b", ks))
+	p, err := b.Peek(ctx, "stray")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := p.Map(); len(m) != 1 || string(m["k"]) != "second life" {
+		t.Fatalf("the session started afresh shows %q, want only k=second life", m)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // Store is what residency needs from Cassandra; *store.Store implements it.
 type Store interface {
 	ReadOwner(ctx context.Context, session string) (store.Owner, bool, error)
-	CreateOwner(ctx context.Context, session, node string, ttl time.Duration) (bool, store.Owner, error)
+	CreateOwner(ctx context.Context, session, node string, ended uint64, ttl time.Duration) (bool, store.Owner, error)
 	Claim(ctx context.Context, session string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error)
 	Release(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
 	EndOwner(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
@@ -44,6 +44,9 @@ type Manager struct {
 	mu     sync.RWMutex
 	owned  map[string]uint64 // session -> epoch this node owns it at
 	fenced bool
+	// ended: the epoch of the ended row of sessions this node ended lately,
+	// so that starting one again takes one compare-and-set, not two.
+	ended map[string]uint64
 
 	creates chan struct{} // a slot per ownership creation in flight
 
@@ -89,6 +92,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		store:       st,
 		incarnation: rand.Text()[:16],
 		owned:       make(map[string]uint64),
+		ended:       make(map[string]uint64),
 		creates:     make(chan struct{}, cfg.MaxConcurrentCreates),
 		neg:         neg,
 		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]time.Time{}},
@@ -185,7 +189,7 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.cfg.OwnershipTTL)
+	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.cfg.OwnershipTTL)
 	<-m.creates
 	if err != nil {
 		return 0, err
@@ -198,11 +202,21 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 		// Started afresh after an End: fence the epochs below, so that a
 		// write of the node that ended it (whose record of the End may have
 		// lost its reply, so it still holds the old epoch) can never show in
-		// the new session.
-		if err := m.store.Fence(ctx, session, epoch, nil); err != nil {
+		// the new session. The owner index is written meanwhile: one round
+		// for both before the first write.
+		// Until the fence is written the session is not held: a retry
+		// finds the row naming this node and adopts it (claim and fence).
+		idx := make(chan error, 1)
+		go func() { idx <- m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL) }()
+		err := m.store.Fence(ctx, session, epoch, nil)
+		m.indexed(session, <-idx)
+		if err != nil {
 			return 0, err
 		}
 		m.stats.created.Add(1)
+		m.neg.forget(session)
+		m.setOwned(session, epoch)
+		return epoch, nil
 	case created:
 		m.stats.created.Add(1)
 	case cur.Node == m.cfg.NodeID && !cur.Ended:
@@ -221,11 +235,16 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	}
 	m.neg.forget(session)
 	m.setOwned(session, epoch)
-	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL); err != nil {
-		// The index is a hint for bulk takeover; ownership is already recorded.
+	m.indexed(session, m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL))
+	return epoch, nil
+}
+
+// indexed logs a failed update of the owner index of a session this node
+// created: the index is a hint for bulk takeover; ownership is recorded.
+func (m *Manager) indexed(session string, err error) {
+	if err != nil {
 		m.cfg.Logger.Warn("holdover: owner index not updated", "session", session, "err", err)
 	}
-	return epoch, nil
 }
 
 // Ended forgets a session that ended, once its End is written: its ownership
@@ -242,6 +261,7 @@ func (m *Manager) Ended(ctx context.Context, session string) error {
 		return err
 	}
 	m.forgetOwned(session, e)
+	m.rememberEnded(session, e+1) // applied or not (a retry after a lost reply), the likely row
 	return m.store.UnindexOwner(ctx, m.cfg.NodeID, session)
 }
 
@@ -251,6 +271,32 @@ func (m *Manager) Forget(session string) {
 	m.mu.Lock()
 	delete(m.owned, session)
 	m.mu.Unlock()
+}
+
+// maxEndedHints bounds the ended-epoch hints; past it one is dropped at
+// random (a missing hint costs a round, never a wrong outcome).
+const maxEndedHints = 4096
+
+// rememberEnded records the epoch of session's ended row.
+func (m *Manager) rememberEnded(session string, epoch uint64) {
+	m.mu.Lock()
+	if len(m.ended) >= maxEndedHints {
+		for k := range m.ended {
+			delete(m.ended, k)
+			break
+		}
+	}
+	m.ended[session] = epoch
+	m.mu.Unlock()
+}
+
+// takeEnded returns and forgets the ended-row epoch hint of session (0: none).
+func (m *Manager) takeEnded(session string) uint64 {
+	m.mu.Lock()
+	e := m.ended[session]
+	delete(m.ended, session)
+	m.mu.Unlock()
+	return e
 }
 
 // ownedSnapshot copies the ownership map, for work done without the lock.

@@ -64,7 +64,7 @@ func (c *cluster) node(id string, st residency.Store, tweak ...func(*residency.C
 func orphan(t *testing.T, st *store.Store, session, owner string, items ...store.Item) {
 	t.Helper()
 	ctx := context.Background()
-	if ok, _, err := st.CreateOwner(ctx, session, owner, time.Hour); err != nil || !ok {
+	if ok, _, err := st.CreateOwner(ctx, session, owner, 0, time.Hour); err != nil || !ok {
 		t.Fatalf("create owner %s: %v %v", session, ok, err)
 	}
 	if err := st.IndexOwner(ctx, owner, session, 1, time.Hour); err != nil {
@@ -104,13 +104,13 @@ type counting struct {
 	creating, mostCreating atomic.Int64 // ownership creations in flight, now and at most
 }
 
-func (c *counting) CreateOwner(ctx context.Context, session, node string, ttl time.Duration) (bool, store.Owner, error) {
+func (c *counting) CreateOwner(ctx context.Context, session, node string, ended uint64, ttl time.Duration) (bool, store.Owner, error) {
 	n := c.creating.Add(1)
 	defer c.creating.Add(-1)
 	for m := c.mostCreating.Load(); n > m && !c.mostCreating.CompareAndSwap(m, n); m = c.mostCreating.Load() {
 	}
 	time.Sleep(c.createDelay)
-	return c.Store.CreateOwner(ctx, session, node, ttl)
+	return c.Store.CreateOwner(ctx, session, node, ended, ttl)
 }
 
 func (c *counting) ReadOwner(ctx context.Context, s string) (store.Owner, bool, error) {
@@ -512,7 +512,7 @@ func TestBulkTakeover(t *testing.T) {
 			defer func() { <-sem; wg.Done() }()
 			s := fmt.Sprintf("bulk-%05d", i)
 			ctx := context.Background()
-			if ok, _, err := st.CreateOwner(ctx, s, "dead", time.Hour); err != nil || !ok {
+			if ok, _, err := st.CreateOwner(ctx, s, "dead", 0, time.Hour); err != nil || !ok {
 				failed.Store(fmt.Errorf("create %s: %v %v", s, ok, err))
 				return
 			}
@@ -604,8 +604,8 @@ type lostReply struct {
 	lost atomic.Bool
 }
 
-func (l *lostReply) CreateOwner(ctx context.Context, s, node string, ttl time.Duration) (bool, store.Owner, error) {
-	created, cur, err := l.Store.CreateOwner(ctx, s, node, ttl)
+func (l *lostReply) CreateOwner(ctx context.Context, s, node string, ended uint64, ttl time.Duration) (bool, store.Owner, error) {
+	created, cur, err := l.Store.CreateOwner(ctx, s, node, ended, ttl)
 	if err == nil && created && l.lost.CompareAndSwap(false, true) {
 		return false, store.Owner{}, errors.New("injected: write timeout, outcome unknown")
 	}

@@ -41,7 +41,7 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 		items[i] = store.Item{Key: fmt.Sprintf("k%d", i), Value: value}
 	}
 	seed := func(id string) error {
-		if ok, _, err := st.CreateOwner(ctx, id, "ghost", time.Hour); err != nil || !ok {
+		if ok, _, err := st.CreateOwner(ctx, id, "ghost", 0, time.Hour); err != nil || !ok {
 			return fmt.Errorf("seed %s: created=%v: %v", id, ok, err)
 		}
 		return st.WriteSession(ctx, &store.Write{Session: id, Epoch: 1, Seq: 1000, Items: items})

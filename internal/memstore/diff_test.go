@@ -48,8 +48,8 @@ func TestSameAsCassandra(t *testing.T) {
 		switch r := rng.IntN(9); r {
 		case 0:
 			op = "create"
-			c1, o1, e1 := real.CreateOwner(ctx, s, n, time.Hour)
-			c2, o2, e2 := model.CreateOwner(ctx, s, n, time.Hour)
+			c1, o1, e1 := real.CreateOwner(ctx, s, n, 0, time.Hour)
+			c2, o2, e2 := model.CreateOwner(ctx, s, n, 0, time.Hour)
 			got, want = fmt.Sprint(c1, owner(o1), e1), fmt.Sprint(c2, owner(o2), e2)
 		case 1:
 			op = fmt.Sprintf("claim from %s", owner(prev))

@@ -119,7 +119,7 @@ type outcome struct {
 // claim it through stores[i] at once. It returns each claimant's outcome.
 func race(ctx context.Context, t *testing.T, creator *store.Store, session string, stores []*store.Store, claimants [][]string) map[string]outcome {
 	t.Helper()
-	created, _, err := creator.CreateOwner(ctx, session, "origin", time.Hour)
+	created, _, err := creator.CreateOwner(ctx, session, "origin", 0, time.Hour)
 	if err != nil || !created {
 		t.Fatalf("create owner of %s: created=%v err=%v", session, created, err)
 	}

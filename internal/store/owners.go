@@ -56,9 +56,25 @@ func (st *Store) readOwner(ctx context.Context, session string, cl gocql.Consist
 // it), so every write of the new session outranks the End's tombstone. When
 // the session already has a live owner, created is false and cur is that
 // owner; otherwise cur is the row as created.
-func (st *Store) CreateOwner(ctx context.Context, session, node string, ttl time.Duration) (created bool, cur Owner, err error) {
+//
+// ended, when not 0, is the epoch of the ended row the caller expects (it
+// ended the session itself): the compare-and-set on it is tried first, one
+// lightweight transaction instead of two for a session started again on the
+// node that ended it. A wrong guess costs one round and falls back.
+func (st *Store) CreateOwner(ctx context.Context, session, node string, ended uint64, ttl time.Duration) (created bool, cur Owner, err error) {
 	if err := st.opts.Limits.CheckSession(session); err != nil {
 		return false, Owner{}, err
+	}
+	if ended != 0 {
+		created, cur, err = st.recreate(ctx, session, Owner{Epoch: ended, Ended: true}, node, ttl)
+		if err != nil || created || (cur.Epoch != 0 && !cur.Ended) {
+			return created, cur, err
+		}
+		if cur.Ended { // ended at another epoch than expected
+			if created, cur, err = st.recreate(ctx, session, cur, node, ttl); err != nil || created || (cur.Epoch != 0 && !cur.Ended) {
+				return created, cur, err
+			}
+		}
 	}
 	// A re-creation races other creators and re-creators: a few rounds settle
 	// it unless the ID is ended and started again faster than that.

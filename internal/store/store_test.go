@@ -181,7 +181,7 @@ func TestClaimExactlyOneWinner(t *testing.T) {
 	failed := 0 // claims that ended in an error (contention timeouts); they must not win
 	for r := 0; r < rounds; r++ {
 		session := fmt.Sprintf("race-%d", r)
-		created, _, err := st.CreateOwner(c, session, "origin", time.Hour)
+		created, _, err := st.CreateOwner(c, session, "origin", 0, time.Hour)
 		if err != nil || !created {
 			t.Fatalf("create owner of %s: created=%v err=%v", session, created, err)
 		}
@@ -243,11 +243,11 @@ func TestOwnershipLifecycle(t *testing.T) {
 	if _, found, err := st.ReadOwner(c, "life"); err != nil || found {
 		t.Fatalf("unknown session: found=%v err=%v", found, err)
 	}
-	created, _, err := st.CreateOwner(c, "life", "a", time.Hour)
+	created, _, err := st.CreateOwner(c, "life", "a", 0, time.Hour)
 	if err != nil || !created {
 		t.Fatalf("create: %v %v", created, err)
 	}
-	created, cur, err := st.CreateOwner(c, "life", "b", time.Hour)
+	created, cur, err := st.CreateOwner(c, "life", "b", 0, time.Hour)
 	if err != nil || created || cur.Node != "a" || cur.Epoch != 1 {
 		t.Fatalf("second create: created=%v cur=%+v err=%v, want a@1", created, cur, err)
 	}
@@ -368,7 +368,7 @@ func TestEndedRowAndRecreate(t *testing.T) {
 	t.Parallel()
 	st := open(t)
 	c := ctx(t)
-	if ok, _, err := st.CreateOwner(c, "phoenix", "a", time.Hour); err != nil || !ok {
+	if ok, _, err := st.CreateOwner(c, "phoenix", "a", 0, time.Hour); err != nil || !ok {
 		t.Fatalf("create: %v %v", ok, err)
 	}
 	if ok, err := st.EndOwner(c, "phoenix", "a", 2, time.Hour); err != nil || ok {
@@ -384,16 +384,58 @@ func TestEndedRowAndRecreate(t *testing.T) {
 	if won, cur, err := st.Claim(c, "phoenix", store.Owner{Node: "a", Epoch: 1}, "b", time.Hour); err != nil || won || !cur.Ended {
 		t.Fatalf("stale claim of an ended session: won=%v cur=%+v err=%v", won, cur, err)
 	}
-	ok, cur, err := st.CreateOwner(c, "phoenix", "b", time.Hour)
+	ok, cur, err := st.CreateOwner(c, "phoenix", "b", 0, time.Hour)
 	if err != nil || !ok || cur.Epoch != 3 || cur.Node != "b" {
 		t.Fatalf("re-create: %v %+v %v", ok, cur, err)
 	}
-	if ok, cur, err := st.CreateOwner(c, "phoenix", "c", time.Hour); err != nil || ok || cur.Node != "b" || cur.Epoch != 3 {
+	if ok, cur, err := st.CreateOwner(c, "phoenix", "c", 0, time.Hour); err != nil || ok || cur.Node != "b" || cur.Epoch != 3 {
 		t.Fatalf("create of a live session: %v %+v %v", ok, cur, err)
 	}
 	o, _, _ = st.ReadOwner(c, "phoenix")
 	if o.Ended || o.Node != "b" || o.Epoch != 3 {
 		t.Fatalf("re-created row: %+v", o)
+	}
+}
+
+// The ended-epoch hint of CreateOwner: right, it re-creates in one round;
+// wrong (another epoch, no row, a live row), the outcome is the one without it.
+func TestCreateOwnerEndedHint(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	c := ctx(t)
+	end := func(s, node string, epoch uint64) {
+		t.Helper()
+		if ok, err := st.EndOwner(c, s, node, epoch, time.Hour); err != nil || !ok {
+			t.Fatalf("end %s: %v %v", s, ok, err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		setup   func(s string)
+		hint    uint64
+		created bool
+		node    string
+		epoch   uint64
+	}{
+		{"right", func(s string) { st.CreateOwner(c, s, "a", 0, time.Hour); end(s, "a", 1) }, 2, true, "b", 3},
+		{"another epoch", func(s string) {
+			st.CreateOwner(c, s, "a", 0, time.Hour)
+			end(s, "a", 1)
+			st.CreateOwner(c, s, "a", 0, time.Hour)
+			end(s, "a", 3)
+		}, 2, true, "b", 5},
+		{"no row", func(string) {}, 7, true, "b", 1},
+		{"live row", func(s string) { st.CreateOwner(c, s, "a", 0, time.Hour) }, 2, false, "a", 1},
+	} {
+		s := "hint-" + strings.ReplaceAll(tc.name, " ", "-")
+		tc.setup(s)
+		created, cur, err := st.CreateOwner(c, s, "b", tc.hint, time.Hour)
+		if err != nil || created != tc.created || cur.Node != tc.node || cur.Epoch != tc.epoch {
+			t.Errorf("%s: created=%v cur=%+v err=%v, want created=%v %s@%d", tc.name, created, cur, err, tc.created, tc.node, tc.epoch)
+		}
+		if o, _, err := st.ReadOwner(c, s); err != nil || o.Node != tc.node || o.Epoch != tc.epoch || o.Ended {
+			t.Errorf("%s: row %+v %v", tc.name, o, err)
+		}
 	}
 }
 
