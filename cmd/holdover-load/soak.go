@@ -202,6 +202,9 @@ func runSoak(ctx context.Context, o soakOptions, stdout, stderr io.Writer) (sum 
 			"HOLDOVER_KEYSPACE=" + ks,
 			"HOLDOVER_CASSANDRA_HOSTS=" + hosts,
 			"HOLDOVER_FLUSH_DELAY=" + o.FlushDelay.String(),
+			// The nodes refuse (503) what they could not write within the
+			// window the checker holds them to.
+			"HOLDOVER_MAX_WINDOW=" + (o.FlushDelay + o.WindowAllowance).String(),
 			"HOLDOVER_LEASE_TTL=" + o.LeaseTTL.String(),
 			"HOLDOVER_LOG_LEVEL=info",
 		}
