@@ -127,7 +127,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		RetryMax:        cfg.RetryMax,
 		MaxWindow:       cfg.MaxWindowBound(),
 		OnOverload:      a.overload,
-		CheckSession:    a.limits.CheckSession,
+		CheckSession:    a.checkSession,
 		CheckChange:     a.checkChange,
 		OnDrop:          a.dropped,
 		OnFlush:         a.flushed,
@@ -138,18 +138,19 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		return nil, err
 	}
 	a.res, err = residency.New(residency.Config{
-		NodeID:            cfg.NodeID,
-		LeaseTTL:          cfg.LeaseTTL,
-		LeaseRenew:        cfg.LeaseRenewEvery(),
-		MaxClockSkew:      cfg.MaxClockSkew,
-		OwnershipTTL:      cfg.StateTTL,
-		EndedTTL:          cfg.EndedTTL,
-		NegativeCacheTTL:  cfg.NegativeCacheTTL,
-		NegativeCacheSize: cfg.NegativeCacheSize,
-		OnFenced:          o.hooks.OnFenced,
-		OnRecovered:       o.hooks.OnRecovered,
-		Flusher:           a.buf,
-		Logger:            o.logger,
+		NodeID:               cfg.NodeID,
+		LeaseTTL:             cfg.LeaseTTL,
+		LeaseRenew:           cfg.LeaseRenewEvery(),
+		MaxClockSkew:         cfg.MaxClockSkew,
+		OwnershipTTL:         cfg.StateTTL,
+		EndedTTL:             cfg.EndedTTL,
+		NegativeCacheTTL:     cfg.NegativeCacheTTL,
+		NegativeCacheSize:    cfg.NegativeCacheSize,
+		MaxConcurrentCreates: cfg.ConcurrentCreates(),
+		OnFenced:             o.hooks.OnFenced,
+		OnRecovered:          o.hooks.OnRecovered,
+		Flusher:              a.buf,
+		Logger:               o.logger,
 	}, st)
 	if err == nil {
 		err = a.res.Start(ctx)

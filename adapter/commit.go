@@ -1,6 +1,9 @@
 package adapter
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Commit records a committed transaction of session: the latest value of each
 // changed key is flushed to Cassandra within the flush delay, atomically with
@@ -20,6 +23,24 @@ func (a *Adapter) Commit(session string, changes ...Change) error {
 	}
 	return a.buf.Commit(session, changes...)
 }
+
+// checkSession is the buffer's CheckSession, run when the buffer holds
+// nothing of a session: the session ID against the limits, and, while
+// ownership creations are backed up, the admission of a session this node
+// does not own yet (HOLDOVER_MAX_CONCURRENT_CREATES).
+func (a *Adapter) checkSession(session string) error {
+	if err := a.limits.CheckSession(session); err != nil {
+		return err
+	}
+	if !a.res.AdmitNew(session) {
+		return errCreationsBusy
+	}
+	return nil
+}
+
+// errCreationsBusy refuses a new session while ownership creations are
+// backed up.
+var errCreationsBusy = fmt.Errorf("%w: new sessions wait while ownership creations are backed up (HOLDOVER_MAX_CONCURRENT_CREATES); sessions already owned are accepted", ErrOverloaded)
 
 // checkChange is the buffer's CheckChange: a key and value against the
 // configured limits and Cassandra's column types.

@@ -157,6 +157,16 @@ type Config struct {
 	// HOLDOVER_FLUSH_CONCURRENCY; default 128; range 1..1024.
 	FlushConcurrency int `env:"FLUSH_CONCURRENCY" envDefault:"128"`
 
+	// MaxConcurrentCreates bounds the ownership records of brand-new sessions
+	// (a lightweight transaction each, on their first flush) in flight at
+	// once. While that many are in flight or waiting, Commit and End refuse
+	// a session this node does not own yet with ErrOverloaded: a burst of new
+	// sessions is turned away (retryable) before it holds up the flushes of
+	// the sessions already running, and those keep being accepted.
+	// HOLDOVER_MAX_CONCURRENT_CREATES; default 0, meaning half of
+	// HOLDOVER_FLUSH_CONCURRENCY (at least 1); range 0..HOLDOVER_FLUSH_CONCURRENCY.
+	MaxConcurrentCreates int `env:"MAX_CONCURRENT_CREATES" envDefault:"0"`
+
 	// FlushGroupMax is the most sessions one request to Cassandra carries.
 	// When several sessions are ready to flush at once, small snapshots whose
 	// partitions have the same first replica share
@@ -505,6 +515,15 @@ func sortProblems(probs []FieldProblem) {
 // set or a CA file or client certificate is given.
 func (c Config) TLSEnabled() bool {
 	return c.TLS || c.TLSCAFile != "" || c.TLSCertFile != ""
+}
+
+// ConcurrentCreates is the effective MaxConcurrentCreates: half of
+// FlushConcurrency (at least 1) when it is 0.
+func (c Config) ConcurrentCreates() int {
+	if c.MaxConcurrentCreates > 0 {
+		return c.MaxConcurrentCreates
+	}
+	return max(1, c.FlushConcurrency/2)
 }
 
 // MaxWindowBound is the effective bound on the durability window: MaxWindow,

@@ -128,6 +128,7 @@ func TestConfigFromEnvEveryVariable(t *testing.T) {
 		"HOLDOVER_NODE_ID":                  "node-a.example:1",
 		"HOLDOVER_FLUSH_DELAY":              "250ms",
 		"HOLDOVER_FLUSH_CONCURRENCY":        "64",
+		"HOLDOVER_MAX_CONCURRENT_CREATES":   "16",
 		"HOLDOVER_FLUSH_GROUP_MAX":          "4",
 		"HOLDOVER_FLUSH_GROUP_BYTES":        "2KiB",
 		"HOLDOVER_MAX_PENDING_BYTES":        "1GiB",
@@ -192,6 +193,7 @@ func TestConfigFromEnvEveryVariable(t *testing.T) {
 		MaxKeyBytes:           512,
 		MaxSessionIDBytes:     200,
 		MaxWindow:             3 * time.Second,
+		MaxConcurrentCreates:  16,
 		RetryMin:              20 * time.Millisecond,
 		RetryMax:              30 * time.Second,
 		LeaseTTL:              30 * time.Second,
@@ -379,6 +381,7 @@ func TestConfigValidateRules(t *testing.T) {
 		{"value zero", func(c *Config) { c.MaxValueBytes = 0 }, "HOLDOVER_MAX_VALUE_BYTES", "between 1B and 15MiB"},
 		{"retry max below min", func(c *Config) { c.RetryMax = 10 * time.Millisecond }, "HOLDOVER_RETRY_MAX", "between HOLDOVER_RETRY_MIN (50ms) and 10m, got 10ms"},
 		{"lease renew over half", func(c *Config) { c.LeaseRenew = 6 * time.Second }, "HOLDOVER_LEASE_RENEW", "at most HOLDOVER_LEASE_TTL/2 (5s), got 6s"},
+		{"creates over the flush concurrency", func(c *Config) { c.MaxConcurrentCreates = 129 }, "HOLDOVER_MAX_CONCURRENT_CREATES", "between 1 and HOLDOVER_FLUSH_CONCURRENCY (128), got 129"},
 		{"max window under the flush delay", func(c *Config) { c.MaxWindow = 50 * time.Millisecond }, "HOLDOVER_MAX_WINDOW", "above HOLDOVER_FLUSH_DELAY (100ms)"},
 		{"clock skew over the lease", func(c *Config) { c.MaxClockSkew = 11 * time.Second }, "HOLDOVER_MAX_CLOCK_SKEW", "11s"},
 		{"ended TTL not whole seconds", func(c *Config) { c.EndedTTL = 1500 * time.Millisecond }, "HOLDOVER_ENDED_TTL", "whole number of seconds"},
@@ -748,6 +751,15 @@ func TestByteSizeString(t *testing.T) {
 		back, err := ParseByteSize(string(text))
 		if err != nil || back != b {
 			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", text, back, err, b)
+		}
+	}
+}
+
+func TestConcurrentCreatesDefaultsToHalfTheFlushes(t *testing.T) {
+	for _, tc := range []struct{ flushes, creates, want int }{{128, 0, 64}, {1, 0, 1}, {3, 0, 1}, {128, 100, 100}} {
+		c := Config{FlushConcurrency: tc.flushes, MaxConcurrentCreates: tc.creates}
+		if got := c.ConcurrentCreates(); got != tc.want {
+			t.Errorf("FlushConcurrency %d, MaxConcurrentCreates %d: %d creations, want %d", tc.flushes, tc.creates, got, tc.want)
 		}
 	}
 }

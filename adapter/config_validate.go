@@ -177,6 +177,9 @@ func (c Config) Validate() error {
 
 	k.durationIn("HOLDOVER_FLUSH_DELAY", c.FlushDelay, time.Millisecond, time.Hour)
 	k.intIn("HOLDOVER_FLUSH_CONCURRENCY", c.FlushConcurrency, 1, 1024)
+	if c.MaxConcurrentCreates < 0 || (c.FlushConcurrency >= 1 && c.MaxConcurrentCreates > c.FlushConcurrency) {
+		k.add("HOLDOVER_MAX_CONCURRENT_CREATES", "must be 0 (meaning half of HOLDOVER_FLUSH_CONCURRENCY) or between 1 and HOLDOVER_FLUSH_CONCURRENCY (%d), got %d", c.FlushConcurrency, c.MaxConcurrentCreates)
+	}
 	k.intIn("HOLDOVER_FLUSH_GROUP_MAX", c.FlushGroupMax, 1, 64)
 	k.sizeIn("HOLDOVER_FLUSH_GROUP_BYTES", c.FlushGroupBytes, 256, 48*KiB)
 	k.sizeIn("HOLDOVER_MAX_PENDING_BYTES", c.MaxPendingBytes, MiB, 64*GiB)

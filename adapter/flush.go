@@ -62,31 +62,45 @@ func (a *Adapter) flushGroup(ctx context.Context, group []*buffer.Snapshot, errs
 		}
 		return
 	}
-	// Sessions this node does not own yet are recorded first (a lightweight
-	// transaction each, concurrently): their first flush.
+	// Sessions this node owns are written at once; those it does not own yet
+	// are recorded meanwhile (a lightweight transaction each, concurrently:
+	// their first flush) and written after. A new session's creation never
+	// delays the write of a running one.
 	epochs := make([]uint64, len(group))
 	write := make([]bool, len(group))
+	var now, later []int
 	var wg sync.WaitGroup
 	for i, s := range group {
 		if e, ok := a.res.Epoch(s.Session); ok {
 			epochs[i], write[i] = e, true
+			now = append(now, i)
 			continue
 		}
+		later = append(later, i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			epochs[i], write[i], errs[i] = a.owned(ctx, s)
 		}()
 	}
+	a.writeGroup(ctx, group, now, epochs, write, errs)
 	wg.Wait()
+	a.writeGroup(ctx, group, later, epochs, write, errs)
+}
 
-	ws := make([]*store.Write, 0, len(group))
-	at := make([]int, 0, len(group))
-	for i, s := range group {
-		if write[i] && errs[i] == nil {
+// writeGroup writes the snapshots group[i], i in idx, that are to be written
+// and have no error yet, in one WriteSessions call.
+func (a *Adapter) writeGroup(ctx context.Context, group []*buffer.Snapshot, idx []int, epochs []uint64, write []bool, errs []error) {
+	ws := make([]*store.Write, 0, len(idx))
+	at := make([]int, 0, len(idx))
+	for _, i := range idx {
+		if s := group[i]; write[i] && errs[i] == nil {
 			ws = append(ws, &store.Write{Session: s.Session, Epoch: epochs[i], Seq: s.Seq, Ended: s.Ended, Items: s.Items})
 			at = append(at, i)
 		}
+	}
+	if len(ws) == 0 {
+		return
 	}
 	werrs := make([]error, len(ws))
 	a.store.WriteSessions(ctx, ws, werrs)

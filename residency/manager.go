@@ -48,7 +48,8 @@ type Manager struct {
 	// so that starting one again takes one compare-and-set, not two.
 	ended map[string]uint64
 
-	creates chan struct{} // a slot per ownership creation in flight
+	creates  chan struct{} // a slot per ownership creation in flight
+	creating atomic.Int64  // ownership creations in flight or waiting for a slot
 
 	neg    *negativeCache
 	leases leaseCache
@@ -184,13 +185,16 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	if !m.LeaseValid() {
 		return 0, m.fencedErr()
 	}
+	m.creating.Add(1)
 	select {
 	case m.creates <- struct{}{}:
 	case <-ctx.Done():
+		m.creating.Add(-1)
 		return 0, ctx.Err()
 	}
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.cfg.OwnershipTTL)
 	<-m.creates
+	m.creating.Add(-1)
 	if err != nil {
 		return 0, err
 	}
@@ -245,6 +249,23 @@ func (m *Manager) indexed(session string, err error) {
 	if err != nil {
 		m.cfg.Logger.Warn("holdover: owner index not updated", "session", session, "err", err)
 	}
+}
+
+// AdmitNew reports whether a change to session may be accepted as far as
+// ownership creation goes: always for a session this node owns, and for
+// others unless MaxConcurrentCreates creations are in flight or waiting
+// (then the refusal is counted: Stats.CreationRefusals). It keeps a burst
+// of new sessions from holding up the flushes of the sessions already
+// running. Cheap: one atomic load unless creations are backed up.
+func (m *Manager) AdmitNew(session string) bool {
+	if m.creating.Load() < int64(m.cfg.MaxConcurrentCreates) {
+		return true
+	}
+	if _, ok := m.Epoch(session); ok {
+		return true
+	}
+	m.stats.creationRefusals.Add(1)
+	return false
 }
 
 // Ended forgets a session that ended, once its End is written: its ownership

@@ -196,3 +196,48 @@ func TestCreatesAreBounded(t *testing.T) {
 		t.Fatalf("%d creations in flight with one slot", most)
 	}
 }
+
+// While every creation slot is taken, a session this node does not own is
+// refused (AdmitNew false, counted) and one it owns is admitted; once the
+// creations finish, new sessions are admitted again.
+func TestNewSessionsWaitWhileCreationsAreBackedUp(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	slow := &counting{Store: c.store(false), createDelay: 700 * time.Millisecond}
+	m := c.node("a", slow, func(cfg *residency.Config) { cfg.MaxConcurrentCreates = 2 })
+	ctx := context.Background()
+	slow.createDelay = 0
+	if _, err := m.EnsureOwned(ctx, "running"); err != nil {
+		t.Fatal(err)
+	}
+	slow.createDelay = 700 * time.Millisecond
+	if !m.AdmitNew("fresh") {
+		t.Fatal("a new session refused with no creation in flight")
+	}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := m.EnsureOwned(ctx, fmt.Sprint("burst-", i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for slow.creating.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if m.AdmitNew("fresh") {
+		t.Fatal("a new session admitted while both creation slots are taken")
+	}
+	if !m.AdmitNew("running") {
+		t.Fatal("a session this node owns refused while creations are backed up")
+	}
+	if n := m.Stats().CreationRefusals; n != 1 {
+		t.Fatalf("CreationRefusals %d, want 1", n)
+	}
+	wg.Wait()
+	if !m.AdmitNew("fresh") {
+		t.Fatal("a new session still refused after the creations finished")
+	}
+}

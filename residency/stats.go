@@ -20,13 +20,16 @@ type Stats struct {
 	Fences         uint64 // times this node self-fenced
 	Refreshes      uint64 // owned sessions whose TTLs were renewed
 	Lost           uint64 // owned sessions found owned by another node on refresh
-	Fenced         bool   // whether it is fenced now
+	// CreationRefusals counts changes to sessions not owned yet refused
+	// while ownership creations were backed up (AdmitNew).
+	CreationRefusals uint64
+	Fenced           bool // whether it is fenced now
 }
 
 type counters struct {
 	created, adopted, notFound, negativeHits, ownedElsewhere, claimConflicts atomic.Uint64
 	adoptErrors, ownerReads, leaseReads, released, renewals, renewFailures   atomic.Uint64
-	fences, refreshes, lost                                                  atomic.Uint64
+	fences, refreshes, lost, creationRefusals                                atomic.Uint64
 }
 
 // Stats returns the manager's counters.
@@ -41,6 +44,6 @@ func (m *Manager) Stats() Stats {
 		ClaimConflicts: c.claimConflicts.Load(), AdoptErrors: c.adoptErrors.Load(),
 		OwnerReads: c.ownerReads.Load(), LeaseReads: c.leaseReads.Load(), Released: c.released.Load(),
 		Renewals: c.renewals.Load(), RenewFailures: c.renewFailures.Load(), Fences: c.fences.Load(), Fenced: fenced,
-		Refreshes: c.refreshes.Load(), Lost: c.lost.Load(),
+		Refreshes: c.refreshes.Load(), Lost: c.lost.Load(), CreationRefusals: c.creationRefusals.Load(),
 	}
 }

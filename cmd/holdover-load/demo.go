@@ -31,7 +31,11 @@ type demoOptions struct {
 	Continue        time.Duration // load after the redirect
 	FlushDelay      time.Duration
 	LeaseTTL        time.Duration
+	MaxWindow       time.Duration // HOLDOVER_MAX_WINDOW of the nodes; 0: flush delay + allowance
 	WindowAllowance time.Duration
+	Fail            string        // "kill", or "term-kill": SIGTERM, then SIGKILL KillAfter into the drain
+	KillAfter       time.Duration // term-kill: how far into A's drain the SIGKILL comes
+	Parallelism     int           // sessions adopted at once by the redirect
 	ReadyTimeout    time.Duration
 	KeepKeyspace    bool
 	Verbose         bool // copy the nodes' logs to the output
@@ -41,6 +45,9 @@ type demoOptions struct {
 type demoResult struct {
 	Keyspace string
 	Report   loadgen.Report
+	// FalseFences counts self-fences of a node that was neither stopped nor
+	// failed at the time: B's, and A's before its failure.
+	FalseFences int
 }
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -58,6 +65,10 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.FlushDelay, "flush-delay", 100*time.Millisecond, "HOLDOVER_FLUSH_DELAY of the nodes")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", 5*time.Second, "HOLDOVER_LEASE_TTL of the nodes")
 	fs.DurationVar(&o.WindowAllowance, "window-allowance", 250*time.Millisecond, "flush latency allowed on top of the flush delay")
+	fs.DurationVar(&o.MaxWindow, "max-window", 0, "HOLDOVER_MAX_WINDOW of the nodes (0: the window checked, flush delay + allowance)")
+	fs.StringVar(&o.Fail, "fail", "kill", "how A fails: kill (SIGKILL), or term-kill (SIGTERM, then SIGKILL -kill-after into its drain)")
+	fs.DurationVar(&o.KillAfter, "kill-after", 120*time.Millisecond, "term-kill: time from SIGTERM to SIGKILL")
+	fs.IntVar(&o.Parallelism, "redirect-parallelism", 64, "sessions of A adopted at once")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 90*time.Second, "how long a node may take to become ready")
 	fs.BoolVar(&o.KeepKeyspace, "keep-keyspace", false, "do not drop the keyspace at the end")
 	fs.BoolVar(&o.Verbose, "v", false, "copy the nodes' logs to stderr")
@@ -68,24 +79,46 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "holdover-load demo: -node-bin is required and no arguments are taken")
 		return 2
 	}
+	if o.Fail != "kill" && o.Fail != "term-kill" {
+		fmt.Fprintf(stderr, "holdover-load demo: -fail %q: want kill or term-kill\n", o.Fail)
+		return 2
+	}
 	res, err := runDemo(ctx, o, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stdout, "demo: FAILED: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "demo: report: %v\n", res.Report)
-	fmt.Fprintln(stdout, demoLine(res.Report))
-	if !res.Report.OK() {
-		fmt.Fprintf(stdout, "demo: FAILED: %s\n", verdict(res.Report))
+	fmt.Fprintln(stdout, demoLine(res))
+	if !res.OK() {
+		fmt.Fprintf(stdout, "demo: FAILED: %s\n", res.verdict())
 		return 1
 	}
 	return 0
 }
 
+// OK reports whether the demo proved the promises: the load generator's
+// verdict, and no node fenced itself while it ran.
+func (r demoResult) OK() bool { return r.Report.OK() && r.FalseFences == 0 }
+
+func (r demoResult) verdict() string {
+	v := verdict(r.Report)
+	if r.FalseFences > 0 {
+		if r.Report.OK() {
+			v = ""
+		} else {
+			v += "; "
+		}
+		v += fmt.Sprintf("%d false self-fence(s) of a running node", r.FalseFences)
+	}
+	return v
+}
+
 // demoLine is the demo's last line.
-func demoLine(r loadgen.Report) string {
-	return fmt.Sprintf("demo: sessions=%d adopted=%d lost_beyond_window=%d adopt_p99_ms=%.1f",
-		r.Sessions, r.Adopted, r.LostBeyondWindow, r.AdoptP99Ms)
+func demoLine(res demoResult) string {
+	r := res.Report
+	return fmt.Sprintf("demo: sessions=%d adopted=%d lost_beyond_window=%d refusals=%d false_fences=%d adopt_p99_ms=%.1f failover_p50_ms=%.0f failover_p99_ms=%.0f failover_max_ms=%.0f",
+		r.Sessions, r.Adopted, r.LostBeyondWindow, r.Errors["http_503"], res.FalseFences, r.AdoptP99Ms, r.FailoverP50Ms, r.FailoverP99Ms, r.FailoverMaxMs)
 }
 
 // runDemo starts nodes A and B on a fresh keyspace, drives load, SIGKILLs A
@@ -114,8 +147,12 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 	if hosts == "" {
 		hosts = "127.0.0.1"
 	}
-	logf("keyspace %s on Cassandra at %s; nodes A=%s B=%s, flush delay %v, lease TTL %v",
-		res.Keyspace, hosts, o.ListenA, o.ListenB, o.FlushDelay, o.LeaseTTL)
+	maxWindow := o.MaxWindow
+	if maxWindow == 0 {
+		maxWindow = o.FlushDelay + o.WindowAllowance
+	}
+	logf("keyspace %s on Cassandra at %s; nodes A=%s B=%s, flush delay %v, window bound %v, lease TTL %v",
+		res.Keyspace, hosts, o.ListenA, o.ListenB, o.FlushDelay, maxWindow, o.LeaseTTL)
 
 	var echo io.Writer
 	if o.Verbose {
@@ -145,6 +182,9 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 			"HOLDOVER_CASSANDRA_HOSTS=" + hosts,
 			"HOLDOVER_FLUSH_DELAY=" + o.FlushDelay.String(),
 			"HOLDOVER_LEASE_TTL=" + o.LeaseTTL.String(),
+			// The nodes refuse (503) what they could not write within the
+			// window the load generator holds them to.
+			"HOLDOVER_MAX_WINDOW=" + maxWindow.String(),
 		}
 		t0 := time.Now()
 		p, err := startNode(name, o.NodeBin, env, echo)
@@ -170,20 +210,34 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 		return res, err
 	}
 
-	logf("load: %d sessions at %.0f events/s; SIGKILL of A after %v; A's sessions then go to B", o.Sessions, o.Rate, o.Warmup)
+	how := "SIGKILL"
+	if o.Fail == "term-kill" {
+		how = fmt.Sprintf("SIGTERM and, %v into its drain, SIGKILL", o.KillAfter)
+	}
+	logf("load: %d sessions at %.0f events/s; %s of A after %v; A's sessions then go to B", o.Sessions, o.Rate, how, o.Warmup)
+	var aFences int // A's self-fences before it failed
 	g, err := loadgen.New(loadgen.Config{
-		Nodes:           []loadgen.Node{{Name: "A", URL: "http://" + o.ListenA}, {Name: "B", URL: "http://" + o.ListenB}},
-		Sessions:        o.Sessions,
-		Rate:            o.Rate,
-		Duration:        o.Warmup + o.Continue,
-		WindowAllowance: o.WindowAllowance,
-		AdoptTimeout:    o.LeaseTTL + 10*time.Second,
-		Progress:        stdout,
+		Nodes:               []loadgen.Node{{Name: "A", URL: "http://" + o.ListenA}, {Name: "B", URL: "http://" + o.ListenB}},
+		Sessions:            o.Sessions,
+		Rate:                o.Rate,
+		Duration:            o.Warmup + o.Continue,
+		WindowAllowance:     o.WindowAllowance,
+		AdoptTimeout:        o.LeaseTTL + 10*time.Second,
+		RedirectParallelism: o.Parallelism,
+		Progress:            stdout,
 		Failure: &loadgen.Failure{
 			Node:        "A",
 			After:       o.Warmup,
 			ContinueFor: o.Continue,
 			Fail: func(context.Context, loadgen.Node) error {
+				aFences = a.log.fences()
+				if o.Fail == "term-kill" {
+					logf("SIGTERM node A (pid %d); SIGKILL in %v", a.cmd.Process.Pid, o.KillAfter)
+					if a.signal(syscall.SIGTERM, o.KillAfter) {
+						logf("node A exited before the SIGKILL")
+						return nil
+					}
+				}
 				logf("SIGKILL node A (pid %d)", a.cmd.Process.Pid)
 				if !a.signal(syscall.SIGKILL, 10*time.Second) {
 					return errors.New("node A still runs 10s after SIGKILL")
@@ -197,6 +251,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 		return res, err
 	}
 	res.Report, err = g.Run(ctx)
+	res.FalseFences = aFences + b.log.fences()
 	if err != nil {
 		return res, err
 	}

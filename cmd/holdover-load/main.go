@@ -9,6 +9,7 @@
 //	holdover-load demo -node-bin bin/holdover-node
 //	holdover-load soak -node-bin bin/holdover-node [-duration 2m] [-seed N] [-out e2e/out]
 //	holdover-load soak -check e2e/out/soak-history.jsonl
+//	holdover-load overload -node-bin bin/holdover-node [-out bench/out/failover.json]
 //
 // run drives nodes that are already running; with -fail it runs -fail-cmd
 // (through sh -c, with HOLDOVER_FAIL_NODE and HOLDOVER_FAIL_URL set) at the
@@ -20,7 +21,11 @@
 // faults (SIGKILL, SIGSTOP, SIGKILL during a drain, restarts, Cassandra
 // stalls), writes a history of every operation and fault, and checks it for
 // violations of the four invariants (internal/soak); -check checks a saved
-// history again.
+// history again. overload runs the creation-burst scenario as two demos
+// (3,000 new sessions at 1,500 events/s; A gets SIGTERM and SIGKILL 120 ms
+// into its drain, then, in the second run, SIGKILL alone) and writes the
+// figures make bench reports: losses beyond the window, refusals, false
+// self-fences and the failover time.
 //
 // Exit status: 0 when nothing was lost beyond the window, nothing was corrupt
 // and every session was accounted for; 1 otherwise or on an error; 2 on bad
@@ -40,6 +45,7 @@ const usage = `usage:
   holdover-load run  -nodes name=url,... [flags]   drive load against running nodes
   holdover-load demo -node-bin PATH [flags]        start two nodes, SIGKILL one, prove nothing is lost
   holdover-load soak -node-bin PATH [flags]        nemesis soak of three nodes with a history checker
+  holdover-load overload -node-bin PATH [flags]    a burst of new sessions; A fails during it (make bench)
 Run "holdover-load run -h", "holdover-load demo -h" or "holdover-load soak -h" for the flags.
 `
 
@@ -63,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "soak":
 		return soakCmd(ctx, args[1:], stdout, stderr)
+	case "overload":
+		return overloadCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

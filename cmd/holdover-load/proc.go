@@ -92,6 +92,17 @@ type tailLog struct {
 	mu      sync.Mutex
 	partial []byte
 	lines   []string
+	fenced  int // lines reporting a self-fence
+}
+
+// fenceLine is how a node logs that it fenced itself.
+const fenceLine = "node self-fenced"
+
+// fences returns how many self-fences the node has logged so far.
+func (t *tailLog) fences() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.fenced
 }
 
 func (t *tailLog) Write(b []byte) (int, error) {
@@ -106,6 +117,9 @@ func (t *tailLog) Write(b []byte) (int, error) {
 		line := string(t.partial[:i])
 		t.partial = t.partial[i+1:]
 		t.lines = append(t.lines, line)
+		if strings.Contains(line, fenceLine) {
+			t.fenced++
+		}
 		if len(t.lines) > t.max {
 			t.lines = t.lines[len(t.lines)-t.max:]
 		}

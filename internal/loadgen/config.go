@@ -66,6 +66,10 @@ type Config struct {
 	// lease has not expired yet) or a transient error. Default 20s; set it
 	// above the nodes' lease TTL.
 	AdoptTimeout time.Duration
+	// AdoptRetryMax caps the backoff between the retries of an adopting GET
+	// while the failed node's lease is live: sessions are served within about
+	// that much of its expiry. Default 100ms; range 1ms..10s.
+	AdoptRetryMax time.Duration
 	// RedirectParallelism is the number of sessions adopted at once during a
 	// redirect. Default 16.
 	RedirectParallelism int
@@ -115,6 +119,9 @@ func (c Config) withDefaults(now time.Time) Config {
 	}
 	if c.RedirectParallelism == 0 {
 		c.RedirectParallelism = 16
+	}
+	if c.AdoptRetryMax == 0 {
+		c.AdoptRetryMax = 100 * time.Millisecond
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second
@@ -184,6 +191,9 @@ func (c Config) Validate() error {
 	}
 	if c.AdoptTimeout <= 0 || c.AdoptTimeout > time.Hour {
 		bad("AdoptTimeout: %v is outside (0, 1h]", c.AdoptTimeout)
+	}
+	if c.AdoptRetryMax < time.Millisecond || c.AdoptRetryMax > 10*time.Second {
+		bad("AdoptRetryMax: %v is outside [1ms, 10s]", c.AdoptRetryMax)
 	}
 	if c.RedirectParallelism < 1 || c.RedirectParallelism > 1024 {
 		bad("RedirectParallelism: %d is outside 1..1024", c.RedirectParallelism)

@@ -58,6 +58,8 @@ type counters struct {
 	sent, acked, saturated, eventAdoptions int64
 	errs                                   map[string]int64
 	latency, interval, adopt               histogram
+	failover                               histogram // failure to the survivor's first answer, per session
+	failoverMax                            time.Duration
 
 	failed                                 []string
 	redirected, adopted, notFound, corrupt int
@@ -472,6 +474,9 @@ func (g *Generator) report() Report {
 		AdoptP50Ms:       ms(st.adopt.quantile(0.5)),
 		AdoptP99Ms:       ms(st.adopt.quantile(0.99)),
 		AdoptRetries:     st.adoptRetries,
+		FailoverP50Ms:    ms(st.failover.quantile(0.5)),
+		FailoverP99Ms:    ms(st.failover.quantile(0.99)),
+		FailoverMaxMs:    ms(st.failoverMax),
 		LeaseWait:        st.leaseWait(),
 		Window:           st.window,
 		Errors:           map[string]int64{},

@@ -96,25 +96,33 @@ func (g *Generator) Redirect(ctx context.Context, node string, failedAt time.Tim
 			defer func() { <-sem; wg.Done() }()
 			s.mu.Lock() // waits for an event still in flight to the failed node
 			defer s.mu.Unlock()
-			g.adopt(ctx, s, survivors[i%len(survivors)], n, cutoff, deadline)
+			g.adopt(ctx, s, survivors[i%len(survivors)], n, failedAt, cutoff, deadline)
 		}()
 	}
 	wg.Wait()
 
 	g.mu.Lock()
 	st := &g.stats
-	summary := fmt.Sprintf("adopted=%d not_found=%d unrestored=%d lost_beyond_window=%d corrupt=%d lease_wait=%v adopt_retries=%d adopt_p50_ms=%.1f adopt_p99_ms=%.1f",
+	summary := fmt.Sprintf("adopted=%d not_found=%d unrestored=%d lost_beyond_window=%d corrupt=%d lease_wait=%v adopt_retries=%d adopt_p50_ms=%.1f adopt_p99_ms=%.1f failover_p50_ms=%.0f failover_p99_ms=%.0f failover_max_ms=%.0f",
 		st.adopted, st.notFound, st.unrestored, st.lostBeyond, st.corrupt, st.leaseWait().Round(time.Millisecond),
-		st.adoptRetries, ms(st.adopt.quantile(0.5)), ms(st.adopt.quantile(0.99)))
+		st.adoptRetries, ms(st.adopt.quantile(0.5)), ms(st.adopt.quantile(0.99)),
+		ms(st.failover.quantile(0.5)), ms(st.failover.quantile(0.99)), ms(st.failoverMax))
 	g.mu.Unlock()
 	g.logf("redirect of %s done in %v: %s", n.Name, time.Since(t0).Round(time.Millisecond), summary)
 	return ctx.Err()
 }
 
 // adopt restores s on target, retrying until deadline; s.mu is held.
-func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeState, cutoff, deadline time.Time) {
+func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeState, failedAt, cutoff, deadline time.Time) {
 	required := s.m.ackedBy(cutoff)
 	backoff := 25 * time.Millisecond
+	// served records the failover time of s: from the failure to the first
+	// answer a survivor gave for it (its state, or that it has none).
+	served := func(now time.Time) {
+		d := now.Sub(failedAt)
+		g.stats.failover.record(d)
+		g.stats.failoverMax = max(g.stats.failoverMax, d)
+	}
 	for {
 		t0 := time.Now()
 		rep, err := g.cl.session(ctx, target.URL, s.id, true)
@@ -125,6 +133,7 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 			g.mu.Lock()
 			g.stats.adopted++
 			g.stats.adopt.record(now.Sub(t0))
+			served(now)
 			if g.stats.firstAdopt.IsZero() || now.Before(g.stats.firstAdopt) {
 				g.stats.firstAdopt = now
 			}
@@ -135,6 +144,7 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 			c := s.m.reconcile(0, sessionState{}, required, now)
 			g.mu.Lock()
 			g.stats.notFound++
+			served(now)
 			g.mu.Unlock()
 			g.settle(s, target, c)
 			return
@@ -167,7 +177,9 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 		case <-ctx.Done():
 			return
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
+		// Short retries: a session is served within this much of the
+		// failed node's lease running out (the failover time measures it).
+		backoff = min(2*backoff, g.cfg.AdoptRetryMax)
 	}
 }
 

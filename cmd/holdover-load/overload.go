@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// overloadFigures are the figures "holdover-load overload" writes for make
+// bench (cmd/holdover-bench -failover reads them; docs/performance.md).
+type overloadFigures struct {
+	LostBeyondWindow int64   `json:"overload_lost_beyond_window"`
+	Refusals         int64   `json:"overload_refusals"`
+	FalseFences      int     `json:"false_fences"`
+	FailoverP50MS    float64 `json:"failover_p50_ms"`
+	FailoverP99MS    float64 `json:"failover_p99_ms"`
+	FailoverMaxMS    float64 `json:"failover_max_ms"`
+	LeaseTTLMS       float64 `json:"lease_ttl_ms"`
+}
+
+// overloadCmd runs the creation-burst scenario twice, as demos: many new
+// sessions at once, A failed during the burst by SIGTERM then SIGKILL into
+// its drain, then by SIGKILL alone. It writes the figures of both runs.
+func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o demoOptions
+	var out string
+	fs := flag.NewFlagSet("overload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.NodeBin, "node-bin", "", "`path` of the holdover-node binary (required)")
+	fs.StringVar(&out, "out", "bench/out/failover.json", "where to write the figures (JSON)")
+	fs.StringVar(&o.ListenA, "listen-a", "127.0.0.1:18081", "listen address of node A")
+	fs.StringVar(&o.ListenB, "listen-b", "127.0.0.1:18082", "listen address of node B")
+	fs.IntVar(&o.Sessions, "sessions", 3000, "new sessions, half on each node")
+	fs.Float64Var(&o.Rate, "rate", 1500, "events per second over all sessions")
+	fs.DurationVar(&o.Warmup, "warmup", 4*time.Second, "load before A fails (the burst of creations is still going on)")
+	fs.DurationVar(&o.Continue, "continue", 3*time.Second, "load after A's sessions were redirected to B")
+	fs.DurationVar(&o.FlushDelay, "flush-delay", 100*time.Millisecond, "HOLDOVER_FLUSH_DELAY of the nodes")
+	fs.DurationVar(&o.LeaseTTL, "lease-ttl", 2*time.Second, "HOLDOVER_LEASE_TTL of the nodes")
+	fs.DurationVar(&o.WindowAllowance, "window-allowance", 250*time.Millisecond, "flush latency allowed on top of the flush delay; the nodes' HOLDOVER_MAX_WINDOW is their sum")
+	fs.DurationVar(&o.KillAfter, "kill-after", 120*time.Millisecond, "time from SIGTERM to SIGKILL in the first run")
+	fs.IntVar(&o.Parallelism, "redirect-parallelism", 256, "sessions of A adopted at once")
+	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 90*time.Second, "how long a node may take to become ready")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.NodeBin == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "holdover-load overload: -node-bin is required and no arguments are taken")
+		return 2
+	}
+	var (
+		fig = overloadFigures{LeaseTTLMS: float64(o.LeaseTTL.Milliseconds())}
+		ok  = true
+	)
+	for _, fail := range []string{"term-kill", "kill"} {
+		run := o
+		run.Fail = fail
+		run.Keyspace = fmt.Sprintf("holdover_overload_%d", time.Now().UnixNano())
+		fmt.Fprintf(stdout, "overload: %s of A during a burst of %d new sessions at %.0f events/s\n", fail, o.Sessions, o.Rate)
+		res, err := runDemo(ctx, run, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stdout, "overload: %s: FAILED: %v\n", fail, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "overload: %s: report: %v\n", fail, res.Report)
+		fmt.Fprintln(stdout, "overload: "+fail+": "+demoLine(res))
+		if !res.OK() {
+			fmt.Fprintf(stdout, "overload: %s: FAILED: %s\n", fail, res.verdict())
+			ok = false
+		}
+		fig.LostBeyondWindow += res.Report.LostBeyondWindow
+		fig.Refusals += res.Report.Errors["http_503"]
+		fig.FalseFences += res.FalseFences
+		if fail == "kill" { // the crash: every session waits for A's lease
+			fig.FailoverP50MS, fig.FailoverP99MS, fig.FailoverMaxMS = res.Report.FailoverP50Ms, res.Report.FailoverP99Ms, res.Report.FailoverMaxMs
+		}
+	}
+	b, _ := json.MarshalIndent(fig, "", "  ")
+	err := os.MkdirAll(filepath.Dir(out), 0o755)
+	if err == nil {
+		err = os.WriteFile(out, append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(stdout, "overload: FAILED: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "overload: figures in %s: %s\n", out, b)
+	if !ok {
+		return 1
+	}
+	return 0
+}
