@@ -55,21 +55,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.NodeBin, "node-bin", "", "`path` of the holdover-node binary (required; make demo builds bin/holdover-node)")
-	fs.StringVar(&o.ListenA, "listen-a", "127.0.0.1:18081", "listen address of node A")
-	fs.StringVar(&o.ListenB, "listen-b", "127.0.0.1:18082", "listen address of node B")
+	demoFlags(fs, &o, demoOptions{Sessions: 200, Rate: 300, Warmup: 10 * time.Second, Continue: 4 * time.Second,
+		LeaseTTL: 5 * time.Second, KillAfter: 120 * time.Millisecond, Parallelism: 64})
 	fs.StringVar(&o.Keyspace, "keyspace", "", "keyspace (default holdover_demo_<unix time>, created by the nodes, dropped at the end)")
-	fs.IntVar(&o.Sessions, "sessions", 200, "concurrent sessions, half on each node")
-	fs.Float64Var(&o.Rate, "rate", 300, "events per second over all sessions")
-	fs.DurationVar(&o.Warmup, "warmup", 10*time.Second, "load before node A is killed")
-	fs.DurationVar(&o.Continue, "continue", 4*time.Second, "load after A's sessions were redirected to B")
-	fs.DurationVar(&o.FlushDelay, "flush-delay", 100*time.Millisecond, "HOLDOVER_FLUSH_DELAY of the nodes")
-	fs.DurationVar(&o.LeaseTTL, "lease-ttl", 5*time.Second, "HOLDOVER_LEASE_TTL of the nodes")
-	fs.DurationVar(&o.WindowAllowance, "window-allowance", 250*time.Millisecond, "flush latency allowed on top of the flush delay")
 	fs.DurationVar(&o.MaxWindow, "max-window", 0, "HOLDOVER_MAX_WINDOW of the nodes (0: the window checked, flush delay + allowance)")
 	fs.StringVar(&o.Fail, "fail", "kill", "how A fails: kill (SIGKILL), or term-kill (SIGTERM, then SIGKILL -kill-after into its drain)")
-	fs.DurationVar(&o.KillAfter, "kill-after", 120*time.Millisecond, "term-kill: time from SIGTERM to SIGKILL")
-	fs.IntVar(&o.Parallelism, "redirect-parallelism", 64, "sessions of A adopted at once")
-	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 90*time.Second, "how long a node may take to become ready")
 	fs.BoolVar(&o.KeepKeyspace, "keep-keyspace", false, "do not drop the keyspace at the end")
 	fs.BoolVar(&o.Verbose, "v", false, "copy the nodes' logs to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -95,6 +85,22 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// demoFlags defines the flags demo and overload share, with d's defaults.
+func demoFlags(fs *flag.FlagSet, o *demoOptions, d demoOptions) {
+	fs.StringVar(&o.ListenA, "listen-a", "127.0.0.1:18081", "listen address of node A")
+	fs.StringVar(&o.ListenB, "listen-b", "127.0.0.1:18082", "listen address of node B")
+	fs.IntVar(&o.Sessions, "sessions", d.Sessions, "sessions, half on each node")
+	fs.Float64Var(&o.Rate, "rate", d.Rate, "events per second over all sessions")
+	fs.DurationVar(&o.Warmup, "warmup", d.Warmup, "load before node A fails")
+	fs.DurationVar(&o.Continue, "continue", d.Continue, "load after A's sessions were redirected to B")
+	fs.DurationVar(&o.FlushDelay, "flush-delay", 100*time.Millisecond, "HOLDOVER_FLUSH_DELAY of the nodes")
+	fs.DurationVar(&o.LeaseTTL, "lease-ttl", d.LeaseTTL, "HOLDOVER_LEASE_TTL of the nodes")
+	fs.DurationVar(&o.WindowAllowance, "window-allowance", 250*time.Millisecond, "flush latency allowed on top of the flush delay (the window checked is their sum)")
+	fs.DurationVar(&o.KillAfter, "kill-after", d.KillAfter, "term-kill: time from SIGTERM to SIGKILL")
+	fs.IntVar(&o.Parallelism, "redirect-parallelism", d.Parallelism, "sessions of A adopted at once")
+	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 90*time.Second, "how long a node may take to become ready")
 }
 
 // OK reports whether the demo proved the promises: the load generator's

@@ -45,32 +45,42 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestDemoAgainstRealNodes runs the demo flow in-process: two real
-// holdover-node processes on a real Cassandra, SIGKILL of A, adoption of its
-// sessions by B after A's lease expired, verification, SIGTERM of B, keyspace
-// dropped.
-func TestDemoAgainstRealNodes(t *testing.T) {
-	hosts, _ := cassandratest.Hosts(t) // fails, never skips, without Cassandra
+// demoTestOptions builds the reference node and returns the options of a
+// small demo on the test Cassandra (which must answer: the test fails, never
+// skips, without it).
+func demoTestOptions(t *testing.T) demoOptions {
+	hosts, _ := cassandratest.Hosts(t)
 	t.Setenv("HOLDOVER_CASSANDRA_HOSTS", strings.Join(hosts, ","))
-
 	bin := filepath.Join(t.TempDir(), "holdover-node")
-	build := exec.Command("go", "build", "-o", bin, "github.com/holdover/holdover/cmd/holdover-node")
-	if out, err := build.CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/holdover/holdover/cmd/holdover-node").CombinedOutput(); err != nil {
 		t.Fatalf("go build holdover-node: %v\n%s", err, out)
 	}
-
-	o := demoOptions{
+	return demoOptions{
 		NodeBin: bin, ListenA: freeAddr(t), ListenB: freeAddr(t),
 		Keyspace: fmt.Sprintf("holdover_demo_test_%d", time.Now().UnixNano()),
 		Sessions: 100, Rate: 300, Warmup: 4 * time.Second, Continue: 2 * time.Second,
 		FlushDelay: 100 * time.Millisecond, LeaseTTL: 3 * time.Second,
 		WindowAllowance: 250 * time.Millisecond, ReadyTimeout: 60 * time.Second,
 	}
+}
+
+// runDemoTest runs the demo with o and logs its output.
+func runDemoTest(t *testing.T, o demoOptions) (demoResult, *lockedBuffer, error) {
 	var out lockedBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
 	res, err := runDemo(ctx, o, &out, &out)
 	t.Logf("demo output:\n%s", out.String())
+	return res, &out, err
+}
+
+// TestDemoAgainstRealNodes runs the demo flow in-process: two real
+// holdover-node processes on a real Cassandra, SIGKILL of A, adoption of its
+// sessions by B after A's lease expired, verification, SIGTERM of B, keyspace
+// dropped.
+func TestDemoAgainstRealNodes(t *testing.T) {
+	o := demoTestOptions(t)
+	res, out, err := runDemoTest(t, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,25 +129,10 @@ func TestDemoAgainstRealNodes(t *testing.T) {
 // creation-burst scenario's failure, on a small load): nothing acknowledged
 // beyond the window is lost, nothing is left unrestored, no node fences.
 func TestDemoTermKill(t *testing.T) {
-	hosts, _ := cassandratest.Hosts(t)
-	t.Setenv("HOLDOVER_CASSANDRA_HOSTS", strings.Join(hosts, ","))
-	bin := filepath.Join(t.TempDir(), "holdover-node")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/holdover/holdover/cmd/holdover-node").CombinedOutput(); err != nil {
-		t.Fatalf("go build holdover-node: %v\n%s", err, out)
-	}
-	o := demoOptions{
-		NodeBin: bin, ListenA: freeAddr(t), ListenB: freeAddr(t),
-		Keyspace: fmt.Sprintf("holdover_demo_test_%d", time.Now().UnixNano()),
-		Sessions: 200, Rate: 400, Warmup: 3 * time.Second, Continue: 2 * time.Second,
-		FlushDelay: 100 * time.Millisecond, LeaseTTL: 3 * time.Second,
-		WindowAllowance: 250 * time.Millisecond, ReadyTimeout: 60 * time.Second,
-		Fail: "term-kill", KillAfter: 120 * time.Millisecond, Parallelism: 64,
-	}
-	var out lockedBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
-	defer cancel()
-	res, err := runDemo(ctx, o, &out, &out)
-	t.Logf("demo output:\n%s", out.String())
+	o := demoTestOptions(t)
+	o.Sessions, o.Rate, o.Warmup = 200, 400, 3*time.Second
+	o.Fail, o.KillAfter, o.Parallelism = "term-kill", 120*time.Millisecond, 64
+	res, out, err := runDemoTest(t, o)
 	if err != nil {
 		t.Fatal(err)
 	}

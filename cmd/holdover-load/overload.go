@@ -33,18 +33,8 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.NodeBin, "node-bin", "", "`path` of the holdover-node binary (required)")
 	fs.StringVar(&out, "out", "bench/out/failover.json", "where to write the figures (JSON)")
-	fs.StringVar(&o.ListenA, "listen-a", "127.0.0.1:18081", "listen address of node A")
-	fs.StringVar(&o.ListenB, "listen-b", "127.0.0.1:18082", "listen address of node B")
-	fs.IntVar(&o.Sessions, "sessions", 3000, "new sessions, half on each node")
-	fs.Float64Var(&o.Rate, "rate", 1500, "events per second over all sessions")
-	fs.DurationVar(&o.Warmup, "warmup", 4*time.Second, "load before A fails (the burst of creations is still going on)")
-	fs.DurationVar(&o.Continue, "continue", 3*time.Second, "load after A's sessions were redirected to B")
-	fs.DurationVar(&o.FlushDelay, "flush-delay", 100*time.Millisecond, "HOLDOVER_FLUSH_DELAY of the nodes")
-	fs.DurationVar(&o.LeaseTTL, "lease-ttl", 2*time.Second, "HOLDOVER_LEASE_TTL of the nodes")
-	fs.DurationVar(&o.WindowAllowance, "window-allowance", 250*time.Millisecond, "flush latency allowed on top of the flush delay; the nodes' HOLDOVER_MAX_WINDOW is their sum")
-	fs.DurationVar(&o.KillAfter, "kill-after", 120*time.Millisecond, "time from SIGTERM to SIGKILL in the first run")
-	fs.IntVar(&o.Parallelism, "redirect-parallelism", 256, "sessions of A adopted at once")
-	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 90*time.Second, "how long a node may take to become ready")
+	demoFlags(fs, &o, demoOptions{Sessions: 3000, Rate: 1500, Warmup: 4 * time.Second, Continue: 3 * time.Second,
+		LeaseTTL: 2 * time.Second, KillAfter: 120 * time.Millisecond, Parallelism: 256})
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
