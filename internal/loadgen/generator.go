@@ -295,6 +295,13 @@ func (g *Generator) work(ctx context.Context, s *session) {
 	rep, err := g.cl.event(ctx, n.URL, s.id, ev)
 	t1 := time.Now()
 	if err != nil {
+		if isStatus(err, 503) && !n.failed.Load() {
+			// Refused before anything was applied (overload, fenced, not
+			// ready: the node's contract): nothing to read back.
+			s.m.undo()
+			g.countErr(errorKind(err))
+			return
+		}
 		s.resync = true // outcome unknown until read back
 		switch {
 		case n.failed.Load():

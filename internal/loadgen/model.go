@@ -79,6 +79,7 @@ type record struct {
 type model struct {
 	state sessionState // the state after the last record
 	recs  []record
+	prev  sessionState // the state before the last record, for undo
 }
 
 // version returns the version of the last event sent (acknowledged or not).
@@ -110,6 +111,9 @@ func (m *model) ackedBy(t time.Time) int {
 // that merges and one that replaces reach the same state.
 func (m *model) next(rng *rand.Rand, appendRatio float64) event {
 	v := len(m.recs) + 1
+	// History only grows by append, so its old header still reads the old
+	// entries; attributes change in place and are copied.
+	m.prev = sessionState{Attrs: maps.Clone(m.state.Attrs), History: m.state.History}
 	var ev event
 	switch {
 	case v == 1:
@@ -131,6 +135,15 @@ func (m *model) next(rng *rand.Rand, appendRatio float64) event {
 	}
 	m.recs = append(m.recs, record{digest: m.state.digest()})
 	return ev
+}
+
+// undo forgets the last event sent, which a node refused without applying
+// it (503), so the session's next event takes its version.
+func (m *model) undo() {
+	if n := len(m.recs); n > 0 && m.recs[n-1].ackedAt.IsZero() {
+		m.recs = m.recs[:n-1]
+		m.state = m.prev
+	}
 }
 
 // ack records that a node acknowledged version v at t. It reports false

@@ -218,3 +218,31 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A refused event is undone: the next one takes its version, from the
+// state before it, and the history the undone event appended is gone.
+func TestUndoRefusedEvent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var m model
+	m.next(rng, 1)
+	if !m.ack(1, time.Now()) {
+		t.Fatal("ack of the create")
+	}
+	m.next(rng, 1) // an append
+	if !m.ack(2, time.Now()) {
+		t.Fatal("ack of the first append")
+	}
+	before := m.state.digest()
+	m.next(rng, 1)
+	m.undo()
+	if m.version() != 2 || m.state.digest() != before || len(m.state.History) != 1 {
+		t.Fatalf("after undo: version %d, history %v", m.version(), m.state.History)
+	}
+	m.undo() // the last event is acknowledged: nothing to undo
+	if m.version() != 2 {
+		t.Fatalf("undo of an acknowledged event: version %d", m.version())
+	}
+	if ev := m.next(rng, 1); ev.Type != "append" || m.version() != 3 || len(m.state.History) != 2 {
+		t.Fatalf("next after undo: %+v version %d history %v", ev, m.version(), m.state.History)
+	}
+}
