@@ -147,10 +147,13 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		NegativeCacheTTL:     cfg.NegativeCacheTTL,
 		NegativeCacheSize:    cfg.NegativeCacheSize,
 		MaxConcurrentCreates: cfg.ConcurrentCreates(),
-		OnFenced:             o.hooks.OnFenced,
-		OnRecovered:          o.hooks.OnRecovered,
-		Flusher:              a.buf,
-		Logger:               o.logger,
+		// Half of what the window leaves after the flush delay: the rest is
+		// for the first write.
+		CreationBudget: (cfg.MaxWindowBound() - cfg.FlushDelay) / 2,
+		OnFenced:       o.hooks.OnFenced,
+		OnRecovered:    o.hooks.OnRecovered,
+		Flusher:        a.buf,
+		Logger:         o.logger,
 	}, st)
 	if err == nil {
 		err = a.res.Start(ctx)

@@ -159,10 +159,12 @@ type Config struct {
 
 	// MaxConcurrentCreates bounds the ownership records of brand-new sessions
 	// (a lightweight transaction each, on their first flush) in flight at
-	// once. While that many are in flight or waiting, Commit and End refuse
-	// a session this node does not own yet with ErrOverloaded: a burst of new
-	// sessions is turned away (retryable) before it holds up the flushes of
-	// the sessions already running, and those keep being accepted.
+	// once. While that many are in flight and the creations queued behind
+	// them would, at the recent creation latency, take more than half of
+	// what HOLDOVER_MAX_WINDOW leaves after the flush delay, Commit and End
+	// refuse a session this node does not own yet with ErrOverloaded: a
+	// burst of new sessions is turned away (retryable) before it holds up the
+	// flushes of the sessions already running, and those keep being accepted.
 	// HOLDOVER_MAX_CONCURRENT_CREATES; default 0, meaning half of
 	// HOLDOVER_FLUSH_CONCURRENCY (at least 1); range 0..HOLDOVER_FLUSH_CONCURRENCY.
 	MaxConcurrentCreates int `env:"MAX_CONCURRENT_CREATES" envDefault:"0"`

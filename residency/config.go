@@ -57,6 +57,12 @@ type Config struct {
 	// it delays this node's lease renewals until the node fences itself.
 	// Default 64, range 1..4096.
 	MaxConcurrentCreates int
+	// CreationBudget is how long a new session may wait for its ownership
+	// record before its first write (the window bound less the flush delay,
+	// less room for the write). While every creation slot is taken and the
+	// queue ahead, at the recent creation latency, would take longer than
+	// this, AdmitNew refuses sessions this node does not own. 0: never.
+	CreationBudget time.Duration
 	// OnFenced is called (from the lease goroutine) when this node self-fences,
 	// with the sessions it owned and those it had not recorded yet (new
 	// sessions whose first write was still pending: their unwritten changes

@@ -50,6 +50,7 @@ type Manager struct {
 
 	creates  chan struct{} // a slot per ownership creation in flight
 	creating atomic.Int64  // ownership creations in flight or waiting for a slot
+	createNS atomic.Int64  // recent latency of an ownership creation (moving average), ns
 
 	neg    *negativeCache
 	leases leaseCache
@@ -192,7 +193,9 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 		m.creating.Add(-1)
 		return 0, ctx.Err()
 	}
+	began := time.Now()
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.cfg.OwnershipTTL)
+	m.createTook(time.Since(began))
 	<-m.creates
 	m.creating.Add(-1)
 	if err != nil {
@@ -253,12 +256,19 @@ func (m *Manager) indexed(session string, err error) {
 
 // AdmitNew reports whether a change to session may be accepted as far as
 // ownership creation goes: always for a session this node owns, and for
-// others unless MaxConcurrentCreates creations are in flight or waiting
-// (then the refusal is counted: Stats.CreationRefusals). It keeps a burst
-// of new sessions from holding up the flushes of the sessions already
-// running. Cheap: one atomic load unless creations are backed up.
+// others unless every creation slot is taken and the creations queued
+// ahead, at the recent creation latency, would keep it waiting longer than
+// CreationBudget (then the refusal is counted: Stats.CreationRefusals). A
+// burst of new sessions is turned away before it holds up the flushes of
+// the sessions already running, which stay admitted. Cheap: one atomic
+// load unless creations are backed up.
 func (m *Manager) AdmitNew(session string) bool {
-	if m.creating.Load() < int64(m.cfg.MaxConcurrentCreates) {
+	c := m.creating.Load()
+	if c < int64(m.cfg.MaxConcurrentCreates) || m.cfg.CreationBudget <= 0 {
+		return true
+	}
+	rounds := c/int64(m.cfg.MaxConcurrentCreates) + 1 // the queue ahead, then its own
+	if time.Duration(rounds*m.createNS.Load()) <= m.cfg.CreationBudget {
 		return true
 	}
 	if _, ok := m.Epoch(session); ok {
@@ -266,6 +276,21 @@ func (m *Manager) AdmitNew(session string) bool {
 	}
 	m.stats.creationRefusals.Add(1)
 	return false
+}
+
+// createTook folds the latency of one ownership creation into the moving
+// average AdmitNew judges the queue by (weight 1/8; the first sets it).
+func (m *Manager) createTook(d time.Duration) {
+	for {
+		old := m.createNS.Load()
+		next := int64(d)
+		if old != 0 {
+			next = old + (int64(d)-old)/8
+		}
+		if m.createNS.CompareAndSwap(old, max(next, 1)) {
+			return
+		}
+	}
 }
 
 // Ended forgets a session that ended, once its End is written: its ownership

@@ -197,47 +197,60 @@ func TestCreatesAreBounded(t *testing.T) {
 	}
 }
 
-// While every creation slot is taken, a session this node does not own is
+// While every creation slot is taken and the queue would keep a new session
+// waiting past the creation budget, a session this node does not own is
 // refused (AdmitNew false, counted) and one it owns is admitted; once the
-// creations finish, new sessions are admitted again.
+// creations finish, new sessions are admitted again. With a budget the
+// queue fits in, nothing is refused.
 func TestNewSessionsWaitWhileCreationsAreBackedUp(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	slow := &counting{Store: c.store(false), createDelay: 700 * time.Millisecond}
-	m := c.node("a", slow, func(cfg *residency.Config) { cfg.MaxConcurrentCreates = 2 })
-	ctx := context.Background()
-	slow.createDelay = 0
-	if _, err := m.EnsureOwned(ctx, "running"); err != nil {
-		t.Fatal(err)
-	}
-	slow.createDelay = 700 * time.Millisecond
-	if !m.AdmitNew("fresh") {
-		t.Fatal("a new session refused with no creation in flight")
-	}
-	var wg sync.WaitGroup
-	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := m.EnsureOwned(ctx, fmt.Sprint("burst-", i)); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	for slow.creating.Load() < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	if m.AdmitNew("fresh") {
-		t.Fatal("a new session admitted while both creation slots are taken")
-	}
-	if !m.AdmitNew("running") {
-		t.Fatal("a session this node owns refused while creations are backed up")
-	}
-	if n := m.Stats().CreationRefusals; n != 1 {
-		t.Fatalf("CreationRefusals %d, want 1", n)
-	}
-	wg.Wait()
-	if !m.AdmitNew("fresh") {
-		t.Fatal("a new session still refused after the creations finished")
+	for _, tc := range []struct {
+		name    string
+		budget  time.Duration
+		refused bool
+	}{{"tight budget", 100 * time.Millisecond, true}, {"ample budget", time.Minute, false}} {
+		slow := &counting{Store: c.store(false), createDelay: 300 * time.Millisecond}
+		m := c.node("a-"+strings.Fields(tc.name)[0], slow, func(cfg *residency.Config) {
+			cfg.MaxConcurrentCreates, cfg.CreationBudget = 2, tc.budget
+		})
+		ctx := context.Background()
+		running, fresh := "running-"+m.NodeID(), "fresh-"+m.NodeID()
+		if _, err := m.EnsureOwned(ctx, running); err != nil { // also measures a creation: ~300ms
+			t.Fatal(err)
+		}
+		if !m.AdmitNew(fresh) {
+			t.Fatalf("%s: a new session refused with no creation in flight", tc.name)
+		}
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := m.EnsureOwned(ctx, fmt.Sprint("burst-", tc.name, i)); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		for slow.creating.Load() < 2 {
+			time.Sleep(time.Millisecond)
+		}
+		if got := !m.AdmitNew(fresh); got != tc.refused {
+			t.Fatalf("%s: new session refused=%v while both creation slots are taken, want %v", tc.name, got, tc.refused)
+		}
+		if !m.AdmitNew(running) {
+			t.Fatalf("%s: a session this node owns refused while creations are backed up", tc.name)
+		}
+		want := uint64(0)
+		if tc.refused {
+			want = 1
+		}
+		if n := m.Stats().CreationRefusals; n != want {
+			t.Fatalf("%s: CreationRefusals %d, want %d", tc.name, n, want)
+		}
+		wg.Wait()
+		if !m.AdmitNew(fresh) {
+			t.Fatalf("%s: a new session still refused after the creations finished", tc.name)
+		}
 	}
 }
