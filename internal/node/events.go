@@ -179,6 +179,12 @@ func (n *Node) restore(ctx context.Context, a *adapter.Adapter, id string, opts 
 	if err != nil {
 		return nil, err
 	}
+	if len(items) == 0 {
+		// Recorded, but nothing of it written: its node died between
+		// recording a new session and its first write. Nothing of it was
+		// durable, as for a session never recorded.
+		return nil, fmt.Errorf("session %q: recorded, but none of its state was written: %w", id, adapter.ErrNotFound)
+	}
 	s, unknown, err := decodeSession(id, items)
 	if err != nil {
 		return nil, err

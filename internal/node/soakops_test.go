@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/store"
 )
 
 // TestUnsetEvent: an unset event removes attributes, in memory and in
@@ -58,5 +61,31 @@ func TestForcedAdoption(t *testing.T) {
 	}
 	if r := b.get("/v1/sessions/f?adopt=true&force=true"); r.Status != 200 || r.Body["adopted"] != false {
 		t.Fatalf("forced adoption of a resident session: %d %s", r.Status, r.Raw)
+	}
+}
+
+// A session whose node died between recording it and its first write has
+// an ownership row and no state: adopting it finds nothing durable, which
+// is a 404 like a session never recorded (the overload scenario met it as
+// a 503, "persisted state has no meta/version item"), and it can be
+// created afresh.
+func TestRecordedButUnwrittenSessionIsNotFound(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	b := startNode(t, testConfig(t, "node-b", ks))
+	hosts, port := cassandratest.Hosts(t)
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Hosts: hosts, Port: port, Keyspace: ks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if ok, _, err := st.CreateOwner(ctx, "unwritten", "dead-node", 0, time.Hour); err != nil || !ok {
+		t.Fatalf("record the session for a dead node: %v %v", ok, err)
+	}
+	expect(t, "adoption of a recorded, unwritten session", b.get("/v1/sessions/unwritten?adopt=true"), 404, "none of its state was written")
+	b.must("unwritten", `{"type":"create","attrs":{"on":"b"}}`)
+	if r := b.get("/v1/sessions/unwritten"); r.Status != 200 || r.num("version") != 1 {
+		t.Fatalf("created afresh: %d %s", r.Status, r.Raw)
 	}
 }
