@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -122,7 +123,9 @@ func (a *Adapter) owned(ctx context.Context, s *buffer.Snapshot) (epoch uint64, 
 	case s.Ended && len(s.Items) == 0:
 		return 0, false, nil
 	}
+	began := time.Now()
 	epoch, err = a.res.EnsureOwned(ctx, s.Session)
+	s.Prep = time.Since(began) // once per session: not what its next flushes take
 	var oe *residency.OwnedElsewhereError
 	switch {
 	case errors.As(err, &oe):

@@ -119,7 +119,7 @@ func (b *Buffer) fly(f *flight) {
 		b.ctr.inFlight.Add(1)
 		err := b.flush(b.flightCtx, &snap)
 		b.ctr.inFlight.Add(-1)
-		b.flew(t0)
+		b.flew(t0, snap.Prep)
 		b.wrote(f, &snap, start, t0, err)
 		if f.failed >= 0 {
 			break
@@ -155,10 +155,11 @@ func (b *Buffer) wrote(f *flight, snap *Snapshot, start int, t0 time.Time, err e
 	}
 }
 
-// flew records for the window bound how long a call begun at t0 took.
-func (b *Buffer) flew(t0 time.Time) {
+// flew records for the window bound how long a call begun at t0 took, less
+// the preparation it reported (Snapshot.Prep).
+func (b *Buffer) flew(t0 time.Time, prep time.Duration) {
 	if b.window.max != 0 {
-		b.window.flew(b.clock.Now().Sub(t0))
+		b.window.flew(b.clock.Now().Sub(t0) - prep)
 	}
 }
 
@@ -238,7 +239,11 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 	b.ctr.inFlight.Add(int64(n))
 	b.cfg.GroupFlush(b.flightCtx, g.ptrs, g.errs)
 	b.ctr.inFlight.Add(-int64(n))
-	b.flew(t0)
+	var prep time.Duration
+	for i := range g.snaps {
+		prep = max(prep, g.snaps[i].Prep)
+	}
+	b.flew(t0, prep)
 	b.ctr.groups.Add(1)
 	b.ctr.grouped.Add(uint64(n))
 	for i, f := range g.flights {

@@ -66,6 +66,13 @@ type Snapshot struct {
 	// Oldest is the time of the first unflushed change in this snapshot: the start of
 	// the data-loss window this flush closes.
 	Oldest time.Time
+	// Prep is set by the FlushFunc (or GroupFlush) to the time it spent before
+	// writing that a later flush of the session will not spend again, such as
+	// recording a new session's ownership. The window bound (Config.MaxWindow)
+	// leaves it out of the flight time it predicts by: a burst of first flushes
+	// does not make the node refuse changes to the sessions already written (the
+	// caller bounds that time by other means).
+	Prep time.Duration
 }
 
 // FlushFunc writes one snapshot (or one part of it) to durable storage.

@@ -85,3 +85,20 @@ func TestMaxWindowValidated(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The flight the window bound predicts by leaves out what the FlushFunc
+// reported as preparation (Snapshot.Prep: a new session's ownership record),
+// which the next flush of that session does not repeat.
+func TestWindowFlightLeavesOutPrep(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 500 * time.Millisecond})
+	t0 := h.clk.Now().Add(-400 * time.Millisecond)
+	h.b.flew(t0, 350*time.Millisecond)
+	if got := time.Duration(h.b.window.flight()); got != 50*time.Millisecond {
+		t.Fatalf("flight %v after a 400 ms call with 350 ms of preparation, want 50ms", got)
+	}
+	h.b.flew(t0, 0)
+	if got := time.Duration(h.b.window.flight()); got != 400*time.Millisecond {
+		t.Fatalf("flight %v after a 400 ms call, want 400ms", got)
+	}
+}
