@@ -244,6 +244,9 @@ func (d *drill) record(rep loadgen.Report) {
 		r.set("adopt_retries", rep.AdoptRetries)
 		r.set("adopt_p50_ms", rep.AdoptP50Ms)
 		r.set("adopt_p99_ms", rep.AdoptP99Ms)
+		r.set("failover_p50_ms", rep.FailoverP50Ms)
+		r.set("failover_p99_ms", rep.FailoverP99Ms)
+		r.set("failover_max_ms", rep.FailoverMaxMs)
 	}
 	r.set("corrupt", rep.Corrupt)
 	r.set("final_checked", rep.FinalChecked)
