@@ -4,8 +4,9 @@
 //	holdover-bench -gobench bench/out/buffer.txt -out bench/out/results.json
 //
 // -gobench is the output of the buffer's `go test -bench` run (make bench
-// produces it). Cassandra is found through HOLDOVER_CASSANDRA_HOSTS (default
-// 127.0.0.1) and HOLDOVER_CASSANDRA_PORT.
+// produces it); -failover names the figures of a separate failover run, a
+// JSON object copied into the results. Cassandra is found through
+// HOLDOVER_CASSANDRA_HOSTS (default 127.0.0.1) and HOLDOVER_CASSANDRA_PORT.
 package main
 
 import (
@@ -30,7 +31,10 @@ func main() {
 	adopts := flag.Int("adoptions", 300, "sessions adopted (and claimed by the floor) in the latency run")
 	seconds := flag.Duration("duration", 10*time.Second, "length of the Zipf and window runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
-	only := flag.String("only", "", "comma-separated steps to run (flush1, flush8, stress, zipf, adopt, ownership, rpo); all when empty")
+	takeovers := flag.Int("takeover-sessions", 10000, "sessions of a dead node taken over (and claimed by the anchor) in the takeover run")
+	takeoverConc := flag.Int("takeover-concurrency", 16, "adoptions in flight during the takeover, and claims in flight of its anchor (16: Takeover's default)")
+	failover := flag.String("failover", "", "JSON figures of a separate failover run to copy into the results; not measured when empty or absent")
+	only := flag.String("only", "", "comma-separated steps to run ("+strings.Join(allSteps, ", ")+"); all when empty")
 	stress := flag.String("stress", "", "cassandra-stress launcher (internal/cassandra/cassandra.sh fetch-stress prints it); the stress step is skipped without it")
 	flag.Parse()
 	steps, err := parseSteps(*only)
@@ -53,6 +57,7 @@ func main() {
 		delete(steps, "stress")
 	}
 	stressBin = *stress
+	takeoverSessions, takeoverConcurrency, failoverPath = *takeovers, *takeoverConc, *failover
 	if err := run(steps, *gobench, *out, *sessions, *passes, *adopts, *seconds); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
@@ -70,12 +75,24 @@ var (
 // stressBin is the cassandra-stress launcher (-stress).
 var stressBin string
 
+// The takeover run's size and concurrency (-takeover-sessions,
+// -takeover-concurrency), and the failover run's figures (-failover).
+var (
+	takeoverSessions, takeoverConcurrency int
+	failoverPath                          string
+)
+
+// takeoverRate is the takeover's rate limit: HOLDOVER_ADOPT_RATE's upper
+// bound, so that the run measures how fast a takeover goes, not the limiter
+// (the default, 500 sessions/s, would cap it).
+const takeoverRate = 1e6
+
 // rpoFallbackRate is the commit rate of the window run when -only skips the
 // saturation run it is normally half of.
 const rpoFallbackRate = 15000
 
 // allSteps are the benchmark's steps, in the order they run.
-var allSteps = []string{"flush1", "flush8", "stress", "zipf", "adopt", "ownership", "rpo"}
+var allSteps = []string{"flush1", "flush8", "stress", "zipf", "adopt", "ownership", "takeover", "rpo"}
 
 // parseSteps turns -only into the set of steps to run.
 func parseSteps(only string) (map[string]bool, error) {
@@ -103,6 +120,9 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 		if err := readGoBench(r, gobench); err != nil {
 			return err
 		}
+	}
+	if err := r.LoadFailover(failoverPath); err != nil {
+		return err
 	}
 
 	hosts := strings.Split(envOr("HOLDOVER_CASSANDRA_HOSTS", "127.0.0.1"), ",")
@@ -181,6 +201,16 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 		r.ClaimP50MS, r.ClaimP99MS, r.PlainReadP50MS, r.PlainReadP99MS = ow.ClaimP50, ow.ClaimP99, ow.PlainReadP50, ow.PlainReadP99
 		done()
 	}
+	if steps["takeover"] {
+		done := step("bulk takeover of a dead node's sessions beside bare claims")
+		tk, err := e.Takeover(ctx, takeoverSessions, takeoverConcurrency, takeoverRate)
+		if err != nil {
+			return err
+		}
+		r.TakeoverSessionsPerS, r.RawClaimsPerS = tk.OursPerS, tk.RawPerS
+		r.Notes = append(r.Notes, fmt.Sprintf("takeover_sessions_per_s: %d sessions, %d in flight on both sides, rate limit %.0f/s", tk.Sessions, tk.Concurrency, takeoverRate))
+		done()
+	}
 	if steps["rpo"] {
 		done := step("data-loss window at half the saturation load")
 		rate := r.FlushRowsPerS / 2
@@ -195,6 +225,7 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 		r.RPOMaxMS, r.RPOBoundMS, r.RPOLoadPerS = rp.MaxMS, rp.BoundMS, rp.Rate
 		r.RPOWorstLateMS, r.RPOWorstFlightMS = rp.WorstLateMS, rp.WorstFlightMS
 		r.RPOSchedP99MS, r.RPOSchedMaxMS, r.RPOCPUPressurePct = rp.SchedP99MS, rp.SchedMaxMS, rp.CPUPressurePct
+		r.FlushStartLateP99MS, r.FlushStartLateMaxMS = rp.FlushStartLateP99MS, rp.FlushStartLateMaxMS
 		done()
 	}
 
