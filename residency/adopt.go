@@ -152,21 +152,26 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 			return nil, err
 		}
 	}
+	return m.adopted(session, o.Node, cur.Epoch, o.Released, items), nil
+}
+
+// adopted records that this node owns session at epoch, won from prev with
+// its state items, and moves its owner index entry (a hint for bulk
+// takeover) off the adoption's critical path.
+func (m *Manager) adopted(session, prev string, epoch uint64, released bool, items []store.Item) *Adopted {
 	m.neg.forget(session)
-	m.setOwned(session, cur.Epoch)
+	m.setOwned(session, epoch)
 	m.stats.adopted.Add(1)
-	// The owner index is a hint for bulk takeover: update it off the
-	// adoption's critical path.
 	m.indexMu.Lock()
 	if !m.closed.Load() {
 		m.indexing.Add(1)
 		go func() {
 			defer m.indexing.Done()
-			m.reindex(session, o.Node, cur.Epoch)
+			m.reindex(session, prev, epoch)
 		}()
 	}
 	m.indexMu.Unlock()
-	return &Adopted{Session: session, Epoch: cur.Epoch, PreviousOwner: o.Node, Released: o.Released, Items: items}, nil
+	return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items}
 }
 
 // pendingRead is a read of a session's state running in the background.

@@ -101,20 +101,87 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		}
 		sem <- struct{}{}
 		wg.Add(1)
-		go func(session string) {
+		go func(o store.Owned) {
 			defer func() { <-sem; wg.Done() }()
-			a, err := m.Adopt(ctx, session, AdoptOptions{Force: opts.Force})
+			a, err := m.takeOne(ctx, node, o, opts.Force)
 			if err == nil && opts.OnAdopted != nil {
 				opts.OnAdopted(a)
 			}
 			if a == nil {
-				a = &Adopted{Session: session}
+				a = &Adopted{Session: o.Session}
 			}
 			record(a, err)
-		}(o.Session)
+		}(o)
 	}
 	wg.Wait()
 	m.indexing.Wait()
 	rep.Duration = time.Since(began)
 	return rep, nil
+}
+
+// takeOne adopts one session the owner index lists under node. Takeover has
+// already found node's lease expired, and the index names the epoch to claim
+// at, so the claim is sent at once, alongside the read of the state, without
+// reading the ownership row or the lease again: two rounds (claim, fence)
+// instead of four. When the row has moved on (the index lags) and still
+// names node, the session is adopted the ordinary way; when it names another
+// node, that node has it. A forced takeover adopts the ordinary way.
+func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force bool) (*Adopted, error) {
+	if force {
+		return m.Adopt(ctx, o.Session, AdoptOptions{Force: true})
+	}
+	if m.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !m.LeaseValid() {
+		return nil, m.fencedErr()
+	}
+	if _, ok := m.Epoch(o.Session); ok {
+		return nil, ErrAlreadyOwned
+	}
+	v, err, _ := m.flight.Do(o.Session, func() (any, error) { return m.claimListed(ctx, node, o) })
+	if err != nil {
+		return nil, err
+	}
+	a := *v.(*Adopted)
+	return &a, nil
+}
+
+// claimListed claims session o at the epoch the index lists under node (a
+// node whose lease expired: it neither writes nor releases any more), then
+// fences with the state read alongside the claim (as adopt does for a
+// crashed owner: the fence shadows any older write that landed after the
+// read).
+func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned) (*Adopted, error) {
+	if _, ok := m.Epoch(o.Session); ok { // adopted by a caller this one joined late
+		return nil, ErrAlreadyOwned
+	}
+	state := m.readState(ctx, o.Session)
+	defer state.cancel()
+	prev := store.Owner{Node: node, Epoch: o.Epoch}
+	won, cur, err := m.store.Claim(ctx, o.Session, prev, m.cfg.NodeID, m.cfg.OwnershipTTL)
+	switch {
+	case err != nil:
+		m.stats.adoptErrors.Add(1)
+		return nil, err
+	case !won && (cur.Epoch == 0 || cur.Ended):
+		m.neg.remember(o.Session)
+		m.stats.notFound.Add(1)
+		return nil, ErrNotFound
+	case !won && cur.Node == node:
+		state.cancel()
+		return m.adopt(ctx, o.Session, AdoptOptions{}) // released, or the index lags
+	case !won:
+		m.stats.claimConflicts.Add(1)
+		return nil, &OwnedElsewhereError{Session: o.Session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
+	}
+	items, err := state.wait()
+	if err == nil {
+		err = m.store.Fence(ctx, o.Session, cur.Epoch, items)
+	}
+	if err != nil {
+		m.stats.adoptErrors.Add(1)
+		return nil, err
+	}
+	return m.adopted(o.Session, node, cur.Epoch, false, items), nil
 }

@@ -1,0 +1,83 @@
+package residency_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/holdover/holdover/internal/store"
+	"github.com/holdover/holdover/residency"
+)
+
+// Takeover claims each listed session at the epoch the index names, without
+// reading the row or the lease again; where the index lags the row it falls
+// back to an ordinary adoption, and a session another node has, or that
+// ended, is skipped. Every session adopted is fenced: a late write of the dead
+// node never shows.
+func TestTakeoverClaimsAtTheIndexedEpoch(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	st := c.store(false)
+	ctx := context.Background()
+	item := func(v string) []store.Item { return []store.Item{{Key: "k", Value: []byte(v)}} }
+	orphan(t, st, "plain", "dead", item("plain")...)
+	// The row moved on (the dead node re-adopted it at epoch 2 and its index
+	// update was lost): the index still says epoch 1.
+	orphan(t, st, "lagging", "dead", item("lagging")...)
+	if won, _, err := st.Claim(ctx, "lagging", store.Owner{Node: "dead", Epoch: 1}, "dead", time.Hour); err != nil || !won {
+		t.Fatalf("re-claim: %v %v", won, err)
+	}
+	if err := st.WriteSession(ctx, &store.Write{Session: "lagging", Epoch: 2, Seq: 1000, Items: item("lagging at 2")}); err != nil {
+		t.Fatal(err)
+	}
+	// Released before the node died.
+	orphan(t, st, "released", "dead", item("released")...)
+	if ok, err := st.Release(ctx, "released", "dead", 1, time.Hour); err != nil || !ok {
+		t.Fatalf("release: %v %v", ok, err)
+	}
+	// Claimed by another node since (the dead node's index entry stays); and ended.
+	orphan(t, st, "taken", "dead", item("taken")...)
+	if won, _, err := st.Claim(ctx, "taken", store.Owner{Node: "dead", Epoch: 1}, "other", time.Hour); err != nil || !won {
+		t.Fatalf("claim by another node: %v %v", won, err)
+	}
+	orphan(t, st, "ended", "dead", item("ended")...)
+	if ok, err := st.EndOwner(ctx, "ended", "dead", 1, time.Hour); err != nil || !ok {
+		t.Fatalf("end: %v %v", ok, err)
+	}
+
+	b := c.node("b", c.store(false))
+	got := map[string]string{}
+	rep, err := b.Takeover(ctx, "dead", residency.TakeoverOptions{
+		OnAdopted: func(a *residency.Adopted) {
+			if len(a.Items) == 1 {
+				got[a.Session] = string(a.Items[0].Value) // Concurrency 1 below: no race
+			}
+		},
+		Concurrency: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Listed != 5 || rep.Adopted != 3 || rep.Skipped != 2 || rep.Failed != 0 {
+		t.Fatalf("report %+v, want 5 listed, 3 adopted, 2 skipped", rep)
+	}
+	want := map[string]string{"plain": "plain", "lagging": "lagging at 2", "released": "released"}
+	for s, v := range want {
+		if got[s] != v {
+			t.Errorf("%s restored %q, want %q", s, got[s], v)
+		}
+		if _, ok := b.Epoch(s); !ok {
+			t.Errorf("%s not owned after the takeover", s)
+		}
+	}
+	if _, ok := b.Epoch("taken"); ok {
+		t.Error("took a session another node claimed")
+	}
+	// A late write of the dead node, at its epoch, is fenced.
+	if err := st.WriteSession(ctx, &store.Write{Session: "plain", Epoch: 1, Seq: 1 << 40, Items: item("zombie")}); err != nil {
+		t.Fatal(err)
+	}
+	if v := state(t, st, "plain")["k"]; v != "plain" {
+		t.Fatalf("after a late write of the dead node: k=%q, want the adopted state", v)
+	}
+}
