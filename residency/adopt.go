@@ -152,16 +152,20 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 			return nil, err
 		}
 	}
-	return m.adopted(session, o.Node, cur.Epoch, o.Released, items), nil
+	return m.adopted(session, o.Node, cur.Epoch, o.Released, items, true), nil
 }
 
 // adopted records that this node owns session at epoch, won from prev with
-// its state items, and moves its owner index entry (a hint for bulk
-// takeover) off the adoption's critical path.
-func (m *Manager) adopted(session, prev string, epoch uint64, released bool, items []store.Item) *Adopted {
+// its state items, and, with reindex, moves its owner index entry (a hint
+// for bulk takeover) off the adoption's critical path (a takeover moves its
+// sessions' entries in batches instead).
+func (m *Manager) adopted(session, prev string, epoch uint64, released bool, items []store.Item, reindex bool) *Adopted {
 	m.neg.forget(session)
 	m.setOwned(session, epoch)
 	m.stats.adopted.Add(1)
+	if !reindex {
+		return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items}
+	}
 	m.indexMu.Lock()
 	if !m.closed.Load() {
 		m.indexing.Add(1)

@@ -29,6 +29,7 @@ type Store interface {
 	ReadLease(ctx context.Context, node string) (store.Lease, bool, error)
 	IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error
 	UnindexOwner(ctx context.Context, node, session string) error
+	MoveIndex(ctx context.Context, from, to string, moved []store.Owned, stale []string, ttl time.Duration) error
 	OwnedBy(ctx context.Context, node string, fn func(store.Owned) bool) error
 	RefreshState(ctx context.Context, session string, minRemaining time.Duration) (int, error)
 	RefreshOwner(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)

@@ -62,26 +62,30 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 	rep.Listed = len(sessions)
 
 	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, opts.Concurrency)
-		tick = time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
-		last = time.Now()
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		slots = pipeline{claims: make(chan struct{}, opts.Concurrency), fences: make(chan struct{}, opts.Concurrency)}
+		tick  = time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
+		last  = time.Now()
+		moved []store.Owned // adopted: their index entries move to this node
+		stale []string      // skipped: their entries under node are stale
 	)
 	defer tick.Stop()
-	record := func(a *Adopted, err error) {
+	record := func(o store.Owned, a *Adopted, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		var oe *OwnedElsewhereError
 		switch {
 		case err == nil:
 			rep.Adopted++
+			moved = append(moved, store.Owned{Session: o.Session, Epoch: a.Epoch})
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyOwned), errors.As(err, &oe):
 			rep.Skipped++
+			stale = append(stale, o.Session)
 		default:
-			rep.Failed++
+			rep.Failed++ // its entry stays: a later takeover tries again
 			if len(rep.Errors) < 10 {
-				rep.Errors = append(rep.Errors, fmt.Errorf("session %q: %w", a.Session, err))
+				rep.Errors = append(rep.Errors, fmt.Errorf("session %q: %w", o.Session, err))
 			}
 		}
 		if opts.Progress != nil && time.Since(last) >= time.Second {
@@ -99,24 +103,52 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 			return rep, ctx.Err()
 		case <-tick.C:
 		}
-		sem <- struct{}{}
+		slots.claims <- struct{}{}
 		wg.Add(1)
 		go func(o store.Owned) {
-			defer func() { <-sem; wg.Done() }()
-			a, err := m.takeOne(ctx, node, o, opts.Force)
+			defer wg.Done()
+			var once sync.Once
+			claimed := func() { once.Do(func() { <-slots.claims }) }
+			defer claimed()
+			a, err := m.takeOne(ctx, node, o, opts.Force, slots.with(claimed))
 			if err == nil && opts.OnAdopted != nil {
 				opts.OnAdopted(a)
 			}
-			if a == nil {
-				a = &Adopted{Session: o.Session}
-			}
-			record(a, err)
+			record(o, a, err)
 		}(o)
 	}
 	wg.Wait()
+	// The owner index is a hint: moved in batches, failures logged.
+	if err := m.store.MoveIndex(ctx, node, m.cfg.NodeID, moved, stale, m.cfg.OwnershipTTL); err != nil {
+		m.cfg.Logger.Warn("holdover: owner index not moved after a takeover", "node", node, "sessions", len(moved)+len(stale), "err", err)
+	}
 	m.indexing.Wait()
 	rep.Duration = time.Since(began)
 	return rep, nil
+}
+
+// pipeline bounds a takeover's requests: claims (lightweight transactions,
+// what Paxos contends on) and, beside them, the fences of the sessions
+// already claimed, each up to TakeoverOptions.Concurrency.
+type pipeline struct {
+	claims, fences chan struct{}
+	claimed        func() // frees this adoption's claim slot (idempotent)
+}
+
+func (p pipeline) with(claimed func()) pipeline { p.claimed = claimed; return p }
+
+// fence runs f in a fence slot, after freeing the claim slot for the next
+// claim.
+func (p pipeline) fence(f func() error) error {
+	if p.claimed != nil {
+		p.claimed()
+	}
+	if p.fences == nil {
+		return f()
+	}
+	p.fences <- struct{}{}
+	defer func() { <-p.fences }()
+	return f()
 }
 
 // takeOne adopts one session the owner index lists under node. Takeover has
@@ -126,7 +158,7 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 // instead of four. When the row has moved on (the index lags) and still
 // names node, the session is adopted the ordinary way; when it names another
 // node, that node has it. A forced takeover adopts the ordinary way.
-func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force bool) (*Adopted, error) {
+func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force bool, p pipeline) (*Adopted, error) {
 	if force {
 		return m.Adopt(ctx, o.Session, AdoptOptions{Force: true})
 	}
@@ -139,7 +171,7 @@ func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force
 	if _, ok := m.Epoch(o.Session); ok {
 		return nil, ErrAlreadyOwned
 	}
-	v, err, _ := m.flight.Do(o.Session, func() (any, error) { return m.claimListed(ctx, node, o) })
+	v, err, _ := m.flight.Do(o.Session, func() (any, error) { return m.claimListed(ctx, node, o, p) })
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +184,7 @@ func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force
 // fences with the state read alongside the claim (as adopt does for a
 // crashed owner: the fence shadows any older write that landed after the
 // read).
-func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned) (*Adopted, error) {
+func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p pipeline) (*Adopted, error) {
 	if _, ok := m.Epoch(o.Session); ok { // adopted by a caller this one joined late
 		return nil, ErrAlreadyOwned
 	}
@@ -175,13 +207,17 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned) (
 		m.stats.claimConflicts.Add(1)
 		return nil, &OwnedElsewhereError{Session: o.Session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
 	}
-	items, err := state.wait()
-	if err == nil {
-		err = m.store.Fence(ctx, o.Session, cur.Epoch, items)
-	}
+	var items []store.Item
+	err = p.fence(func() error {
+		var err error
+		if items, err = state.wait(); err == nil {
+			err = m.store.Fence(ctx, o.Session, cur.Epoch, items)
+		}
+		return err
+	})
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
 		return nil, err
 	}
-	return m.adopted(o.Session, node, cur.Epoch, false, items), nil
+	return m.adopted(o.Session, node, cur.Epoch, false, items, false), nil
 }

@@ -2,6 +2,7 @@ package residency_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,14 +47,16 @@ func TestTakeoverClaimsAtTheIndexedEpoch(t *testing.T) {
 	}
 
 	b := c.node("b", c.store(false))
+	var mu sync.Mutex
 	got := map[string]string{}
 	rep, err := b.Takeover(ctx, "dead", residency.TakeoverOptions{
 		OnAdopted: func(a *residency.Adopted) {
+			mu.Lock()
+			defer mu.Unlock()
 			if len(a.Items) == 1 {
-				got[a.Session] = string(a.Items[0].Value) // Concurrency 1 below: no race
+				got[a.Session] = string(a.Items[0].Value)
 			}
 		},
-		Concurrency: 1,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -357,6 +357,22 @@ func (m *Store) UnindexOwner(_ context.Context, node, session string) error {
 	return m.call("unindex", session, func() { delete(m.index[node], session) })
 }
 
+// MoveIndex implements residency.Store.
+func (m *Store) MoveIndex(_ context.Context, from, to string, moved []store.Owned, stale []string, _ time.Duration) error {
+	return m.call("move_index", "", func() {
+		if m.index[to] == nil {
+			m.index[to] = map[string]uint64{}
+		}
+		for _, o := range moved {
+			m.index[to][o.Session] = o.Epoch
+			delete(m.index[from], o.Session)
+		}
+		for _, s := range stale {
+			delete(m.index[from], s)
+		}
+	})
+}
+
 // OwnedBy implements residency.Store.
 func (m *Store) OwnedBy(_ context.Context, node string, fn func(store.Owned) bool) error {
 	var owned []store.Owned

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
 )
 
 // Owned is one entry of the owner index.
@@ -21,6 +24,41 @@ func (st *Store) IndexOwner(ctx context.Context, node, session string, epoch uin
 func (st *Store) UnindexOwner(ctx context.Context, node, session string) error {
 	err := st.s.Query(st.stmts.unindexOwner, node, session).Idempotent(true).ExecContext(ctx)
 	return wrap("unindex owner", session, err)
+}
+
+// indexBatchRows is how many index rows one batch of MoveIndex carries:
+// about 5 KiB, under Cassandra's batch_size_warn_threshold.
+const indexBatchRows = 100
+
+// MoveIndex moves the index entries of moved from node from to node to, at
+// the epochs given, and removes the stale entries of from: single-partition
+// batches of inserts into to's entries, then of deletes from from's (a bulk
+// takeover's index update, a request per hundred sessions instead of two
+// per session).
+func (st *Store) MoveIndex(ctx context.Context, from, to string, moved []Owned, stale []string, ttl time.Duration) error {
+	for chunk := range slices.Chunk(moved, indexBatchRows) {
+		b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+		for _, o := range chunk {
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.indexOwner, Args: []any{to, o.Session, int64(o.Epoch), ttlSeconds(ttl)}, Idempotent: true})
+		}
+		if err := st.exec(ctx, "index owners", chunk[0].Session, b); err != nil {
+			return err
+		}
+	}
+	gone := make([]string, 0, len(moved)+len(stale))
+	for _, o := range moved {
+		gone = append(gone, o.Session)
+	}
+	for chunk := range slices.Chunk(append(gone, stale...), indexBatchRows) {
+		b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+		for _, s := range chunk {
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{from, s}, Idempotent: true})
+		}
+		if err := st.exec(ctx, "unindex owners", chunk[0], b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // OwnedBy calls fn for each session the index lists under node, page by page,
