@@ -24,7 +24,7 @@ type TakeoverReport struct {
 // TakeoverOptions bounds a bulk takeover.
 type TakeoverOptions struct {
 	Rate        float64 // adoptions started per second; default 500
-	Concurrency int     // adoptions in flight; default 16
+	Concurrency int     // claims in flight (the fences of sessions claimed run beside them, as many again); default 16
 	Force       bool    // take over even if Node's lease is live
 	// OnAdopted receives each adopted session (from several goroutines), so the
 	// host can restore it before its next event arrives.

@@ -32,7 +32,7 @@ func main() {
 	seconds := flag.Duration("duration", 10*time.Second, "length of the Zipf and window runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
 	takeovers := flag.Int("takeover-sessions", 10000, "sessions of a dead node taken over (and claimed by the anchor) in the takeover run")
-	takeoverConc := flag.Int("takeover-concurrency", 16, "adoptions in flight during the takeover, and claims in flight of its anchor (16: Takeover's default)")
+	takeoverConc := flag.Int("takeover-concurrency", 16, "claims in flight during the takeover (its fences run beside them), and claims in flight of its anchor (16: Takeover's default)")
 	failover := flag.String("failover", "", "JSON figures of a separate failover run to copy into the results; not measured when empty or absent")
 	only := flag.String("only", "", "comma-separated steps to run ("+strings.Join(allSteps, ", ")+"); all when empty")
 	stress := flag.String("stress", "", "cassandra-stress launcher (internal/cassandra/cassandra.sh fetch-stress prints it); the stress step is skipped without it")
