@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
@@ -36,14 +38,13 @@ const indexBatchRows = 100
 // takeover's index update, a request per hundred sessions instead of two
 // per session).
 func (st *Store) MoveIndex(ctx context.Context, from, to string, moved []Owned, stale []string, ttl time.Duration) error {
+	var batches []*gocql.Batch
 	for chunk := range slices.Chunk(moved, indexBatchRows) {
 		b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
 		for _, o := range chunk {
 			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.indexOwner, Args: []any{to, o.Session, int64(o.Epoch), ttlSeconds(ttl)}, Idempotent: true})
 		}
-		if err := st.exec(ctx, "index owners", chunk[0].Session, b); err != nil {
-			return err
-		}
+		batches = append(batches, b)
 	}
 	gone := make([]string, 0, len(moved)+len(stale))
 	for _, o := range moved {
@@ -54,11 +55,29 @@ func (st *Store) MoveIndex(ctx context.Context, from, to string, moved []Owned, 
 		for _, s := range chunk {
 			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{from, s}, Idempotent: true})
 		}
-		if err := st.exec(ctx, "unindex owners", chunk[0], b); err != nil {
-			return err
-		}
+		batches = append(batches, b)
 	}
-	return nil
+	// A few at once: each is one partition's rows, on its replicas.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 8)
+	)
+	for _, b := range batches {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := st.exec(ctx, "move index", from, b); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // OwnedBy calls fn for each session the index lists under node, page by page,
