@@ -481,13 +481,15 @@ func (g *Generator) report() Report {
 		AdoptP50Ms:       ms(st.adopt.quantile(0.5)),
 		AdoptP99Ms:       ms(st.adopt.quantile(0.99)),
 		AdoptRetries:     st.adoptRetries,
-		FailoverP50Ms:    ms(st.failover.quantile(0.5)),
-		FailoverP99Ms:    ms(st.failover.quantile(0.99)),
-		FailoverMaxMs:    ms(st.failoverMax),
-		LeaseWait:        st.leaseWait(),
-		Window:           st.window,
-		Errors:           map[string]int64{},
-		Elapsed:          elapsed,
+		// A quantile is its bucket's upper bound, up to 1% above the
+		// values in it: capped by the largest seen.
+		FailoverP50Ms: ms(min(st.failover.quantile(0.5), st.failoverMax)),
+		FailoverP99Ms: ms(min(st.failover.quantile(0.99), st.failoverMax)),
+		FailoverMaxMs: ms(st.failoverMax),
+		LeaseWait:     st.leaseWait(),
+		Window:        st.window,
+		Errors:        map[string]int64{},
+		Elapsed:       elapsed,
 	}
 	for k, v := range st.errs {
 		r.Errors[k] = v

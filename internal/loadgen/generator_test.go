@@ -93,7 +93,7 @@ func TestFailoverNothingLost(t *testing.T) {
 	// short retries serve every one soon after (20 sessions, 16 at once, 20ms
 	// answers, retries at most 100ms apart).
 	lw := ms(rep.LeaseWait)
-	if rep.FailoverP50Ms < lw-1 || rep.FailoverP99Ms < rep.FailoverP50Ms || rep.FailoverMaxMs < rep.FailoverP99Ms*0.99 || rep.FailoverMaxMs > lw+1000 {
+	if rep.FailoverP50Ms < lw-1 || rep.FailoverP99Ms < rep.FailoverP50Ms || rep.FailoverMaxMs < rep.FailoverP99Ms || rep.FailoverMaxMs > lw+1000 {
 		t.Fatalf("failover p50=%v p99=%v max=%v ms with lease wait %v ms", rep.FailoverP50Ms, rep.FailoverP99Ms, rep.FailoverMaxMs, lw)
 	}
 	if rep.Errors["to_failed_node"] == 0 || rep.Sent-rep.Acknowledged != rep.Errors["to_failed_node"] {
