@@ -78,6 +78,10 @@ func Run(ctx context.Context, stderr io.Writer) int {
 	stop() // a second signal kills the process at once
 
 	n.Drain()
+	// Requests already on their way over kept-alive connections are served:
+	// the server keeps its connections for a moment (/readyz says draining)
+	// before it closes the idle ones, which would cut such a request off.
+	time.Sleep(min(drainGrace, cfg.DrainTimeout/2))
 	if err := shutdownHTTP(srv, cfg.DrainTimeout); err != nil {
 		log.Warn("requests still in flight at the drain timeout were cut off", "err", err)
 	}
@@ -97,6 +101,10 @@ func Run(ctx context.Context, stderr io.Writer) int {
 	log.Info("holdover-node stopped")
 	return status
 }
+
+// drainGrace is how long a draining node keeps serving its connections
+// before it stops listening and closes the idle ones.
+const drainGrace = 250 * time.Millisecond
 
 // shutdownHTTP stops accepting connections and waits up to timeout for the
 // requests in flight, then closes what remains.
