@@ -157,7 +157,10 @@ func (p pipeline) fence(f func() error) error {
 // reading the ownership row or the lease again: two rounds (claim, fence)
 // instead of four. When the row has moved on (the index lags) and still
 // names node, the session is adopted the ordinary way; when it names another
-// node, that node has it. A forced takeover adopts the ordinary way.
+// node, that node has it. A forced takeover adopts the ordinary way. Should
+// node's ID come back while a long takeover runs, the takeover may still
+// claim sessions it wanted: the compare-and-set decides, and the restarted
+// node adopts what it needs like any peer.
 func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force bool, p pipeline) (*Adopted, error) {
 	if force {
 		return m.Adopt(ctx, o.Session, AdoptOptions{Force: true})
