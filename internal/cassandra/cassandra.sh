@@ -5,8 +5,11 @@
 #   cassandra.sh start NODES --dcs D
 #                                start (or reuse) NODES nodes in D data centers dc1..dcD on
 #                                127.0.0.11..(10+NODES), beside any ring on 127.0.0.1..9
+#   cassandra.sh start-secure    start (or reuse) the secured node on 127.0.0.21: client TLS with
+#                                client certificates required, PasswordAuthenticator and
+#                                CassandraAuthorizer (see "The secured node" below)
 #   cassandra.sh stop [RING]     stop exactly the nodes this script started (by pid file); only
-#                                those of RING (ring1, ring3, ring3dc2, ...) when it is given
+#                                those of RING (ring1, ring3, ring3dc2, ..., secure) when it is given
 #   cassandra.sh status          print each node's state
 #   cassandra.sh clean           stop, then delete the nodes' data (the fetched server is kept)
 #   cassandra.sh nodetool N ARGS run nodetool against node N (e.g. nodetool 1 status; DCS=2 for
@@ -29,6 +32,15 @@
 # dc<(n-1) mod D + 1>, rack rack1), 127.0.0.<10+n>, JMX port 7210+n, a cluster name of its own and
 # seeds of its own (the first node of each data center), so it runs beside a single-DC ring and
 # never gossips with it. Both serve CQL on port 9042 of their own addresses.
+#
+# The secured node (start-secure) is a one-node cluster of its own in $CASSANDRA_CACHE/secure, on
+# 127.0.0.21 (JMX port 7221, heap SECURE_HEAP_SIZE, default 512M), beside any ring. Each fresh start
+# wipes its data and makes new certificates with certgen (beside this script) in
+# $CASSANDRA_CACHE/secure/certs: ca.pem verifies the node, client.pem/client-key.pem is a client
+# certificate the node accepts (it requires one), and the other files are the wrong ones the tests
+# try. Nothing of it is committed. Its only role at start is the default superuser cassandra
+# (password cassandra), which the tests use as the operator. Once it serves TLS and logs a client
+# in, it prints "cassandra: tls+auth at 127.0.0.21:9042".
 #
 # Maven Central carries no apache-cassandra binary tarball for 5.0.x (its newest is 4.0-alpha2),
 # so the server comes as the cassandra-all jar with its runtime dependencies (pom.xml beside this
@@ -55,6 +67,9 @@ START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
 CQL_PORT=9042
 STORAGE_PORT=7000
 CQLPING="$CACHE/bin/cqlping"
+CERTGEN="$CACHE/bin/certgen"
+SECURE=0          # 1 while starting the secured node (use_secure)
+JVM_EXTRA=()      # JVM options of the node being started, beyond the common ones
 
 say() { echo "cassandra: $*"; }
 fail() {
@@ -86,6 +101,17 @@ use_ring_dir() {
 	local name="${1##*/}"
 	[[ "$name" =~ ^ring([0-9]+)(dc([0-9]+))?$ ]] || fail "$1 is not a ring directory"
 	use_ring "${BASH_REMATCH[1]}" "${BASH_REMATCH[3]:-1}"
+}
+
+# use_secure: select the secured node's layout (one node in $CACHE/secure on 127.0.0.21).
+use_secure() {
+	RING_DIR="$CACHE/secure"
+	RING_DCS=1
+	ADDR_BASE=20
+	JMX_BASE=7220
+	SNITCH=SimpleSnitch
+	CLUSTER_NAME="$BASE_CLUSTER_NAME-secure"
+	SECURE=1
 }
 
 node_addr() { echo "127.0.0.$((ADDR_BASE + $1))"; }
@@ -243,6 +269,32 @@ EOF
 		# Read from the class path, where $dir/conf comes first.
 		printf 'dc=%s\nrack=rack1\n' "$(node_dc "$n")" >"$dir/conf/cassandra-rackdc.properties"
 	fi
+	if ((SECURE)); then
+		secure_config "$dir"
+	fi
+}
+
+# secure_config DIR: turn the node's configuration into the secured node's: password
+# authentication, permissions, and client TLS requiring a client certificate signed by the
+# test CA (PEM files, PEMBasedSslContextFactory). The credentials cache is off so that a
+# changed password applies to the next login at once (the rotation test relies on it).
+secure_config() {
+	local dir="$1" certs="$RING_DIR/certs"
+	sed -i -e 's/^authenticator: .*/authenticator: PasswordAuthenticator/' \
+		-e 's/^authorizer: .*/authorizer: CassandraAuthorizer/' "$dir/conf/cassandra.yaml"
+	cat >>"$dir/conf/cassandra.yaml" <<EOF
+credentials_validity: 0ms
+client_encryption_options:
+  enabled: true
+  optional: false
+  require_client_auth: true
+  protocol: TLS
+  accepted_protocols: [TLSv1.2, TLSv1.3]
+  ssl_context_factory:
+    class_name: org.apache.cassandra.security.PEMBasedSslContextFactory
+  keystore: $certs/server-keystore.pem
+  truststore: $certs/ca.pem
+EOF
 }
 
 start_node() {
@@ -283,6 +335,7 @@ start_node() {
 		"-Dcassandra-foreground=yes"
 		"-XX:HeapDumpPath=$dir/logs"
 		"-XX:ErrorFile=$dir/logs/hs_err_%p.log"
+		"${JVM_EXTRA[@]}"
 	)
 	: >"$dir/logs/stdout.log"
 	local where=""
@@ -312,6 +365,73 @@ wait_node() {
 		fi
 		sleep 1
 	done
+}
+
+build_certgen() {
+	if [[ -x "$CERTGEN" && "$CERTGEN" -nt "$HERE/certgen/main.go" ]]; then
+		return 0
+	fi
+	mkdir -p "$(dirname "$CERTGEN")"
+	(cd "$ROOT" && go build -o "$CERTGEN" ./internal/cassandra/certgen) || fail "could not build the certificate generator"
+}
+
+# probe_secure: ask the secured node for its version over TLS, logged in as the default superuser.
+probe_secure() {
+	local certs="$RING_DIR/certs"
+	CQLPING_PASSWORD=cassandra "$CQLPING" -host "$(node_addr 1)" -port "$CQL_PORT" -timeout 2s \
+		-ca "$certs/ca.pem" -cert "$certs/client.pem" -key "$certs/client-key.pem" -user cassandra
+}
+
+# wait_secure: wait for the secured node to answer over TLS and log a client in.
+wait_secure() {
+	local addr started version
+	addr="$(node_addr 1)"
+	started=$SECONDS
+	while :; do
+		if ! running 1 >/dev/null; then
+			show_logs 1
+			fail "the secured node exited during start-up (logs above)"
+		fi
+		if version="$(probe_secure 2>/dev/null)"; then
+			say "release_version $version at $addr:$CQL_PORT (answered after $((SECONDS - started)) s)"
+			say "tls+auth at $addr:$CQL_PORT"
+			return 0
+		fi
+		if ((SECONDS - started > START_TIMEOUT)); then
+			show_logs 1
+			echo "---- last probe ----" >&2
+			probe_secure >&2 || true
+			fail "the secured node did not answer CQL over TLS on $addr:$CQL_PORT within ${START_TIMEOUT}s (logs above)"
+		fi
+		sleep 1
+	done
+}
+
+cmd_start_secure() {
+	check_tools
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock 9
+	use_secure
+	fetch_server
+	build_probe
+	build_certgen
+	local pid dir
+	dir="$(node_dir 1)"
+	if pid="$(running 1)"; then
+		say "secured node already running (pid $pid), reused"
+	else
+		# A fresh node and fresh certificates every time: no role, password or key outlives a run.
+		rm -rf "$dir" "$RING_DIR/certs"
+		"$CERTGEN" -dir "$RING_DIR/certs" -ip "$(node_addr 1)" -dns cassandra-secure.holdover.test ||
+			fail "could not write the certificates"
+		MAX_HEAP_SIZE="${SECURE_HEAP_SIZE:-512M}"
+		HEAP_NEWSIZE="${HEAP_NEWSIZE:-128M}"
+		JVM_EXTRA=("-Dcassandra.superuser_setup_delay_ms=0")
+		start_node 1 "$(node_addr 1):$STORAGE_PORT" 1
+	fi
+	say "certificates in ${RING_DIR#"$ROOT"/}/certs"
+	wait_secure
 }
 
 # multi_dc_dir DIR: whether DIR (…/ringN/nodeM) belongs to a multi-DC ring.
@@ -353,12 +473,13 @@ cmd_start() {
 
 cmd_stop() {
 	local ring="${1:-}"
-	[[ -z "$ring" || "$ring" =~ ^ring[0-9]+(dc[0-9]+)?$ ]] || fail "stop takes a ring name such as ring1 or ring3dc2, got '$ring'"
+	[[ -z "$ring" || "$ring" == secure || "$ring" =~ ^ring[0-9]+(dc[0-9]+)?$ ]] || fail "stop takes a ring name such as ring1 or ring3dc2, or secure, got '$ring'"
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
 	flock 9
-	local dir name pid
-	for dir in "$CACHE"/${ring:-ring*}/node*; do
+	local dir name pid dirs
+	if [[ -n "$ring" ]]; then dirs=("$CACHE/$ring"/node*); else dirs=("$CACHE"/ring*/node* "$CACHE"/secure/node*); fi
+	for dir in "${dirs[@]}"; do
 		[[ -f "$dir/cassandra.pid" ]] || continue
 		name="${dir#"$CACHE"/}"
 		if pid="$(running_in "$dir")"; then
@@ -378,11 +499,11 @@ cmd_stop() {
 
 cmd_status() {
 	local dir name pid any=0
-	for dir in "$CACHE"/ring*/node*; do
+	for dir in "$CACHE"/ring*/node* "$CACHE"/secure/node*; do
 		[[ -d "$dir" ]] || continue
 		any=1
 		name="${dir#"$CACHE"/}"
-		use_ring_dir "${dir%/node*}"
+		if [[ "$name" == secure/* ]]; then use_secure; else use_ring_dir "${dir%/node*}"; fi
 		if pid="$(running_in "$dir")"; then
 			local where=""
 			((RING_DCS > 1)) && where=" in $(node_dc "${dir##*/node}")"
@@ -434,6 +555,7 @@ start)
 	shift
 	start_args "$@"
 	;;
+start-secure) cmd_start_secure ;;
 stop) cmd_stop "${2:-}" ;;
 status) cmd_status ;;
 fetch)
@@ -459,7 +581,7 @@ clean)
 	say "node data removed"
 	;;
 *)
-	echo "usage: $0 start [NODES] [--dcs D] | stop [RING] | status | clean | fetch | fetch-stress | nodetool N ARGS" >&2
+	echo "usage: $0 start [NODES] [--dcs D] | start-secure | stop [RING] | status | clean | fetch | fetch-stress | nodetool N ARGS" >&2
 	exit 2
 	;;
 esac
