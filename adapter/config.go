@@ -136,8 +136,20 @@ type Config struct {
 	// Password goes with Username. It is secret: String, LogValue and every
 	// error print "***" or nothing in its place, and encoding/json leaves it
 	// out. HOLDOVER_PASSWORD; default ""; only allowed together with
-	// HOLDOVER_USERNAME.
+	// HOLDOVER_USERNAME. Prefer PasswordFile: a variable's value can leak
+	// through /proc/<pid>/environ, crash reports and child processes.
 	Password string `env:"PASSWORD" secret:"true" json:"-"`
+
+	// PasswordFile names a file holding the password, as Docker and
+	// Kubernetes deliver secrets (one trailing newline is ignored). It is
+	// read again for every new connection to Cassandra, so a rotated
+	// password reaches the connections opened after the file changed
+	// without a restart (connections already open stay logged in). The file
+	// must be a regular file of 1 to 4096 bytes that is neither readable nor
+	// writable by every user (mode o-rwx, such as 0600, 0440 or 0640).
+	// HOLDOVER_PASSWORD_FILE, a path; default "" (none). Only allowed
+	// together with HOLDOVER_USERNAME, and not with HOLDOVER_PASSWORD.
+	PasswordFile string `env:"PASSWORD_FILE"`
 
 	// NodeID names this node in ownership rows and leases. It must be
 	// stable across restarts and unique among live nodes.

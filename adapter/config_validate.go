@@ -170,6 +170,7 @@ func (c Config) Validate() error {
 	if c.Password != "" && c.Username == "" {
 		k.add("HOLDOVER_PASSWORD", "is set but HOLDOVER_USERNAME is empty; set both or neither")
 	}
+	c.checkSecrets(&k)
 
 	if !validNodeID(c.NodeID) {
 		k.add("HOLDOVER_NODE_ID", "must be 1 to 64 bytes of [A-Za-z0-9._:-], got %q", c.NodeID)

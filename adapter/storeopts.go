@@ -50,6 +50,7 @@ func (c Config) storeOptions() (store.Options, error) {
 		TLS:                  tlsConf,
 		Username:             c.Username,
 		Password:             c.Password,
+		PasswordFunc:         c.passwordSource(),
 		StateTTL:             c.StateTTL,
 		Limits: store.Limits{
 			MaxSessionIDBytes: c.MaxSessionIDBytes,

@@ -107,7 +107,9 @@ func TestStoreOptionsMapsEveryField(t *testing.T) {
 // Every store option is either filled from Config or deliberately left to
 // the store's defaults, so a field added to store.Options is not forgotten.
 func TestStoreOptionsCoverStoreFields(t *testing.T) {
-	leftToStore := map[string]bool{"Tables": true, "NumConns": true, "Logger": true}
+	// PasswordFunc is set instead of Password when the password comes from
+	// HOLDOVER_PASSWORD_FILE (TestPasswordFileReachesStore).
+	leftToStore := map[string]bool{"Tables": true, "NumConns": true, "Logger": true, "PasswordFunc": true}
 	// CreateSchema and TLS are on here so that no field is zero by chance.
 	c := DefaultConfig()
 	c.LocalDC = "dc1"

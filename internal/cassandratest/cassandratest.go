@@ -10,6 +10,12 @@
 // --dcs 2`, on 127.0.0.11-13 beside the single node), or the cluster
 // HOLDOVER_CASSANDRA_DC_HOSTS names; the tests that use it are built with the
 // tag dcring and run by `make test-dc`.
+//
+// Secure does the same for a node that requires client TLS (with a client
+// certificate), PasswordAuthenticator and CassandraAuthorizer (`cassandra.sh
+// start-secure`, on 127.0.0.21), or the one HOLDOVER_CASSANDRA_SECURE_HOSTS
+// names; the tests that use it are built with the tag secure and run by
+// `make test-secure`.
 package cassandratest
 
 import (

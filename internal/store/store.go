@@ -44,6 +44,10 @@ type Options struct {
 	TLS      *tls.Config // nil: plain connections
 	Username string
 	Password string
+	// PasswordFunc, when set, is called for the password at each new
+	// connection instead of using Password, so that a rotated secret
+	// reaches the connections opened after it changed (see auth.go).
+	PasswordFunc func() (string, error)
 
 	StateTTL time.Duration // TTL of state items; default 7 days
 	Limits   Limits
@@ -246,6 +250,9 @@ func (o Options) cluster() *gocql.ClusterConfig {
 	}
 	if o.Username != "" {
 		c.Authenticator = gocql.PasswordAuthenticator{Username: o.Username, Password: o.Password}
+		if o.PasswordFunc != nil {
+			c.Authenticator = rereadAuthenticator{username: o.Username, password: o.PasswordFunc}
+		}
 	}
 	return c
 }
