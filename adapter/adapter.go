@@ -150,6 +150,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		// Half of what the window leaves after the flush delay: the rest is
 		// for the first write.
 		CreationBudget: (cfg.MaxWindowBound() - cfg.FlushDelay) / 2,
+		AdmitLead:      cfg.FlushDelay,
 		OnFenced:       o.hooks.OnFenced,
 		OnRecovered:    o.hooks.OnRecovered,
 		Flusher:        a.buf,

@@ -63,6 +63,13 @@ type Config struct {
 	// queue ahead, at the recent creation latency, would take longer than
 	// this, AdmitNew refuses sessions this node does not own. 0: never.
 	CreationBudget time.Duration
+	// AdmitLead is how long a session admitted now waits before its
+	// creation starts (the adapter passes its flush delay: a new session's
+	// first flush records it). AdmitNew counts the new sessions it admitted
+	// within the last AdmitLead as queued for creation, so a burst of new
+	// sessions is metered as it arrives, not only once its creations have
+	// taken every slot. 0: only creations already started count.
+	AdmitLead time.Duration
 	// OnFenced is called (from the lease goroutine) when this node self-fences,
 	// with the sessions it owned and those it had not recorded yet (new
 	// sessions whose first write was still pending: their unwritten changes

@@ -52,6 +52,7 @@ type Manager struct {
 	creates  chan struct{} // a slot per ownership creation in flight
 	creating atomic.Int64  // ownership creations in flight or waiting for a slot
 	createNS atomic.Int64  // recent latency of an ownership creation (moving average), ns
+	admits   admitMeter    // new sessions admitted lately, not yet creating
 
 	neg    *negativeCache
 	leases leaseCache
@@ -144,6 +145,9 @@ func (m *Manager) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// Taking the lease is a lightweight transaction, as a creation is:
+		// its latency is AdmitNew's estimate until the first creation ends.
+		m.createNS.CompareAndSwap(0, max(int64(m.elapsed()-began), 1))
 		if took {
 			m.lastRenew.Store(int64(began))
 			m.stats.renewals.Add(1)
@@ -256,27 +260,73 @@ func (m *Manager) indexed(session string, err error) {
 }
 
 // AdmitNew reports whether a change to session may be accepted as far as
-// ownership creation goes: always for a session this node owns, and for
-// others unless every creation slot is taken and the creations queued
-// ahead, at the recent creation latency, would keep it waiting longer than
-// CreationBudget (then the refusal is counted: Stats.CreationRefusals). A
-// burst of new sessions is turned away before it holds up the flushes of
-// the sessions already running, which stay admitted. Cheap: one atomic
-// load unless creations are backed up.
+// ownership creation goes: always for a session this node owns; for others
+// unless the creations queued ahead of it, at the recent creation latency,
+// would keep it waiting longer than CreationBudget (then the refusal is
+// counted: Stats.CreationRefusals). The queue ahead is the creations started
+// (in flight or waiting for a slot) plus the new sessions admitted within the
+// last AdmitLead, whose creations are still to start; it takes one round of
+// MaxConcurrentCreates at a time. Until the first creation ends the latency
+// is that of taking the lease at Start. A burst of new sessions is turned away
+// before it holds up the flushes of the sessions already running, which stay
+// admitted.
 func (m *Manager) AdmitNew(session string) bool {
-	c := m.creating.Load()
-	if c < int64(m.cfg.MaxConcurrentCreates) || m.cfg.CreationBudget <= 0 {
-		return true
-	}
-	rounds := c/int64(m.cfg.MaxConcurrentCreates) + 1 // the queue ahead, then its own
-	if time.Duration(rounds*m.createNS.Load()) <= m.cfg.CreationBudget {
+	if m.cfg.CreationBudget <= 0 {
 		return true
 	}
 	if _, ok := m.Epoch(session); ok {
 		return true
 	}
+	now := m.elapsed()
+	queued := m.creating.Load() + m.admits.recent(now, m.cfg.AdmitLead)
+	rounds := queued/int64(m.cfg.MaxConcurrentCreates) + 1 // the queue ahead, then its own
+	if queued < int64(m.cfg.MaxConcurrentCreates) || time.Duration(rounds*m.createNS.Load()) <= m.cfg.CreationBudget {
+		m.admits.add(now, m.cfg.AdmitLead)
+		return true
+	}
 	m.stats.creationRefusals.Add(1)
 	return false
+}
+
+// admitMeter counts admissions over a sliding span, in two buckets of the
+// span's width: the count at a time is the current bucket's plus the
+// previous one's share that is still within the span.
+type admitMeter struct {
+	mu        sync.Mutex
+	start     time.Duration // when the current bucket began
+	cur, prev int64
+}
+
+// rotate moves the buckets on to now; mu held.
+func (a *admitMeter) rotate(now, span time.Duration) {
+	switch {
+	case now-a.start >= 2*span:
+		a.start, a.cur, a.prev = now, 0, 0
+	case now-a.start >= span:
+		a.start, a.cur, a.prev = a.start+span, 0, a.cur
+	}
+}
+
+// recent is the number of admissions within span before now.
+func (a *admitMeter) recent(now, span time.Duration) int64 {
+	if span <= 0 {
+		return 0
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rotate(now, span)
+	return a.cur + a.prev*int64(span-(now-a.start))/int64(span)
+}
+
+// add counts one admission at now.
+func (a *admitMeter) add(now, span time.Duration) {
+	if span <= 0 {
+		return
+	}
+	a.mu.Lock()
+	a.rotate(now, span)
+	a.cur++
+	a.mu.Unlock()
 }
 
 // createTook folds the latency of one ownership creation into the moving

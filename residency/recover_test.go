@@ -254,3 +254,39 @@ func TestNewSessionsWaitWhileCreationsAreBackedUp(t *testing.T) {
 		}
 	}
 }
+
+// A burst of new sessions is metered from its first commits: before any
+// creation has started (their flush delay has not passed) or ended, AdmitNew
+// counts the sessions it admitted within the last AdmitLead as queued and
+// judges the queue by the latency of taking the lease at Start. Once the burst
+// is older than AdmitLead and no creation is running, new sessions are
+// admitted again. (Counting only creations in flight admitted the whole burst,
+// whose creations then queued far past the budget: the node refused every
+// commit, of running sessions too, for over a second.)
+func TestBurstOfNewSessionsIsMeteredFromTheStart(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	slow := &counting{Store: c.store(false), takeDelay: 40 * time.Millisecond}
+	const lead = 300 * time.Millisecond
+	m := c.node("burst-meter", slow, func(cfg *residency.Config) {
+		cfg.MaxConcurrentCreates, cfg.CreationBudget, cfg.AdmitLead = 2, 100*time.Millisecond, lead
+	})
+	admitted := 0
+	for i := range 20 {
+		if m.AdmitNew(fmt.Sprint("burst-", i)) {
+			admitted++
+		}
+	}
+	// A round takes at least 40 ms: the budget holds two rounds, so at most
+	// the two sessions that fill the first round and two more are admitted.
+	if admitted < 2 || admitted > 4 {
+		t.Fatalf("%d of a burst of 20 new sessions admitted with 2 creation slots, a 100 ms budget and a >=40 ms creation; want 2 to 4", admitted)
+	}
+	if n := m.Stats().CreationRefusals; n != uint64(20-admitted) {
+		t.Fatalf("CreationRefusals %d, want %d", n, 20-admitted)
+	}
+	time.Sleep(2 * lead)
+	if !m.AdmitNew("after-the-burst") {
+		t.Fatal("a new session refused after the burst aged past AdmitLead with no creation running")
+	}
+}

@@ -101,6 +101,7 @@ type counting struct {
 	renewDelay atomic.Int64 // nanoseconds each renewal waits before it is sent
 
 	createDelay            time.Duration
+	takeDelay              time.Duration // how long taking the lease at Start takes
 	creating, mostCreating atomic.Int64 // ownership creations in flight, now and at most
 }
 
@@ -111,6 +112,11 @@ func (c *counting) CreateOwner(ctx context.Context, session, node string, ended 
 	}
 	time.Sleep(c.createDelay)
 	return c.Store.CreateOwner(ctx, session, node, ended, ttl)
+}
+
+func (c *counting) TakeLease(ctx context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration) (bool, store.Lease, error) {
+	time.Sleep(c.takeDelay)
+	return c.Store.TakeLease(ctx, node, incarnation, prev, found, ttl, grace)
 }
 
 func (c *counting) ReadOwner(ctx context.Context, s string) (store.Owner, bool, error) {
