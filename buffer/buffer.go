@@ -90,6 +90,7 @@ func New(cfg Config, flush FlushFunc) (*Buffer, error) {
 	b.wake.Store(math.MaxInt64)
 	b.window.max = int64(cfg.MaxWindow)
 	b.window.tick = min(max(cfg.MaxWindow/20, time.Millisecond), 50*time.Millisecond)
+	b.window.span = int64(min(max(cfg.MaxWindow, 100*time.Millisecond), time.Second))
 	b.flightCtx, b.cancelFlights = context.WithCancel(context.Background())
 	for i := range b.shards {
 		b.shards[i].sessions = make(map[string]*session)

@@ -10,7 +10,10 @@ import (
 // its session to the end of that session's flush. With Config.MaxWindow set,
 // a watchdog predicts every tick the exposure of a change committed now: the
 // age of the oldest unflushed change in the buffer (flying ones included), at
-// least Delay, plus the longest recent FlushFunc call. While that exceeds
+// least Delay, plus the longest FlushFunc call of about the last window
+// (MaxWindow, between 100 ms and 1 s; older calls say little of the flushes
+// to come, and remembering a single slow one for longer refused every commit
+// long after flushes were fast again). While that exceeds
 // MaxWindow, flushes cannot keep up (a backlog, a slow
 // or unreachable store) and a change accepted now would likely wait longer than
 // MaxWindow, so Commit and End refuse with ErrOverloaded. The refusal lifts
@@ -21,8 +24,9 @@ import (
 type windowGuard struct {
 	max        int64 // MaxWindow in nanoseconds; 0: off
 	tick       time.Duration
+	span       int64       // how long a FlushFunc call counts: MaxWindow, within 100 ms..1 s (ns)
 	overloaded atomic.Bool // Commit and End refuse while set
-	// The longest FlushFunc call in the current and the previous second.
+	// The longest FlushFunc call in the current and the previous span.
 	flightCur, flightPrev atomic.Int64
 	rotated               int64 // buffer time of the last rotation (watchdog only)
 	trips                 atomic.Uint64
@@ -34,7 +38,7 @@ func (w *windowGuard) flew(d time.Duration) {
 	}
 }
 
-// flight is the longest call of about the last second.
+// flight is the longest call of the last one to two spans.
 func (w *windowGuard) flight() int64 { return max(w.flightCur.Load(), w.flightPrev.Load()) }
 
 // startWatchdog arms the first check; each check arms the next until Close.
@@ -54,7 +58,7 @@ func (b *Buffer) checkWindow() {
 	}
 	now := b.now()
 	w := &b.window
-	if now-w.rotated >= int64(time.Second) {
+	if now-w.rotated >= w.span {
 		w.flightPrev.Store(w.flightCur.Swap(0))
 		w.rotated = now
 	}

@@ -102,3 +102,24 @@ func TestWindowFlightLeavesOutPrep(t *testing.T) {
 		t.Fatalf("flight %v after a 400 ms call, want 400ms", got)
 	}
 }
+
+// One slow flush trips the bound, but it is not remembered for long: once
+// about a window has passed with the buffer empty and no slow call, commits
+// are accepted again. (A second of memory kept a node refusing every commit
+// for up to two seconds after a single slow flush.)
+func TestWindowForgetsASlowFlushAfterAboutAWindow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 350 * time.Millisecond})
+	h.b.flew(h.clk.Now().Add(-300*time.Millisecond), 0) // one 300 ms call: 100 + 300 > 350
+	h.step(10*time.Millisecond, 5)
+	if err := h.b.Commit("s1", Change{Key: "k", Value: []byte("1")}); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("commit just after a 300 ms flush with a 350 ms bound: %v, want ErrOverloaded", err)
+	}
+	h.step(10*time.Millisecond, 70) // 700 ms: two spans of 350 ms
+	if err := h.b.Commit("s1", Change{Key: "k", Value: []byte("1")}); err != nil {
+		t.Fatalf("commit 700 ms after the only slow flush: %v", err)
+	}
+	if st := h.b.Stats(); st.OverloadTrips != 1 || st.Overloaded {
+		t.Fatalf("stats: %+v, want one trip, lifted", st)
+	}
+}
