@@ -44,14 +44,19 @@ const pollEvery = 100 * time.Millisecond
 func (n *Node) resolve(ctx context.Context, tx *Tx, session, method string, createIfMissing bool) outcome {
 	began := time.Now()
 	deadline := began.Add(n.cfg.Hold)
-	for {
+	waited := false
+	for attempt := 0; ; attempt++ {
+		waited = attempt > 0
 		t0 := time.Now()
 		s, err := n.a.Adopt(ctx, session)
 		var owned *adapter.OwnedElsewhereError
 		switch {
 		case err == nil:
 			tx.Restore(s.Map())
-			o := outcome{Adopted: true, Held: t0.Sub(began), AdoptTime: time.Since(t0)}
+			o := outcome{Adopted: true, AdoptTime: time.Since(t0)}
+			if waited {
+				o.Held = t0.Sub(began)
+			}
 			n.stats.adoption(session, o)
 			n.log.Info("adopted", "session", session, "method", method, "from", s.PreviousOwner,
 				"epoch", s.Epoch, "items", len(s.Items), "held_ms", ms(o.Held), "adopt_ms", ms(o.AdoptTime))
