@@ -7,7 +7,6 @@
 package adapter_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -88,47 +87,6 @@ func operatorSchema(t *testing.T, n cassandratest.SecureNode, keyspace string) {
 	}
 }
 
-// readmeGrants returns the GRANT statements of the README's least-privilege
-// block (the fenced block after the line <!-- holdover:grants -->), each
-// with the keyspace holdover and the role holdover_app replaced by the
-// given ones. It fails the test unless every line of the block is such a
-// statement or CREATE ROLE, so that what the README shows is what runs.
-func readmeGrants(t *testing.T, keyspace, role string) []string {
-	t.Helper()
-	f, err := os.Open("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	grant := regexp.MustCompile(`^GRANT ([A-Z]+) ON KEYSPACE holdover TO holdover_app;$`)
-	var grants []string
-	state := 0 // 0 before the marker, 1 before the block, 2 in it
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case state == 0 && strings.HasPrefix(line, "<!-- holdover:grants"):
-			state = 1
-		case state == 1 && strings.HasPrefix(line, "```"):
-			state = 2
-		case state == 2 && strings.HasPrefix(line, "```"):
-			if len(grants) == 0 {
-				t.Fatal("README.md: the holdover:grants block holds no GRANT statement")
-			}
-			return grants
-		case state == 2 && strings.HasPrefix(line, "CREATE ROLE holdover_app "):
-		case state == 2:
-			m := grant.FindStringSubmatch(line)
-			if m == nil {
-				t.Fatalf("README.md: %q in the holdover:grants block is not GRANT <permission> ON KEYSPACE holdover TO holdover_app;", line)
-			}
-			grants = append(grants, fmt.Sprintf("GRANT %s ON KEYSPACE %s TO %s", m[1], keyspace, role))
-		}
-	}
-	t.Fatal("README.md: no fenced block after <!-- holdover:grants -->")
-	return nil
-}
-
 // TLS: the server verified and not, mutual TLS, and each certificate the
 // node or the client must refuse.
 func TestSecureTLS(t *testing.T) {
@@ -137,7 +95,7 @@ func TestSecureTLS(t *testing.T) {
 	operatorSchema(t, n, ks)
 	const password = "Tls-role-Pa55"
 	role := n.Role(t, password)
-	for _, g := range readmeGrants(t, ks, role) {
+	for _, g := range cassandratest.READMEGrants(t, ks, role) {
 		n.Exec(t, g)
 	}
 	pw := writeSecret(t, t.TempDir(), password)
@@ -240,7 +198,7 @@ func TestSecurePassword(t *testing.T) {
 	operatorSchema(t, n, ks)
 	const first, second = "First-Pa55word", "Second-Pa55word"
 	role := n.Role(t, first)
-	for _, g := range readmeGrants(t, ks, role) {
+	for _, g := range cassandratest.READMEGrants(t, ks, role) {
 		n.Exec(t, g)
 	}
 	dir := t.TempDir()
@@ -331,7 +289,7 @@ func TestSecureLeastPrivilege(t *testing.T) {
 	operatorSchema(t, n, ks)
 	const password = "Least-Pa55"
 	role := n.Role(t, password)
-	for _, g := range readmeGrants(t, ks, role) {
+	for _, g := range cassandratest.READMEGrants(t, ks, role) {
 		n.Exec(t, g)
 	}
 	perms := n.Permissions(t, role)
@@ -444,13 +402,13 @@ func TestSecureMissingPermission(t *testing.T) {
 	n := cassandratest.Secure(t)
 	ks := n.Keyspace(t)
 	operatorSchema(t, n, ks)
-	grants := readmeGrants(t, ks, "ROLE")
+	grants := cassandratest.READMEGrants(t, ks, "ROLE")
 	for i := range grants {
 		missing := strings.Fields(grants[i])[1]
 		t.Run("without "+missing, func(t *testing.T) {
 			const password = "Missing-Pa55"
 			role := n.Role(t, password)
-			for j, g := range readmeGrants(t, ks, role) {
+			for j, g := range cassandratest.READMEGrants(t, ks, role) {
 				if j != i {
 					n.Exec(t, g)
 				}
@@ -475,7 +433,7 @@ func TestSecureMissingPermission(t *testing.T) {
 	// and reported, naming what is missing, not retried forever.
 	const password = "Revoked-Pa55"
 	role := n.Role(t, password)
-	for _, g := range readmeGrants(t, ks, role) {
+	for _, g := range cassandratest.READMEGrants(t, ks, role) {
 		n.Exec(t, g)
 	}
 	dropped := make(chan error, 16)

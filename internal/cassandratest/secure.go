@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -212,4 +213,46 @@ func randomName(prefix string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
+}
+
+// READMEGrants returns the GRANT statements of the README's least-privilege
+// block (the fenced block after the line <!-- holdover:grants -->), each
+// with the keyspace holdover and the role holdover_app replaced by the
+// given ones. It fails the test unless every line of the block is such a
+// statement or the CREATE ROLE that precedes them, so that the statements
+// the README shows are exactly those the tests run.
+func READMEGrants(t testing.TB, keyspace, role string) []string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	path := filepath.Join(filepath.Dir(file), "..", "..", "README.md")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant := regexp.MustCompile(`^GRANT ([A-Z]+) ON KEYSPACE holdover TO holdover_app;$`)
+	var grants []string
+	state := 0 // 0 before the marker, 1 before the block, 2 in it
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case state == 0 && strings.HasPrefix(line, "<!-- holdover:grants"):
+			state = 1
+		case state == 1 && strings.HasPrefix(line, "```"):
+			state = 2
+		case state == 2 && strings.HasPrefix(line, "```"):
+			if len(grants) == 0 {
+				t.Fatal("README.md: the holdover:grants block holds no GRANT statement")
+			}
+			return grants
+		case state == 2 && strings.HasPrefix(line, "CREATE ROLE holdover_app "):
+		case state == 2:
+			m := grant.FindStringSubmatch(line)
+			if m == nil {
+				t.Fatalf("README.md: %q in the holdover:grants block is not GRANT <permission> ON KEYSPACE holdover TO holdover_app;", line)
+			}
+			grants = append(grants, fmt.Sprintf("GRANT %s ON KEYSPACE %s TO %s", m[1], keyspace, role))
+		}
+	}
+	t.Fatal("README.md: no fenced block after <!-- holdover:grants -->")
+	return nil
 }
