@@ -211,3 +211,25 @@ func TestTailLog(t *testing.T) {
 		t.Fatalf("echo %q", echo.String())
 	}
 }
+
+// overload names the flag it refuses and its accepted values, and runs
+// nothing.
+func TestOverloadFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-phases", "burst,soak"}, `-phases "burst,soak": want burst, steady or burst,steady`},
+		{[]string{"-steady-share", "1.5"}, "-steady-share 1.5: want a share above 0 and at most 1"},
+		{nil, "-node-bin is required"},
+	} {
+		var out, errb bytes.Buffer
+		args := append([]string{"overload"}, tc.args...)
+		if len(tc.args) > 0 {
+			args = append(args, "-node-bin", "/bin/true")
+		}
+		if code := run(context.Background(), args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stderr %q, stdout %q; want 2 and %q", args, code, errb.String(), out.String(), tc.want)
+		}
+	}
+}

@@ -8,67 +8,121 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/holdover/holdover/internal/bench"
 )
 
-// overloadFigures are the figures "holdover-load overload" writes for make
-// bench (cmd/holdover-bench -failover reads them; docs/performance.md).
-type overloadFigures struct {
-	LostBeyondWindow int64   `json:"overload_lost_beyond_window"`
-	Refusals         int64   `json:"overload_refusals"`
-	FalseFences      int     `json:"false_fences"`
-	FailoverP50MS    float64 `json:"failover_p50_ms"`
-	FailoverP99MS    float64 `json:"failover_p99_ms"`
-	FailoverMaxMS    float64 `json:"failover_max_ms"`
-	LeaseTTLMS       float64 `json:"lease_ttl_ms"`
-}
-
-// overloadCmd runs the creation-burst scenario twice, as demos: many new
-// sessions at once, A failed during the burst by SIGTERM then SIGKILL into
-// its drain, then by SIGKILL alone. It writes the figures of both runs.
+// overloadCmd runs the failover and overload scenarios make bench reports,
+// as demos on two reference nodes:
+//
+//   - burst: many new sessions at once, A failed during the burst by SIGTERM
+//     then SIGKILL into its drain, then by SIGKILL alone (nothing
+//     acknowledged may be lost beyond the window, no node may fence itself);
+//   - steady: the failover time at 80% of the saturation load, which a
+//     probe measures first in the same run (a load well above what the nodes
+//     sustain; its rate before A's failure is the saturation load), then a
+//     run at that share of it, A SIGKILLed at its end.
+//
+// It writes the figures of all of them (bench.Failover's keys).
 func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var o demoOptions
-	var out string
+	var (
+		o          demoOptions
+		out        string
+		phases     string
+		steadyFor  time.Duration
+		probeRate  float64
+		steadyPart float64
+	)
 	fs := flag.NewFlagSet("overload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.NodeBin, "node-bin", "", "`path` of the holdover-node binary (required)")
 	fs.StringVar(&out, "out", "bench/out/failover.json", "where to write the figures (JSON)")
+	fs.StringVar(&phases, "phases", "burst,steady", "scenarios to run: burst, steady, or both")
+	fs.DurationVar(&steadyFor, "steady-for", 20*time.Second, "steady: load before A is SIGKILLed")
+	fs.Float64Var(&probeRate, "probe-rate", 8000, "steady: events per second the saturation probe offers")
+	fs.Float64Var(&steadyPart, "steady-share", 0.8, "steady: share of the saturation load offered")
 	demoFlags(fs, &o, demoOptions{Sessions: 3000, Rate: 1500, Warmup: 4 * time.Second, Continue: 3 * time.Second,
 		LeaseTTL: 2 * time.Second, KillAfter: 120 * time.Millisecond, Parallelism: 256})
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if o.NodeBin == "" || fs.NArg() > 0 {
+	run := strings.Split(phases, ",")
+	bad := slices.ContainsFunc(run, func(p string) bool { return p != "burst" && p != "steady" })
+	switch {
+	case o.NodeBin == "" || fs.NArg() > 0:
 		fmt.Fprintln(stderr, "holdover-load overload: -node-bin is required and no arguments are taken")
+		return 2
+	case bad:
+		fmt.Fprintf(stderr, "holdover-load overload: -phases %q: want burst, steady or burst,steady\n", phases)
+		return 2
+	case steadyPart <= 0 || steadyPart > 1:
+		fmt.Fprintf(stderr, "holdover-load overload: -steady-share %g: want a share above 0 and at most 1\n", steadyPart)
 		return 2
 	}
 	var (
-		fig = overloadFigures{LeaseTTLMS: float64(o.LeaseTTL.Milliseconds())}
-		ok  = true
+		fig           bench.Failover
+		lost, refused int
+		fences        int
+		ok            = true
 	)
-	for _, fail := range []string{"term-kill", "kill"} {
-		run := o
-		run.Fail = fail
+	ttl := float64(o.LeaseTTL.Milliseconds())
+	fig.LeaseTTLMS = &ttl
+	// demo runs one scenario and adds what it lost, refused and fenced.
+	demo := func(name string, run demoOptions) (demoResult, bool) {
 		run.Keyspace = fmt.Sprintf("holdover_overload_%d", time.Now().UnixNano())
-		fmt.Fprintf(stdout, "overload: %s of A during a burst of %d new sessions at %.0f events/s\n", fail, o.Sessions, o.Rate)
+		fmt.Fprintf(stdout, "overload: %s: %s of A, %d sessions at %.0f events/s\n", name, run.Fail, run.Sessions, run.Rate)
 		res, err := runDemo(ctx, run, stdout, stderr)
 		if err != nil {
-			fmt.Fprintf(stdout, "overload: %s: FAILED: %v\n", fail, err)
-			return 1
+			fmt.Fprintf(stdout, "overload: %s: FAILED: %v\n", name, err)
+			return res, false
 		}
-		fmt.Fprintf(stdout, "overload: %s: report: %v\n", fail, res.Report)
-		fmt.Fprintln(stdout, "overload: "+fail+": "+demoLine(res))
+		fmt.Fprintf(stdout, "overload: %s: report: %v\n", name, res.Report)
+		fmt.Fprintln(stdout, "overload: "+name+": "+demoLine(res))
 		if !res.OK() {
-			fmt.Fprintf(stdout, "overload: %s: FAILED: %s\n", fail, res.verdict())
+			fmt.Fprintf(stdout, "overload: %s: FAILED: %s\n", name, res.verdict())
 			ok = false
 		}
-		fig.LostBeyondWindow += res.Report.LostBeyondWindow
-		fig.Refusals += res.Report.Errors["http_503"]
-		fig.FalseFences += res.FalseFences
-		if fail == "kill" { // the crash: every session waits for A's lease
-			fig.FailoverP50MS, fig.FailoverP99MS, fig.FailoverMaxMS = res.Report.FailoverP50Ms, res.Report.FailoverP99Ms, res.Report.FailoverMaxMs
+		lost += int(res.Report.LostBeyondWindow)
+		refused += int(res.Report.Errors["http_503"])
+		fences += res.FalseFences
+		return res, true
+	}
+	if slices.Contains(run, "burst") {
+		for _, fail := range []string{"term-kill", "kill"} {
+			r := o
+			r.Fail = fail
+			if _, done := demo("burst "+fail, r); !done {
+				return 1
+			}
 		}
 	}
+	if slices.Contains(run, "steady") {
+		// Fewer sessions than the burst, each busier: the load is events,
+		// not creations.
+		r := o
+		r.Fail, r.Sessions, r.Rate, r.Warmup, r.Continue = "kill", 400, probeRate, 10*time.Second, 2*time.Second
+		probe, done := demo("saturation probe", r)
+		if !done {
+			return 1
+		}
+		sat := probe.Report.EventsPerSecBeforeFailure
+		steady := steadyPart * sat
+		fmt.Fprintf(stdout, "overload: saturation %.0f events/s (offered %.0f); steady run at %.0f%% of it: %.0f events/s for %v\n",
+			sat, probeRate, 100*steadyPart, steady, steadyFor)
+		r.Rate, r.Warmup, r.Continue = steady, steadyFor, 4*time.Second
+		res, done := demo("steady", r)
+		if !done {
+			return 1
+		}
+		rep := res.Report
+		achieved := rep.EventsPerSecBeforeFailure
+		fig.SaturationEventsPerS, fig.SteadyEventsPerS = &sat, &achieved
+		fig.FailoverP50MS, fig.FailoverP99MS, fig.FailoverMaxMS = &rep.FailoverP50Ms, &rep.FailoverP99Ms, &rep.FailoverMaxMs
+	}
+	fig.OverloadLostBeyondWindow, fig.OverloadRefusals, fig.FalseFences = &lost, &refused, &fences
 	b, _ := json.MarshalIndent(fig, "", "  ")
 	err := os.MkdirAll(filepath.Dir(out), 0o755)
 	if err == nil {

@@ -28,16 +28,25 @@ type Failover struct {
 	// of a failed node's sessions, in milliseconds: from the failure to the
 	// first answer a survivor gave for the session. Goal: p99 at most
 	// LeaseTTLMS + 300.
+	//
+	// They come from a run at SteadyEventsPerS, about 80% of
+	// SaturationEventsPerS: the events per second two nodes sustained in the
+	// same run when offered more than they could take.
 	FailoverP50MS *float64 `json:"failover_p50_ms"`
 	FailoverP99MS *float64 `json:"failover_p99_ms"`
 	FailoverMaxMS *float64 `json:"failover_max_ms"`
 	// LeaseTTLMS is the lease TTL of that run, in milliseconds: the anchor of
 	// the failover times.
 	LeaseTTLMS *float64 `json:"lease_ttl_ms"`
+	// SaturationEventsPerS is the saturation load: the events per second two
+	// reference nodes acknowledged when offered more than they could take.
+	SaturationEventsPerS *float64 `json:"saturation_events_per_s"`
+	// SteadyEventsPerS is the load the failover times were measured at.
+	SteadyEventsPerS *float64 `json:"steady_events_per_s"`
 }
 
 // LoadFailover copies a failover run's figures from path into r.Failover:
-// one JSON object with exactly Failover's seven keys, none null or negative,
+// one JSON object with exactly Failover's nine keys, none null or negative,
 // the lease TTL above zero and the failover times in order (p50, p99, max).
 // When path is empty or does not exist (the failover run did not happen) the
 // figures stay null and a note says so. Any other failure is an error naming
@@ -89,6 +98,8 @@ func parseFailover(b []byte) (Failover, error) {
 		{"failover_p99_ms", f.FailoverP99MS},
 		{"failover_max_ms", f.FailoverMaxMS},
 		{"lease_ttl_ms", f.LeaseTTLMS},
+		{"saturation_events_per_s", f.SaturationEventsPerS},
+		{"steady_events_per_s", f.SteadyEventsPerS},
 	}
 	var errs []error
 	for _, k := range ints {

@@ -16,7 +16,9 @@ const goodFailover = `{
   "failover_p50_ms": 10450.5,
   "failover_p99_ms": 10980,
   "failover_max_ms": 11210,
-  "lease_ttl_ms": 10000
+  "lease_ttl_ms": 10000,
+  "saturation_events_per_s": 2500,
+  "steady_events_per_s": 1990.5
 }
 `
 
@@ -42,13 +44,15 @@ func TestParseFailoverGood(t *testing.T) {
 		f.FailoverP50MS == nil || *f.FailoverP50MS != 10450.5 ||
 		f.FailoverP99MS == nil || *f.FailoverP99MS != 10980 ||
 		f.FailoverMaxMS == nil || *f.FailoverMaxMS != 11210 ||
-		f.LeaseTTLMS == nil || *f.LeaseTTLMS != 10000 {
+		f.LeaseTTLMS == nil || *f.LeaseTTLMS != 10000 ||
+		f.SaturationEventsPerS == nil || *f.SaturationEventsPerS != 2500 ||
+		f.SteadyEventsPerS == nil || *f.SteadyEventsPerS != 1990.5 {
 		t.Fatalf("figures not copied: %+v", f)
 	}
 	if len(r.Notes) != 0 {
 		t.Errorf("notes %q for measured figures", r.Notes)
 	}
-	// The results carry the same seven keys, at the top level.
+	// The results carry the same nine keys, at the top level.
 	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +72,7 @@ func TestParseFailoverGood(t *testing.T) {
 	}
 	var table bytes.Buffer
 	r.Table(&table)
-	for _, want := range []string{"10450 / 10980 / 11210", "10000 lease TTL", "p99 <= TTL + 300 ms", "0 / 1234 / 2", "0 / - / 0"} {
+	for _, want := range []string{"10450 / 10980 / 11210", "at 1990 of 2500 events/s", "10000 lease TTL", "p99 <= TTL + 300 ms", "0 / 1234 / 2", "0 / - / 0"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -131,7 +135,7 @@ func TestParseFailoverNotMeasured(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []string{"overload_lost_beyond_window", "overload_refusals", "false_fences", "failover_p50_ms", "failover_p99_ms", "failover_max_ms", "lease_ttl_ms"} {
+		for _, k := range []string{"overload_lost_beyond_window", "overload_refusals", "false_fences", "failover_p50_ms", "failover_p99_ms", "failover_max_ms", "lease_ttl_ms", "saturation_events_per_s", "steady_events_per_s"} {
 			if !bytes.Contains(b, []byte(`"`+k+`":null`)) {
 				t.Errorf("%q: results.json lacks %s: null", path, k)
 			}

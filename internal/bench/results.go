@@ -128,7 +128,11 @@ func (r *Results) Table(w io.Writer) {
 	if r.LeaseTTLMS != nil {
 		ttl = f0(*r.LeaseTTLMS) + " lease TTL"
 	}
-	row("failover p50/p99/max (ms)", failover, ttl, "-", "p99 <= TTL + 300 ms")
+	load := "failover p50/p99/max (ms)"
+	if f := r.Failover; f.SteadyEventsPerS != nil && f.SaturationEventsPerS != nil {
+		load = fmt.Sprintf("failover p50/p99/max (ms) at %s of %s events/s", f0(*f.SteadyEventsPerS), f0(*f.SaturationEventsPerS))
+	}
+	row(load, failover, ttl, "-", "p99 <= TTL + 300 ms")
 	overload := "not measured"
 	if f := r.Failover; f.OverloadLostBeyondWindow != nil && f.OverloadRefusals != nil && f.FalseFences != nil {
 		overload = fmt.Sprintf("%d / %d / %d", *f.OverloadLostBeyondWindow, *f.OverloadRefusals, *f.FalseFences)

@@ -66,6 +66,7 @@ type counters struct {
 	unrestored, finalChecked, finalBad     int
 	lostBeyond, lostWithin, adoptRetries   int64
 	firstAdopt, firstFailed                time.Time
+	ackedAtFailure                         int64 // acked when the first node failed
 	window                                 time.Duration
 }
 
@@ -460,27 +461,28 @@ func (g *Generator) report() Report {
 	st := &g.stats
 	elapsed := time.Since(g.start)
 	r := Report{
-		Sessions:         len(g.sessions),
-		Sent:             st.sent,
-		Acknowledged:     st.acked,
-		EventP50Ms:       ms(st.latency.quantile(0.5)),
-		EventP99Ms:       ms(st.latency.quantile(0.99)),
-		EventsPerSec:     float64(st.acked) / elapsed.Seconds(),
-		Saturated:        st.saturated,
-		EventAdoptions:   st.eventAdoptions,
-		Failed:           append([]string(nil), st.failed...),
-		Redirected:       st.redirected,
-		Adopted:          st.adopted,
-		NotFound:         st.notFound,
-		Unrestored:       st.unrestored,
-		LostBeyondWindow: st.lostBeyond,
-		LostWithinWindow: st.lostWithin,
-		Corrupt:          st.corrupt,
-		FinalChecked:     st.finalChecked,
-		FinalMismatch:    st.finalBad,
-		AdoptP50Ms:       ms(st.adopt.quantile(0.5)),
-		AdoptP99Ms:       ms(st.adopt.quantile(0.99)),
-		AdoptRetries:     st.adoptRetries,
+		Sessions:                  len(g.sessions),
+		Sent:                      st.sent,
+		Acknowledged:              st.acked,
+		EventP50Ms:                ms(st.latency.quantile(0.5)),
+		EventP99Ms:                ms(st.latency.quantile(0.99)),
+		EventsPerSec:              float64(st.acked) / elapsed.Seconds(),
+		EventsPerSecBeforeFailure: float64(st.acked) / elapsed.Seconds(),
+		Saturated:                 st.saturated,
+		EventAdoptions:            st.eventAdoptions,
+		Failed:                    append([]string(nil), st.failed...),
+		Redirected:                st.redirected,
+		Adopted:                   st.adopted,
+		NotFound:                  st.notFound,
+		Unrestored:                st.unrestored,
+		LostBeyondWindow:          st.lostBeyond,
+		LostWithinWindow:          st.lostWithin,
+		Corrupt:                   st.corrupt,
+		FinalChecked:              st.finalChecked,
+		FinalMismatch:             st.finalBad,
+		AdoptP50Ms:                ms(st.adopt.quantile(0.5)),
+		AdoptP99Ms:                ms(st.adopt.quantile(0.99)),
+		AdoptRetries:              st.adoptRetries,
 		// A quantile is its bucket's upper bound, up to 1% above the
 		// values in it: capped by the largest seen.
 		FailoverP50Ms: ms(min(st.failover.quantile(0.5), st.failoverMax)),
@@ -490,6 +492,9 @@ func (g *Generator) report() Report {
 		Window:        st.window,
 		Errors:        map[string]int64{},
 		Elapsed:       elapsed,
+	}
+	if !st.firstFailed.IsZero() {
+		r.EventsPerSecBeforeFailure = float64(st.ackedAtFailure) / st.firstFailed.Sub(g.start).Seconds()
 	}
 	for k, v := range st.errs {
 		r.Errors[k] = v

@@ -104,6 +104,11 @@ func TestFailoverNothingLost(t *testing.T) {
 	if rep.Acknowledged < 120 || rep.AdoptP99Ms <= 0 || rep.EventP99Ms < 20 {
 		t.Fatalf("acknowledged=%d adopt_p99=%v event_p99=%v", rep.Acknowledged, rep.AdoptP99Ms, rep.EventP99Ms)
 	}
+	// Before the kill both nodes answered: the rate then is the offered one
+	// (400/s), give or take what a loaded machine drops.
+	if r := rep.EventsPerSecBeforeFailure; r < 80 || r > 440 {
+		t.Fatalf("events/s before the failure %.0f, want about 400", r)
+	}
 	if rep.Window != 70*time.Millisecond {
 		t.Fatalf("window %v, want flush delay 20ms + allowance 50ms", rep.Window)
 	}

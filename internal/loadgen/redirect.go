@@ -16,6 +16,7 @@ func (g *Generator) markFailed(n *nodeState, at time.Time) {
 		n.failedAt = at
 		if g.stats.firstFailed.IsZero() {
 			g.stats.firstFailed = at
+			g.stats.ackedAtFailure = g.stats.acked
 		}
 		g.stats.failed = append(g.stats.failed, n.Name)
 	}

@@ -16,6 +16,10 @@ type Report struct {
 	EventP50Ms, EventP99Ms float64
 	// EventsPerSec is Acknowledged over Elapsed.
 	EventsPerSec float64
+	// EventsPerSecBeforeFailure is the events acknowledged before the first
+	// node failed over the time to then (EventsPerSec when none failed): the
+	// rate the nodes sustained with all of them up.
+	EventsPerSecBeforeFailure float64
 	// Saturated counts events the rate called for but not sent because
 	// every session picked already had an event in flight.
 	Saturated int64
@@ -81,10 +85,10 @@ func (r Report) OK() bool {
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("sessions=%d sent=%d acknowledged=%d events/s=%.0f event_p50_ms=%.1f event_p99_ms=%.1f saturated=%d "+
+	return fmt.Sprintf("sessions=%d sent=%d acknowledged=%d events/s=%.0f events/s_before_failure=%.0f event_p50_ms=%.1f event_p99_ms=%.1f saturated=%d "+
 		"failed=%v redirected=%d adopted=%d not_found=%d unrestored=%d lost_beyond_window=%d lost_within_window=%d corrupt=%d "+
 		"final_checked=%d final_mismatch=%d adopt_p50_ms=%.1f adopt_p99_ms=%.1f lease_wait_ms=%.0f adopt_retries=%d failover_p50_ms=%.0f failover_p99_ms=%.0f failover_max_ms=%.0f window_ms=%.0f errors=%s elapsed=%v",
-		r.Sessions, r.Sent, r.Acknowledged, r.EventsPerSec, r.EventP50Ms, r.EventP99Ms, r.Saturated,
+		r.Sessions, r.Sent, r.Acknowledged, r.EventsPerSec, r.EventsPerSecBeforeFailure, r.EventP50Ms, r.EventP99Ms, r.Saturated,
 		r.Failed, r.Redirected, r.Adopted, r.NotFound, r.Unrestored, r.LostBeyondWindow, r.LostWithinWindow, r.Corrupt,
 		r.FinalChecked, r.FinalMismatch, r.AdoptP50Ms, r.AdoptP99Ms, ms(r.LeaseWait), r.AdoptRetries, r.FailoverP50Ms, r.FailoverP99Ms, r.FailoverMaxMs, ms(r.Window),
 		FormatCounts(r.Errors), r.Elapsed.Round(time.Millisecond))
