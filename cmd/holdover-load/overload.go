@@ -42,7 +42,7 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.StringVar(&out, "out", "bench/out/failover.json", "where to write the figures (JSON)")
 	fs.StringVar(&phases, "phases", "burst,steady", "scenarios to run: burst, steady, or both")
 	fs.DurationVar(&steadyFor, "steady-for", 20*time.Second, "steady: load before A is SIGKILLed")
-	fs.Float64Var(&probeRate, "probe-rate", 8000, "steady: events per second the saturation probe offers")
+	fs.Float64Var(&probeRate, "probe-rate", 4000, "steady: events per second the saturation probe offers")
 	fs.Float64Var(&steadyPart, "steady-share", 0.8, "steady: share of the saturation load offered")
 	demoFlags(fs, &o, demoOptions{Sessions: 3000, Rate: 1500, Warmup: 4 * time.Second, Continue: 3 * time.Second,
 		LeaseTTL: 2 * time.Second, KillAfter: 120 * time.Millisecond, Parallelism: 256})
