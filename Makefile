@@ -3,6 +3,7 @@
 #   make test            vet, unit tests with -race, and the integration tests against a real
 #                        Apache Cassandra that this Makefile starts (and stops if it started it)
 #   make test-dc         the tests that need a ring of two data centers (serial consistency of claims)
+#   make test-secure     the tests against a Cassandra requiring TLS, passwords and permissions
 #   make cassandra       start a local Cassandra node (NODES=3 for a three-node ring on 127.0.0.1-3;
 #                        NODES=3 DCS=2 for three nodes in dc1 and dc2 on 127.0.0.11-13, beside it)
 #   make cassandra-stop  stop the nodes `make cassandra` started
@@ -66,6 +67,7 @@ test: deps vet
 	 $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
 	 $(MAKE) --no-print-directory soak-ci || rc=1; \
 	 $(MAKE) --no-print-directory test-dc || rc=1; \
+	 $(MAKE) --no-print-directory test-secure || rc=1; \
 	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
 	 $(MAKE) --no-print-directory drills-ci || rc=1; \
 	 exit $$rc
@@ -94,6 +96,32 @@ test-dc: deps
 	 $(GO) test -tags dcring $(TEST_FLAGS) -v -run TwoDCs ./internal/store/ ./adapter/; rc=$$?; \
 	 echo "make: two-data-center tests took $$((SECONDS - t0)) s"; \
 	 if [ $$started3 = 1 ]; then $(CASSANDRA) stop ring3dc2; fi; \
+	 if [ $$started1 = 1 ]; then $(CASSANDRA) stop ring1; fi; \
+	 exit $$rc
+
+# test-secure runs the tests built with the tag secure (adapter/secure_test.go,
+# cmd/holdover-inspect/secure_test.go) against a Cassandra node that requires client TLS with a
+# client certificate, PasswordAuthenticator and CassandraAuthorizer: TLS accepted and refused,
+# wrong passwords, password-file rotation, the README's least-privilege role running every
+# feature. It starts that node (cassandra.sh start-secure: 127.0.0.21, fresh certificates, about
+# 15 s) unless HOLDOVER_CASSANDRA_SECURE_HOSTS names one, and the single node the adapter's
+# test binary also needs unless HOLDOVER_CASSANDRA_HOSTS is set; afterwards it stops each of
+# them only if it was not running before. The tests fail, never skip, without the secured node.
+.PHONY: test-secure
+test-secure: deps
+	@$(GO) vet -tags secure ./adapter/ ./cmd/holdover-inspect/ || exit 1; \
+	 started1=0; starteds=0; \
+	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
+	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started1=1; \
+	   $(CASSANDRA) start 1 || exit 1; \
+	 fi; \
+	 if [ -z "$$HOLDOVER_CASSANDRA_SECURE_HOSTS" ]; then \
+	   $(CASSANDRA) status | grep -q "secure/node1 running" || starteds=1; \
+	   $(CASSANDRA) start-secure || { [ $$starteds = 1 ] && $(CASSANDRA) stop secure; [ $$started1 = 1 ] && $(CASSANDRA) stop ring1; exit 1; }; \
+	 fi; \
+	 echo "make: go test -tags secure $(TEST_FLAGS) -run Secure ./adapter/ ./cmd/holdover-inspect/"; \
+	 $(GO) test -tags secure $(TEST_FLAGS) -v -run Secure ./adapter/ ./cmd/holdover-inspect/; rc=$$?; \
+	 if [ $$starteds = 1 ]; then $(CASSANDRA) stop secure; fi; \
 	 if [ $$started1 = 1 ]; then $(CASSANDRA) stop ring1; fi; \
 	 exit $$rc
 
