@@ -56,7 +56,8 @@ cassandra-clean:
 
 # test starts Cassandra unless HOLDOVER_CASSANDRA_HOSTS is set, and stops it afterwards
 # only when it was not running before; before that it runs a two-minute soak (soak-ci) and
-# the two-data-center tests (test-dc). Then it runs the CI drills in Docker (drills-ci).
+# the two-data-center tests (test-dc) and the short SIP failover drill (drill-sip-short). Then it
+# runs the CI drills in Docker (drills-ci).
 test: deps vet
 	@started=0; \
 	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
@@ -68,6 +69,7 @@ test: deps vet
 	 $(MAKE) --no-print-directory soak-ci || rc=1; \
 	 $(MAKE) --no-print-directory test-dc || rc=1; \
 	 $(MAKE) --no-print-directory test-secure || rc=1; \
+	 $(MAKE) --no-print-directory drill-sip-short || rc=1; \
 	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
 	 $(MAKE) --no-print-directory drills-ci || rc=1; \
 	 exit $$rc
@@ -187,8 +189,9 @@ soak-ci:
 # bench measures holdover beside its anchors (see docs/performance.md) and writes
 # bench/out/results.json. Run it on a quiet machine. Its failover and overload figures come
 # from holdover-load overload (3,000 new sessions at 1,500 events/s on two reference nodes,
-# node A sent SIGTERM then SIGKILL 120 ms into its drain, then SIGKILL alone; 2 s leases),
-# written to bench/out/failover.json; bench fails when that run lost anything or a node fenced.
+# node A sent SIGTERM then SIGKILL 120 ms into its drain, then SIGKILL alone; 2 s leases) and
+# its steady run (the saturation load probed, then 80% of it for 20 s, A SIGKILLed: the failover
+# times), written to bench/out/failover.json; bench fails when a run lost anything or a node fenced.
 .PHONY: bench
 bench: deps
 	@mkdir -p bench/out
@@ -218,7 +221,7 @@ bench: deps
 	 exit $$rc
 
 # ---- failover drills (e2e/, in Docker) ----
-#   make drills          the seven failover drills in Docker; writes e2e/out/report.json, prints a table
+#   make drills          the seven failover drills in Docker, then sip_failover; writes e2e/out/report.json, prints a table
 #   make drills-ci       the crash, zombie and drain drills only (make test runs them; e2e/out/report-ci.json)
 #   make drills-images   build the drills' images locally (cached; rebuilt only when inputs change)
 # The drills start a Docker engine when none answers (as root, installing docker.io if needed) and
@@ -245,11 +248,50 @@ had=0; $(E2E_ENGINE) status | grep -q 'started by this script' && had=1; \
  exit $$rc
 endef
 
+# drills runs the Docker drills DRILLS names (all: every one) and, when DRILLS is all or names
+# sip_failover, the SIP drill (drill-sip).
 drills: deps
-	@$(call run_drills,$(DRILLS),all)
+	@rc=0; \
+	 if [ -n "$(strip $(filter-out sip_failover,$(DRILLS)))" ]; then \
+	   ( $(call run_drills,$(strip $(filter-out sip_failover,$(DRILLS))),all) ) || rc=1; \
+	 fi; \
+	 case " $(DRILLS) " in *" all "*|*" sip_failover "*) $(MAKE) --no-print-directory drill-sip || rc=1;; esac; \
+	 exit $$rc
 
 drills-ci: deps
 	@HOLDOVER_E2E_REPORT=report-ci.json; export HOLDOVER_E2E_REPORT; $(call run_drills,$(DRILLS_CI),all)
 
 drills-images: deps
 	@$(call run_drills,,all)
+
+# ---- the SIP failover drill (e2e/sip): Kamailio, SIPp and three examples/sipnode processes on
+# loopback (127.0.0.31-36), Cassandra as for make test, a fresh keyspace per run ----
+#   make drill-sip        sip_failover: a node killed, then (second run) a node drained; e2e/out/sip.json (~2 min)
+#   make drill-sip-short  its kill run with fewer calls (make test runs it; under a minute)
+# Kamailio (Debian kamailio, 5.6) and SIPp (Debian sip-tester, 3.6) are installed as root when missing.
+SIP_DRILL_FLAGS ?= -count=1 -v -timeout 20m
+.PHONY: sip-deps drill-sip drill-sip-short
+
+sip-deps:
+	@need=""; command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need="$$need kamailio"; \
+	 command -v sipp >/dev/null || need="$$need sip-tester"; \
+	 if [ -n "$$need" ]; then \
+	   if [ "$$(id -u)" = 0 ]; then echo "make: installing$$need"; \
+	     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	   else echo "make: please install$$need"; exit 1; fi; \
+	 fi
+
+drill-sip: deps sip-deps
+	@started=0; \
+	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
+	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
+	   $(CASSANDRA) start 1 || exit 1; \
+	 fi; \
+	 t0=$$SECONDS; \
+	 $(GO) vet -tags drills ./e2e/sip/ && $(GO) test -tags drills $(SIP_DRILL_FLAGS) ./e2e/sip/; rc=$$?; \
+	 echo "drills: sip_failover: $$((SECONDS - t0)) s in all"; \
+	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
+	 exit $$rc
+
+drill-sip-short:
+	@SIP_DRILL_SHORT=1 $(MAKE) --no-print-directory drill-sip

@@ -49,8 +49,11 @@ type failedCall struct {
 	// Explained: "committed_within_window" (its dialog was committed on the
 	// failed node less than the window before the failure), or
 	// "invite_in_flight_not_retried" (its INVITE was sent before the failure,
-	// not answered by then, and the proxy did not send it elsewhere); empty:
-	// not explained, a failure of the drill.
+	// not answered by then, and the proxy did not send it elsewhere), or
+	// "refused_at_setup" (a node refused the INVITE's commit under overload,
+	// ErrOverloaded: the caller got a 5xx, no dialog was acknowledged; not
+	// a failover loss, counted apart and reported); empty: not explained, a
+	// failure of the drill.
 	Explained string `json:"explained"`
 	// CommittedBeforeFailureMS: how long before the failure the failed node
 	// committed its dialog (when it did).
@@ -81,6 +84,8 @@ type result struct {
 	SIPpExit int `json:"sipp_exit"`
 
 	FailedBeyondWindow int          `json:"failed_beyond_window"`
+	RefusedAtSetup     int          `json:"refused_at_setup"`
+	ByeRetries         int          `json:"bye_retries"`
 	FailedCalls        []failedCall `json:"failed_calls"`
 
 	// Dialogs the failed node held when it failed (created, not yet ended).
@@ -125,8 +130,8 @@ func (r *result) addNode(name string, s nodeStats) {
 }
 
 func (r *result) line() string {
-	return fmt.Sprintf("sip[%s]: calls=%d ok=%d failed=%d failed_beyond_window=%d adopted=%d registrations_kept=%d/%d failure_to_first_adopted_bye_ms=%s adopt_p99_ms=%.1f",
-		r.Name, r.Calls, r.OK, r.Failed, r.FailedBeyondWindow, r.Adopted, r.RegistrationsKept, r.Registrations,
+	return fmt.Sprintf("sip[%s]: calls=%d ok=%d failed=%d failed_beyond_window=%d refused_at_setup=%d adopted=%d registrations_kept=%d/%d failure_to_first_adopted_bye_ms=%s adopt_p99_ms=%.1f",
+		r.Name, r.Calls, r.OK, r.Failed, r.FailedBeyondWindow, r.RefusedAtSetup, r.Adopted, r.RegistrationsKept, r.Registrations,
 		fmtPtr(r.FailureToFirstAdoptedByeMS), r.AdoptP99MS)
 }
 
@@ -196,7 +201,7 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 	}
 
 	// Each call's steps, and SIPp's error for the failed ones.
-	steps := callSteps(t, filepath.Join(sippDir, "calls.log"))
+	steps, byeRetries := callSteps(t, filepath.Join(sippDir, "calls.log"))
 	errs := sippErrors(filepath.Join(sippDir, "errors.log"))
 
 	// The nodes' logs.
@@ -209,6 +214,12 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 		survivorLogs = append(survivorLogs, readNodeLog(t, n.log))
 	}
 	createdElsewhere := map[string]bool{}
+	refusedInvite := map[string]bool{}
+	for _, e := range victimLog {
+		if e.Msg == "commit refused" && e.Method == "INVITE" {
+			refusedInvite[e.CallID] = true
+		}
+	}
 	var firstAdoption, firstAnswer, firstBye *float64
 	since := func(at time.Time) *float64 { x := ms(at.Sub(r.failedAt)); return &x }
 	earliest := func(p **float64, at time.Time) {
@@ -221,6 +232,10 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 			switch e.Msg {
 			case "dialog created":
 				createdElsewhere[e.CallID] = true
+			case "commit refused":
+				if e.Method == "INVITE" {
+					refusedInvite[e.CallID] = true
+				}
 			case "adopted":
 				if strings.HasPrefix(e.Session, "call:") {
 					earliest(&firstAdoption, e.Time)
@@ -276,6 +291,7 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 
 	// Every failed Call-ID against the rule.
 	r.FailedCalls = []failedCall{}
+	r.ByeRetries = byeRetries
 	for cid, st := range steps {
 		if _, ok := st["done"]; ok {
 			continue
@@ -294,6 +310,9 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 		case v.Signal == syscall.SIGKILL && fc.CommittedBeforeFailureMS != nil &&
 			*fc.CommittedBeforeFailureMS >= 0 && *fc.CommittedBeforeFailureMS < ms(window):
 			fc.Explained = "committed_within_window"
+		case refusedInvite[cid] && !createdElsewhere[cid] && fc.CommittedBeforeFailureMS == nil:
+			fc.Explained = "refused_at_setup"
+			r.RefusedAtSetup++
 		case sent && !inv.After(r.failedAt) && !answeredBefore && !createdElsewhere[cid] &&
 			!slices.Contains(fc.Rerouted, "INVITE") && fc.CommittedBeforeFailureMS == nil:
 			fc.Explained = "invite_in_flight_not_retried"
@@ -359,12 +378,14 @@ func lastStats(path string) (map[string]int, error) {
 }
 
 // callSteps reads the scenario's log lines "<call-id> <step> <s>.000000.<us>.000000".
-func callSteps(t *testing.T, path string) map[string]map[string]time.Time {
+// It also returns how many BYEs were sent again after a 5xx.
+func callSteps(t *testing.T, path string) (map[string]map[string]time.Time, int) {
 	steps := map[string]map[string]time.Time{}
+	retries := 0
 	f, err := os.Open(path)
 	if err != nil {
 		t.Errorf("SIPp call log: %v", err)
-		return steps
+		return steps, 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -385,9 +406,13 @@ func callSteps(t *testing.T, path string) map[string]map[string]time.Time {
 		if steps[fs[0]] == nil {
 			steps[fs[0]] = map[string]time.Time{}
 		}
+		if _, again := steps[fs[0]][fs[1]]; again && fs[1] == "bye" {
+			retries++
+			continue // keep the first BYE's time
+		}
 		steps[fs[0]][fs[1]] = time.Unix(s, us*1000)
 	}
-	return steps
+	return steps, retries
 }
 
 var sippCallID = regexp.MustCompile(`Call-I[dD][: ]+'?([^'\s]+)'?`)

@@ -44,7 +44,8 @@
 //	SIPNODE_HOLD                 longest a request waits for a live owner's lease
 //	                             (HOLDOVER_LEASE_TTL + HOLDOVER_MAX_CLOCK_SKEW + 500ms)
 //	SIPNODE_FLUSH_BEFORE_ANSWER  flush before answering an INVITE (false)
-//	SIPNODE_DRAIN_GRACE          503 to probes before releasing, on SIGTERM (2500ms)
+//	SIPNODE_DRAIN_GRACE          503 to probes before releasing, on SIGTERM (1500ms;
+//	                             longer than the proxy's probe interval)
 //
 // The proxy in front must send every request of a dialog, ACK and BYE
 // included, through its dispatcher after loose routing, and give in-dialog
@@ -99,7 +100,7 @@ func configFromEnv(ac adapter.Config) (Config, error) {
 		Contact:    os.Getenv("SIPNODE_CONTACT"),
 		Stats:      os.Getenv("SIPNODE_STATS"),
 		Hold:       ac.LeaseTTL + ac.MaxClockSkew + 500*time.Millisecond,
-		DrainGrace: 2500 * time.Millisecond,
+		DrainGrace: 1500 * time.Millisecond,
 	}
 	var err error
 	if v := os.Getenv("SIPNODE_HOLD"); v != "" {
