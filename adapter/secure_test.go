@@ -317,7 +317,10 @@ func TestSecureLeastPrivilege(t *testing.T) {
 
 	// Node A: commits, flushes, and renews the TTLs of what it owns.
 	cfgA := secureConfig(n, ks, "lp-a", role, pw)
-	cfgA.StateTTL = 4 * time.Second
+	// Renewal starts half a TTL after a session is first seen owned, checked
+	// every max(TTL/8, 1s): with 1 s ticks a TTL under about 6 s can run out
+	// before the first renewal, so 8 s.
+	cfgA.StateTTL = 8 * time.Second
 	var (
 		mu      sync.Mutex
 		dropped []string
