@@ -129,3 +129,12 @@ func TestPasswordFileUnreadable(t *testing.T) {
 		t.Fatalf("err = %v, want permission denied", err)
 	}
 }
+
+// A TLS file must be a regular file too: a device such as /dev/zero would be
+// read without end when the adapter loads it.
+func TestTLSFileMustBeRegular(t *testing.T) {
+	_, err := configFromEnviron(map[string]string{"HOLDOVER_TLS_CA_FILE": "/dev/zero"})
+	if err == nil || !strings.Contains(err.Error(), `HOLDOVER_TLS_CA_FILE: must name a readable file, "/dev/zero": is a device`) {
+		t.Fatalf("err = %v; want HOLDOVER_TLS_CA_FILE refused as a device", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -83,15 +84,17 @@ func (k *checker) oneOf(v, s string, allowed ...string) {
 	}
 }
 
-// readable checks that path names a regular file this process can open.
+// readable checks that path names a regular file this process can open. It
+// opens without blocking and refuses devices, so that a FIFO is not waited on
+// and /dev/zero is not read without end when the file is loaded.
 func (k *checker) readable(v, path string) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err == nil {
 		var st fs.FileInfo
 		st, err = f.Stat()
 		f.Close()
-		if err == nil && st.IsDir() {
-			err = errors.New("is a directory")
+		if err == nil && !st.Mode().IsRegular() {
+			err = errors.New("is " + fileKind(st.Mode()))
 		}
 	}
 	if err != nil {

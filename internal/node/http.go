@@ -54,14 +54,19 @@ func (n *Node) handleEvent(w http.ResponseWriter, r *http.Request) {
 	n.log.Debug("event refused", "session", id, "type", ev.Type, "status", status, "err", err)
 }
 
-// decodeEvent reads one JSON event from a body of at most MaxBody bytes.
+// decodeEvent reads one JSON event from a body of at most MaxBody bytes,
+// nested at most maxEventDepth deep, with no field an Event lacks.
 func (n *Node) decodeEvent(w http.ResponseWriter, r *http.Request) (Event, error) {
 	var ev Event
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.MaxBody()))
 	if err != nil {
 		return ev, err
 	}
+	if err := checkDepth(body, maxEventDepth); err != nil {
+		return ev, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ev); err != nil {
 		return Event{}, badInput("malformed JSON body: %v", err)
 	}
@@ -69,6 +74,40 @@ func (n *Node) decodeEvent(w http.ResponseWriter, r *http.Request) (Event, error
 		return Event{}, badInput("malformed JSON body: data after the event object")
 	}
 	return ev, nil
+}
+
+// maxEventDepth is how deep an event's JSON nests: the event object, and
+// attrs (an object) or keys (an array) inside it.
+const maxEventDepth = 2
+
+// checkDepth refuses JSON whose objects and arrays nest deeper than limit,
+// before it is decoded: encoding/json would otherwise accept up to 10000
+// levels of a field the event ignores. It scans the bytes once, skipping
+// strings, and allocates nothing; what is not JSON is left to the decoder.
+func checkDepth(body []byte, limit int) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range body {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > limit {
+				return badInput("malformed JSON body: nested over the limit of %d levels (an event object, with attrs or keys one level inside it)", limit)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
 }
 
 func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
