@@ -25,11 +25,23 @@ type nodeProc struct {
 // output is kept (the last lines) and, when echo is not nil, copied there
 // prefixed with the node's name. The child gets SIGKILL if this process dies.
 func startNode(name, bin string, env []string, echo io.Writer) (*nodeProc, error) {
+	return startNodeIn(name, bin, env, echo, -1)
+}
+
+// startNodeIn is startNode with the child started in the cgroup (v2) whose
+// directory cgroupFD is open on (-1: this process's own), so that every
+// socket it ever opens belongs to that cgroup (a partition matches them).
+func startNodeIn(name, bin string, env []string, echo io.Writer, cgroupFD int) (*nodeProc, error) {
 	p := &nodeProc{name: name, log: &tailLog{prefix: "[" + name + "] ", echo: echo, max: 200}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = procAttr()
+	if cgroupFD >= 0 {
+		if err := intoCgroup(p.cmd.SysProcAttr, cgroupFD); err != nil {
+			return nil, fmt.Errorf("start node %s: %w", name, err)
+		}
+	}
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start node %s (%s): %w", name, bin, err)
 	}

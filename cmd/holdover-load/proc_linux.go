@@ -7,3 +7,9 @@ import "syscall"
 func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
+
+// intoCgroup starts the child directly in the cgroup cgroupFD is open on.
+func intoCgroup(a *syscall.SysProcAttr, cgroupFD int) error {
+	a.UseCgroupFD, a.CgroupFD = true, cgroupFD
+	return nil
+}

@@ -176,6 +176,16 @@ func runSoak(ctx context.Context, o soakOptions, stdout, stderr io.Writer) (sum 
 			cl.cassPID = pid
 			logf("Cassandra at %s is pid %d: stalls send it SIGSTOP and SIGCONT (a detached watchdog continues it if this process dies)", hosts, pid)
 		}
+		if k == soak.EpPartition {
+			port := os.Getenv("HOLDOVER_CASSANDRA_PORT")
+			if port == "" {
+				port = "9042"
+			}
+			if cl.part, err = newPartitioner(port); err != nil {
+				return nil, fmt.Errorf("cannot cut nodes off from Cassandra (fault kind %q): %v; leave %q out of -faults", soak.EpPartition, err, soak.EpPartition)
+			}
+			logf("partitions: each node runs in a cgroup of its own; a partition drops its packets to port %s (iptables), healing deletes the rule", port)
+		}
 	}
 
 	var nodes []soak.NodeInfo

@@ -72,6 +72,7 @@ type soakCluster struct {
 	cassPID  int
 	watchdog *exec.Cmd
 	stalled  bool
+	part     *partitioner // nil: no partitions planned
 }
 
 func (c *soakCluster) proc(node string) (*nodeProc, error) {
@@ -147,7 +148,14 @@ func (c *soakCluster) spawn(node, addr string) (*nodeProc, error) {
 	}
 	c.mu.Unlock()
 	env := append(slices.Clone(c.env[node]), "HOLDOVER_NODE_LISTEN="+addr)
-	return startNode(fmt.Sprintf("%s#%d", node, n), c.bin, env, echo)
+	fd := -1
+	if c.part != nil {
+		var err error
+		if fd, err = c.part.cgroupFD(node); err != nil {
+			return nil, err
+		}
+	}
+	return startNodeIn(fmt.Sprintf("%s#%d", node, n), c.bin, env, echo, fd)
 }
 
 func (c *soakCluster) waitReady(ctx context.Context, node, addr string, p *nodeProc) error {
@@ -246,6 +254,22 @@ func (c *soakCluster) resumeLocked() error {
 	return err
 }
 
+// Partition cuts node (all its processes) off from Cassandra.
+func (c *soakCluster) Partition(node string) error {
+	if c.part == nil {
+		return errors.New("partitions were not set up (fault kind not in -faults)")
+	}
+	return c.part.Partition(node)
+}
+
+// Heal reconnects node to Cassandra.
+func (c *soakCluster) Heal(node string) error {
+	if c.part == nil {
+		return nil
+	}
+	return c.part.Heal(node)
+}
+
 // killAll kills every node still running.
 func (c *soakCluster) killAll() {
 	c.mu.Lock()
@@ -272,6 +296,11 @@ func (c *soakCluster) close() {
 	}
 	c.mu.Unlock()
 	c.killAll()
+	if c.part != nil {
+		if err := c.part.close(); err != nil {
+			c.logf("could not heal every partition: %v", err)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range c.logs {

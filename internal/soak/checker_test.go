@@ -254,6 +254,30 @@ func TestI1StallExcusesOnlyDuringItsShadow(t *testing.T) {
 	}
 }
 
+// TestI1PartitionExcusesOnlyItsWindow: a node cut off from Cassandra loses
+// what it acknowledged within the window before the cut (excused, as for a
+// kill) but owes what it acknowledged earlier.
+func TestI1PartitionExcusesOnlyItsWindow(t *testing.T) {
+	for _, late := range []bool{true, false} {
+		b := newBuilder()
+		b.create("s", "A", 0)
+		b.update("s", "A", 1000, "k", "1")
+		at := 2000 // owed: 3 s before the cut
+		if late {
+			at = 4900 // 100 ms before it
+		}
+		b.update("s", "A", at, "k", "2")
+		b.fault(FaultPartition, "A", 5000)
+		b.adopt("s", OpAdopt, "B", "A", 8200, 2) // shows the update at 1000, not the one at "at"
+		b.fault(FaultHeal, "A", 9000)
+		if late {
+			expect(t, Check(b.recs), nil)
+		} else {
+			expect(t, Check(b.recs), map[string]int{I1: 1, "lost_beyond_window": 1})
+		}
+	}
+}
+
 // TestI1LiveNodeLosesNothing: a read of the owner's memory must show every
 // acknowledged version.
 func TestI1LiveNodeLosesNothing(t *testing.T) {

@@ -35,7 +35,13 @@
 // graceful restart; SIGSTOP of the Cassandra JVM for 2-4.5 s, then SIGCONT
 // (the Cluster continues Cassandra even if the soak dies); a replacement:
 // SIGSTOP of a node past its lease, a new process with its node ID on another
-// address, SIGCONT of the old one (which must stay fenced), then its SIGTERM.
+// address, SIGCONT of the old one (which must stay fenced), then its SIGTERM;
+// a partition: a node cut off from Cassandra for its lease TTL + 0.1-2.5 s
+// while it runs on and answers its clients (the Cluster drops its packets to
+// Cassandra: an iptables rule matching the node's own cgroup), then
+// reconnected; it must stop acknowledging, fence itself, and come back
+// without its writes showing over the peers that adopted its sessions. A
+// partition counts for I1 as a failure at its start.
 //
 // # History
 //

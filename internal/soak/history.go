@@ -45,6 +45,8 @@ const (
 	FaultStall       = "stall"         // SIGSTOP of Cassandra
 	FaultStallEnd    = "stall-end"     // SIGCONT of Cassandra (Start: the stall's start, End: now)
 	FaultReplace     = "replace"       // a new process with the node's ID, while the old one is stopped (Start: exec, End: ready)
+	FaultPartition   = "partition"     // the node's packets to Cassandra dropped; it runs on
+	FaultHeal        = "heal"          // the node reaches Cassandra again
 )
 
 // ZombieSuffix marks, in Record.Node, the old process of a replaced node

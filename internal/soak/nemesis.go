@@ -33,6 +33,11 @@ type Cluster interface {
 	// continue it even if this program dies meanwhile.
 	StallCassandra(hold time.Duration) error
 	ResumeCassandra() error
+	// Partition drops every packet node sends to Cassandra (its connections
+	// stay open, unanswered, as across a broken network) until Heal. An
+	// implementation must heal the partition when this program ends.
+	Partition(node string) error
+	Heal(node string) error
 }
 
 // nemesis executes a fault plan against a cluster, records each step in
@@ -90,7 +95,7 @@ func (n *nemesis) record(kind, node string, start, end time.Time, detail string)
 func budget(e Episode, lease time.Duration) time.Duration {
 	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 	switch e.Kind {
-	case EpPause, EpStall:
+	case EpPause, EpStall, EpPartition:
 		return ms(e.HoldMS) + 2*time.Second
 	case EpReplace:
 		return ms(e.HoldMS) + ms(e.DownMS) + 10*time.Second
@@ -162,6 +167,19 @@ func (n *nemesis) episode(ctx context.Context, e Episode) error {
 		sleep(ctx, hold) // continued whatever happens
 		err = n.cl.Cont(e.Node)
 		n.record(FaultResume, e.Node, time.Now(), time.Time{}, "SIGCONT")
+		n.setView(i, nodeUp, false)
+		return err
+	case EpPartition:
+		t := time.Now()
+		err := n.cl.Partition(e.Node)
+		n.record(FaultPartition, e.Node, t, time.Time{}, fmt.Sprintf("cut off from Cassandra for %v, still serving; the workload learns it %v later", hold, lag))
+		n.setViewAfter(i, nodePaused, lag)
+		if err != nil {
+			return fmt.Errorf("partition node %s: %w", e.Node, err)
+		}
+		sleep(ctx, hold) // healed whatever happens
+		err = n.cl.Heal(e.Node)
+		n.record(FaultHeal, e.Node, time.Now(), time.Time{}, "reconnected to Cassandra")
 		n.setView(i, nodeUp, false)
 		return err
 	case EpTermKill, EpRestart:

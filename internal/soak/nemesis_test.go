@@ -28,6 +28,8 @@ func (f *fakeCluster) Cont(n string) error                     { return f.do("co
 func (f *fakeCluster) Start(_ context.Context, n string) error { return f.do("start " + n) }
 func (f *fakeCluster) StallCassandra(time.Duration) error      { return f.do("stall") }
 func (f *fakeCluster) ResumeCassandra() error                  { return f.do("resume") }
+func (f *fakeCluster) Partition(n string) error                { return f.do("partition " + n) }
+func (f *fakeCluster) Heal(n string) error                     { return f.do("heal " + n) }
 func (f *fakeCluster) Wait(n string, _ time.Duration) (bool, string) {
 	_ = f.do("wait " + n)
 	return true, "exit status 0"
@@ -77,6 +79,7 @@ func TestNemesisEpisodes(t *testing.T) {
 		{Kind: EpTermKill, Node: "n1", HoldMS: 1, DownMS: 1},
 		{Kind: EpRestart, Node: "n2", DownMS: 1},
 		{Kind: EpReplace, Node: "n1", HoldMS: 1, DownMS: 1},
+		{Kind: EpPartition, Node: "n2", HoldMS: 1},
 	}
 	if err := n.run(context.Background(), plan, time.Now().Add(time.Hour), 0); err != nil {
 		t.Fatal(err)
@@ -94,8 +97,28 @@ func TestNemesisEpisodes(t *testing.T) {
 		kinds = append(kinds, r.Kind+" "+r.Node)
 	}
 	want := []string{"kill n1", "restart n1", "pause n2", "resume n2", "term n1", "drained n1", "restart n1",
-		"term n2", "drained n2", "restart n2", "pause n1", "replace n1", "resume n1~zombie", "term n1~zombie", "drained n1~zombie"}
+		"term n2", "drained n2", "restart n2", "pause n1", "replace n1", "resume n1~zombie", "term n1~zombie", "drained n1~zombie",
+		"partition n2", "heal n2"}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("records %v\nwant %v", kinds, want)
+	}
+}
+
+// TestNemesisAlwaysHealsAPartition: an interrupted partition still ends
+// with the node reconnected, and the node is up in the same incarnation.
+func TestNemesisAlwaysHealsAPartition(t *testing.T) {
+	cl := &fakeCluster{}
+	n, _ := testNemesis(t, cl)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	plan := []Episode{{Kind: EpPartition, Node: "n1", HoldMS: 60_000}}
+	if err := n.run(ctx, plan, time.Now().Add(time.Hour), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cl.calls, []string{"partition n1", "heal n1"}) {
+		t.Fatalf("calls %v", cl.calls)
+	}
+	if st, inc := n.view.get(0); st != nodeUp || inc != 0 {
+		t.Fatalf("n1 is %v in incarnation %d after the partition healed", st, inc)
 	}
 }

@@ -21,10 +21,15 @@ const (
 	// process with its node ID on its other address, SIGCONT the old one
 	// Down later (a zombie that must stay fenced), SIGTERM it 3s after.
 	EpReplace = "replace"
+	// EpPartition: cut a node off from Cassandra for Hold (past its lease)
+	// while it keeps running and answering its clients, then reconnect it:
+	// it must stop acknowledging, fence itself, and come back without
+	// writing over the peers that adopted its sessions.
+	EpPartition = "partition"
 )
 
 // EpisodeKinds are all the kinds, in the order a plan's first round shuffles.
-var EpisodeKinds = []string{EpKill, EpPause, EpTermKill, EpRestart, EpStall, EpReplace}
+var EpisodeKinds = []string{EpKill, EpPause, EpTermKill, EpRestart, EpStall, EpReplace, EpPartition}
 
 // Episode is one fault of the plan.
 type Episode struct {
@@ -104,7 +109,7 @@ func Plan(seed uint64, c PlanConfig) []Episode {
 		switch e.Kind {
 		case EpKill:
 			e.DownMS = ms(time.Second, 5*time.Second)
-		case EpPause:
+		case EpPause, EpPartition:
 			e.HoldMS = (c.LeaseTTL + time.Duration(ms(100*time.Millisecond, 2500*time.Millisecond))*time.Millisecond).Milliseconds()
 		case EpTermKill:
 			// A drain here takes 20-200ms: an earlier SIGKILL lands in more of them.
