@@ -83,6 +83,9 @@ type result struct {
 	Failed   int `json:"failed"`
 	SIPpExit int `json:"sipp_exit"`
 
+	FlushBeforeAnswer  bool         `json:"flush_before_answer"`
+	SetupP50MS         float64      `json:"setup_p50_ms"`
+	SetupP99MS         float64      `json:"setup_p99_ms"`
 	FailedBeyondWindow int          `json:"failed_beyond_window"`
 	RefusedAtSetup     int          `json:"refused_at_setup"`
 	ByeRetries         int          `json:"bye_retries"`
@@ -102,6 +105,7 @@ type result struct {
 	FailureToFirstAdoptionMS       *float64 `json:"failure_to_first_adoption_ms"`
 	FailureToFirstInDialogAnswerMS *float64 `json:"failure_to_first_adopted_in_dialog_answer_ms"`
 	FailureToFirstAdoptedByeMS     *float64 `json:"failure_to_first_adopted_bye_answered_ms"`
+	FailureToLastAdoptedAnswerMS   *float64 `json:"failure_to_last_adopted_in_dialog_answer_ms"`
 	VictimExitMS                   float64  `json:"victim_exit_ms"`
 
 	// Kamailio's reroutes (failure_route), by method.
@@ -130,9 +134,9 @@ func (r *result) addNode(name string, s nodeStats) {
 }
 
 func (r *result) line() string {
-	return fmt.Sprintf("sip[%s]: calls=%d ok=%d failed=%d failed_beyond_window=%d refused_at_setup=%d adopted=%d registrations_kept=%d/%d failure_to_first_adopted_bye_ms=%s adopt_p99_ms=%.1f",
+	return fmt.Sprintf("sip[%s]: calls=%d ok=%d failed=%d failed_beyond_window=%d refused_at_setup=%d adopted=%d registrations_kept=%d/%d failure_to_first_adopted_bye_ms=%s adopt_p99_ms=%.1f setup_p50_ms=%.1f",
 		r.Name, r.Calls, r.OK, r.Failed, r.FailedBeyondWindow, r.RefusedAtSetup, r.Adopted, r.RegistrationsKept, r.Registrations,
-		fmtPtr(r.FailureToFirstAdoptedByeMS), r.AdoptP99MS)
+		fmtPtr(r.FailureToFirstAdoptedByeMS), r.AdoptP99MS, r.SetupP50MS)
 }
 
 func fmtPtr(p *float64) string {
@@ -220,7 +224,7 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 			refusedInvite[e.CallID] = true
 		}
 	}
-	var firstAdoption, firstAnswer, firstBye *float64
+	var firstAdoption, firstAnswer, firstBye, lastAnswer *float64
 	since := func(at time.Time) *float64 { x := ms(at.Sub(r.failedAt)); return &x }
 	earliest := func(p **float64, at time.Time) {
 		if x := since(at); *p == nil || *x < **p {
@@ -242,6 +246,9 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 				}
 			case "answered after adoption":
 				earliest(&firstAnswer, e.Time)
+				if x := since(e.Time); lastAnswer == nil || *x > *lastAnswer {
+					lastAnswer = x
+				}
 				if e.Method == "BYE" {
 					earliest(&firstBye, e.Time)
 				}
@@ -249,6 +256,7 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 		}
 	}
 	r.FailureToFirstAdoptionMS, r.FailureToFirstInDialogAnswerMS, r.FailureToFirstAdoptedByeMS = firstAdoption, firstAnswer, firstBye
+	r.FailureToLastAdoptedAnswerMS = lastAnswer
 
 	// Dialogs the victim held at the failure.
 	victimCreated := map[string]time.Time{}
@@ -292,6 +300,15 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 	// Every failed Call-ID against the rule.
 	r.FailedCalls = []failedCall{}
 	r.ByeRetries = byeRetries
+	var setup []float64
+	for _, st := range steps {
+		inv, ok1 := st["invite"]
+		ans, ok2 := st["answered"]
+		if ok1 && ok2 {
+			setup = append(setup, ms(ans.Sub(inv)))
+		}
+	}
+	r.SetupP50MS, r.SetupP99MS = pct(setup, 0.5), pct(setup, 0.99)
 	for cid, st := range steps {
 		if _, ok := st["done"]; ok {
 			continue

@@ -82,6 +82,10 @@ func variants(t *testing.T) []variant {
 	return vs
 }
 
+// flushBeforeAnswer: SIP_DRILL_FLUSH_BEFORE_ANSWER=1 runs the nodes with
+// SIPNODE_FLUSH_BEFORE_ANSWER=true (setup_p50_ms then shows the cost).
+func flushBeforeAnswer() bool { return os.Getenv("SIP_DRILL_FLUSH_BEFORE_ANSWER") == "1" }
+
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -164,6 +168,7 @@ func runVariant(t *testing.T, v variant, bin, kamailio, sipp, logDir string) *re
 			"SIPNODE_LISTEN=" + fmt.Sprintf("%s:%d", nodeHosts[i], sipPort),
 			"SIPNODE_STATS=" + fmt.Sprintf("%s:%d", nodeHosts[i], statsPort),
 			"SIPNODE_HOLD=" + hold.String(),
+			"SIPNODE_FLUSH_BEFORE_ANSWER=" + strconv.FormatBool(flushBeforeAnswer()),
 		}, bin)
 	}
 	ready := func(i int) bool { _, err := fetchStats(nodeHosts[i]); return err == nil }
@@ -189,7 +194,7 @@ func runVariant(t *testing.T, v variant, bin, kamailio, sipp, logDir string) *re
 
 	r := &result{Name: v.Name, Signal: v.Signal.String(), Keyspace: ks, FlushDelayMS: ms(flushDelay),
 		LeaseTTLMS: ms(leaseTTL), HoldMS: ms(hold), WindowMS: ms(window), KamailioInDialogTimerMS: ms(frInDialog),
-		CallsPlanned: v.Calls, CallsPerS: v.Rate, HoldCallMS: ms(v.Hold), FailAfterMS: ms(v.FailAt)}
+		FlushBeforeAnswer: flushBeforeAnswer(), CallsPlanned: v.Calls, CallsPerS: v.Rate, HoldCallMS: ms(v.Hold), FailAfterMS: ms(v.FailAt)}
 
 	// Registrations, before any call.
 	regs, err := newRegistrar(ctx)
