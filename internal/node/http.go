@@ -19,6 +19,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/sessions/{id}/events", n.handleEvent)
 	mux.HandleFunc("GET /v1/sessions/{id}", n.handleGet)
 	mux.HandleFunc("GET /v1/info", n.handleInfo)
+	mux.HandleFunc("POST /v1/takeover/{node}", n.handleTakeover)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

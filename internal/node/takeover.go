@@ -1,0 +1,116 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/holdover/holdover/adapter"
+	"github.com/holdover/holdover/residency"
+)
+
+// TakeoverResult is the answer to POST /v1/takeover/{node}.
+type TakeoverResult struct {
+	From string `json:"from"` // the node taken over
+	Node string `json:"node"` // this node
+	// Listed counts the sessions the owner index listed under From; Adopted
+	// those this node adopted (and made resident: Restored of them, the rest
+	// recorded but never written, or not in the node's layout); Skipped those
+	// gone, ended or owned by another node meanwhile; Failed those whose
+	// adoption failed (Errors: up to 10).
+	Listed     int      `json:"listed"`
+	Adopted    int      `json:"adopted"`
+	Restored   int      `json:"restored"`
+	Skipped    int      `json:"skipped"`
+	Failed     int      `json:"failed"`
+	Errors     []string `json:"errors,omitempty"`
+	DurationMS float64  `json:"duration_ms"`
+}
+
+// Takeover adopts every session the owner index lists under node from, whose
+// lease must have expired (unless force: an operator who knows it is gone),
+// and makes each resident here as it is adopted, so its next event finds it
+// warm. A session resident here already (an event adopted it meanwhile) is
+// left as it is.
+func (n *Node) Takeover(ctx context.Context, from string, force bool) (TakeoverResult, error) {
+	res := TakeoverResult{From: from, Node: n.cfg.NodeID}
+	if from == n.cfg.NodeID {
+		return res, badInput("node %q cannot take over its own sessions", from)
+	}
+	if err := n.Ready(); err != nil {
+		return res, err
+	}
+	a, err := n.adapter()
+	if err != nil {
+		return res, err
+	}
+	var restored atomic.Int64
+	rep, err := a.Takeover(ctx, from, adapter.TakeoverOptions{Force: force, OnAdopted: func(ad *residency.Adopted) {
+		if n.restoreAdopted(ad) {
+			restored.Add(1)
+		}
+	}})
+	res.Restored = int(restored.Load())
+	res.Listed, res.Adopted, res.Skipped, res.Failed = rep.Listed, rep.Adopted, rep.Skipped, rep.Failed
+	res.DurationMS = float64(rep.Duration.Microseconds()) / 1000
+	for _, e := range rep.Errors {
+		res.Errors = append(res.Errors, e.Error())
+	}
+	n.log.Info("takeover", "from", from, "listed", rep.Listed, "adopted", rep.Adopted, "restored", res.Restored,
+		"skipped", rep.Skipped, "failed", rep.Failed, "duration", rep.Duration, "err", err)
+	return res, err
+}
+
+// restoreAdopted makes an adopted session resident, unless it already is or
+// has nothing persisted (recorded, never written: as for an adopting event,
+// it does not exist) or is not in the node's layout (an event finds it owned
+// here and reads it back then). It reports whether it restored it.
+func (n *Node) restoreAdopted(ad *residency.Adopted) bool {
+	if len(ad.Items) == 0 {
+		return false
+	}
+	s, unknown, err := decodeSession(ad.Session, ad.Items)
+	if err != nil {
+		n.log.Warn("taken-over session not restored", "session", ad.Session, "err", err)
+		return false
+	}
+	if unknown > 0 {
+		n.log.Warn("persisted items outside the node's layout ignored", "session", ad.Session, "items", unknown)
+	}
+	tx := n.table.Begin(ad.Session)
+	defer tx.Rollback()
+	if tx.Resident() {
+		return false
+	}
+	tx.Restore(s)
+	return true
+}
+
+func (n *Node) handleTakeover(w http.ResponseWriter, r *http.Request) {
+	force := false
+	if s := r.URL.Query().Get("force"); s != "" {
+		var err error
+		if force, err = strconv.ParseBool(s); err != nil {
+			n.writeError(w, badInput("force=%q is not a boolean", s))
+			return
+		}
+	}
+	res, err := n.Takeover(r.Context(), r.PathValue("node"), force)
+	var owned *adapter.OwnedElsewhereError
+	switch {
+	case errors.As(err, &owned) && owned.Live:
+		writeJSON(w, http.StatusConflict, errorBody{Owner: owned.Owner,
+			Error: fmt.Sprintf("node %q is live (its lease has not expired): take it over with force=true only if it is known to be gone", owned.Owner)})
+	case err != nil && res.Listed == 0 && res.Adopted == 0:
+		n.writeError(w, err)
+	default:
+		// Partly done: the counts say how far it got.
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+		}
+		writeJSON(w, http.StatusOK, res)
+	}
+}
