@@ -34,6 +34,14 @@ func (n *Node) Handler() http.Handler {
 			n.writeError(w, n.checkSession(""))
 			return
 		}
+		// Nor can it route "." or "..", which it would clean away; refuse
+		// them rather than redirect.
+		if id, ok := strings.CutPrefix(r.URL.Path, "/v1/sessions/"); ok {
+			if id, _, _ = strings.Cut(id, "/"); id == "." || id == ".." {
+				n.writeError(w, badInput("session ID %q cannot be used in a URL path", id))
+				return
+			}
+		}
 		mux.ServeHTTP(w, r)
 	})
 }
