@@ -6,10 +6,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -316,25 +314,29 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 		fc := failedCall{CallID: cid, Reason: errs[cid], Rerouted: rerouted[cid]}
 		inv, sent := st["invite"]
 		answered, ok := st["answered"]
-		answeredBefore := ok && answered.Before(r.failedAt)
 		if sent {
 			fc.InviteBeforeFailureMS = ptr(ms(r.failedAt.Sub(inv)))
 		}
 		if at, ok := victimCreated[cid]; ok {
 			fc.CommittedBeforeFailureMS = ptr(ms(r.failedAt.Sub(at)))
 		}
-		switch {
-		case v.Signal == syscall.SIGKILL && fc.CommittedBeforeFailureMS != nil &&
-			*fc.CommittedBeforeFailureMS >= 0 && *fc.CommittedBeforeFailureMS < ms(window):
-			fc.Explained = "committed_within_window"
-		case refusedInvite[cid] && !createdElsewhere[cid] && fc.CommittedBeforeFailureMS == nil:
-			fc.Explained = "refused_at_setup"
-			r.RefusedAtSetup++
-		case sent && !inv.After(r.failedAt) && !answeredBefore && !createdElsewhere[cid] &&
-			!slices.Contains(fc.Rerouted, "INVITE") && fc.CommittedBeforeFailureMS == nil:
-			fc.Explained = "invite_in_flight_not_retried"
-		default:
+		f := callFacts{CreatedElsewhere: createdElsewhere[cid], RefusedInvite: refusedInvite[cid],
+			InviteRerouted: slices.Contains(fc.Rerouted, "INVITE")}
+		if sent {
+			f.Invite = &inv
+		}
+		if ok {
+			f.Answered = &answered
+		}
+		if at, ok := victimCreated[cid]; ok {
+			f.CommittedOnVictim = &at
+		}
+		fc.Explained = explain(f, r.failedAt, v.Signal == syscall.SIGKILL, window)
+		switch fc.Explained {
+		case "":
 			r.FailedBeyondWindow++
+		case explainedRefused:
+			r.RefusedAtSetup++
 		}
 		r.FailedCalls = append(r.FailedCalls, fc)
 	}
@@ -358,118 +360,6 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 	if r.Raced > 0 {
 		r.problem("%d adoptions lost a race to another survivor (the proxy sent one dialog to two nodes)", r.Raced)
 	}
-}
-
-func ptr(x float64) *float64 { return &x }
-
-func pct(v []float64, q float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-// lastStats returns the last row of SIPp's -trace_stat file by column.
-func lastStats(path string) (map[string]int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) < 2 {
-		return nil, fmt.Errorf("%s: no data row", path)
-	}
-	head, last := strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";")
-	m := map[string]int{}
-	for i, h := range head {
-		if i < len(last) {
-			if n, err := strconv.Atoi(strings.TrimSpace(last[i])); err == nil {
-				m[h] = n
-			}
-		}
-	}
-	return m, nil
-}
-
-// callSteps reads the scenario's log lines "<call-id> <step> <s>.000000.<us>.000000".
-// It also returns how many BYEs were sent again after a 5xx.
-func callSteps(t *testing.T, path string) (map[string]map[string]time.Time, int) {
-	steps := map[string]map[string]time.Time{}
-	retries := 0
-	f, err := os.Open(path)
-	if err != nil {
-		t.Errorf("SIPp call log: %v", err)
-		return steps, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) != 3 {
-			continue
-		}
-		parts := strings.Split(fs[2], ".")
-		if len(parts) < 3 {
-			continue
-		}
-		s, err1 := strconv.ParseInt(parts[0], 10, 64)
-		us, err2 := strconv.ParseInt(parts[2], 10, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		if steps[fs[0]] == nil {
-			steps[fs[0]] = map[string]time.Time{}
-		}
-		if _, again := steps[fs[0]][fs[1]]; again && fs[1] == "bye" {
-			retries++
-			continue // keep the first BYE's time
-		}
-		steps[fs[0]][fs[1]] = time.Unix(s, us*1000)
-	}
-	return steps, retries
-}
-
-var sippCallID = regexp.MustCompile(`Call-I[dD][: ]+'?([^'\s]+)'?`)
-
-// sippErrors maps each Call-ID in SIPp's error log to its first error line.
-func sippErrors(path string) map[string]string {
-	out := map[string]string{}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return out
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		m := sippCallID.FindStringSubmatch(line)
-		if m == nil || out[m[1]] != "" {
-			continue
-		}
-		if _, rest, ok := strings.Cut(line, ": "); ok {
-			line = rest
-		}
-		if len(line) > 240 {
-			line = line[:240]
-		}
-		out[m[1]] = strings.TrimSpace(line)
-	}
-	return out
-}
-
-var rerouteLine = regexp.MustCompile(`holdover-reroute method=(\S+) call_id=(\S+)`)
-
-// reroutes maps each Call-ID Kamailio rerouted to the methods rerouted.
-func reroutes(path string) map[string][]string {
-	out := map[string][]string{}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return out
-	}
-	for _, m := range rerouteLine.FindAllStringSubmatch(string(b), -1) {
-		out[m[2]] = append(out[m[2]], m[1])
-	}
-	return out
 }
 
 // nodeEvent is one JSON log line of a node.

@@ -18,5 +18,7 @@
 //	make drill-sip          # both variants; e2e/out/sip.json
 //	make drill-sip-short    # the kill variant, fewer calls (make test)
 //
+// The rule for failed calls and the readers of the tools' output
+// (parse_test.go) carry no tag: `go test ./e2e/sip/` runs their unit tests.
 // See README.md beside this file.
 package sip

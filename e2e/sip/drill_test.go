@@ -353,5 +353,3 @@ func modulePath() string {
 	}
 	return "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
