@@ -103,7 +103,7 @@ func (n *Node) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	n.stats.invites.Add(1)
 	if n.draining.Load() {
-		// The proxy sends new calls elsewhere on a 503 to an initial INVITE.
+		// The proxy sends a request answered 503 "Draining" to another node.
 		n.respond(req, tx, sip.StatusServiceUnavailable, "Draining", 1, nil)
 		return
 	}
