@@ -115,17 +115,24 @@ func TestDialogMovesToAnotherNode(t *testing.T) {
 	if s := b.snapshot(); s.AdoptedDialogs != 1 {
 		t.Fatalf("adopted %d dialogs, want 1", s.AdoptedDialogs)
 	}
-	// The restored dialog is checked like a local one.
+	// The restored dialog is checked like a local one: a re-INVITE moves the
+	// CSeq an ACK must carry, UPDATE and BYE must go above the last CSeq.
 	for _, c := range []struct {
 		req  *sip.Request
 		want int
 	}{
-		{inDialogReq(sip.BYE, "rt1", "other", 9), 481},
-		{inDialogReq(sip.BYE, "rt1", localTag, 8), 500}, // CSeq 8 already seen
-		{inDialogReq(sip.BYE, "rt1", localTag, 9), 200},
-		{inDialogReq(sip.BYE, "rt1", localTag, 10), 481}, // ended
+		{inDialogReq(sip.INVITE, "rt1", localTag, 9), 200},
+		{inDialogReq(sip.UPDATE, "rt1", localTag, 10), 200},
+		{inDialogReq(sip.BYE, "rt1", "other", 11), 481},
+		{inDialogReq(sip.BYE, "rt1", localTag, 10), 500}, // CSeq 10 already seen
+		{inDialogReq(sip.BYE, "rt1", localTag, 11), 200},
+		{inDialogReq(sip.BYE, "rt1", localTag, 12), 481}, // ended
 	} {
-		res := send(t, b.inDialog, withCallID(c.req, "c1@test"))
+		h := b.inDialog
+		if c.req.Method == sip.INVITE {
+			h = b.onInvite
+		}
+		res := send(t, h, withCallID(c.req, "c1@test"))
 		if res.StatusCode != c.want {
 			t.Errorf("%s CSeq %d: %d %s, want %d", c.req.Method, c.req.CSeq().SeqNo, res.StatusCode, res.Reason, c.want)
 		}
