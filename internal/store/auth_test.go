@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"strings"
 	"testing"
@@ -32,5 +33,29 @@ func TestRereadAuthenticator(t *testing.T) {
 	o := Options{Username: "app", Password: "p", PasswordFunc: func() (string, error) { return "q", nil }}
 	if _, ok := o.cluster().Authenticator.(rereadAuthenticator); !ok {
 		t.Fatal("cluster() ignores PasswordFunc")
+	}
+}
+
+func TestConnectHint(t *testing.T) {
+	withCert := &tls.Config{Certificates: []tls.Certificate{{}}}
+	for _, tc := range []struct {
+		tls       *tls.Config
+		err, want string
+	}{
+		{&tls.Config{}, "remote error: tls: certificate required", "requires a client certificate"},
+		{withCert, "remote error: tls: certificate required", "signed by a CA in the cluster's truststore"},
+		{withCert, "remote error: tls: expired certificate", "it has expired"},
+		{nil, "read: connection reset by peer", "if it requires TLS"},
+		{&tls.Config{}, "read: connection reset by peer", ""},
+		{nil, "Provided username u and/or password are incorrect", ""},
+	} {
+		base := errors.New(tc.err)
+		got := Options{TLS: tc.tls}.connectHint(base)
+		if !errors.Is(got, base) {
+			t.Errorf("%q: the hint hides the driver's error", tc.err)
+		}
+		if tc.want == "" && got != base || tc.want != "" && !strings.Contains(got.Error(), tc.want) {
+			t.Errorf("%q: got %q, want a hint containing %q", tc.err, got, tc.want)
+		}
 	}
 }

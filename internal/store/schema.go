@@ -52,7 +52,7 @@ func createSchema(ctx context.Context, o Options) error {
 	c.Timeout = max(o.Timeout, 30*time.Second) // DDL is slow on small nodes
 	sess, err := c.CreateSession()
 	if err != nil {
-		return wrap("connect", "", err)
+		return wrap("connect", "", o.connectHint(err))
 	}
 	defer sess.Close()
 	for _, ddl := range schema(o) {

@@ -112,7 +112,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	cluster.Keyspace = o.Keyspace
 	sess, err := cluster.CreateSession()
 	if err != nil {
-		return nil, wrap("connect", "", err)
+		return nil, wrap("connect", "", o.connectHint(err))
 	}
 	if err := checkSerialConsistency(ctx, sess, o); err != nil {
 		sess.Close()
@@ -124,7 +124,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	leaseSess, err := lc.CreateSession()
 	if err != nil {
 		sess.Close()
-		return nil, wrap("connect", "", err)
+		return nil, wrap("connect", "", o.connectHint(err))
 	}
 	st := &Store{s: sess, lease: leaseSess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger, policy: cluster.PoolConfig.HostSelectionPolicy,
 		hedge: &gocql.SimpleSpeculativeExecution{NumAttempts: 1, TimeoutDelay: max(o.Timeout/20, 100*time.Millisecond)}}
