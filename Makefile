@@ -150,7 +150,8 @@ demo: deps
 # on 127.0.0.1:18191-18193 and a fresh keyspace (dropped afterwards), 200 sessions at 150
 # operations/s, and a seeded schedule of faults: SIGKILL and restart of a node, SIGSTOP of a
 # node past its lease, SIGKILL during a drain, a graceful restart, SIGSTOP of the Cassandra
-# JVM for a few seconds. It writes e2e/out/soak-history.jsonl (every operation and fault),
+# JVM for a few seconds, a node replaced by a new process with its ID, a node cut off from
+# Cassandra past its lease (iptables; needs root), and bulk takeovers by a survivor. It writes e2e/out/soak-history.jsonl (every operation and fault),
 # e2e/out/soak.json (counts and violations by invariant) and e2e/out/soak-logs/, prints a
 # line every 5 s, and exits non-zero on any violation or when it cannot run. SEED=0 (the
 # default) draws a seed from the time and prints it; the same SEED replays the same plan.
@@ -181,7 +182,7 @@ soak: deps
 # (HOLDOVER_CASSANDRA_HOSTS set): the soak cannot pause a JVM it does not know.
 soak-ci:
 	@if [ -n "$$HOLDOVER_CASSANDRA_HOSTS" ] && [ -z "$(SOAK_FLAGS)" ]; then \
-	   $(MAKE) --no-print-directory soak DURATION=2m SOAK_FLAGS='-faults kill,pause,term-kill,restart,replace'; \
+	   $(MAKE) --no-print-directory soak DURATION=2m SOAK_FLAGS='-faults kill,pause,term-kill,restart,replace,partition'; \
 	 else \
 	   $(MAKE) --no-print-directory soak DURATION=2m; \
 	 fi

@@ -64,6 +64,8 @@ type OwnedElsewhereError struct {
 
 func (e *OwnedElsewhereError) Error() string {
 	switch {
+	case e.Session == "" && e.Live: // a takeover of a live node
+		return fmt.Sprintf("node %q is live (its lease has not expired)", e.Owner)
 	case e.Raced:
 		return fmt.Sprintf("session %q was adopted by node %q (epoch %d) first", e.Session, e.Owner, e.Epoch)
 	case e.Live:

@@ -2,6 +2,7 @@ package residency_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -82,5 +83,19 @@ func TestTakeoverClaimsAtTheIndexedEpoch(t *testing.T) {
 	}
 	if v := state(t, st, "plain")["k"]; v != "plain" {
 		t.Fatalf("after a late write of the dead node: k=%q, want the adopted state", v)
+	}
+}
+
+// A takeover of a node whose lease is live is refused, naming the node (not
+// a session: a takeover has none).
+func TestTakeoverOfALiveNodeIsRefused(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.node("live-a", c.store(false))
+	b := c.node("live-b", c.store(false))
+	_, err := b.Takeover(context.Background(), "live-a", residency.TakeoverOptions{})
+	var oe *residency.OwnedElsewhereError
+	if !errors.As(err, &oe) || !oe.Live || oe.Owner != "live-a" || err.Error() != `node "live-a" is live (its lease has not expired)` {
+		t.Fatalf("takeover of a live node: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -59,7 +60,11 @@ func (n *Node) Takeover(ctx context.Context, from string, force bool) (TakeoverR
 	for _, e := range rep.Errors {
 		res.Errors = append(res.Errors, e.Error())
 	}
-	n.log.Info("takeover", "from", from, "listed", rep.Listed, "adopted", rep.Adopted, "restored", res.Restored,
+	level := slog.LevelInfo
+	if errors.Is(err, adapter.ErrOwnedElsewhere) && rep.Listed == 0 {
+		level = slog.LevelDebug // refused: the node is live
+	}
+	n.log.Log(ctx, level, "takeover", "from", from, "listed", rep.Listed, "adopted", rep.Adopted, "restored", res.Restored,
 		"skipped", rep.Skipped, "failed", rep.Failed, "duration", rep.Duration, "err", err)
 	return res, err
 }

@@ -120,6 +120,13 @@ func (c *client) info(ctx context.Context, base string) (node.Info, error) {
 	return i, nil
 }
 
+// takeover asks the node at base to take over node from's sessions.
+func (c *client) takeover(ctx context.Context, base, from string) (node.TakeoverResult, answer) {
+	var res node.TakeoverResult
+	a := c.do(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/takeover/"+url.PathEscape(from), nil, &res)
+	return res, a
+}
+
 // observed turns a session view into an observation.
 func observed(v node.View) *Observed {
 	st := &State{Attrs: v.Attrs, History: v.History}

@@ -22,6 +22,13 @@
 // cut connection) or that answered a version the workload did not expect is
 // followed by a read of what the node holds.
 //
+// In about half of the kills, pauses and partitions, an operator's script
+// also asks a survivor to take over all of the failed node's sessions at
+// once (POST /v1/takeover/{node}, OpTakeover: from half the lease TTL on,
+// again every 100 ms while the lease is live), racing the redirects; the
+// sessions it made resident are checked through the workload's next
+// observations of them.
+//
 // The seed fixes the fault plan and each session's stream of choices; what a
 // choice becomes depends on earlier outcomes, so two runs with one seed
 // replay the same plan (PlanDigest), not the same interleaving.

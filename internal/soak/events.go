@@ -4,6 +4,9 @@ import "strings"
 
 // op adds an operation of the workload to its session's tree.
 func (c *Checker) op(r Record) {
+	if r.Kind == OpTakeover {
+		return // no session: the observations that follow check what it restored
+	}
 	s := c.session(r.Session)
 	if r.Kind != OpAdoptRace {
 		s.raceWon = nil

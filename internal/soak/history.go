@@ -31,6 +31,12 @@ const (
 	OpAdoptRace  = "adopt-race"  // one of two adoptions of a session asked of two nodes at once
 	OpForceLive  = "force-live"  // forced adoption from a live owner (a dispossession)
 	OpProbe      = "probe"       // an event sent to a node that should no longer own the session
+	// OpTakeover is a bulk takeover (POST /v1/takeover/{node}) of a failed
+	// node's sessions by a survivor, once the failed node's lease expired.
+	// It names no session (Node: the survivor, From: the failed node); the
+	// sessions it made resident are checked by the workload's next
+	// observations of them.
+	OpTakeover = "takeover"
 )
 
 // Fault kinds (Record.Kind of a fault).

@@ -3,6 +3,8 @@ package soak
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -55,6 +57,15 @@ type nemesis struct {
 	// zombieAwake is how long a replaced process runs, awake, before its
 	// SIGTERM (probes reach it meanwhile).
 	zombieAwake time.Duration
+
+	// takeoverAfter is how long after a node's failure an episode's
+	// takeover is first asked, takeoverFor how long after that it is asked
+	// again while the node's lease is live; cl2 asks it; takeovers counts
+	// those running.
+	takeoverAfter time.Duration
+	takeoverFor   time.Duration
+	cl2           client
+	takeovers     sync.WaitGroup
 
 	mu   sync.Mutex
 	vgen []int // per node: bumped by every change of its view, so a late one is dropped
@@ -113,6 +124,7 @@ func (n *nemesis) run(ctx context.Context, plan []Episode, until time.Time, leas
 			n.stalled = false
 		}
 	}()
+	defer n.takeovers.Wait()
 	for _, e := range plan {
 		gap := time.Duration(e.GapMS) * time.Millisecond
 		if time.Now().Add(gap + budget(e, lease)).After(until) {
@@ -145,6 +157,9 @@ func (n *nemesis) episode(ctx context.Context, e Episode) error {
 	down := time.Duration(e.DownMS) * time.Millisecond
 	lag := time.Duration(e.LagMS) * time.Millisecond
 	i := n.index[e.Node]
+	if by, ok := n.index[e.TakeoverBy]; ok && e.TakeoverBy != "" {
+		n.takeoverLater(ctx, by, i)
+	}
 	switch e.Kind {
 	case EpKill:
 		t := time.Now()
@@ -280,6 +295,51 @@ func (n *nemesis) episode(ctx context.Context, e Episode) error {
 		return err
 	}
 	return fmt.Errorf("soak: unknown episode kind %q", e.Kind)
+}
+
+// takeoverLater asks node by, from takeoverAfter on, to take over every
+// session of node from, as an operator's script would: again every 100 ms
+// while from's lease is live (409), up to takeoverFor, unless from is up
+// again (or by is not). The workload's redirects race it for the sessions.
+func (n *nemesis) takeoverLater(ctx context.Context, by, from int) {
+	n.takeovers.Add(1)
+	go func() {
+		defer n.takeovers.Done()
+		if !sleep(ctx, n.takeoverAfter) {
+			return
+		}
+		rec := Record{Type: RecOp, Kind: OpTakeover, Node: n.nodes[by].Name, From: n.nodes[from].Name, Start: time.Now()}
+		deadline := rec.Start.Add(n.takeoverFor)
+		for {
+			if st, _ := n.view.get(from); st == nodeUp {
+				return
+			}
+			if st, _ := n.view.get(by); st != nodeUp {
+				return
+			}
+			rec.Attempts++
+			res, a := n.cl2.takeover(ctx, n.view.urlOf(by), n.nodes[from].ID)
+			rec.End, rec.Status, rec.Err = time.Now(), a.Status, a.errText()
+			if a.Status == http.StatusConflict && time.Now().Before(deadline) && sleep(ctx, 100*time.Millisecond) {
+				continue // its lease is live yet
+			}
+			switch {
+			case a.Err != nil:
+				rec.Outcome = OutUnknown
+			case a.Status == http.StatusOK:
+				rec.Outcome = OutAck
+				rec.Detail = fmt.Sprintf("listed=%d adopted=%d restored=%d skipped=%d failed=%d in %.0f ms",
+					res.Listed, res.Adopted, res.Restored, res.Skipped, res.Failed, res.DurationMS)
+				if len(res.Errors) > 0 {
+					rec.Detail += "; " + strings.Join(res.Errors, "; ")
+				}
+			default:
+				rec.Outcome = OutRefused
+			}
+			n.hist.Add(rec)
+			return
+		}
+	}()
 }
 
 // restart starts node i again and marks it up in a new incarnation.

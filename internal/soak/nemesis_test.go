@@ -2,9 +2,13 @@ package soak
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -120,5 +124,46 @@ func TestNemesisAlwaysHealsAPartition(t *testing.T) {
 	}
 	if st, inc := n.view.get(0); st != nodeUp || inc != 0 {
 		t.Fatalf("n1 is %v in incarnation %d after the partition healed", st, inc)
+	}
+}
+
+// TestNemesisTakeover: an episode with TakeoverBy asks that node, once the
+// failed node's lease has passed, to take over the failed node's sessions,
+// and records the answer; no takeover is asked of a node that is back.
+func TestNemesisTakeover(t *testing.T) {
+	var asked atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/takeover/id-1" {
+			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusBadRequest)
+			return
+		}
+		if asked.Add(1) == 1 {
+			http.Error(w, `{"error":"node \"id-1\" is live","owner":"id-1"}`, http.StatusConflict)
+			return
+		}
+		fmt.Fprint(w, `{"from":"id-1","node":"id-2","listed":7,"adopted":6,"restored":6,"skipped":1,"failed":0,"duration_ms":12}`)
+	}))
+	defer srv.Close()
+	cl := &fakeCluster{}
+	n, recs := testNemesis(t, cl)
+	n.nodes[0].ID, n.nodes[1].ID = "id-1", "id-2"
+	n.view.url[1] = srv.URL
+	n.takeoverAfter, n.takeoverFor, n.cl2 = 150*time.Millisecond, time.Second, client{hc: srv.Client()}
+	plan := []Episode{{Kind: EpPause, Node: "n1", HoldMS: 600, TakeoverBy: "n2"}, {Kind: EpKill, Node: "n1", DownMS: 1, TakeoverBy: "n2"}}
+	if err := n.run(context.Background(), plan, time.Now().Add(time.Hour), 0); err != nil {
+		t.Fatal(err)
+	}
+	if asked.Load() != 2 {
+		t.Fatalf("%d takeovers asked, want 2: one refused (lease live), one done; none for the killed node, back before its takeover was due", asked.Load())
+	}
+	var got []Record
+	for _, r := range *recs {
+		if r.Kind == OpTakeover {
+			got = append(got, r)
+		}
+	}
+	if len(got) != 1 || got[0].Node != "n2" || got[0].From != "n1" || got[0].Outcome != OutAck || got[0].Attempts != 2 ||
+		got[0].Detail != "listed=7 adopted=6 restored=6 skipped=1 failed=0 in 12 ms" {
+		t.Fatalf("takeover records %+v", got)
 	}
 }

@@ -48,6 +48,10 @@ type Episode struct {
 	// it (a load balancer's health check): events sent meanwhile meet a
 	// dead, frozen or draining node.
 	LagMS int64 `json:"lag_ms,omitempty"`
+	// TakeoverBy names the node asked to take over all of Node's sessions
+	// at once (OpTakeover) once Node's lease has expired, if Node is still
+	// down, stopped or cut off then; empty: none (kill, pause, partition).
+	TakeoverBy string `json:"takeover_by,omitempty"`
 }
 
 func (e Episode) String() string {
@@ -63,6 +67,9 @@ func (e Episode) String() string {
 	}
 	if e.LagMS > 0 {
 		s += fmt.Sprintf(" lag=%dms", e.LagMS)
+	}
+	if e.TakeoverBy != "" {
+		s += " takeover-by=" + e.TakeoverBy
 	}
 	return s
 }
@@ -122,6 +129,13 @@ func Plan(seed uint64, c PlanConfig) []Episode {
 		case EpReplace:
 			e.HoldMS = (c.LeaseTTL + time.Duration(ms(300*time.Millisecond, 1500*time.Millisecond))*time.Millisecond).Milliseconds()
 			e.DownMS = ms(500*time.Millisecond, 2*time.Second)
+		}
+		if (e.Kind == EpKill || e.Kind == EpPause || e.Kind == EpPartition) && len(c.Nodes) > 1 && rng.IntN(2) == 0 {
+			by := c.Nodes[rng.IntN(len(c.Nodes)-1)]
+			if by == e.Node {
+				by = c.Nodes[len(c.Nodes)-1]
+			}
+			e.TakeoverBy = by
 		}
 		plan = append(plan, e)
 	}

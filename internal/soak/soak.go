@@ -280,7 +280,8 @@ func Run(ctx context.Context, cfg Config, cl Cluster) (Summary, error) {
 			held: map[int]held{}, stale: map[int]int{}}
 	}
 	nem := &nemesis{cl: cl, hist: hist, view: d.view, nodes: cfg.Nodes, index: map[string]int{}, episodes: map[string]int{},
-		vgen: make([]int, len(cfg.Nodes)), zombieAwake: 3 * time.Second}
+		vgen: make([]int, len(cfg.Nodes)), zombieAwake: 3 * time.Second,
+		takeoverAfter: cfg.LeaseTTL / 2, takeoverFor: cfg.LeaseTTL + 2*time.Second, cl2: d.cl}
 	for i, n := range cfg.Nodes {
 		nem.index[n.Name] = i
 	}
