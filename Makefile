@@ -267,7 +267,7 @@ drills-images: deps
 
 # ---- the SIP failover drill (e2e/sip): Kamailio, SIPp and three examples/sipnode processes on
 # loopback (127.0.0.31-36), Cassandra as for make test, a fresh keyspace per run ----
-#   make drill-sip        sip_failover: a node killed, then (second run) a node drained; e2e/out/sip.json (~2 min)
+#   make drill-sip        sip_failover: a node killed, one drained, one killed right after a commit; e2e/out/sip.json (~2.5 min)
 #   make drill-sip-short  its kill run with fewer calls (make test runs it; under a minute)
 # Kamailio (Debian kamailio, 5.6) and SIPp (Debian sip-tester, 3.6) are installed as root when missing.
 SIP_DRILL_FLAGS ?= -count=1 -v -timeout 20m

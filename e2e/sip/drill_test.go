@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -58,6 +59,9 @@ type variant struct {
 	Hold   time.Duration  `json:"-"`
 	FailAt time.Duration  `json:"-"` // after SIPp starts
 	AORs   int            `json:"registrations_planned"`
+	// AfterCommit: the failure comes right after the victim's next dialog
+	// commit past FailAt, so that dialog is lost inside the window.
+	AfterCommit bool `json:"-"`
 }
 
 func variants(t *testing.T) []variant {
@@ -69,14 +73,18 @@ func variants(t *testing.T) []variant {
 		return []variant{kill}
 	}
 	var vs []variant
-	for _, name := range strings.Fields(envOr("SIP_DRILL_VARIANTS", "kill drain")) {
+	for _, name := range strings.Fields(envOr("SIP_DRILL_VARIANTS", "kill drain kill_in_window")) {
 		switch name {
 		case "kill":
 			vs = append(vs, kill)
 		case "drain":
 			vs = append(vs, drain)
+		case "kill_in_window":
+			w := kill
+			w.Name, w.AfterCommit = name, true
+			vs = append(vs, w)
 		default:
-			t.Fatalf("SIP_DRILL_VARIANTS: kill and/or drain, got %q", name)
+			t.Fatalf("SIP_DRILL_VARIANTS: kill, drain, kill_in_window, got %q", name)
 		}
 	}
 	return vs
@@ -228,6 +236,12 @@ func runVariant(t *testing.T, v variant, bin, kamailio, sipp, logDir string) *re
 		"-nostdin")
 	sippStart := time.Now()
 	time.Sleep(v.FailAt)
+	if v.AfterCommit {
+		// Kill right after the victim commits a dialog: inside the window.
+		if !waitForLine(victim.log, `"msg":"dialog created"`, 10*time.Second) {
+			r.problem("%s created no dialog within 10 s after %s", victim.name, v.FailAt)
+		}
+	}
 	r.failedAt = time.Now()
 	if err := victim.signal(v.Signal); err != nil {
 		t.Fatalf("%s %s: %v", v.Signal, victim.name, err)
@@ -292,6 +306,36 @@ func runVariant(t *testing.T, v variant, bin, kamailio, sipp, logDir string) *re
 	analyse(t, r, v, sippDir, kam.log, victim, survivors)
 	r.Seconds = time.Since(began).Seconds()
 	return r
+}
+
+// waitForLine waits until a line containing pattern is appended to the file
+// at path (after the call), polling every millisecond, up to d.
+func waitForLine(path, pattern string, d time.Duration) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	off, _ := f.Seek(0, io.SeekEnd)
+	deadline := time.Now().Add(d)
+	buf := make([]byte, 64<<10)
+	var tail string
+	for time.Now().Before(deadline) {
+		n, _ := f.ReadAt(buf, off)
+		if n > 0 {
+			off += int64(n)
+			tail += string(buf[:n])
+			if strings.Contains(tail, pattern) {
+				return true
+			}
+			if i := strings.LastIndexByte(tail, '\n'); i >= 0 {
+				tail = tail[i+1:]
+			}
+			continue
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
 }
 
 // fetchStats reads a node's /stats.
