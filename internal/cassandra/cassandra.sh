@@ -577,7 +577,7 @@ nodetool)
 	;;
 clean)
 	cmd_stop
-	rm -rf "$CACHE"/ring*
+	rm -rf "$CACHE"/ring* "$CACHE"/secure
 	say "node data removed"
 	;;
 *)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -183,4 +184,42 @@ func TestEventBodyLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzNodeConfig parses arbitrary values of the node's own variables: a
+// valid configuration, or a *adapter.ConfigError whose problems each name a
+// HOLDOVER_ variable; never a panic.
+func FuzzNodeConfig(f *testing.F) {
+	vars := []string{"HOLDOVER_NODE_LISTEN", "HOLDOVER_NODE_DRAIN_TIMEOUT", "HOLDOVER_LOG_FORMAT", "HOLDOVER_LOG_LEVEL", "HOLDOVER_MAX_KEY_BYTES"}
+	f.Add("127.0.0.1:8080", "10s", "json", "debug", "256")
+	f.Add("localhost", "-1s", "xml", "trace", "4")
+	f.Add("[::1]:99999", "11m", "", "WARN", "x")
+	f.Add(":0", "1h", "text", "info", "8")
+	f.Add("a b:1", "0", "JSON", "error+1", "-1")
+	f.Fuzz(func(t *testing.T, listen, drain, format, level, keyBytes string) {
+		env := map[string]string{}
+		for i, v := range []string{listen, drain, format, level, keyBytes} {
+			env[vars[i]] = v
+		}
+		c, err := configFrom(func(k string) string { return env[k] }, func() (adapter.Config, error) { return adapter.DefaultConfig(), nil })
+		if err != nil {
+			var ce *adapter.ConfigError
+			if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+				t.Fatalf("error %v (%T) is not a *adapter.ConfigError with problems", err, err)
+			}
+			for _, p := range ce.Problems {
+				if !strings.HasPrefix(p.Var, "HOLDOVER_") || p.Problem == "" {
+					t.Fatalf("problem %q does not name a variable and say what is wrong", p)
+				}
+			}
+			return
+		}
+		if c.DrainTimeout < 0 || c.DrainTimeout > maxDrainTimeout || (c.LogFormat != "text" && c.LogFormat != "json") {
+			t.Fatalf("accepted %+v", c)
+		}
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			t.Fatalf("accepted listen address %q: %v", c.Listen, err)
+		}
+		c.Logger(io.Discard).Info("fuzz")
+	})
 }
