@@ -56,8 +56,8 @@ cassandra-clean:
 
 # test starts Cassandra unless HOLDOVER_CASSANDRA_HOSTS is set, and stops it afterwards
 # only when it was not running before; before that it runs a two-minute soak (soak-ci) and
-# the two-data-center tests (test-dc) and the short SIP failover drill (drill-sip-short). Then it
-# runs the CI drills in Docker (drills-ci).
+# the two-data-center tests (test-dc), the tests against the secured node (test-secure) and the
+# short SIP failover drill (drill-sip-short). Then it runs the CI drills in Docker (drills-ci).
 test: deps vet
 	@started=0; \
 	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
