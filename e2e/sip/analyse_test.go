@@ -48,10 +48,11 @@ type failedCall struct {
 	// failed node less than the window before the failure), or
 	// "invite_in_flight_not_retried" (its INVITE was sent before the failure,
 	// not answered by then, and the proxy did not send it elsewhere), or
-	// "refused_at_setup" (a node refused the INVITE's commit under overload,
-	// ErrOverloaded: the caller got a 5xx, no dialog was acknowledged; not
-	// a failover loss, counted apart and reported); empty: not explained, a
-	// failure of the drill.
+	// "refused_at_setup" (a node answered the INVITE 5xx without creating a
+	// dialog: its commit refused under overload, or the node fenced while
+	// Cassandra did not answer its lease renewals; the caller was told, no
+	// dialog was acknowledged; not a failover loss, counted apart and
+	// reported); empty: not explained, a failure of the drill.
 	Explained string `json:"explained"`
 	// CommittedBeforeFailureMS: how long before the failure the failed node
 	// committed its dialog (when it did).
@@ -217,8 +218,9 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 	}
 	createdElsewhere := map[string]bool{}
 	refusedInvite := map[string]bool{}
+	refused := func(e nodeEvent) bool { return e.Msg == "refused" && e.Method == "INVITE" && e.Status >= 500 }
 	for _, e := range victimLog {
-		if e.Msg == "commit refused" && e.Method == "INVITE" {
+		if refused(e) {
 			refusedInvite[e.CallID] = true
 		}
 	}
@@ -234,8 +236,8 @@ func analyse(t *testing.T, r *result, v variant, sippDir, kamLog string, victim 
 			switch e.Msg {
 			case "dialog created":
 				createdElsewhere[e.CallID] = true
-			case "commit refused":
-				if e.Method == "INVITE" {
+			case "refused":
+				if refused(e) {
 					refusedInvite[e.CallID] = true
 				}
 			case "adopted":
@@ -369,6 +371,7 @@ type nodeEvent struct {
 	CallID  string          `json:"call_id"`
 	Session string          `json:"session"`
 	Method  string          `json:"method"`
+	Status  int             `json:"status"`
 	Stats   json.RawMessage `json:"stats"`
 }
 

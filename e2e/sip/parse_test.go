@@ -30,7 +30,7 @@ type callFacts struct {
 	Answered          *time.Time // SIPp received the 200
 	CommittedOnVictim *time.Time // the failed node committed the dialog
 	CreatedElsewhere  bool       // a survivor committed a dialog for it
-	RefusedInvite     bool       // a node refused the INVITE's commit (ErrOverloaded)
+	RefusedInvite     bool       // a node answered the INVITE 5xx (overloaded, fenced)
 	InviteRerouted    bool       // Kamailio sent the INVITE to another node
 }
 

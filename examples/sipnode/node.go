@@ -283,6 +283,9 @@ func (n *Node) respond(req *sip.Request, tx sip.ServerTransaction, status int, r
 	case sip.StatusCallTransactionDoesNotExists:
 		n.stats.unknown.Add(1)
 	}
+	if status >= 300 && req.Method != sip.OPTIONS {
+		n.log.Info("refused", append(logAttrs(req), "status", status, "reason", reason)...)
+	}
 	if err := tx.Respond(res); err != nil {
 		n.log.Warn("respond", append(logAttrs(req), "status", status, "err", err)...)
 	}
