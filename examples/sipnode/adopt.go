@@ -47,6 +47,10 @@ func (n *Node) resolve(ctx context.Context, tx *Tx, session, method string, crea
 	waited := false
 	for attempt := 0; ; attempt++ {
 		waited = attempt > 0
+		if waited && time.Now().After(deadline) {
+			n.stats.holdTimeouts.Add(1)
+			return outcome{Status: sip.StatusServiceUnavailable, Reason: "Ownership Unsettled", RetryAfter: 1}
+		}
 		t0 := time.Now()
 		s, err := n.a.Adopt(ctx, session)
 		var owned *adapter.OwnedElsewhereError

@@ -22,7 +22,7 @@ type Stats struct {
 	adoptedDialogs       int64
 	adoptedRegistrations int64
 	held                 int64     // adoptions that waited for a live owner's lease
-	adoptMS              []float64 // each successful Adopt call
+	adoptMS              []float64 // each successful Adopt call (the latest, see keepLast)
 	heldMS               []float64 // each adoption's wait for the owner's lease
 	answeredAdopted      map[string]int64
 }
@@ -40,9 +40,21 @@ func (s *Stats) adoption(session string, o outcome) {
 	if o.Held > 0 {
 		s.held++
 	}
-	s.adoptMS = append(s.adoptMS, ms(o.AdoptTime))
-	s.heldMS = append(s.heldMS, ms(o.Held))
+	s.adoptMS = keepLast(append(s.adoptMS, ms(o.AdoptTime)))
+	s.heldMS = keepLast(append(s.heldMS, ms(o.Held)))
 }
+
+// keepLast keeps a list of figures at most 2×maxFigures long, dropping the
+// oldest down to maxFigures when it grows past that.
+func keepLast(v []float64) []float64 {
+	if len(v) > 2*maxFigures {
+		v = append(v[:0], v[len(v)-maxFigures:]...)
+	}
+	return v
+}
+
+// maxFigures is how many of the latest adoptions /stats lists at least.
+const maxFigures = 10000
 
 func (s *Stats) answeredAfterAdoption(m sip.RequestMethod) {
 	s.mu.Lock()
