@@ -36,9 +36,11 @@ type demoOptions struct {
 	Fail            string        // "kill", or "term-kill": SIGTERM, then SIGKILL KillAfter into the drain
 	KillAfter       time.Duration // term-kill: how far into A's drain the SIGKILL comes
 	Parallelism     int           // sessions adopted at once by the redirect
-	ReadyTimeout    time.Duration
-	KeepKeyspace    bool
-	Verbose         bool // copy the nodes' logs to the output
+	// TakeoverOnExpiry runs the nodes with HOLDOVER_NODE_TAKEOVER_ON_EXPIRY.
+	TakeoverOnExpiry bool
+	ReadyTimeout     time.Duration
+	KeepKeyspace     bool
+	Verbose          bool // copy the nodes' logs to the output
 }
 
 // demoResult is what the demo measured.
@@ -100,6 +102,7 @@ func demoFlags(fs *flag.FlagSet, o *demoOptions, d demoOptions) {
 	fs.DurationVar(&o.WindowAllowance, "window-allowance", 250*time.Millisecond, "flush latency allowed on top of the flush delay (the window checked is their sum)")
 	fs.DurationVar(&o.KillAfter, "kill-after", d.KillAfter, "term-kill: time from SIGTERM to SIGKILL")
 	fs.IntVar(&o.Parallelism, "redirect-parallelism", d.Parallelism, "sessions of A adopted at once")
+	fs.BoolVar(&o.TakeoverOnExpiry, "takeover-on-expiry", d.TakeoverOnExpiry, "run the nodes with HOLDOVER_NODE_TAKEOVER_ON_EXPIRY=true: B takes over all of A's sessions the moment A's lease expires")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 90*time.Second, "how long a node may take to become ready")
 }
 
@@ -191,6 +194,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 			// The nodes refuse (503) what they could not write within the
 			// window the load generator holds them to.
 			"HOLDOVER_MAX_WINDOW=" + maxWindow.String(),
+			"HOLDOVER_NODE_TAKEOVER_ON_EXPIRY=" + strconv.FormatBool(o.TakeoverOnExpiry),
 		}
 		t0 := time.Now()
 		p, err := startNode(name, o.NodeBin, env, echo)

@@ -45,7 +45,7 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.Float64Var(&probeRate, "probe-rate", 4000, "steady: events per second the saturation probe offers")
 	fs.Float64Var(&steadyPart, "steady-share", 0.8, "steady: share of the saturation load offered")
 	demoFlags(fs, &o, demoOptions{Sessions: 3000, Rate: 1500, Warmup: 4 * time.Second, Continue: 3 * time.Second,
-		LeaseTTL: 2 * time.Second, KillAfter: 120 * time.Millisecond, Parallelism: 256})
+		LeaseTTL: 2 * time.Second, KillAfter: 120 * time.Millisecond, Parallelism: 256, TakeoverOnExpiry: true})
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -33,6 +33,11 @@ type Config struct {
 	// LogLevel is the lowest level logged. HOLDOVER_LOG_LEVEL; default
 	// "info"; one of debug, info, warn, error.
 	LogLevel slog.Level
+	// TakeoverOnExpiry makes the node take over all of a peer's sessions
+	// the moment that peer's lease expires, once one of them was asked of
+	// it while the peer was live (Options.TakeoverOnExpiry).
+	// HOLDOVER_NODE_TAKEOVER_ON_EXPIRY, true or false; default false.
+	TakeoverOnExpiry bool
 }
 
 // Defaults of the node's own variables.
@@ -96,6 +101,13 @@ func configFrom(getenv func(string) string, adapterConfig func() (adapter.Config
 		default:
 			c.DrainTimeout = d
 		}
+	}
+	if v := getenv("HOLDOVER_NODE_TAKEOVER_ON_EXPIRY"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			add("HOLDOVER_NODE_TAKEOVER_ON_EXPIRY", "must be true or false, got %q", v)
+		}
+		c.TakeoverOnExpiry = b
 	}
 	if v := getenv("HOLDOVER_LOG_FORMAT"); v != "" {
 		if v != "text" && v != "json" {

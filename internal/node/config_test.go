@@ -14,14 +14,14 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 	c, err := configFrom(env(nil), valid)
-	if err != nil || c.Listen != "127.0.0.1:8080" || c.DrainTimeout != 10*time.Second || c.LogFormat != "text" || c.LogLevel != slog.LevelInfo {
+	if err != nil || c.Listen != "127.0.0.1:8080" || c.DrainTimeout != 10*time.Second || c.LogFormat != "text" || c.LogLevel != slog.LevelInfo || c.TakeoverOnExpiry {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	c, err = configFrom(env(map[string]string{
 		"HOLDOVER_NODE_LISTEN": "0.0.0.0:0", "HOLDOVER_NODE_DRAIN_TIMEOUT": "250ms",
-		"HOLDOVER_LOG_FORMAT": "json", "HOLDOVER_LOG_LEVEL": "debug",
+		"HOLDOVER_LOG_FORMAT": "json", "HOLDOVER_LOG_LEVEL": "debug", "HOLDOVER_NODE_TAKEOVER_ON_EXPIRY": "true",
 	}), valid)
-	if err != nil || c.Listen != "0.0.0.0:0" || c.DrainTimeout != 250*time.Millisecond || c.LogFormat != "json" || c.LogLevel != slog.LevelDebug {
+	if err != nil || c.Listen != "0.0.0.0:0" || c.DrainTimeout != 250*time.Millisecond || c.LogFormat != "json" || c.LogLevel != slog.LevelDebug || !c.TakeoverOnExpiry {
 		t.Fatalf("overrides: %+v %v", c, err)
 	}
 
@@ -29,12 +29,13 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	broken := func() (adapter.Config, error) {
 		return adapter.Config{}, &adapter.ConfigError{Problems: []adapter.FieldProblem{{Var: "HOLDOVER_TIMEOUT", Problem: "bad"}}}
 	}
-	_, err = configFrom(env(map[string]string{"HOLDOVER_NODE_LISTEN": "127.0.0.1:99999", "HOLDOVER_NODE_DRAIN_TIMEOUT": "11m"}), broken)
+	_, err = configFrom(env(map[string]string{"HOLDOVER_NODE_LISTEN": "127.0.0.1:99999", "HOLDOVER_NODE_DRAIN_TIMEOUT": "11m",
+		"HOLDOVER_NODE_TAKEOVER_ON_EXPIRY": "sometimes"}), broken)
 	var cerr *adapter.ConfigError
-	if !errors.As(err, &cerr) || len(cerr.Problems) != 3 {
+	if !errors.As(err, &cerr) || len(cerr.Problems) != 4 {
 		t.Fatalf("problems: %v", err)
 	}
-	for i, v := range []string{"HOLDOVER_NODE_DRAIN_TIMEOUT", "HOLDOVER_NODE_LISTEN", "HOLDOVER_TIMEOUT"} {
+	for i, v := range []string{"HOLDOVER_NODE_DRAIN_TIMEOUT", "HOLDOVER_NODE_LISTEN", "HOLDOVER_NODE_TAKEOVER_ON_EXPIRY", "HOLDOVER_TIMEOUT"} {
 		if cerr.Problems[i].Var != v {
 			t.Fatalf("problem %d is %s, want %s", i, cerr.Problems[i].Var, v)
 		}

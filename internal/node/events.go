@@ -208,6 +208,10 @@ func (n *Node) fetch(ctx context.Context, a *adapter.Adapter, id string, opts ad
 	if err == nil {
 		return s.Items, nil
 	}
+	var owned *adapter.OwnedElsewhereError
+	if errors.As(err, &owned) && owned.Live && n.opts.TakeoverOnExpiry {
+		n.watchPeer(owned.Owner)
+	}
 	if !errors.Is(err, adapter.ErrAlreadyOwned) {
 		return nil, sessionError(id, "adopt", err)
 	}

@@ -37,12 +37,19 @@ type testNode struct {
 // startNode opens a node for cfg and serves it; both stop when the test ends.
 func startNode(t *testing.T, cfg adapter.Config) *testNode {
 	t.Helper()
+	return startNodeWith(t, cfg, Options{})
+}
+
+// startNodeWith is startNode with options (logger and metrics are the test's).
+func startNodeWith(t *testing.T, cfg adapter.Config, opts Options) *testNode {
+	t.Helper()
 	m, err := NewMetrics()
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n := New(cfg, Options{Logger: log, MeterProvider: m.Provider, Metrics: m.Handler})
+	opts.Logger, opts.MeterProvider, opts.Metrics = log, m.Provider, m.Handler
+	n := New(cfg, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := n.Open(ctx); err != nil {

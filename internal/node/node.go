@@ -27,6 +27,10 @@ type Options struct {
 	// AdapterOptions are passed to adapter.Open after the node's own hooks,
 	// logger and meter provider.
 	AdapterOptions []adapter.Option
+	// TakeoverOnExpiry: when an adoption is refused because a live peer owns
+	// the session, watch that peer's lease and take over all its sessions
+	// the moment it expires (HOLDOVER_NODE_TAKEOVER_ON_EXPIRY).
+	TakeoverOnExpiry bool
 }
 
 // Node is a session node: the session table, the adapter persisting it and
@@ -43,6 +47,11 @@ type Node struct {
 	draining atomic.Bool
 	closed   atomic.Bool
 	evicting sync.WaitGroup // evictions started by the adapter's hooks
+
+	watchMu  sync.Mutex
+	watching map[string]bool // peers whose lease a watcher waits out (TakeoverOnExpiry)
+	watchers sync.WaitGroup
+	stop     chan struct{} // closed by Close: watchers end
 }
 
 // New returns a node for cfg (a validated adapter configuration). Its HTTP
@@ -51,7 +60,7 @@ func New(cfg adapter.Config, opts Options) *Node {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	n := &Node{cfg: cfg, opts: opts, log: opts.Logger}
+	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, watching: map[string]bool{}, stop: make(chan struct{})}
 	n.table = NewTable(n.commit)
 	n.tel = newTelemetry(opts.MeterProvider, n.table)
 	return n
@@ -92,6 +101,10 @@ func (n *Node) Close(ctx context.Context) (adapter.CloseReport, error) {
 	if a == nil || n.closed.Swap(true) {
 		return adapter.CloseReport{}, nil
 	}
+	n.watchMu.Lock()
+	close(n.stop)
+	n.watchMu.Unlock()
+	n.watchers.Wait()
 	rep, err := a.Close(ctx)
 	n.evicting.Wait()
 	n.tel.close()

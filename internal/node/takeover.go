@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/holdover/holdover/adapter"
 	"github.com/holdover/holdover/residency"
@@ -118,4 +119,61 @@ func (n *Node) handleTakeover(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, res)
 	}
+}
+
+// watchPoll is how often a watcher asks for a takeover while the peer's
+// lease is live. The adapter answers from its lease cache, which holds a
+// live lease until the moment it expires, so a poll costs no query; the
+// first after the expiry reads the lease and takes over.
+const watchPoll = 50 * time.Millisecond
+
+// watchPeer starts, unless one runs, a watcher of peer's lease: it takes
+// over all of peer's sessions as soon as the lease expires, so that their
+// next events find them resident instead of each adopting its own. It gives
+// up when the peer is still live two lease TTLs on (it is alive: the next
+// refusal starts another watcher), when the takeover ran, or at Close.
+func (n *Node) watchPeer(peer string) {
+	n.watchMu.Lock()
+	defer n.watchMu.Unlock()
+	if n.watching[peer] || n.closed.Load() {
+		return
+	}
+	n.watching[peer] = true
+	n.watchers.Add(1)
+	go func() {
+		defer n.watchers.Done()
+		defer func() { n.watchMu.Lock(); delete(n.watching, peer); n.watchMu.Unlock() }()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-n.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		giveUp := time.Now().Add(2*n.cfg.LeaseTTL + time.Second)
+		for {
+			res, err := n.Takeover(ctx, peer, false)
+			var owned *adapter.OwnedElsewhereError
+			switch {
+			case err == nil:
+				n.log.Info("took over the sessions of a peer whose lease expired", "peer", peer,
+					"listed", res.Listed, "adopted", res.Adopted, "restored", res.Restored, "skipped", res.Skipped, "failed", res.Failed)
+				return
+			case !errors.As(err, &owned) || !owned.Live:
+				if ctx.Err() == nil && !errors.Is(err, ErrNotReady) {
+					n.log.Warn("takeover of a peer whose lease expired failed", "peer", peer, "err", err)
+				}
+				return
+			case time.Now().After(giveUp):
+				return // the peer is alive
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(watchPoll):
+			}
+		}
+	}()
 }

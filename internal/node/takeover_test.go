@@ -1,8 +1,13 @@
 package node
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,5 +65,82 @@ func TestTakeoverMakesSessionsResident(t *testing.T) {
 	// Nothing left under to-a: a second takeover lists nothing.
 	if r := b.do("POST", "/v1/takeover/to-a", ""); r.Status != 200 || r.num("listed") != 0 {
 		t.Fatalf("second takeover: %d %s", r.Status, r.Raw)
+	}
+}
+
+// startBinary runs cmd/holdover-node as node id on keyspace ks (JSON logs)
+// and returns it once ready; the test kills it at the end.
+func startBinary(t *testing.T, id, ks string, env ...string) (*testNode, *exec.Cmd) {
+	t.Helper()
+	hosts, port := cassandratest.Hosts(t)
+	cmd := exec.Command(nodeBinary(t))
+	cmd.Env = cleanEnv(append([]string{
+		"HOLDOVER_CASSANDRA_HOSTS=" + strings.Join(hosts, ","), "HOLDOVER_CASSANDRA_PORT=" + strconv.Itoa(port),
+		"HOLDOVER_KEYSPACE=" + ks, "HOLDOVER_NODE_ID=" + id, "HOLDOVER_NODE_LISTEN=127.0.0.1:0", "HOLDOVER_LOG_FORMAT=json",
+	}, env...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "holdover-node listening" {
+				addr <- rec["addr"].(string)
+			}
+		}
+	}()
+	var tn *testNode
+	select {
+	case a := <-addr:
+		tn = &testNode{t: t, url: "http://" + a}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node %s did not log its address", id)
+	}
+	for deadline := time.Now().Add(30 * time.Second); tn.get("/readyz").Status != 200; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s never became ready", id)
+		}
+	}
+	return tn, cmd
+}
+
+// With TakeoverOnExpiry, a node refused an adoption by a live peer watches
+// that peer's lease: once the peer dies and its lease expires, the node takes
+// over every session of it at once, with no event asking, and they are
+// resident when their events come.
+func TestTakeoverOnExpiry(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	a, cmd := startBinary(t, "toe-a", ks, "HOLDOVER_LEASE_TTL=2s", "HOLDOVER_FLUSH_DELAY=20ms")
+	cfg := testConfig(t, "toe-b", ks)
+	cfg.LeaseTTL = 2 * time.Second
+	b := startNodeWith(t, cfg, Options{TakeoverOnExpiry: true})
+	for i := range 20 {
+		a.must(fmt.Sprint("e", i), `{"type":"create","attrs":{"n":"x"}}`)
+	}
+	time.Sleep(300 * time.Millisecond) // A's first flushes record them
+	expect(t, "event for a live peer's session", b.event("e0", `{"type":"append","entry":"on b"}`), 409, "toe-a")
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL: A's lease runs out by itself
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	for b.Table().Len() < 20 {
+		if time.Since(killed) > 10*time.Second {
+			t.Fatalf("%d of A's 20 sessions resident on B 10 s after A died (lease 2 s)", b.Table().Len())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("all 20 sessions resident on B %v after A's SIGKILL (lease TTL 2 s)", time.Since(killed).Round(time.Millisecond))
+	for i := range 20 {
+		if r := b.must(fmt.Sprint("e", i), `{"type":"append","entry":"on b"}`); r.Body["adopted"] != false || r.num("version") != 2 {
+			t.Fatalf("event after the takeover: %s", r.Raw)
+		}
 	}
 }
