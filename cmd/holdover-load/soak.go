@@ -217,6 +217,10 @@ func runSoak(ctx context.Context, o soakOptions, stdout, stderr io.Writer) (sum 
 			"HOLDOVER_MAX_WINDOW=" + (o.FlushDelay + o.WindowAllowance).String(),
 			"HOLDOVER_LEASE_TTL=" + o.LeaseTTL.String(),
 			"HOLDOVER_LOG_LEVEL=info",
+			// The last node takes over a dead peer's sessions the moment its
+			// lease expires, once asked for one of them: its takeovers race
+			// the redirects to the other nodes.
+			"HOLDOVER_NODE_TAKEOVER_ON_EXPIRY=" + strconv.FormatBool(i == len(listen)-1),
 		}
 	}
 	keyspaceUsed := false

@@ -27,7 +27,9 @@
 // once (POST /v1/takeover/{node}, OpTakeover: from half the lease TTL on,
 // again every 100 ms while the lease is live), racing the redirects; the
 // sessions it made resident are checked through the workload's next
-// observations of them.
+// observations of them. The last node also runs with
+// HOLDOVER_NODE_TAKEOVER_ON_EXPIRY: asked for a session of a live peer, it
+// takes over all of that peer's sessions the moment its lease expires.
 //
 // The seed fixes the fault plan and each session's stream of choices; what a
 // choice becomes depends on earlier outcomes, so two runs with one seed
