@@ -119,31 +119,35 @@ func checkDepth(body []byte, limit int) error {
 	return nil
 }
 
+// queryBool reads the boolean query parameter name (false when absent).
+func queryBool(r *http.Request, name string) (bool, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, badInput("%s=%q is not a boolean", name, s)
+	}
+	return b, nil
+}
+
 func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
-	adopt := false
-	if s := r.URL.Query().Get("adopt"); s != "" {
-		var err error
-		if adopt, err = strconv.ParseBool(s); err != nil {
-			n.writeError(w, badInput("adopt=%q is not a boolean", s))
-			return
-		}
+	adopt, err := queryBool(r, "adopt")
+	if err != nil {
+		n.writeError(w, err)
+		return
 	}
-	force := false
-	if s := r.URL.Query().Get("force"); s != "" {
-		var err error
-		if force, err = strconv.ParseBool(s); err != nil {
-			n.writeError(w, badInput("force=%q is not a boolean", s))
-			return
-		}
-		if force && !adopt {
-			n.writeError(w, badInput("force=true needs adopt=true"))
-			return
-		}
+	force, err := queryBool(r, "force")
+	if err != nil {
+		n.writeError(w, err)
+		return
 	}
-	var (
-		v   View
-		err error
-	)
+	if force && !adopt {
+		n.writeError(w, badInput("force=true needs adopt=true"))
+		return
+	}
+	var v View
 	if force {
 		v, err = n.ForceAdopt(r.Context(), r.PathValue("id"))
 	} else {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -96,13 +95,10 @@ func (n *Node) restoreAdopted(ad *residency.Adopted) bool {
 }
 
 func (n *Node) handleTakeover(w http.ResponseWriter, r *http.Request) {
-	force := false
-	if s := r.URL.Query().Get("force"); s != "" {
-		var err error
-		if force, err = strconv.ParseBool(s); err != nil {
-			n.writeError(w, badInput("force=%q is not a boolean", s))
-			return
-		}
+	force, err := queryBool(r, "force")
+	if err != nil {
+		n.writeError(w, err)
+		return
 	}
 	res, err := n.Takeover(r.Context(), r.PathValue("node"), force)
 	var owned *adapter.OwnedElsewhereError

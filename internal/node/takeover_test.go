@@ -44,7 +44,7 @@ func TestTakeoverMakesSessionsResident(t *testing.T) {
 	}
 	// B saw to-a live a moment ago and may trust that for up to half a
 	// renewal period (HOLDOVER_LEASE_TTL/6).
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if r = b.do("POST", "/v1/takeover/to-a", ""); r.Status != 409 || time.Now().After(deadline) {
 			break
 		}
