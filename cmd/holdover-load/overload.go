@@ -35,6 +35,7 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		steadyFor  time.Duration
 		probeRate  float64
 		steadyPart float64
+		steadyRate float64
 	)
 	fs := flag.NewFlagSet("overload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -44,6 +45,7 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.DurationVar(&steadyFor, "steady-for", 20*time.Second, "steady: load before A is SIGKILLed")
 	fs.Float64Var(&probeRate, "probe-rate", 4000, "steady: events per second the saturation probe offers")
 	fs.Float64Var(&steadyPart, "steady-share", 0.8, "steady: share of the saturation load offered")
+	fs.Float64Var(&steadyRate, "steady-rate", 0, "steady: events per second offered instead of the share of the probe's (0: the share); for long runs, 80% of a rate sustained that long")
 	demoFlags(fs, &o, demoOptions{Sessions: 3000, Rate: 1500, Warmup: 4 * time.Second, Continue: 3 * time.Second,
 		LeaseTTL: 2 * time.Second, KillAfter: 120 * time.Millisecond, Parallelism: 256, TakeoverOnExpiry: true})
 	if err := fs.Parse(args); err != nil {
@@ -110,8 +112,11 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		sat := probe.Report.EventsPerSecBeforeFailure
 		steady := steadyPart * sat
+		if steadyRate > 0 {
+			steady = steadyRate
+		}
 		fmt.Fprintf(stdout, "overload: saturation %.0f events/s (offered %.0f); steady run at %.0f%% of it: %.0f events/s for %v\n",
-			sat, probeRate, 100*steadyPart, steady, steadyFor)
+			sat, probeRate, 100*steady/sat, steady, steadyFor)
 		r.Rate, r.Warmup, r.Continue = steady, steadyFor, 4*time.Second
 		res, done := demo("steady", r)
 		if !done {
