@@ -53,6 +53,9 @@ type Manager struct {
 	creating atomic.Int64  // ownership creations in flight or waiting for a slot
 	createNS atomic.Int64  // recent latency of an ownership creation (moving average), ns
 	admits   admitMeter    // new sessions admitted lately, not yet creating
+	// createSeen: a creation has ended; until then createNS holds the
+	// latency of taking the lease, which the first creation replaces.
+	createSeen atomic.Bool
 
 	neg    *negativeCache
 	leases leaseCache
@@ -266,8 +269,9 @@ func (m *Manager) indexed(session string, err error) {
 // counted: Stats.CreationRefusals). The queue ahead is the creations started
 // (in flight or waiting for a slot) plus the new sessions admitted within the
 // last AdmitLead, whose creations are still to start; it takes one round of
-// MaxConcurrentCreates at a time. Until the first creation ends the latency
-// is that of taking the lease at Start. A burst of new sessions is turned away
+// MaxConcurrentCreates at a time; while one creation alone takes longer than
+// the budget, new sessions are admitted one at a time. Until the first
+// creation ends the latency is that of taking the lease at Start. A burst of new sessions is turned away
 // before it holds up the flushes of the sessions already running, which stay
 // admitted.
 func (m *Manager) AdmitNew(session string) bool {
@@ -280,7 +284,9 @@ func (m *Manager) AdmitNew(session string) bool {
 	now := m.elapsed()
 	queued := m.creating.Load() + m.admits.recent(now, m.cfg.AdmitLead)
 	rounds := queued/int64(m.cfg.MaxConcurrentCreates) + 1 // the queue ahead, then its own
-	if queued < int64(m.cfg.MaxConcurrentCreates) || time.Duration(rounds*m.createNS.Load()) <= m.cfg.CreationBudget {
+	// With nothing queued one is always admitted, so that the latency keeps
+	// being measured when a single creation outlasts the budget.
+	if queued == 0 || time.Duration(rounds*m.createNS.Load()) <= m.cfg.CreationBudget {
 		m.admits.add(now, m.cfg.AdmitLead)
 		return true
 	}
@@ -335,10 +341,11 @@ func (m *Manager) createTook(d time.Duration) {
 	for {
 		old := m.createNS.Load()
 		next := int64(d)
-		if old != 0 {
+		if old != 0 && m.createSeen.Load() {
 			next = old + (int64(d)-old)/8
 		}
 		if m.createNS.CompareAndSwap(old, max(next, 1)) {
+			m.createSeen.Store(true)
 			return
 		}
 	}

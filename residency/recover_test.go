@@ -290,3 +290,23 @@ func TestBurstOfNewSessionsIsMeteredFromTheStart(t *testing.T) {
 		t.Fatal("a new session refused after the burst aged past AdmitLead with no creation running")
 	}
 }
+
+// While a single creation takes longer than the budget, new sessions are
+// admitted one at a time, however many slots are free. (With free slots they
+// were all admitted: on a cold three-node ring at RF 3, creations took
+// seconds and the soak lost twelve acknowledged new sessions to a pause 1.8 s
+// after their acknowledgement.)
+func TestSlowCreationsAdmitOneNewSessionAtATime(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	slow := &counting{Store: c.store(false), takeDelay: 200 * time.Millisecond}
+	m := c.node("slow-creations", slow, func(cfg *residency.Config) {
+		cfg.MaxConcurrentCreates, cfg.CreationBudget, cfg.AdmitLead = 64, 100*time.Millisecond, 300*time.Millisecond
+	})
+	if !m.AdmitNew("first") {
+		t.Fatal("the first new session refused with nothing queued")
+	}
+	if m.AdmitNew("second") {
+		t.Fatal("a second new session admitted while one creation (>= 200 ms) already outlasts the 100 ms budget")
+	}
+}
