@@ -102,7 +102,7 @@ type counting struct {
 
 	createDelay            time.Duration
 	takeDelay              time.Duration // how long taking the lease at Start takes
-	creating, mostCreating atomic.Int64 // ownership creations in flight, now and at most
+	creating, mostCreating atomic.Int64  // ownership creations in flight, now and at most
 }
 
 func (c *counting) CreateOwner(ctx context.Context, session, node string, ended uint64, ttl time.Duration) (bool, store.Owner, error) {
