@@ -30,6 +30,18 @@ type AdoptOptions struct {
 	// Force adopts even when the owner's lease is live and it did not release
 	// the session (an operator's takeover of a node known to be gone).
 	Force bool
+	// From, with Force, names the node known to be gone: the adoption is
+	// forced only away from it. When the session has meanwhile been adopted
+	// by another node whose lease is live (a peer's takeover after From's
+	// lease expired), Adopt refuses with an *OwnedElsewhereError naming that
+	// node instead of dispossessing it without its knowing. Empty: force away
+	// from whichever node owns the session.
+	From string
+}
+
+// forceAway reports whether opts force the adoption away from owner.
+func (o AdoptOptions) forceAway(owner string) bool {
+	return o.Force && (o.From == "" || o.From == owner)
 }
 
 // Adopt takes ownership of a non-resident session and returns its state.
@@ -37,7 +49,8 @@ type AdoptOptions struct {
 // In order: an ID confirmed absent moments ago answers ErrNotFound without a
 // query; concurrent calls for one ID share one lookup; the ownership row is
 // read (none: ErrNotFound); a live owner that did not release the session gives
-// an *OwnedElsewhereError naming it, unless opts.Force; otherwise a
+// an *OwnedElsewhereError naming it, unless opts force it away from that
+// node (Force, and From empty or naming it); otherwise a
 // compare-and-set on the epoch claims it (exactly one claimant wins; losers get
 // an *OwnedElsewhereError naming the winner); the winner reads the state and
 // fences the previous owner, so none of its later writes can become visible.
@@ -71,7 +84,7 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 	for {
 		v, err, shared := m.flight.Do(session, func() (any, error) { return m.adopt(ctx, session, opts) })
 		var oe *OwnedElsewhereError
-		if shared && opts.Force && errors.As(err, &oe) && oe.Live {
+		if shared && errors.As(err, &oe) && oe.Live && opts.forceAway(oe.Owner) {
 			if _, ok := m.Epoch(session); ok {
 				return nil, ErrAlreadyOwned
 			}
@@ -106,7 +119,7 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 	}
 	// A row naming this node but absent from the ownership map belongs to an
 	// earlier incarnation of this node: adopt it like any other.
-	if o.Node != m.cfg.NodeID && !o.Released && !opts.Force {
+	if o.Node != m.cfg.NodeID && !o.Released && !opts.forceAway(o.Node) {
 		live, err := m.Live(ctx, o.Node)
 		if err != nil {
 			m.stats.adoptErrors.Add(1)

@@ -240,7 +240,7 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 		// left by an earlier incarnation of this node, perhaps released (a
 		// peer may be claiming it) or with writes still in flight. Only a
 		// claim and a fence make it this process's without doubt: adopt it.
-		a, err := m.adopt(ctx, session, AdoptOptions{Force: true})
+		a, err := m.adopt(ctx, session, AdoptOptions{Force: true, From: m.cfg.NodeID})
 		if err != nil {
 			return 0, err
 		}

@@ -210,6 +210,36 @@ func TestAdoptRefusesLiveOwnerUnlessForced(t *testing.T) {
 	}
 }
 
+// A forced adoption naming the node believed gone (From) must not dispossess
+// a live peer that adopted the session meanwhile: the soak found a forced
+// adoption away from a paused node that silently dispossessed the survivor
+// which had taken the session over when the paused node's lease expired; the
+// survivor kept serving its copy and acknowledged an End that never persisted.
+func TestForcedAdoptionFromAGoneNodeSparesALivePeer(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	a := c.node("a", c.store(false))
+	b := c.node("b", c.store(false))
+	ctx := context.Background()
+	if _, err := a.EnsureOwned(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	// The operator believes "gone" owns s1, but a (live) does.
+	_, err := b.Adopt(ctx, "s1", residency.AdoptOptions{Force: true, From: "gone"})
+	var oe *residency.OwnedElsewhereError
+	if !errors.As(err, &oe) || oe.Owner != "a" || !oe.Live {
+		t.Fatalf("forced adoption from %q of a session live node a owns: %v, want an OwnedElsewhereError naming a", "gone", err)
+	}
+	if e, ok := a.Epoch("s1"); !ok || e != 1 {
+		t.Fatalf("a's epoch after the refused forced adoption: %d %v, want 1 true", e, ok)
+	}
+	// Naming the real owner forces it away.
+	got, err := b.Adopt(ctx, "s1", residency.AdoptOptions{Force: true, From: "a"})
+	if err != nil || got.PreviousOwner != "a" || got.Epoch != 2 {
+		t.Fatalf("forced adoption from a: %+v %v", got, err)
+	}
+}
+
 func TestAdoptionRace(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
@@ -674,5 +704,51 @@ func TestRowOfEarlierIncarnationIsClaimedNotTaken(t *testing.T) {
 	var oe *residency.OwnedElsewhereError
 	if _, err := b.Adopt(ctx, "s", residency.AdoptOptions{}); !errors.As(err, &oe) || oe.Owner != "a" || !oe.Live {
 		t.Fatalf("a peer adopting s: %v, want owned by live a", err)
+	}
+}
+
+// claimedMeanwhile is a store where, after a create finds the row naming
+// this node (an earlier incarnation's), a peer adopts the session before the
+// creating node can.
+type claimedMeanwhile struct {
+	*store.Store
+	peer func()
+}
+
+func (c *claimedMeanwhile) CreateOwner(ctx context.Context, session, node string, ended uint64, ttl time.Duration) (bool, store.Owner, error) {
+	ok, cur, err := c.Store.CreateOwner(ctx, session, node, ended, ttl)
+	if c.peer != nil {
+		c.peer()
+	}
+	return ok, cur, err
+}
+
+// A create that finds a row of this node's earlier incarnation adopts it;
+// when a live peer claimed it in between (an operator's forced adoption away
+// from this node), the create must be refused naming the peer, not force the
+// session away from it.
+func TestCreateOverAnEarlierIncarnationsRowSparesAPeerThatClaimedIt(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	orphan(t, c.store(false), "dup", "a", store.Item{Key: "k", Value: []byte("v")})
+	p := c.node("p", c.store(false))
+	st := &claimedMeanwhile{Store: c.store(false)}
+	a := c.node("a", st)
+	st.peer = func() {
+		if _, err := p.Adopt(ctx, "dup", residency.AdoptOptions{Force: true, From: "a"}); err != nil {
+			t.Errorf("peer's forced adoption: %v", err)
+		}
+	}
+	_, err := a.EnsureOwned(ctx, "dup")
+	var oe *residency.OwnedElsewhereError
+	if !errors.As(err, &oe) || oe.Owner != "p" {
+		t.Fatalf("create over the earlier incarnation's row, claimed meanwhile by p: %v, want an OwnedElsewhereError naming p", err)
+	}
+	if e, ok := p.Epoch("dup"); !ok || e != 2 {
+		t.Fatalf("p's hold after a's create: %d %v", e, ok)
+	}
+	if pk, err := p.Peek(ctx, "dup"); err != nil || pk.Owner != "p" {
+		t.Fatalf("owner after a's create: %+v %v, want p", pk, err)
 	}
 }

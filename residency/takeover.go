@@ -163,7 +163,7 @@ func (p pipeline) fence(f func() error) error {
 // node adopts what it needs like any peer.
 func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force bool, p pipeline) (*Adopted, error) {
 	if force {
-		return m.Adopt(ctx, o.Session, AdoptOptions{Force: true})
+		return m.Adopt(ctx, o.Session, AdoptOptions{Force: true, From: node})
 	}
 	if m.closed.Load() {
 		return nil, ErrClosed

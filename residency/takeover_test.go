@@ -99,3 +99,44 @@ func TestTakeoverOfALiveNodeIsRefused(t *testing.T) {
 		t.Fatalf("takeover of a live node: %v", err)
 	}
 }
+
+// A forced takeover of a live node takes only what that node still owns: a
+// session another live node adopted since (the owner index still lists it
+// under the first) is skipped, not forced away from its new owner.
+func TestForcedTakeoverSparesSessionsAnotherNodeAdopted(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	x := c.node("x", c.store(false))
+	for _, s := range []string{"t1", "t2"} {
+		if _, err := x.EnsureOwned(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := c.node("o", c.store(false))
+	if a, err := o.Adopt(ctx, "t2", residency.AdoptOptions{Force: true, From: "x"}); err != nil || a.Epoch != 2 {
+		t.Fatalf("o's forced adoption of t2: %+v %v", a, err)
+	}
+	// The index is a hint that may lag: it still lists t2 under x.
+	st := c.store(false)
+	if err := st.IndexOwner(ctx, "x", "t2", 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	b := c.node("b", c.store(false))
+	rep, err := b.Takeover(ctx, "x", residency.TakeoverOptions{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Epoch("t1"); !ok || rep.Listed != 2 || rep.Adopted != 1 || rep.Skipped != 1 {
+		t.Fatalf("forced takeover of x: %+v; t1 owned by b: %v", rep, ok)
+	}
+	if _, ok := b.Epoch("t2"); ok {
+		t.Fatal("the forced takeover of x took t2, which live node o owns")
+	}
+	if e, ok := o.Epoch("t2"); !ok || e != 2 {
+		t.Fatalf("o's hold of t2 after b's takeover of x: %d %v", e, ok)
+	}
+	if p, err := b.Peek(ctx, "t2"); err != nil || p.Owner != "o" {
+		t.Fatalf("t2's owner after the takeover: %+v %v, want o", p, err)
+	}
+}

@@ -130,10 +130,12 @@ func (n *Node) Get(ctx context.Context, id string, adopt bool) (View, error) {
 
 // ForceAdopt is Get with adoption where a session owned by a node whose lease
 // is still live is adopted all the same (adapter.AdoptOptions.Force), for an
-// operator or a test that knows that node is gone. A session resident here is
+// operator or a test that knows that node is gone. With from set, only a
+// session owned by node from is forced; one another live node owns is
+// refused naming it (adapter.AdoptOptions.From). A session resident here is
 // returned as it is.
-func (n *Node) ForceAdopt(ctx context.Context, id string) (View, error) {
-	return n.get(ctx, id, true, adapter.AdoptOptions{Force: true})
+func (n *Node) ForceAdopt(ctx context.Context, id, from string) (View, error) {
+	return n.get(ctx, id, true, adapter.AdoptOptions{Force: true, From: from})
 }
 
 func (n *Node) get(ctx context.Context, id string, adopt bool, opts adapter.AdoptOptions) (View, error) {

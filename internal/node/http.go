@@ -147,9 +147,14 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, badInput("force=true needs adopt=true"))
 		return
 	}
+	from := r.URL.Query().Get("from")
+	if from != "" && !force {
+		n.writeError(w, badInput("from=%q needs force=true", from))
+		return
+	}
 	var v View
 	if force {
-		v, err = n.ForceAdopt(r.Context(), r.PathValue("id"))
+		v, err = n.ForceAdopt(r.Context(), r.PathValue("id"), from)
 	} else {
 		v, err = n.Get(r.Context(), r.PathValue("id"), adopt)
 	}

@@ -42,7 +42,7 @@ func TestUnsetEvent(t *testing.T) {
 }
 
 // TestForcedAdoption: GET ?adopt=true&force=true adopts a session whose owner
-// is alive; force alone is refused.
+// is alive; force alone is refused; &from=X forces it only away from X.
 func TestForcedAdoption(t *testing.T) {
 	t.Parallel()
 	ks := cassandratest.Keyspace(t)
@@ -55,7 +55,12 @@ func TestForcedAdoption(t *testing.T) {
 	}
 	expect(t, "force without adopt", b.get("/v1/sessions/f?force=true"), 400, "needs adopt=true")
 	expect(t, "force not a boolean", b.get("/v1/sessions/f?adopt=true&force=maybe"), 400, "not a boolean")
-	r := b.get("/v1/sessions/f?adopt=true&force=true")
+	expect(t, "from without force", b.get("/v1/sessions/f?adopt=true&from=node-a"), 400, "needs force=true")
+	// Forced away from a node that does not own it: the live owner is named.
+	if r := b.get("/v1/sessions/f?adopt=true&force=true&from=node-gone"); r.Status != 409 || r.str("owner") != "node-a" {
+		t.Fatalf("adoption forced from node-gone of node-a's session: %d %s", r.Status, r.Raw)
+	}
+	r := b.get("/v1/sessions/f?adopt=true&force=true&from=node-a")
 	if r.Status != 200 || r.Body["adopted"] != true || r.num("version") != 1 || r.str("node") != "node-b" {
 		t.Fatalf("forced adoption: %d %s", r.Status, r.Raw)
 	}

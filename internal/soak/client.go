@@ -94,13 +94,14 @@ func (c *client) event(ctx context.Context, base, id string, ev Event) answer {
 	return a
 }
 
-// get reads session id on the node at base; adopt and force as the API's
-// query parameters.
-func (c *client) get(ctx context.Context, base, id string, adopt, force bool) answer {
+// get reads session id on the node at base; adopt as the API's query
+// parameter; forceFrom, when not empty, forces the adoption away from that
+// node ID (force=true&from=forceFrom).
+func (c *client) get(ctx context.Context, base, id string, adopt bool, forceFrom string) answer {
 	u := sessionURL(base, id)
 	switch {
-	case force:
-		u += "?adopt=true&force=true"
+	case forceFrom != "":
+		u += "?adopt=true&force=true&from=" + url.QueryEscape(forceFrom)
 	case adopt:
 		u += "?adopt=true"
 	}

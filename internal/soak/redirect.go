@@ -105,7 +105,7 @@ func (d *driver) claim(ctx context.Context, rec *Record, target int, from string
 	deadline := rec.Start.Add(d.cfg.LeaseTTL + 6*time.Second)
 	for {
 		rec.Attempts++
-		a := d.cl.get(ctx, d.view.urlOf(target), rec.Session, true, false)
+		a := d.cl.get(ctx, d.view.urlOf(target), rec.Session, true, "")
 		rec.End, rec.Status, rec.Err = time.Now(), a.Status, a.errText()
 		switch {
 		case a.Err == nil && a.Status == http.StatusOK:
@@ -144,9 +144,16 @@ func (d *driver) adopt(ctx context.Context, s *session, target int, force bool, 
 			return false
 		}
 	}
+	// A forced adoption names the node believed gone: a peer that took the
+	// session over meanwhile (its automatic takeover) is answered 409 and
+	// followed, never dispossessed.
+	forceFrom := ""
+	if force && s.owner >= 0 {
+		forceFrom = d.nodes[s.owner].ID
+	}
 	for {
 		rec.Attempts++
-		a := d.cl.get(ctx, d.view.urlOf(target), s.id, true, force)
+		a := d.cl.get(ctx, d.view.urlOf(target), s.id, true, forceFrom)
 		rec.Node, rec.Status, rec.Err = d.name(target), a.Status, a.errText()
 		rec.End = time.Now()
 		retry := 250 * time.Millisecond
@@ -207,7 +214,7 @@ func (d *driver) forceLive(ctx context.Context, s *session, dr draw) {
 	}
 	rec := d.op(s, OpForceLive, target)
 	rec.From, rec.Force, rec.Attempts = d.name(from), true, 1
-	a := d.cl.get(ctx, d.view.urlOf(target), s.id, true, true)
+	a := d.cl.get(ctx, d.view.urlOf(target), s.id, true, d.nodes[from].ID)
 	rec.End = time.Now()
 	rec.Status, rec.Err = a.Status, a.errText()
 	_, fromInc := d.view.get(from)

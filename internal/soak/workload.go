@@ -287,7 +287,7 @@ func (d *driver) event(ctx context.Context, s *session, dr draw, ev Event, kind 
 func (d *driver) read(ctx context.Context, s *session) bool {
 	i := s.owner
 	rec := d.op(s, OpRead, i)
-	a := d.cl.get(ctx, d.view.urlOf(i), s.id, false, false)
+	a := d.cl.get(ctx, d.view.urlOf(i), s.id, false, "")
 	rec.End = time.Now()
 	rec.Status, rec.Err = a.Status, a.errText()
 	switch {
