@@ -232,7 +232,7 @@ func (rd *reader) owner(ctx context.Context, session string) (owner, error) {
 }
 
 // decoded is a session's persisted state in the reference node's layout
-// (internal/node: meta/version, attr/<name>, hist/<8 digits>).
+// (internal/testbench/node: meta/version, attr/<name>, hist/<8 digits>).
 type decoded struct {
 	Version uint64
 	Attrs   map[string]string

@@ -1,6 +1,6 @@
 // Package e2e holds the failover drills, run in Docker against real Cassandra
 // containers and containers of the project's own node (cmd/holdover-node),
-// with load from internal/loadgen.
+// with load from internal/testbench/loadgen.
 //
 // The drills are Go tests behind the build tag "drills", so `go test ./...`
 // compiles this file alone and runs none of them; `make drills` (all seven)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/loadgen"
+	"github.com/holdover/holdover/internal/testbench/loadgen"
 )
 
 // drillSpec is one drill: its name in the report and HOLDOVER_DRILLS, the

@@ -12,7 +12,7 @@ import (
 
 	dc "github.com/ory/dockertest/v3/docker"
 
-	"github.com/holdover/holdover/internal/loadgen"
+	"github.com/holdover/holdover/internal/testbench/loadgen"
 )
 
 // Settings the drills share. The flush delay is the product's default; the

@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/holdover/holdover/internal/loadgen"
-	"github.com/holdover/holdover/internal/node"
+	"github.com/holdover/holdover/internal/testbench/loadgen"
+	"github.com/holdover/holdover/internal/testbench/wire"
 )
 
 // holdoverNode is one container of cmd/holdover-node.
@@ -214,7 +214,7 @@ func waitDrained(ctx context.Context, nodes []*holdoverNode, timeout time.Durati
 
 // view is a session as a node holds it (GET /v1/sessions/{id}), as the
 // reference node defines it.
-type view = node.View
+type view = wire.View
 
 // answer is one HTTP answer about a session: a view on 200, else the status
 // and, for 409, the owner named.

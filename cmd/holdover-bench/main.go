@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/holdover/holdover/internal/bench"
+	"github.com/holdover/holdover/internal/testbench/harness"
 )
 
 func main() {
@@ -114,7 +114,7 @@ func parseSteps(only string) (map[string]bool, error) {
 
 func run(steps map[string]bool, gobench, out string, sessions, passes, adopts int, d time.Duration) error {
 	ctx := context.Background()
-	r := &bench.Results{Machine: bench.Machine(), Date: time.Now().UTC().Format(time.RFC3339)}
+	r := &harness.Results{Machine: harness.Machine(), Date: time.Now().UTC().Format(time.RFC3339)}
 
 	if gobench != "" { // empty: -only runs that skip the buffer's Go benchmarks
 		if err := readGoBench(r, gobench); err != nil {
@@ -130,7 +130,7 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 	if err != nil {
 		return fmt.Errorf("HOLDOVER_CASSANDRA_PORT: %w", err)
 	}
-	e := &bench.Env{Hosts: hosts, Port: port, Keyspace: fmt.Sprintf("bench_%d", time.Now().Unix()), Log: os.Stdout}
+	e := &harness.Env{Hosts: hosts, Port: port, Keyspace: fmt.Sprintf("bench_%d", time.Now().Unix()), Log: os.Stdout}
 	if err := e.Setup(ctx); err != nil {
 		return fmt.Errorf("set up keyspace %s: %w", e.Keyspace, err)
 	}
@@ -256,12 +256,12 @@ func dirOf(p string) string {
 }
 
 // readGoBench fills the buffer's figures from `go test -bench` output.
-func readGoBench(r *bench.Results, gobench string) error {
+func readGoBench(r *harness.Results, gobench string) error {
 	f, err := os.Open(gobench)
 	if err != nil {
 		return err
 	}
-	g, err := bench.ParseGoBench(f)
+	g, err := harness.ParseGoBench(f)
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("%s: %w", gobench, err)

@@ -16,7 +16,7 @@ import (
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 
-	"github.com/holdover/holdover/internal/loadgen"
+	"github.com/holdover/holdover/internal/testbench/loadgen"
 )
 
 // demoOptions configures the demo; the flags of "holdover-load demo".

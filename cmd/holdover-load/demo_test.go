@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/internal/cassandratest"
-	"github.com/holdover/holdover/internal/loadgen"
+	"github.com/holdover/holdover/internal/testbench/loadgen"
 )
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writers.

@@ -1,7 +1,7 @@
 // Command holdover-load drives session load against holdover reference nodes
 // (cmd/holdover-node), fails one of them, redirects its sessions to the
 // survivors and checks that nothing acknowledged outside the durability
-// window was lost (internal/loadgen does the work).
+// window was lost (internal/testbench/loadgen does the work).
 //
 //	holdover-load run  -nodes A=http://127.0.0.1:18081,B=http://127.0.0.1:18082 \
 //	                   [-sessions 200] [-rate 300] [-duration 30s] \
@@ -20,7 +20,7 @@
 // about once a second. soak runs three nodes under a seeded schedule of
 // faults (SIGKILL, SIGSTOP, SIGKILL during a drain, restarts, Cassandra
 // stalls), writes a history of every operation and fault, and checks it for
-// violations of the four invariants (internal/soak); -check checks a saved
+// violations of the four invariants (internal/testbench/soak); -check checks a saved
 // history again. overload runs the creation-burst scenario as two demos
 // (3,000 new sessions at 1,500 events/s; A gets SIGTERM and SIGKILL 120 ms
 // into its drain, then, in the second run, SIGKILL alone) and writes the

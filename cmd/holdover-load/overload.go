@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/holdover/holdover/internal/bench"
+	"github.com/holdover/holdover/internal/testbench/harness"
 )
 
 // overloadCmd runs the failover and overload scenarios make bench reports,
@@ -26,7 +26,7 @@ import (
 //     sustain; its rate before A's failure is the saturation load), then a
 //     run at that share of it, A SIGKILLed at its end.
 //
-// It writes the figures of all of them (bench.Failover's keys).
+// It writes the figures of all of them (harness.Failover's keys).
 func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		o          demoOptions
@@ -65,7 +65,7 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 2
 	}
 	var (
-		fig           bench.Failover
+		fig           harness.Failover
 		lost, refused int
 		fences        int
 		ok            = true

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/holdover/holdover/internal/loadgen"
+	"github.com/holdover/holdover/internal/testbench/loadgen"
 )
 
 // runCmd is "holdover-load run".

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/adapter"
-	"github.com/holdover/holdover/internal/loadgen"
-	"github.com/holdover/holdover/internal/soak"
+	"github.com/holdover/holdover/internal/testbench/loadgen"
+	"github.com/holdover/holdover/internal/testbench/soak"
 )
 
 // soakOptions are the flags of "holdover-load soak".
@@ -277,7 +277,11 @@ func runSoak(ctx context.Context, o soakOptions, stdout, stderr io.Writer) (sum 
 		if err != nil {
 			return soak.Observed{}, err
 		}
-		obs, derr := soak.DecodeItems(info.Items)
+		items := make([]soak.Item, len(info.Items))
+		for k, it := range info.Items {
+			items[k] = soak.Item{Key: it.Key, Value: it.Value}
+		}
+		obs, derr := soak.DecodeItems(items)
 		if derr != nil {
 			obs.Found, obs.Problem = true, derr.Error()
 			for _, it := range info.Items {

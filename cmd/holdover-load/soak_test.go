@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/soak"
+	"github.com/holdover/holdover/internal/testbench/soak"
 )
 
 func TestSoakUsage(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/holdover/holdover/internal/loadgen"
-	"github.com/holdover/holdover/internal/soak"
+	"github.com/holdover/holdover/internal/testbench/loadgen"
+	"github.com/holdover/holdover/internal/testbench/soak"
 )
 
 // cassandraStatusRE matches a line of "cassandra.sh status".

@@ -22,7 +22,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/holdover/holdover/internal/node"
+	"github.com/holdover/holdover/internal/testbench/node"
 )
 
 func main() {

@@ -1,0 +1,238 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/holdover/holdover/internal/testbench/wire"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/holdover/holdover/adapter"
+)
+
+// Handler returns the node's HTTP API (docs/node-api.md).
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/sessions/{id}/events", n.handleEvent)
+	mux.HandleFunc("GET /v1/sessions/{id}", n.handleGet)
+	mux.HandleFunc("GET /v1/info", n.handleInfo)
+	mux.HandleFunc("POST /v1/takeover/{node}", n.handleTakeover)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", n.handleReady)
+	if n.opts.Metrics != nil {
+		mux.Handle("GET /metrics", n.opts.Metrics)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The mux would redirect an empty {id} segment to a cleaned path;
+		// answer it as the bad input it is.
+		if p := r.URL.Path; p == "/v1/sessions/" || strings.HasPrefix(p, "/v1/sessions//") {
+			n.writeError(w, n.checkSession(""))
+			return
+		}
+		// Nor can it route "." or "..", which it would clean away; refuse
+		// them rather than redirect.
+		if id, ok := strings.CutPrefix(r.URL.Path, "/v1/sessions/"); ok {
+			if id, _, _ = strings.Cut(id, "/"); id == "." || id == ".." {
+				n.writeError(w, badInput("session ID %q cannot be used in a URL path", id))
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (n *Node) handleEvent(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ev, err := n.decodeEvent(w, r)
+	if err == nil {
+		var res wire.Result
+		res, err = n.Apply(r.Context(), id, ev)
+		if err == nil {
+			n.tel.event(r.Context(), ev.Type, http.StatusOK, res.Adopted)
+			writeJSON(w, http.StatusOK, res)
+			return
+		}
+	}
+	status := n.writeError(w, err)
+	n.tel.event(r.Context(), ev.Type, status, false)
+	n.log.Debug("event refused", "session", id, "type", ev.Type, "status", status, "err", err)
+}
+
+// decodeEvent reads one JSON event from a body of at most MaxBody bytes,
+// nested at most maxEventDepth deep, with no field an Event lacks.
+func (n *Node) decodeEvent(w http.ResponseWriter, r *http.Request) (wire.Event, error) {
+	var ev wire.Event
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.MaxBody()))
+	if err != nil {
+		return ev, err
+	}
+	if err := checkDepth(body, maxEventDepth); err != nil {
+		return ev, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		return wire.Event{}, badInput("malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return wire.Event{}, badInput("malformed JSON body: data after the event object")
+	}
+	return ev, nil
+}
+
+// maxEventDepth is how deep an event's JSON nests: the event object, and
+// attrs (an object) or keys (an array) inside it.
+const maxEventDepth = 2
+
+// checkDepth refuses JSON whose objects and arrays nest deeper than limit,
+// before it is decoded: encoding/json would otherwise accept up to 10000
+// levels of a field the event ignores. It scans the bytes once, skipping
+// strings, and allocates nothing; what is not JSON is left to the decoder.
+func checkDepth(body []byte, limit int) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range body {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > limit {
+				return badInput("malformed JSON body: nested over the limit of %d levels (an event object, with attrs or keys one level inside it)", limit)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// queryBool reads the boolean query parameter name (false when absent).
+func queryBool(r *http.Request, name string) (bool, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, badInput("%s=%q is not a boolean", name, s)
+	}
+	return b, nil
+}
+
+func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
+	adopt, err := queryBool(r, "adopt")
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	force, err := queryBool(r, "force")
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	if force && !adopt {
+		n.writeError(w, badInput("force=true needs adopt=true"))
+		return
+	}
+	from := r.URL.Query().Get("from")
+	if from != "" && !force {
+		n.writeError(w, badInput("from=%q needs force=true", from))
+		return
+	}
+	var v wire.View
+	if force {
+		v, err = n.ForceAdopt(r.Context(), r.PathValue("id"), from)
+	} else {
+		v, err = n.Get(r.Context(), r.PathValue("id"), adopt)
+	}
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// Info describes the node.
+func (n *Node) Info() wire.Info {
+	return wire.Info{Node: n.cfg.NodeID, FlushDelayMS: n.cfg.FlushDelay.Milliseconds(),
+		Keyspace: n.cfg.Keyspace, Sessions: n.table.Len()}
+}
+
+func (n *Node) handleInfo(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, n.Info())
+}
+
+func (n *Node) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if err := n.Ready(); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": n.cfg.NodeID})
+}
+
+// writeError answers with the status err calls for and returns it.
+func (n *Node) writeError(w http.ResponseWriter, err error) int {
+	status, body := n.classify(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, body)
+	return status
+}
+
+// classify maps an error to its HTTP status and body.
+func (n *Node) classify(err error) (int, wire.ErrorBody) {
+	body := wire.ErrorBody{Error: err.Error()}
+	var (
+		tooBig *http.MaxBytesError
+		input  *InputError
+		limit  *adapter.LimitError
+		owned  *adapter.OwnedElsewhereError
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		body.Error = fmt.Sprintf("request body over the limit of %d bytes (1 MiB plus HOLDOVER_MAX_VALUE_BYTES)", tooBig.Limit)
+		body.Limit, body.Var = int(tooBig.Limit), "HOLDOVER_MAX_VALUE_BYTES"
+		return http.StatusRequestEntityTooLarge, body
+	case errors.As(err, &input):
+		body.Limit, body.Var = input.Limit, input.Var
+		return http.StatusBadRequest, body
+	case errors.As(err, &limit):
+		body.Limit = limit.Limit
+		return http.StatusBadRequest, body
+	case errors.Is(err, adapter.ErrInvalidInput):
+		return http.StatusBadRequest, body
+	case errors.Is(err, adapter.ErrNotFound), errors.Is(err, ErrNotResident):
+		return http.StatusNotFound, body
+	case errors.As(err, &owned):
+		body.Owner = owned.Owner
+		return http.StatusConflict, body
+	case errors.Is(err, ErrResident):
+		body.Owner = n.cfg.NodeID
+		return http.StatusConflict, body
+	}
+	// ErrBufferFull, ErrOverloaded, ErrFenced, ErrClosed, ErrNotReady, Cassandra errors and
+	// timeouts: the event was not applied and may be retried.
+	return http.StatusServiceUnavailable, body
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
