@@ -333,13 +333,35 @@ func (m *Manager) fencedErr() error {
 }
 
 // leaseCache remembers until when peers' leases were seen live, so a burst of
-// events for a live peer's sessions costs one lease read. A lease seen
-// expired is never remembered: the peer may have renewed since (and
-// recovered its sessions), so every adoption that relies on it reads it.
+// events for a live peer's sessions costs one lease read.
+//
+// It also remembers, per peer, when the newest read that found its lease
+// expired was sent (expired). That does not say the lease is still expired:
+// the peer may have renewed since and recovered its sessions. But a peer
+// claims a session (creates, adopts or recovers it) only while its lease is
+// valid, so a claim stamped before that read was sent was made before the
+// lapse the read saw; if the claim is still current (the compare-and-set on
+// its epoch decides), the peer has not recovered the session since, and it
+// may be adopted without reading the lease again (see vouched).
 type leaseCache struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]time.Time
+	ttl     time.Duration
+	mu      sync.Mutex
+	m       map[string]time.Time
+	expired map[string]time.Time // peer -> wall time a read that found its lease expired was sent
+}
+
+// vouched reports whether node's lease was seen expired by a read sent more
+// than twice MaxClockSkew after claimedAt (the claimer's wall clock when it
+// claimed the session): the claim predates the lapse, so Adopt need not read
+// the lease again. A lease read that finds node live forgets the record.
+func (m *Manager) vouched(node string, claimedAt time.Time) bool {
+	if claimedAt.IsZero() {
+		return false
+	}
+	m.leases.mu.Lock()
+	seen, ok := m.leases.expired[node]
+	m.leases.mu.Unlock()
+	return ok && claimedAt.Add(2*m.cfg.MaxClockSkew).Before(seen)
 }
 
 // Live reports whether node's lease is live (Lease.LiveAt with MaxClockSkew),
@@ -353,6 +375,7 @@ func (m *Manager) Live(ctx context.Context, node string) (bool, error) {
 	if ok && now.Before(until) {
 		return true, nil
 	}
+	sent := m.wall()
 	l, found, err := m.store.ReadLease(ctx, node)
 	if err != nil {
 		return false, err
@@ -363,11 +386,18 @@ func (m *Manager) Live(ctx context.Context, node string) (bool, error) {
 	if len(m.leases.m) > 10000 {
 		clear(m.leases.m)
 	}
+	if len(m.leases.expired) > 10000 {
+		clear(m.leases.expired)
+	}
 	if live {
 		// Until the cache TTL, or the lease's end if sooner.
 		m.leases.m[node] = now.Add(min(m.leases.ttl, l.RenewedAt.Add(l.TTL+m.cfg.MaxClockSkew).Sub(m.wall())))
+		delete(m.leases.expired, node)
 	} else {
 		delete(m.leases.m, node)
+		if sent.After(m.leases.expired[node]) {
+			m.leases.expired[node] = sent
+		}
 	}
 	m.leases.mu.Unlock()
 	return live, nil

@@ -102,7 +102,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		ended:       make(map[string]uint64),
 		creates:     make(chan struct{}, cfg.MaxConcurrentCreates),
 		neg:         neg,
-		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]time.Time{}},
+		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]time.Time{}, expired: map[string]time.Time{}},
 		started:     time.Now(),
 		wall:        time.Now,
 		settled:     map[string]bool{},

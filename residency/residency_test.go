@@ -752,3 +752,48 @@ func TestCreateOverAnEarlierIncarnationsRowSparesAPeerThatClaimedIt(t *testing.T
 		t.Fatalf("owner after a's create: %+v %v, want p", pk, err)
 	}
 }
+
+// A peer's lease seen expired vouches for the claims it made before: their
+// adoptions need no lease read. A claim made after (the peer came back and
+// recovered or adopted the session) is judged by a fresh read of the lease.
+func TestLeaseSeenExpiredVouchesOnlyForOlderClaims(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	st := c.store(false)
+	for _, s := range []string{"old1", "old2", "old3"} {
+		orphan(t, st, s, "dead", store.Item{Key: "k", Value: []byte(s)})
+	}
+	skew := func(cfg *residency.Config) { cfg.MaxClockSkew = 20 * time.Millisecond }
+	time.Sleep(100 * time.Millisecond) // the claims are more than 2 x skew older than the first lease read
+	b := c.node("b", c.store(false), skew)
+	if _, err := b.Adopt(ctx, "old1", residency.AdoptOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Stats(); s.LeaseReads != 1 || s.LeaseVouched != 0 {
+		t.Fatalf("first adoption of a dead node's session: %d lease reads, %d vouched; want 1, 0", s.LeaseReads, s.LeaseVouched)
+	}
+	if _, err := b.Adopt(ctx, "old2", residency.AdoptOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Stats(); s.LeaseReads != 1 || s.LeaseVouched != 1 {
+		t.Fatalf("second adoption: %d lease reads, %d vouched; want 1, 1", s.LeaseReads, s.LeaseVouched)
+	}
+	// The node comes back and takes old3 again: a claim newer than the read
+	// that saw its lease expired.
+	d := c.node("dead", c.store(false), skew)
+	if _, err := d.Adopt(ctx, "old3", residency.AdoptOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Adopt(ctx, "old3", residency.AdoptOptions{})
+	var oe *residency.OwnedElsewhereError
+	if !errors.As(err, &oe) || oe.Owner != "dead" || !oe.Live {
+		t.Fatalf("adoption of a session the node took again after its lease was seen expired: %v, want OwnedElsewhereError naming dead", err)
+	}
+	if s := b.Stats(); s.LeaseReads != 2 || s.LeaseVouched != 1 {
+		t.Fatalf("after the node came back: %d lease reads, %d vouched; want 2, 1", s.LeaseReads, s.LeaseVouched)
+	}
+	if e, ok := d.Epoch("old3"); !ok || e != 2 {
+		t.Fatalf("the node's hold of old3: %d %v", e, ok)
+	}
+}

@@ -14,12 +14,15 @@ type Stats struct {
 	AdoptErrors    uint64 // adoptions that failed with a Cassandra error
 	OwnerReads     uint64 // ownership rows read from Cassandra by Adopt and Peek
 	LeaseReads     uint64 // peers' leases read
-	Released       uint64 // sessions released on shutdown
-	Renewals       uint64 // lease renewals that succeeded
-	RenewFailures  uint64 // lease renewals that failed
-	Fences         uint64 // times this node self-fenced
-	Refreshes      uint64 // owned sessions whose TTLs were renewed
-	Lost           uint64 // owned sessions found owned by another node on refresh
+	// LeaseVouched counts adoptions that needed no lease read: the owner's
+	// lease had been seen expired after it claimed the session.
+	LeaseVouched  uint64
+	Released      uint64 // sessions released on shutdown
+	Renewals      uint64 // lease renewals that succeeded
+	RenewFailures uint64 // lease renewals that failed
+	Fences        uint64 // times this node self-fenced
+	Refreshes     uint64 // owned sessions whose TTLs were renewed
+	Lost          uint64 // owned sessions found owned by another node on refresh
 	// CreationRefusals counts changes to sessions not owned yet refused
 	// while ownership creations were backed up (AdmitNew).
 	CreationRefusals uint64
@@ -29,7 +32,7 @@ type Stats struct {
 type counters struct {
 	created, adopted, notFound, negativeHits, ownedElsewhere, claimConflicts atomic.Uint64
 	adoptErrors, ownerReads, leaseReads, released, renewals, renewFailures   atomic.Uint64
-	fences, refreshes, lost, creationRefusals                                atomic.Uint64
+	fences, refreshes, lost, creationRefusals, leaseVouched                  atomic.Uint64
 }
 
 // Stats returns the manager's counters.
@@ -45,5 +48,6 @@ func (m *Manager) Stats() Stats {
 		OwnerReads: c.ownerReads.Load(), LeaseReads: c.leaseReads.Load(), Released: c.released.Load(),
 		Renewals: c.renewals.Load(), RenewFailures: c.renewFailures.Load(), Fences: c.fences.Load(), Fenced: fenced,
 		Refreshes: c.refreshes.Load(), Lost: c.lost.Load(), CreationRefusals: c.creationRefusals.Load(),
+		LeaseVouched: c.leaseVouched.Load(),
 	}
 }
