@@ -39,11 +39,11 @@ type Config struct {
 	// Hosts are the Cassandra contact points, each "host" or "host:port".
 	// HOLDOVER_CASSANDRA_HOSTS, comma separated; default "127.0.0.1".
 	// At least one; each non-empty and without whitespace.
-	Hosts []string `env:"CASSANDRA_HOSTS" envDefault:"127.0.0.1"`
+	Hosts []string `env:"CASSANDRA_HOSTS"`
 
 	// Port is the CQL native-protocol port for hosts given without one.
 	// HOLDOVER_CASSANDRA_PORT; default 9042; range 1..65535.
-	Port int `env:"CASSANDRA_PORT" envDefault:"9042"`
+	Port int `env:"CASSANDRA_PORT"`
 
 	// LocalDC is the data center this node sits in. When set, requests use
 	// token-aware routing that prefers replicas in it; when empty, all
@@ -52,19 +52,19 @@ type Config struct {
 	// be one of the HOLDOVER_REPLICATION_DCS.
 	LocalDC string `env:"LOCAL_DC"`
 
-	// Keyspace holds the adapter's tables. Cassandra folds unquoted names to
-	// lower case. HOLDOVER_KEYSPACE; default "holdover"; a CQL identifier
+	// Keyspace is the keyspace of the adapter's tables. Cassandra folds
+	// unquoted names to lower case. HOLDOVER_KEYSPACE; default "holdover"; a CQL identifier
 	// matching ^[A-Za-z][A-Za-z0-9_]{0,47}$ (see ValidIdentifier).
-	Keyspace string `env:"KEYSPACE" envDefault:"holdover"`
+	Keyspace string `env:"KEYSPACE"`
 
 	// ReplicationClass is the keyspace's replication strategy, used only
 	// when the adapter creates the keyspace. HOLDOVER_REPLICATION_CLASS;
-	// default "SimpleStrategy"; "SimpleStrategy" or "NetworkTopologyStrategy".
-	ReplicationClass string `env:"REPLICATION_CLASS" envDefault:"SimpleStrategy"`
+	// default "SimpleStrategy"; one of SimpleStrategy, NetworkTopologyStrategy.
+	ReplicationClass string `env:"REPLICATION_CLASS"`
 
 	// ReplicationFactor is the number of replicas under SimpleStrategy.
 	// HOLDOVER_REPLICATION_FACTOR; default 1; range 1..10.
-	ReplicationFactor int `env:"REPLICATION_FACTOR" envDefault:"1"`
+	ReplicationFactor int `env:"REPLICATION_FACTOR"`
 
 	// ReplicationDCs maps data-center name to replica count under
 	// NetworkTopologyStrategy, where it is required; it must be empty under
@@ -75,34 +75,35 @@ type Config struct {
 	// CreateSchema makes the adapter create its keyspace and tables at
 	// startup if they are missing. Turn it off when operators manage DDL.
 	// HOLDOVER_CREATE_SCHEMA; default true.
-	CreateSchema bool `env:"CREATE_SCHEMA" envDefault:"true"`
+	CreateSchema bool `env:"CREATE_SCHEMA"`
 
 	// Consistency is the consistency level of every read and write.
 	// HOLDOVER_CONSISTENCY; default "LOCAL_QUORUM"; one of ONE, TWO, THREE,
 	// QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, LOCAL_ONE (upper case).
-	Consistency string `env:"CONSISTENCY" envDefault:"LOCAL_QUORUM"`
+	Consistency string `env:"CONSISTENCY"`
 
 	// SerialConsistency is the serial consistency level of the lightweight
-	// transactions that claim sessions. HOLDOVER_SERIAL_CONSISTENCY; default
-	// "SERIAL"; SERIAL or LOCAL_SERIAL. LOCAL_SERIAL decides each data center
+	// transactions that claim sessions (LOCAL_SERIAL only while the keyspace
+	// is in one data center). HOLDOVER_SERIAL_CONSISTENCY; default
+	// "SERIAL"; one of SERIAL, LOCAL_SERIAL. LOCAL_SERIAL decides each data center
 	// apart, so Open refuses it when the keyspace's replicas are in more than
 	// one data center (two nodes could both adopt one session); with one data
 	// center both levels ask the same replicas.
-	SerialConsistency string `env:"SERIAL_CONSISTENCY" envDefault:"SERIAL"`
+	SerialConsistency string `env:"SERIAL_CONSISTENCY"`
 
 	// ConnectTimeout bounds establishing each connection to Cassandra.
 	// HOLDOVER_CONNECT_TIMEOUT, a duration; default 5s; range 100ms..5m.
-	ConnectTimeout time.Duration `env:"CONNECT_TIMEOUT" envDefault:"5s"`
+	ConnectTimeout time.Duration `env:"CONNECT_TIMEOUT"`
 
 	// Timeout bounds each request to Cassandra.
 	// HOLDOVER_TIMEOUT, a duration; default 5s; range 10ms..5m.
-	Timeout time.Duration `env:"TIMEOUT" envDefault:"5s"`
+	Timeout time.Duration `env:"TIMEOUT"`
 
 	// TLS turns on TLS to Cassandra even when no CA or client certificate
 	// is given (the system roots then verify the server). TLS is also on
 	// whenever TLSCAFile or TLSCertFile is set; see TLSEnabled.
 	// HOLDOVER_TLS; default false.
-	TLS bool `env:"TLS" envDefault:"false"`
+	TLS bool `env:"TLS"`
 
 	// TLSCAFile is a PEM file of CA certificates that verify the servers,
 	// in place of the system roots. HOLDOVER_TLS_CA_FILE, a path; default
@@ -127,22 +128,22 @@ type Config struct {
 	// TLSInsecureSkipVerify disables verification of the servers'
 	// certificates. For tests only. HOLDOVER_TLS_INSECURE_SKIP_VERIFY;
 	// default false. Only allowed when TLS is enabled.
-	TLSInsecureSkipVerify bool `env:"TLS_INSECURE_SKIP_VERIFY" envDefault:"false"`
+	TLSInsecureSkipVerify bool `env:"TLS_INSECURE_SKIP_VERIFY"`
 
 	// Username authenticates to Cassandra (PasswordAuthenticator).
 	// HOLDOVER_USERNAME; default "" (no authentication).
 	Username string `env:"USERNAME"`
 
-	// Password goes with Username. It is secret: String, LogValue and every
+	// Password is the password of Username. It is secret: String, LogValue and every
 	// error print "***" or nothing in its place, and encoding/json leaves it
 	// out. HOLDOVER_PASSWORD; default ""; only allowed together with
 	// HOLDOVER_USERNAME. Prefer PasswordFile: a variable's value can leak
 	// through /proc/<pid>/environ, crash reports and child processes.
 	Password string `env:"PASSWORD" secret:"true" json:"-"`
 
-	// PasswordFile names a file holding the password, as Docker and
-	// Kubernetes deliver secrets (one trailing newline is ignored). It is
-	// read again for every new connection to Cassandra, so a rotated
+	// PasswordFile names a file holding the password, read again for every
+	// new connection to Cassandra. Docker and Kubernetes deliver secrets so
+	// (one trailing newline is ignored). As it is read again, a rotated
 	// password reaches the connections opened after the file changed
 	// without a restart (connections already open stay logged in). The file
 	// must be a regular file of 1 to 4096 bytes that is neither readable nor
@@ -151,8 +152,8 @@ type Config struct {
 	// together with HOLDOVER_USERNAME, and not with HOLDOVER_PASSWORD.
 	PasswordFile string `env:"PASSWORD_FILE"`
 
-	// NodeID names this node in ownership rows and leases. It must be
-	// stable across restarts and unique among live nodes.
+	// NodeID is this node's identity in ownership rows and leases, stable
+	// across restarts and unique among live nodes.
 	// HOLDOVER_NODE_ID; default the host name with characters outside the
 	// allowed set replaced by '-' (or "node-<random>" if there is none);
 	// 1..64 bytes of [A-Za-z0-9._:-].
@@ -162,12 +163,12 @@ type Config struct {
 	// before its write starts, counted from the first unflushed change of
 	// its session. It bounds what a crash can lose.
 	// HOLDOVER_FLUSH_DELAY, a duration; default 100ms; range 1ms..1h.
-	FlushDelay time.Duration `env:"FLUSH_DELAY" envDefault:"100ms"`
+	FlushDelay time.Duration `env:"FLUSH_DELAY"`
 
 	// FlushConcurrency is the most session flushes in flight at once; each is
 	// one request to Cassandra, and enough in flight keep it busy.
 	// HOLDOVER_FLUSH_CONCURRENCY; default 128; range 1..1024.
-	FlushConcurrency int `env:"FLUSH_CONCURRENCY" envDefault:"128"`
+	FlushConcurrency int `env:"FLUSH_CONCURRENCY"`
 
 	// MaxConcurrentCreates bounds the ownership records of brand-new sessions
 	// (a lightweight transaction each, on their first flush) in flight at
@@ -178,8 +179,9 @@ type Config struct {
 	// burst of new sessions is turned away (retryable) before it holds up the
 	// flushes of the sessions already running, and those keep being accepted.
 	// HOLDOVER_MAX_CONCURRENT_CREATES; default 0, meaning half of
-	// HOLDOVER_FLUSH_CONCURRENCY (at least 1); range 0..HOLDOVER_FLUSH_CONCURRENCY.
-	MaxConcurrentCreates int `env:"MAX_CONCURRENT_CREATES" envDefault:"0"`
+	// HOLDOVER_FLUSH_CONCURRENCY (at least 1); range 0, or
+	// 1..HOLDOVER_FLUSH_CONCURRENCY.
+	MaxConcurrentCreates int `env:"MAX_CONCURRENT_CREATES"`
 
 	// FlushGroupMax is the most sessions one request to Cassandra carries.
 	// When several sessions are ready to flush at once, small snapshots whose
@@ -189,7 +191,7 @@ type Config struct {
 	// one per session. 1 turns grouping off. Cassandra warns about unlogged
 	// batches over 10 partitions (unlogged_batch_across_partitions_warn_threshold).
 	// HOLDOVER_FLUSH_GROUP_MAX; default 8; range 1..64.
-	FlushGroupMax int `env:"FLUSH_GROUP_MAX" envDefault:"8"`
+	FlushGroupMax int `env:"FLUSH_GROUP_MAX"`
 
 	// FlushGroupBytes bounds a group's keys and values (with a per-item
 	// overhead): a larger snapshot is written alone. Cassandra warns about
@@ -197,36 +199,36 @@ type Config struct {
 	// refuses them over batch_size_fail_threshold (50 KiB; a refused group is
 	// then written session by session).
 	// HOLDOVER_FLUSH_GROUP_BYTES; default 4KiB; range 256B..48KiB.
-	FlushGroupBytes ByteSize `env:"FLUSH_GROUP_BYTES" envDefault:"4KiB"`
+	FlushGroupBytes ByteSize `env:"FLUSH_GROUP_BYTES"`
 
 	// MaxPendingBytes caps the bytes (keys plus values) waiting in the
-	// buffer; a commit that would exceed it fails with an error instead.
+	// buffer; a commit that would exceed it fails with ErrBufferFull instead.
 	// HOLDOVER_MAX_PENDING_BYTES, a byte size; default 256MiB;
 	// range 1MiB..64GiB.
-	MaxPendingBytes ByteSize `env:"MAX_PENDING_BYTES" envDefault:"256MiB"`
+	MaxPendingBytes ByteSize `env:"MAX_PENDING_BYTES"`
 
 	// MaxSessionItems is the number of dirty items at which a session is
 	// flushed early, without waiting for FlushDelay.
 	// HOLDOVER_MAX_SESSION_ITEMS, items; default 1024; range 1..1000000.
-	MaxSessionItems int `env:"MAX_SESSION_ITEMS" envDefault:"1024"`
+	MaxSessionItems int `env:"MAX_SESSION_ITEMS"`
 
 	// MaxBatchBytes caps one Cassandra batch; a session whose dirty items
 	// exceed it is written in several batches, and so not atomically.
 	// HOLDOVER_MAX_BATCH_BYTES, a byte size; default 4MiB; range 64KiB..15MiB.
-	MaxBatchBytes ByteSize `env:"MAX_BATCH_BYTES" envDefault:"4MiB"`
+	MaxBatchBytes ByteSize `env:"MAX_BATCH_BYTES"`
 
 	// MaxValueBytes is the largest item value Commit accepts.
 	// HOLDOVER_MAX_VALUE_BYTES, a byte size; default 1MiB; range 1B..15MiB
 	// and at most HOLDOVER_MAX_BATCH_BYTES.
-	MaxValueBytes ByteSize `env:"MAX_VALUE_BYTES" envDefault:"1MiB"`
+	MaxValueBytes ByteSize `env:"MAX_VALUE_BYTES"`
 
 	// MaxKeyBytes is the longest item key Commit accepts.
 	// HOLDOVER_MAX_KEY_BYTES, bytes; default 256; range 1..4096.
-	MaxKeyBytes int `env:"MAX_KEY_BYTES" envDefault:"256"`
+	MaxKeyBytes int `env:"MAX_KEY_BYTES"`
 
 	// MaxSessionIDBytes is the longest session ID the adapter accepts.
 	// HOLDOVER_MAX_SESSION_ID_BYTES, bytes; default 128; range 1..1024.
-	MaxSessionIDBytes int `env:"MAX_SESSION_ID_BYTES" envDefault:"128"`
+	MaxSessionIDBytes int `env:"MAX_SESSION_ID_BYTES"`
 
 	// MaxWindow bounds the durability window: while the oldest unwritten
 	// change plus the recent flush latency exceeds it (flushes cannot keep up:
@@ -234,29 +236,29 @@ type Config struct {
 	// ErrOverloaded instead of acknowledging changes that would likely stay
 	// unwritten longer; they accept again once that falls under 3/4 of it.
 	// 0 means 10 × HOLDOVER_FLUSH_DELAY, at least 1s (see MaxWindowBound).
-	// HOLDOVER_MAX_WINDOW, a duration; default 0; 0, or above
-	// HOLDOVER_FLUSH_DELAY and at most 24h.
-	MaxWindow time.Duration `env:"MAX_WINDOW" envDefault:"0s"`
+	// HOLDOVER_MAX_WINDOW, a duration; default 0; range 0, or above
+	// HOLDOVER_FLUSH_DELAY, at most 24h.
+	MaxWindow time.Duration `env:"MAX_WINDOW"`
 
 	// RetryMin is the first backoff after a transient Cassandra error; it
 	// doubles (with jitter) on each further failure up to RetryMax.
 	// HOLDOVER_RETRY_MIN, a duration; default 50ms; range 1ms..1m.
-	RetryMin time.Duration `env:"RETRY_MIN" envDefault:"50ms"`
+	RetryMin time.Duration `env:"RETRY_MIN"`
 
 	// RetryMax caps the backoff between retries.
 	// HOLDOVER_RETRY_MAX, a duration; default 5s; range HOLDOVER_RETRY_MIN..10m.
-	RetryMax time.Duration `env:"RETRY_MAX" envDefault:"5s"`
+	RetryMax time.Duration `env:"RETRY_MAX"`
 
 	// LeaseTTL is how long a node's liveness lease lasts without renewal.
 	// Peers may adopt a silent node's sessions after it, and a node that
 	// could not renew within it stops flushing (self-fencing).
 	// HOLDOVER_LEASE_TTL, a duration; default 10s; range 1s..10m.
-	LeaseTTL time.Duration `env:"LEASE_TTL" envDefault:"10s"`
+	LeaseTTL time.Duration `env:"LEASE_TTL"`
 
-	// LeaseRenew is the period of lease renewals; 0 means LeaseTTL/3 (see
+	// LeaseRenew is the period of lease renewals. 0 means LeaseTTL/3 (see
 	// LeaseRenewEvery). HOLDOVER_LEASE_RENEW, a duration; default 0;
-	// 0, or more than 0 and at most HOLDOVER_LEASE_TTL/2.
-	LeaseRenew time.Duration `env:"LEASE_RENEW" envDefault:"0s"`
+	// range 0..HOLDOVER_LEASE_TTL/2.
+	LeaseRenew time.Duration `env:"LEASE_RENEW"`
 
 	// MaxClockSkew bounds how far apart the clocks of the nodes and of
 	// Cassandra may be. A node stops acting as owner HOLDOVER_LEASE_TTL after
@@ -265,14 +267,14 @@ type Config struct {
 	// (on theirs), so no peer adopts while the owner still acts. It adds to
 	// failover time. HOLDOVER_MAX_CLOCK_SKEW, a duration; default 100ms
 	// (clocks kept by NTP); range 1ms..HOLDOVER_LEASE_TTL.
-	MaxClockSkew time.Duration `env:"MAX_CLOCK_SKEW" envDefault:"100ms"`
+	MaxClockSkew time.Duration `env:"MAX_CLOCK_SKEW"`
 
 	// StateTTL is the Cassandra TTL of persisted state: state of sessions
 	// that no node adopts expires after it, while resident sessions are
 	// refreshed before it runs out. HOLDOVER_STATE_TTL, a duration in whole
 	// seconds; default 168h (7 days); range 1s..175200h (20 years,
 	// Cassandra's largest TTL).
-	StateTTL time.Duration `env:"STATE_TTL" envDefault:"168h"`
+	StateTTL time.Duration `env:"STATE_TTL"`
 
 	// EndedTTL is how long the ownership row of an ended session is kept,
 	// marked ended, so that a session started afresh with the same ID ranks
@@ -280,60 +282,23 @@ type Config struct {
 	// state table's gc_grace_seconds (how long Cassandra keeps that
 	// tombstone). HOLDOVER_ENDED_TTL, a duration in whole seconds; default
 	// 240h (10 days, Cassandra's default gc_grace_seconds); range
-	// 1s..175200h.
-	EndedTTL time.Duration `env:"ENDED_TTL" envDefault:"240h"`
+	// 1s..175200h (20 years, Cassandra's largest TTL).
+	EndedTTL time.Duration `env:"ENDED_TTL"`
 
 	// NegativeCacheTTL is how long a session ID confirmed absent is
 	// answered ErrNotFound without a query; 0 disables the cache.
 	// HOLDOVER_NEGATIVE_CACHE_TTL, a duration; default 2s; range 0..1h.
-	NegativeCacheTTL time.Duration `env:"NEGATIVE_CACHE_TTL" envDefault:"2s"`
+	NegativeCacheTTL time.Duration `env:"NEGATIVE_CACHE_TTL"`
 
 	// NegativeCacheSize is the most absent session IDs remembered; 0
 	// disables the cache. HOLDOVER_NEGATIVE_CACHE_SIZE, entries; default
 	// 100000; range 0..100000000.
-	NegativeCacheSize int `env:"NEGATIVE_CACHE_SIZE" envDefault:"100000"`
+	NegativeCacheSize int `env:"NEGATIVE_CACHE_SIZE"`
 
 	// AdoptRate limits bulk takeover of a dead node's sessions.
-	// HOLDOVER_ADOPT_RATE, sessions per second; default 500;
-	// range more than 0 up to 1000000.
-	AdoptRate float64 `env:"ADOPT_RATE" envDefault:"500"`
-}
-
-// DefaultConfig returns the configuration used when no variable is set.
-// It is valid as it stands.
-func DefaultConfig() Config {
-	return Config{
-		Hosts:             []string{"127.0.0.1"},
-		Port:              9042,
-		Keyspace:          "holdover",
-		ReplicationClass:  SimpleStrategy,
-		ReplicationFactor: 1,
-		CreateSchema:      true,
-		Consistency:       "LOCAL_QUORUM",
-		SerialConsistency: "SERIAL",
-		ConnectTimeout:    5 * time.Second,
-		Timeout:           5 * time.Second,
-		NodeID:            defaultNodeID(),
-		FlushDelay:        100 * time.Millisecond,
-		FlushConcurrency:  128,
-		FlushGroupMax:     8,
-		FlushGroupBytes:   4 * KiB,
-		MaxPendingBytes:   256 * MiB,
-		MaxSessionItems:   1024,
-		MaxBatchBytes:     4 * MiB,
-		MaxValueBytes:     1 * MiB,
-		MaxKeyBytes:       256,
-		MaxSessionIDBytes: 128,
-		RetryMin:          50 * time.Millisecond,
-		RetryMax:          5 * time.Second,
-		LeaseTTL:          10 * time.Second,
-		MaxClockSkew:      100 * time.Millisecond,
-		StateTTL:          7 * 24 * time.Hour,
-		EndedTTL:          240 * time.Hour,
-		NegativeCacheTTL:  2 * time.Second,
-		NegativeCacheSize: 100000,
-		AdoptRate:         500,
-	}
+	// HOLDOVER_ADOPT_RATE; default 500; range more than 0, at most 1000000
+	// sessions per second.
+	AdoptRate float64 `env:"ADOPT_RATE"`
 }
 
 // defaultNodeID is the host name made into a valid node ID, or, when the
@@ -407,32 +372,6 @@ func configFromEnviron(environ map[string]string) (Config, error) {
 	return c, nil
 }
 
-// configField describes one field of Config for the reflective helpers.
-type configField struct {
-	index  int    // field index in Config
-	name   string // Go name
-	envVar string // full variable name
-	key    string // log key: envVar without prefix, lower case
-	secret bool
-}
-
-var configFields = sync.OnceValue(func() []configField {
-	t := reflect.TypeFor[Config]()
-	fields := make([]configField, 0, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		fields = append(fields, configField{
-			index:  i,
-			name:   f.Name,
-			envVar: envPrefix + tag,
-			key:    strings.ToLower(tag),
-			secret: f.Tag.Get("secret") == "true",
-		})
-	}
-	return fields
-})
-
 // parseProblems turns the errors of env.ParseWithOptions into problems
 // naming the variable and the expected syntax, never a secret's value.
 func parseProblems(err error, environ map[string]string) []FieldProblem {
@@ -447,15 +386,16 @@ func parseProblems(err error, environ map[string]string) []FieldProblem {
 			probs = append(probs, FieldProblem{Var: envPrefix + "*", Problem: e.Error()})
 			continue
 		}
-		i := slices.IndexFunc(configFields(), func(f configField) bool { return f.name == pe.Name })
+		i := slices.IndexFunc(configFields(), func(f *knob) bool { return f.name == pe.Name })
 		if i < 0 {
 			probs = append(probs, FieldProblem{Var: envPrefix + "*", Problem: e.Error()})
 			continue
 		}
 		f := configFields()[i]
+		// The range is worded with the other knobs at their defaults.
 		problem := "must be " + syntaxOf(pe.Type)
-		if r := rangeOf(f); r != "" {
-			problem = r + ", written as " + syntaxOf(pe.Type)
+		if r := f.allowed(DefaultConfig()); r != "" {
+			problem = "must be " + r + ", written as " + syntaxOf(pe.Type)
 		}
 		if !f.secret {
 			problem += fmt.Sprintf(", got %q", environ[f.envVar])
@@ -486,37 +426,10 @@ func syntaxOf(t reflect.Type) string {
 	return "a valid " + t.String()
 }
 
-// rangeOf returns Validate's statement of the values numeric field f allows,
-// such as "must be between 1ms and 1h", so that a value that does not parse
-// is answered with the range too. It finds it by validating the default
-// configuration with f set below every lower bound.
-func rangeOf(f configField) string {
-	c := DefaultConfig()
-	fv := reflect.ValueOf(&c).Elem().Field(f.index)
-	switch fv.Kind() {
-	case reflect.Int, reflect.Int64:
-		fv.SetInt(math.MinInt64)
-	case reflect.Float64:
-		fv.SetFloat(math.Inf(-1))
-	default:
-		return ""
-	}
-	var ce *ConfigError
-	if errors.As(c.Validate(), &ce) {
-		for _, p := range ce.Problems {
-			if p.Var == f.envVar {
-				text, _, _ := strings.Cut(p.Problem, ", got ")
-				return text
-			}
-		}
-	}
-	return ""
-}
-
 // sortProblems orders problems as the fields are declared in Config.
 func sortProblems(probs []FieldProblem) {
 	order := func(v string) int {
-		i := slices.IndexFunc(configFields(), func(f configField) bool { return f.envVar == v })
+		i := slices.IndexFunc(configFields(), func(f *knob) bool { return f.envVar == v })
 		if i < 0 {
 			return math.MaxInt
 		}

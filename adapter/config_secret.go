@@ -16,8 +16,7 @@ const maxSecretFileBytes = 4096
 // checkSecrets checks HOLDOVER_PASSWORD_FILE against the other credentials
 // and reads it once, so that a file Open could not use is reported with
 // every other problem.
-func (c Config) checkSecrets(k *checker) {
-	const v = "HOLDOVER_PASSWORD_FILE"
+func (c Config) checkSecrets(k *checker, v string) {
 	if c.PasswordFile == "" {
 		return
 	}

@@ -67,7 +67,8 @@ type Config struct {
 	MaxBatchBytes int64
 
 	// Concurrency is how many FlushFunc calls (for different sessions) may run at once.
-	// Default 16; range 1 to 4096.
+	// Default 128 (enough requests in flight to keep a networked store busy; workers
+	// start only for sessions ready to flush); range 1 to 4096.
 	Concurrency int
 
 	// GroupFlush, if set, writes several small snapshots of different sessions in one
@@ -111,14 +112,16 @@ type Config struct {
 	OnFlush func(FlushEvent)
 }
 
-// Defaults of the Config fields.
+// Defaults of the Config fields. They are also the defaults of the adapter's
+// HOLDOVER_* variables that set these fields (its configuration table refers to
+// them), so a default is written once.
 const (
 	DefaultDelay           = 100 * time.Millisecond
 	DefaultMaxPendingBytes = 256 << 20
 	DefaultMaxSessionItems = 1024
 	DefaultMaxSessionBytes = 1 << 20
 	DefaultMaxBatchBytes   = 4 << 20
-	DefaultConcurrency     = 16
+	DefaultConcurrency     = 128
 	DefaultGroupMax        = 8
 	DefaultGroupBytes      = 4 << 10
 	DefaultRetryMin        = 50 * time.Millisecond

@@ -12,7 +12,7 @@ type Config struct {
 	// NodeID is this node's stable identity. Required.
 	NodeID string
 	// LeaseTTL is how long a lease lives without renewal; peers may adopt this
-	// node's sessions after it. Default 10s, range 1s..10m.
+	// node's sessions after it. Default 10s (DefaultLeaseTTL), range 1s..10m.
 	LeaseTTL time.Duration
 	// LeaseRenew is the renewal period. Default LeaseTTL/3; at most LeaseTTL/2.
 	// A renewal that does not answer at once is backed by further attempts
@@ -28,7 +28,7 @@ type Config struct {
 	// 1ms..LeaseTTL.
 	MaxClockSkew time.Duration
 	// OwnershipTTL is the TTL of ownership rows and index entries: a session
-	// nobody adopts vanishes after it. Default 7 days.
+	// nobody adopts vanishes after it. Default 7 days (DefaultOwnershipTTL).
 	OwnershipTTL time.Duration
 	// EndedTTL is how long the row of an ended session is kept, marked ended.
 	// A session started afresh with the same ID within it ranks above the
@@ -43,9 +43,11 @@ type Config struct {
 	// lately. Default OwnershipTTL/8, between 1s and 1h.
 	RefreshEvery time.Duration
 	// NegativeCacheTTL is how long an ID confirmed absent answers ErrNotFound
-	// without a query. Default 2s; 0 disables the cache.
+	// without a query. 0 (the zero value) disables the cache; the adapter
+	// passes DefaultNegativeCacheTTL unless told otherwise.
 	NegativeCacheTTL time.Duration
-	// NegativeCacheSize bounds the negative cache in entries. Default 100000.
+	// NegativeCacheSize bounds the negative cache in entries. Default 100000
+	// (DefaultNegativeCacheSize).
 	NegativeCacheSize int
 	// LeaseCacheTTL is how long a peer's live lease is reused before it is
 	// read again. A lease found expired is never reused: the next adoption
@@ -94,11 +96,23 @@ type Pauser interface {
 	PendingSessions() []string
 }
 
-// Defaults of Config.
+// Defaults of Config. They are also the defaults of the adapter's HOLDOVER_*
+// variables that set these fields (its configuration table refers to them),
+// so a default is written once.
 const (
+	DefaultLeaseTTL             = 10 * time.Second
 	DefaultMaxConcurrentCreates = 64
 	DefaultMaxClockSkew         = 100 * time.Millisecond
+	DefaultOwnershipTTL         = 7 * 24 * time.Hour
 	DefaultEndedTTL             = 240 * time.Hour
+	DefaultNegativeCacheSize    = 100000
+	// DefaultNegativeCacheTTL is the negative cache's TTL in the adapter
+	// (HOLDOVER_NEGATIVE_CACHE_TTL). A Manager has no cache unless
+	// Config.NegativeCacheTTL is set.
+	DefaultNegativeCacheTTL = 2 * time.Second
+	// DefaultTakeoverRate is TakeoverOptions.Rate when it is 0, in
+	// adoptions started per second.
+	DefaultTakeoverRate = 500
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -107,7 +121,7 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, errors.New("residency: NodeID is required"))
 	}
 	if c.LeaseTTL == 0 {
-		c.LeaseTTL = 10 * time.Second
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.LeaseTTL < time.Second || c.LeaseTTL > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("residency: LeaseTTL %s must be between 1s and 10m", c.LeaseTTL))
@@ -125,7 +139,7 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("residency: MaxClockSkew %s must be between 1ms and LeaseTTL (%s)", c.MaxClockSkew, c.LeaseTTL))
 	}
 	if c.OwnershipTTL == 0 {
-		c.OwnershipTTL = 7 * 24 * time.Hour
+		c.OwnershipTTL = DefaultOwnershipTTL
 	}
 	if c.EndedTTL == 0 {
 		c.EndedTTL = DefaultEndedTTL
@@ -137,7 +151,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.RefreshEvery = min(max(c.OwnershipTTL/8, time.Second), time.Hour)
 	}
 	if c.NegativeCacheSize == 0 {
-		c.NegativeCacheSize = 100000
+		c.NegativeCacheSize = DefaultNegativeCacheSize
 	}
 	if c.LeaseCacheTTL == 0 {
 		c.LeaseCacheTTL = c.LeaseRenew / 2

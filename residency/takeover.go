@@ -23,7 +23,7 @@ type TakeoverReport struct {
 
 // TakeoverOptions bounds a bulk takeover.
 type TakeoverOptions struct {
-	Rate        float64 // adoptions started per second; default 500
+	Rate        float64 // adoptions started per second; default DefaultTakeoverRate (500)
 	Concurrency int     // claims in flight (the fences of sessions claimed run beside them, as many again); default 16
 	Force       bool    // take over even if Node's lease is live
 	// OnAdopted receives each adopted session (from several goroutines), so the
@@ -50,7 +50,7 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		}
 	}
 	if opts.Rate <= 0 {
-		opts.Rate = 500
+		opts.Rate = DefaultTakeoverRate
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 16
