@@ -2,16 +2,19 @@ package adapter
 
 import (
 	"flag"
+	"fmt"
 	"go/ast"
 	"go/doc"
 	"go/parser"
 	"go/token"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the README's configuration table from the knobs table")
@@ -243,4 +246,75 @@ func TestConfigKnobWordsNameVariables(t *testing.T) {
 			}
 		}
 	}
+}
+
+// docDefault finds a default stated in prose: "`HOLDOVER_FLUSH_DELAY`,
+// default 100 ms" or "`HOLDOVER_MAX_VALUE_BYTES` (default 1 MiB)".
+var docDefault = regexp.MustCompile("`(HOLDOVER_[A-Z_]+)`(?:,| \\()\\s*default\\s+(\\d[\\d.]*(?:\\s?[A-Za-z]+\\b)?)")
+
+// The defaults the README and docs/ state in passing are the table's.
+func TestConfigDocsStateTheTableDefaults(t *testing.T) {
+	files, _ := filepath.Glob("../docs/*.md")
+	files = append(files, readmePath)
+	byVar := map[string]*knob{}
+	for _, f := range configFields() {
+		byVar[f.envVar] = f
+	}
+	found := 0
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range docDefault.FindAllStringSubmatchIndex(string(raw), -1) {
+			v, stated := string(raw[m[2]:m[3]]), string(raw[m[4]:m[5]])
+			f := byVar[v]
+			if f == nil {
+				continue // not an adapter variable (the reference node's)
+			}
+			found++
+			line := 1 + strings.Count(string(raw[:m[0]]), "\n")
+			if !sameDefault(f, stated) {
+				t.Errorf("%s:%d says %s defaults to %q; the knobs table says %s", file, line, v, stated, defaultDoc(f))
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no default found in the docs: is the pattern still right?")
+	}
+	t.Logf("%d defaults stated in the docs checked", found)
+}
+
+// sameDefault reports whether text, a default as prose writes it ("100 ms",
+// "1 MiB", "10 days", "8"), is f's default.
+func sameDefault(f *knob, text string) bool {
+	want := f.defaultValue()
+	if !want.IsValid() {
+		want = reflect.Zero(reflect.TypeFor[Config]().Field(f.index).Type)
+	}
+	s := strings.ReplaceAll(text, " ", "")
+	if n, ok := strings.CutSuffix(strings.TrimSuffix(s, "s"), "day"); ok {
+		s = n + "*24h"
+		if d, err := strconv.Atoi(n); err == nil {
+			s = strconv.Itoa(24*d) + "h"
+		}
+	}
+	got := reflect.New(want.Type())
+	switch p := got.Interface().(type) {
+	case *time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return false
+		}
+		*p = d
+	case *ByteSize:
+		if err := p.UnmarshalText([]byte(s)); err != nil {
+			return false
+		}
+	default:
+		if _, err := fmt.Sscan(s, got.Interface()); err != nil {
+			return false
+		}
+	}
+	return reflect.DeepEqual(got.Elem().Interface(), want.Interface())
 }

@@ -2,9 +2,7 @@ package adapter
 
 import (
 	"log/slog"
-	"maps"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +42,8 @@ func (c Config) String() string {
 // GoString makes %#v print String's redacted form instead of the fields.
 func (c Config) GoString() string { return c.String() }
 
-// attrs lists every field of c for String and LogValue, secrets redacted.
+// attrs lists every field of c for String and LogValue, secrets redacted:
+// numbers and booleans as such, everything else as a variable would hold it.
 func (c Config) attrs() []slog.Attr {
 	rv := reflect.ValueOf(c)
 	attrs := make([]slog.Attr, 0, rv.NumField())
@@ -52,23 +51,6 @@ func (c Config) attrs() []slog.Attr {
 		fv := rv.Field(f.index)
 		var v slog.Value
 		switch x := fv.Interface().(type) {
-		case string:
-			if f.secret && x != "" {
-				x = "***"
-			}
-			v = slog.StringValue(x)
-		case time.Duration:
-			v = slog.StringValue(fmtDuration(x))
-		case ByteSize:
-			v = slog.StringValue(x.String())
-		case []string:
-			v = slog.StringValue(strings.Join(x, ","))
-		case map[string]int:
-			pairs := make([]string, 0, len(x))
-			for _, k := range slices.Sorted(maps.Keys(x)) {
-				pairs = append(pairs, k+":"+strconv.Itoa(x[k]))
-			}
-			v = slog.StringValue(strings.Join(pairs, ","))
 		case int:
 			v = slog.IntValue(x)
 		case bool:
@@ -76,11 +58,11 @@ func (c Config) attrs() []slog.Attr {
 		case float64:
 			v = slog.Float64Value(x)
 		default:
-			if f.secret {
-				v = slog.StringValue("***")
-			} else {
-				v = slog.AnyValue(x)
+			s := formatValue(fv)
+			if f.secret && s != "" {
+				s = "***"
 			}
+			v = slog.StringValue(s)
 		}
 		attrs = append(attrs, slog.Attr{Key: f.key, Value: v})
 	}
