@@ -1,6 +1,6 @@
 module github.com/holdover/holdover
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/apache/cassandra-gocql-driver/v2 v2.1.2
