@@ -47,6 +47,78 @@ const (
 	maxDrainTimeout     = 10 * time.Minute
 )
 
+// A nodeVar is one of the node's own variables. nodeVars is the one place
+// its name, default and rule are written: configFrom sets every field from
+// the default and then from the environment through set, and
+// TestNodeConfigDocs checks the field comments and the table of
+// docs/node-api.md against it.
+type nodeVar struct {
+	name  string // the variable
+	field string // the Config field it sets
+	def   string // the default, as the variable would hold it
+	// set parses s into c, or returns what is wrong with it.
+	set func(c *Config, s string) (problem string)
+}
+
+var nodeVars = []nodeVar{
+	{"HOLDOVER_NODE_LISTEN", "Listen", DefaultListen, setListen},
+	{"HOLDOVER_NODE_DRAIN_TIMEOUT", "DrainTimeout", DefaultDrainTimeout.String(), setDrainTimeout},
+	{"HOLDOVER_LOG_FORMAT", "LogFormat", "text", setLogFormat},
+	{"HOLDOVER_LOG_LEVEL", "LogLevel", "info", setLogLevel},
+	{"HOLDOVER_NODE_TAKEOVER_ON_EXPIRY", "TakeoverOnExpiry", "false", setTakeoverOnExpiry},
+}
+
+func setListen(c *Config, v string) string {
+	c.Listen = v
+	host, port, err := net.SplitHostPort(v)
+	p, perr := strconv.Atoi(port)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("must be host:port (such as %s), got %q", DefaultListen, v)
+	case perr != nil || p < 0 || p > 65535:
+		return fmt.Sprintf("port must be a number between 0 and 65535, got %q", port)
+	case strings.ContainsAny(host, " \t"):
+		return fmt.Sprintf("host must not contain spaces, got %q", host)
+	}
+	return ""
+}
+
+func setDrainTimeout(c *Config, v string) string {
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("must be a duration such as %s, got %q", DefaultDrainTimeout, v)
+	case d < 0 || d > maxDrainTimeout:
+		return fmt.Sprintf("must be between 0s and %s, got %s", strings.TrimSuffix(maxDrainTimeout.String(), "0s"), d)
+	}
+	c.DrainTimeout = d
+	return ""
+}
+
+func setLogFormat(c *Config, v string) string {
+	c.LogFormat = v
+	if v != "text" && v != "json" {
+		return fmt.Sprintf("must be text or json, got %q", v)
+	}
+	return ""
+}
+
+func setLogLevel(c *Config, v string) string {
+	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(v)) {
+		return fmt.Sprintf("must be debug, info, warn or error, got %q", v)
+	}
+	return ""
+}
+
+func setTakeoverOnExpiry(c *Config, v string) string {
+	b, err := strconv.ParseBool(v)
+	c.TakeoverOnExpiry = b
+	if err != nil {
+		return fmt.Sprintf("must be true or false, got %q", v)
+	}
+	return ""
+}
+
 // ConfigFromEnv reads the configuration from the environment. An empty
 // variable counts as unset. On failure it returns an *adapter.ConfigError
 // listing every problem, the adapter's and the node's together.
@@ -55,7 +127,7 @@ func ConfigFromEnv() (Config, error) {
 }
 
 func configFrom(getenv func(string) string, adapterConfig func() (adapter.Config, error)) (Config, error) {
-	c := Config{Listen: DefaultListen, DrainTimeout: DefaultDrainTimeout, LogFormat: "text", LogLevel: slog.LevelInfo}
+	var c Config
 	var probs []adapter.FieldProblem
 	add := func(v, format string, args ...any) {
 		probs = append(probs, adapter.FieldProblem{Var: v, Problem: fmt.Sprintf(format, args...)})
@@ -78,46 +150,14 @@ func configFrom(getenv func(string) string, adapterConfig func() (adapter.Config
 		}
 	}
 
-	if v := getenv("HOLDOVER_NODE_LISTEN"); v != "" {
-		c.Listen = v
-		host, port, err := net.SplitHostPort(v)
-		p, perr := strconv.Atoi(port)
-		switch {
-		case err != nil:
-			add("HOLDOVER_NODE_LISTEN", "must be host:port (such as 127.0.0.1:8080), got %q", v)
-		case perr != nil || p < 0 || p > 65535:
-			add("HOLDOVER_NODE_LISTEN", "port must be a number between 0 and 65535, got %q", port)
-		case strings.ContainsAny(host, " \t"):
-			add("HOLDOVER_NODE_LISTEN", "host must not contain spaces, got %q", host)
+	for _, nv := range nodeVars {
+		if p := nv.set(&c, nv.def); p != "" {
+			panic(fmt.Sprintf("node: the default of %s: %s", nv.name, p)) // TestNodeConfigDocs sees it first
 		}
-	}
-	if v := getenv("HOLDOVER_NODE_DRAIN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			add("HOLDOVER_NODE_DRAIN_TIMEOUT", "must be a duration such as 10s, got %q", v)
-		case d < 0 || d > maxDrainTimeout:
-			add("HOLDOVER_NODE_DRAIN_TIMEOUT", "must be between 0s and 10m, got %s", d)
-		default:
-			c.DrainTimeout = d
-		}
-	}
-	if v := getenv("HOLDOVER_NODE_TAKEOVER_ON_EXPIRY"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			add("HOLDOVER_NODE_TAKEOVER_ON_EXPIRY", "must be true or false, got %q", v)
-		}
-		c.TakeoverOnExpiry = b
-	}
-	if v := getenv("HOLDOVER_LOG_FORMAT"); v != "" {
-		if v != "text" && v != "json" {
-			add("HOLDOVER_LOG_FORMAT", "must be text or json, got %q", v)
-		}
-		c.LogFormat = v
-	}
-	if v := getenv("HOLDOVER_LOG_LEVEL"); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(v)) {
-			add("HOLDOVER_LOG_LEVEL", "must be debug, info, warn or error, got %q", v)
+		if v := getenv(nv.name); v != "" {
+			if p := nv.set(&c, v); p != "" {
+				add(nv.name, "%s", p)
+			}
 		}
 	}
 	if len(probs) > 0 {
