@@ -94,7 +94,7 @@ func checkSerialConsistency(ctx context.Context, s *gocql.Session, o Options) er
 	var replication map[string]string
 	// Unquoted names, as the store's are, are folded to lower case.
 	err := s.Query(`SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?`, strings.ToLower(o.Keyspace)).
-		Consistency(gocql.One).WithContext(ctx).Scan(&replication)
+		Consistency(gocql.One).ScanContext(ctx, &replication)
 	if err != nil {
 		return wrap("read replication of keyspace "+o.Keyspace, "", err)
 	}

@@ -266,7 +266,7 @@ func TestTwoDCsLocalSerialCanDoubleClaim(t *testing.T) {
 	b := mustOpenIn(t, r, dc2, keyspace, gocql.LocalSerial, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := a.Session().Query(fmt.Sprintf("ALTER KEYSPACE %s WITH replication = %s", keyspace, replication)).WithContext(ctx).Exec(); err != nil {
+	if err := a.Session().Query(fmt.Sprintf("ALTER KEYSPACE %s WITH replication = %s", keyspace, replication)).ExecContext(ctx); err != nil {
 		t.Fatalf("extend keyspace to %s: %v", dc2, err)
 	}
 	if _, err := openIn(t, r, dc2, keyspace, gocql.LocalSerial, false); !errors.Is(err, store.ErrLocalSerialAcrossDCs) {

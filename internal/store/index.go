@@ -40,7 +40,7 @@ const indexBatchRows = 100
 func (st *Store) MoveIndex(ctx context.Context, from, to string, moved []Owned, stale []string, ttl time.Duration) error {
 	var batches []*gocql.Batch
 	for chunk := range slices.Chunk(moved, indexBatchRows) {
-		b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+		b := st.s.Batch(gocql.UnloggedBatch)
 		for _, o := range chunk {
 			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.indexOwner, Args: []any{to, o.Session, int64(o.Epoch), ttlSeconds(ttl)}, Idempotent: true})
 		}
@@ -51,7 +51,7 @@ func (st *Store) MoveIndex(ctx context.Context, from, to string, moved []Owned, 
 		gone = append(gone, o.Session)
 	}
 	for chunk := range slices.Chunk(append(gone, stale...), indexBatchRows) {
-		b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+		b := st.s.Batch(gocql.UnloggedBatch)
 		for _, s := range chunk {
 			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{from, s}, Idempotent: true})
 		}

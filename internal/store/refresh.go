@@ -49,7 +49,7 @@ func (st *Store) RefreshState(ctx context.Context, session string, minRemaining 
 			size += len(entries[n].Args[2].([]byte)) + len(entries[n].Args[1].(string))
 			n++
 		}
-		b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+		b := st.s.Batch(gocql.UnloggedBatch)
 		b.Entries = entries[:n]
 		if err := st.exec(ctx, "refresh", session, b); err != nil {
 			return done, err

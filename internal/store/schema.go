@@ -56,7 +56,7 @@ func createSchema(ctx context.Context, o Options) error {
 	}
 	defer sess.Close()
 	for _, ddl := range schema(o) {
-		if err := sess.Query(ddl).WithContext(ctx).Exec(); err != nil {
+		if err := sess.Query(ddl).ExecContext(ctx); err != nil {
 			return wrap("create schema", "", err)
 		}
 	}

@@ -46,7 +46,7 @@ func (w *Write) Bytes() int {
 // explicit timestamp and puts carry the state TTL, so a retry is idempotent
 // and a write with an older (epoch, seq) never replaces a newer one.
 func (st *Store) WriteSession(ctx context.Context, w *Write) error {
-	b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+	b := st.s.Batch(gocql.UnloggedBatch)
 	var err error
 	if b.Entries, err = st.writeEntries(nil, w); err != nil {
 		return err
@@ -135,7 +135,7 @@ func (st *Store) writeGroup(ctx context.Context, ws []*Write, idx []int, errs []
 		errs[idx[0]] = st.WriteSession(ctx, ws[idx[0]])
 		return
 	}
-	b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+	b := st.s.Batch(gocql.UnloggedBatch)
 	for _, i := range idx {
 		b.Entries, _ = st.writeEntries(b.Entries, ws[i]) // checked by checkWrite
 	}
@@ -246,7 +246,7 @@ func (st *Store) Fence(ctx context.Context, session string, epoch uint64, items 
 		return wrap("fence", session, permanent(fmt.Errorf("epoch %d outside 1..%d", epoch, uint64(MaxEpoch))))
 	}
 	base := EpochBase(epoch)
-	b := st.s.Batch(gocql.UnloggedBatch).WithContext(ctx)
+	b := st.s.Batch(gocql.UnloggedBatch)
 	b.Entries = make([]gocql.BatchEntry, 0, len(items)+1)
 	b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{base, session}, Idempotent: true})
 	b.Entries = st.appendItems(b.Entries, session, base+1, items)
