@@ -180,7 +180,7 @@ func (m *modelRun) step(next func() int) {
 func toItems(cs []Change) []Item {
 	var out []Item
 	for _, c := range cs {
-		out = append(out, Item{Key: c.Key, Value: c.Value, Delete: c.Delete})
+		out = append(out, Item(c))
 	}
 	return out
 }

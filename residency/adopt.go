@@ -182,7 +182,7 @@ func (m *Manager) adopted(session, prev string, epoch uint64, released bool, ite
 		return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items}
 	}
 	m.indexMu.Lock()
-	if !m.closed.Load() {
+	if !m.indexClosed {
 		m.indexing.Add(1)
 		go func() {
 			defer m.indexing.Done()

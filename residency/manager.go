@@ -61,8 +61,9 @@ type Manager struct {
 	leases leaseCache
 	flight singleflight.Group
 
-	indexMu  sync.Mutex     // orders indexing.Add against Close's Wait
-	indexing sync.WaitGroup // owner-index updates running in the background
+	indexMu     sync.Mutex     // orders indexing.Add against Close's Wait
+	indexClosed bool           // under indexMu: Close waits for indexing; nothing more joins it
+	indexing    sync.WaitGroup // owner-index updates running in the background
 
 	// Lease times are measured on the monotonic clock, as durations since
 	// started: a step of the wall clock can neither stretch nor cut a lease.
@@ -493,6 +494,7 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	}
 	close(m.stop)
 	m.indexMu.Lock() // an adoption adding an index update has done so now
+	m.indexClosed = true
 	m.indexMu.Unlock()
 	m.indexing.Wait()
 	if m.lastRenew.Load() != 0 {
