@@ -408,3 +408,5 @@ func (l nodeLog) final() (nodeStats, bool) {
 	}
 	return nodeStats{}, false
 }
+
+func ptr(x float64) *float64 { return &x }

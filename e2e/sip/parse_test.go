@@ -60,8 +60,6 @@ func explain(f callFacts, failedAt time.Time, killed bool, window time.Duration)
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func ptr(x float64) *float64 { return &x }
-
 func pct(v []float64, q float64) float64 {
 	if len(v) == 0 {
 		return 0

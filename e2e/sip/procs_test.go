@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,9 +103,9 @@ func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
 // buildNode builds examples/sipnode into dir.
 func buildNode(t *testing.T, dir string) string {
 	t.Helper()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if p, err := exec.LookPath("go"); err == nil {
-		goTool = p
+	goTool, err := exec.LookPath("go") // go test puts its own GOROOT/bin first on PATH
+	if err != nil {
+		t.Fatalf("go build examples/sipnode: %v", err)
 	}
 	bin := filepath.Join(dir, "sipnode")
 	cmd := exec.Command(goTool, "build", "-o", bin, "../../examples/sipnode")
