@@ -193,7 +193,7 @@ func (rd *reader) close() { rd.s.Close() }
 // items returns a session's persisted items, key → value.
 func (rd *reader) items(ctx context.Context, session string) (map[string]string, error) {
 	it := rd.s.Query(fmt.Sprintf("SELECT key, value FROM %s.state WHERE session = ?", rd.ks), session).
-		WithContext(ctx).Idempotent(true).Iter()
+		Idempotent(true).IterContext(ctx)
 	out := map[string]string{}
 	var k string
 	var v []byte
@@ -220,7 +220,7 @@ type owner struct {
 func (rd *reader) owner(ctx context.Context, session string) (owner, error) {
 	var o owner
 	err := rd.s.Query(fmt.Sprintf("SELECT owner, epoch, released FROM %s.owners WHERE session = ?", rd.ks), session).
-		WithContext(ctx).Consistency(gocql.Serial).Scan(&o.Node, &o.Epoch, &o.Released)
+		Consistency(gocql.Serial).ScanContext(ctx, &o.Node, &o.Epoch, &o.Released)
 	if err == gocql.ErrNotFound {
 		return owner{}, nil
 	}
@@ -292,7 +292,7 @@ func (r *ring) warm(ctx context.Context, limit time.Duration, logf func(string, 
 		`CREATE TABLE IF NOT EXISTS warmup.t (k text PRIMARY KEY, v int)`,
 	}
 	for _, q := range ddl {
-		if err := s.Query(q).WithContext(ctx).Exec(); err != nil {
+		if err := s.Query(q).ExecContext(ctx); err != nil {
 			return fmt.Errorf("cassandra: warm-up schema: %w", err)
 		}
 	}
@@ -307,9 +307,9 @@ func (r *ring) warm(ctx context.Context, limit time.Duration, logf func(string, 
 		for j := range conc {
 			go func(k string) {
 				began := time.Now()
-				_, err := s.Query(`INSERT INTO warmup.t (k, v) VALUES (?, 1) IF NOT EXISTS`, k).WithContext(ctx).ScanCAS()
+				_, err := s.Query(`INSERT INTO warmup.t (k, v) VALUES (?, 1) IF NOT EXISTS`, k).ScanCASContext(ctx)
 				if err == nil {
-					err = s.Query(`UPDATE warmup.t SET v = 2 WHERE k = ?`, k).WithContext(ctx).Exec()
+					err = s.Query(`UPDATE warmup.t SET v = 2 WHERE k = ?`, k).ExecContext(ctx)
 				}
 				d := time.Since(began)
 				if err != nil {

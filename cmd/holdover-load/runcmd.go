@@ -84,7 +84,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // parseNodes parses "A=http://h:p,B=http://h:p".
 func parseNodes(s string) ([]loadgen.Node, error) {
 	if strings.TrimSpace(s) == "" {
-		return nil, errors.New("required, as name=url,...")
+		return nil, errors.New("required, as name=url[,name=url]")
 	}
 	var out []loadgen.Node
 	for _, part := range strings.Split(s, ",") {

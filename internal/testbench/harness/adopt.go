@@ -78,11 +78,11 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 	floor := func(id string, fence bool) error {
 		row := map[string]any{}
 		applied, err := raw.Query(claim, "bench-floor", int64(2), time.Now(), id, "ghost", int64(1)).
-			SerialConsistency(gocql.LocalSerial).WithContext(ctx).MapScanCAS(row)
+			SerialConsistency(gocql.LocalSerial).MapScanCASContext(ctx, row)
 		if err != nil || !applied {
 			return fmt.Errorf("floor claim of %s: applied=%v: %v", id, applied, err)
 		}
-		iter := raw.Query(read, id).Idempotent(true).WithContext(ctx).Iter()
+		iter := raw.Query(read, id).Idempotent(true).IterContext(ctx)
 		var (
 			got []store.Item
 			k   string
@@ -99,7 +99,7 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 			return nil
 		}
 		base := store.EpochBase(2)
-		b := raw.Batch(gocql.UnloggedBatch).WithContext(ctx)
+		b := raw.Batch(gocql.UnloggedBatch)
 		b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: tomb, Args: []any{base, id}, Idempotent: true})
 		for _, it := range got {
 			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: insert, Args: []any{id, it.Key, it.Value, int8(1), base + 1, 604800}, Idempotent: true})

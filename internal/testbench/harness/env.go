@@ -40,8 +40,7 @@ func (e *Env) Setup(ctx context.Context) error {
 	}
 	// The anchor writes the same rows to a table of the same shape.
 	ddl := `CREATE TABLE IF NOT EXISTS raw_state (session text, key text, value blob, format tinyint, PRIMARY KEY ((session), key))`
-	q := e.raw.Query(ddl).WithContext(ctx)
-	if err := q.Exec(); err != nil {
+	if err := e.raw.Query(ddl).ExecContext(ctx); err != nil {
 		return err
 	}
 	return e.raw.AwaitSchemaAgreement(ctx)
@@ -53,7 +52,7 @@ func (e *Env) Teardown(ctx context.Context) error {
 		return nil
 	}
 	defer e.raw.Close()
-	return e.raw.Query("DROP KEYSPACE IF EXISTS " + e.Keyspace).WithContext(ctx).Exec()
+	return e.raw.Query("DROP KEYSPACE IF EXISTS " + e.Keyspace).ExecContext(ctx)
 }
 
 // cluster is the driver configuration of the anchors: what the store uses

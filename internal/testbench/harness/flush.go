@@ -187,7 +187,7 @@ func (w *rawWriter) pass(ctx context.Context) (float64, error) {
 				}
 				sess := fmt.Sprintf("%s-%d", w.prefix, i/len(w.keys))
 				err := w.s.Query(w.stmt, sess, w.keys[i%len(w.keys)], value, int8(1), ts, 604800).
-					Idempotent(true).Consistency(gocql.LocalQuorum).WithContext(ctx).Exec()
+					Idempotent(true).Consistency(gocql.LocalQuorum).ExecContext(ctx)
 				if err != nil {
 					first.CompareAndSwap(nil, err)
 					return

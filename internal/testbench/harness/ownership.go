@@ -38,7 +38,7 @@ func (e *Env) Ownership(ctx context.Context, n int) (OwnershipResult, error) {
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("own-%d", i)
 		d, err := timed(func() error {
-			ok, err := s.Query(create, id, "a", time.Now()).SerialConsistency(gocql.LocalSerial).WithContext(ctx).MapScanCAS(map[string]any{})
+			ok, err := s.Query(create, id, "a", time.Now()).SerialConsistency(gocql.LocalSerial).MapScanCASContext(ctx, map[string]any{})
 			if err == nil && !ok {
 				err = fmt.Errorf("create of %s not applied", id)
 			}
@@ -49,7 +49,7 @@ func (e *Env) Ownership(ctx context.Context, n int) (OwnershipResult, error) {
 		}
 		c = append(c, d)
 		if d, err = timed(func() error {
-			return s.Query(plain, "plain-"+id, "a", time.Now()).WithContext(ctx).Exec()
+			return s.Query(plain, "plain-"+id, "a", time.Now()).ExecContext(ctx)
 		}); err != nil {
 			return OwnershipResult{}, err
 		}
@@ -61,13 +61,13 @@ func (e *Env) Ownership(ctx context.Context, n int) (OwnershipResult, error) {
 				rl bool
 				at time.Time
 			)
-			return s.Query(read, id).WithContext(ctx).Scan(&o, &ep, &rl, &at)
+			return s.Query(read, id).ScanContext(ctx, &o, &ep, &rl, &at)
 		}); err != nil {
 			return OwnershipResult{}, err
 		}
 		r = append(r, d)
 		if d, err = timed(func() error {
-			ok, err := s.Query(claim, "b", time.Now(), id, "a").SerialConsistency(gocql.LocalSerial).WithContext(ctx).MapScanCAS(map[string]any{})
+			ok, err := s.Query(claim, "b", time.Now(), id, "a").SerialConsistency(gocql.LocalSerial).MapScanCASContext(ctx, map[string]any{})
 			if err == nil && !ok {
 				err = fmt.Errorf("claim of %s not applied", id)
 			}

@@ -105,7 +105,7 @@ func (e *Env) Takeover(ctx context.Context, sessions, concurrency int, rate floa
 	claim := func(id string) error {
 		row := map[string]any{}
 		applied, err := raw.Query(stmt, 604800, "bench-claimer", int64(2), time.Now(), id, rawGhost, int64(1)).
-			SerialConsistency(gocql.Serial).WithContext(ctx).MapScanCAS(row)
+			SerialConsistency(gocql.Serial).MapScanCASContext(ctx, row)
 		if err == nil && !applied {
 			err = fmt.Errorf("claim of %s not applied: %v", id, row)
 		}

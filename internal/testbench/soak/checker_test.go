@@ -52,7 +52,8 @@ func (b *builder) ref(id string) *Ref {
 func (b *builder) event(id, node string, ms int, kind string, ev Event, outcome string) int64 {
 	r := Record{Type: RecOp, Session: id, Kind: kind, Node: node, Start: b.at(ms), End: b.at(ms + 10),
 		Event: &ev, Base: b.ref(id), Outcome: outcome}
-	next, v := b.state[id], b.ver[id]+1
+	var next *State
+	v := b.ver[id] + 1
 	switch ev.Type {
 	case EvCreate:
 		b.gen[id]++
