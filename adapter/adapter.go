@@ -1,12 +1,12 @@
 package adapter
 
 import (
-	"time"
-
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -15,10 +15,6 @@ import (
 	"github.com/holdover/holdover/internal/store"
 	"github.com/holdover/holdover/residency"
 )
-
-// Change is one change of a committed transaction: a put of Value under Key,
-// or a delete of Key.
-type Change = buffer.Change
 
 // Adapter persists one node's sessions and adopts other nodes' sessions. It
 // is safe for concurrent use.
@@ -32,20 +28,54 @@ type Adapter struct {
 	log    *slog.Logger
 	hooks  Hooks
 	closed atomic.Bool
+	// gate orders calls.Add against Close setting closed; calls counts the
+	// Adopt, Peek and Takeover calls in progress, which Close lets finish
+	// before it releases sessions and closes residency.
+	gate  sync.RWMutex
+	calls sync.WaitGroup
+}
+
+// enter admits an Adopt, Peek or Takeover call; false once Close began.
+// An admitted call must call a.calls.Done.
+func (a *Adapter) enter() bool {
+	a.gate.RLock()
+	defer a.gate.RUnlock()
+	if a.closed.Load() {
+		return false
+	}
+	a.calls.Add(1)
+	return true
 }
 
 // Hooks are the host's callbacks. Each is optional and called from the
 // adapter's goroutines, never from Commit; none may block for long.
+//
+// A fence is not an end: on OnFenced and OnRecovered the host may drop its
+// in-memory copies of sessions, but must never call End for them (End
+// deletes the persisted state, which a peer may be adopting right now).
 type Hooks struct {
-	// OnFenced: this node could not renew its lease and stopped flushing. The
-	// sessions listed may be adopted by peers: stop serving them (or re-adopt
-	// them once OnRecovered says which were kept).
+	// OnFenced: this node could not renew its lease and stopped flushing;
+	// LeaseValid reports false, and Adopt returns ErrFenced, until it
+	// recovers. sessions lists every session it owned (and the new ones it
+	// had not written yet, whose changes are discarded): peers may adopt
+	// them meanwhile. Stop acknowledging changes to them: the simplest host
+	// drops its in-memory copies here (without End) and refuses events while
+	// LeaseValid is false.
 	OnFenced func(sessions []string)
-	// OnRecovered: the lease is renewed again; lost lists the sessions a peer
-	// adopted meanwhile, whose pending changes were discarded.
+	// OnRecovered: the lease is renewed again. lost lists those of the fenced
+	// sessions this node no longer owns (a peer adopted them, they ended or
+	// expired, or they were new and never written); their pending changes
+	// were discarded: drop them if the host still holds them (without End).
+	// Every other fenced session is still this node's and its pending
+	// changes are written now; a host that dropped its copy on OnFenced gets
+	// ErrAlreadyOwned from Adopt at its next event, and reloads it (Flush,
+	// then Peek).
 	OnRecovered func(lost []string)
-	// OnDropped: a permanent error (a value Cassandra refuses, a schema error,
-	// a session owned elsewhere) dropped items of a session.
+	// OnDropped: a permanent error dropped items of a session: a value
+	// Cassandra refuses, a schema error, or (an *OwnedElsewhereError) another
+	// node owns the session: two nodes created the same session ID and the
+	// other recorded it first. In that last case drop the local copy
+	// (without End: the session is the other node's) and forward its events.
 	OnDropped func(session string, items int, err error)
 	// OnFlushed observes every completed flush (session, items, duration, the
 	// data-loss window it closed, error), for hosts that keep their own
@@ -53,8 +83,40 @@ type Hooks struct {
 	OnFlushed func(FlushEvent)
 }
 
-// FlushEvent describes one completed flush of one session.
-type FlushEvent = buffer.FlushEvent
+// FlushEvent describes one completed write (or attempt) of one session's
+// pending changes.
+type FlushEvent struct {
+	// Session is the session written.
+	Session string
+	// Ended is true when the write carried an End of the session.
+	Ended bool
+	// Part and Parts number the parts of a session larger than
+	// HOLDOVER_MAX_BATCH_BYTES, written one after the other (1 of 1
+	// normally).
+	Part, Parts int
+	// Items and Bytes measure what was written.
+	Items int
+	Bytes int64
+	// Attempt counts the attempts at this session's pending changes, from 1;
+	// it restarts after a success.
+	Attempt int
+	// Taken is when the changes were taken from the buffer: those committed
+	// before it are in this write (or an earlier one).
+	Taken time.Time
+	// Duration is how long the write took.
+	Duration time.Duration
+	// Lag is the time from the oldest change written to the end of the
+	// write: the data-loss window this write closed.
+	Lag time.Duration
+	// Err is nil on success. Otherwise the write is retried (transient
+	// errors) or dropped and reported to OnDropped (permanent ones).
+	Err error
+}
+
+func flushEvent(e buffer.FlushEvent) FlushEvent {
+	return FlushEvent{Session: e.Session, Ended: e.Ended, Part: e.Part, Parts: e.Parts, Items: e.Items,
+		Bytes: e.Bytes, Attempt: e.Attempt, Taken: e.Taken, Duration: e.Duration, Lag: e.Lag, Err: translate(e.Err)}
+}
 
 // Option adds what the environment cannot say: callbacks, a logger,
 // OpenTelemetry providers.
@@ -109,7 +171,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 	so.Logger = o.logger
 	st, err := store.Open(ctx, so)
 	if err != nil {
-		return nil, fmt.Errorf("holdover: open cassandra store: %w", err)
+		return nil, fmt.Errorf("holdover: open cassandra store: %w", translate(err))
 	}
 	a := &Adapter{cfg: cfg, limits: so.Limits, store: st, log: o.logger, hooks: o.hooks}
 	a.tel = newTelemetry(o.meter, o.tracer)
@@ -135,7 +197,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 	}, a.flush)
 	if err != nil {
 		st.Close()
-		return nil, err
+		return nil, translate(err)
 	}
 	a.res, err = residency.New(residency.Config{
 		NodeID:               cfg.NodeID,
@@ -162,7 +224,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 	if err != nil {
 		_, _ = a.buf.Close(ctx)
 		st.Close()
-		return nil, fmt.Errorf("holdover: start node %q: %w", cfg.NodeID, err)
+		return nil, fmt.Errorf("holdover: start node %q: %w", cfg.NodeID, translate(err))
 	}
 	if err := a.tel.register(a); err != nil {
 		a.log.Warn("holdover: metrics not registered", "err", err)
@@ -180,11 +242,12 @@ func (a *Adapter) Config() Config { return a.cfg }
 func (a *Adapter) flushed(e buffer.FlushEvent) {
 	a.tel.flushed(e)
 	if a.hooks.OnFlushed != nil {
-		a.hooks.OnFlushed(e)
+		a.hooks.OnFlushed(flushEvent(e))
 	}
 }
 
 func (a *Adapter) dropped(session string, err error, items int) {
+	err = translate(err)
 	a.log.Error("holdover: changes dropped after a permanent error", "session", session, "items", items, "err", err)
 	if a.hooks.OnDropped != nil {
 		a.hooks.OnDropped(session, items, err)

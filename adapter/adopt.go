@@ -13,18 +13,41 @@ import (
 	"github.com/holdover/holdover/residency"
 )
 
-// Item is one persisted key of a session.
-type Item = store.Item
+// Item is one persisted item of a session.
+type Item struct {
+	// Key names the item inside its session.
+	Key string
+	// Value is the item's value; nil when it was committed empty.
+	Value []byte
+}
 
-// Session is a session's persisted state as Adopt or Peek return it.
+// itemsOf translates the store's items (which carry a Delete flag that
+// persisted items never set).
+func itemsOf(in []store.Item) []Item {
+	if in == nil {
+		return nil
+	}
+	out := make([]Item, len(in))
+	for i, it := range in {
+		out[i] = Item{Key: it.Key, Value: it.Value}
+	}
+	return out
+}
+
+// Session is a session's persisted state as Adopt, Peek and
+// TakeoverOptions.OnAdopted hand it over.
 type Session struct {
+	// ID is the session's ID.
 	ID string
 	// Epoch is the ownership epoch: after Adopt, the one this node owns it at.
 	Epoch uint64
 	// Owner is the owning node: this node after Adopt.
 	Owner string
-	// PreviousOwner is the node that owned it before Adopt.
+	// PreviousOwner is the node that owned it before Adopt (empty from Peek).
 	PreviousOwner string
+	// Released is true when the previous owner had released the session
+	// (it shut down gracefully with Close), so its state was complete.
+	Released bool
 	// Items are the persisted items in key order.
 	Items []Item
 }
@@ -40,22 +63,56 @@ func (s *Session) Map() map[string][]byte {
 	return m
 }
 
-// AdoptOptions changes how Adopt treats a live owner.
-type AdoptOptions = residency.AdoptOptions
+// AdoptOptions changes how Adopt treats a live owner. The zero value never
+// adopts a session from a live owner.
+type AdoptOptions struct {
+	// Force adopts even when the owner's lease is live and it did not release
+	// the session: an operator's takeover of a node known to be gone (hung,
+	// or partitioned away for good). A node that is in fact alive finds
+	// itself fenced for that session: its later writes never become visible.
+	Force bool
+	// From, with Force, names the node known to be gone: the adoption is
+	// forced only away from it. When the session has meanwhile been adopted
+	// by another node whose lease is live (a peer's takeover after From's
+	// lease expired), Adopt refuses with an *OwnedElsewhereError naming that
+	// node instead of dispossessing it without its knowing. Empty: force away
+	// from whichever node owns the session.
+	From string
+}
+
+func (o AdoptOptions) residency() residency.AdoptOptions {
+	return residency.AdoptOptions{Force: o.Force, From: o.From}
+}
+
+func (a *Adapter) adopted(got *residency.Adopted) *Session {
+	return &Session{ID: got.Session, Epoch: got.Epoch, Owner: a.cfg.NodeID, PreviousOwner: got.PreviousOwner,
+		Released: got.Released, Items: itemsOf(got.Items)}
+}
 
 // Adopt takes ownership of a session this node does not hold (an event for it
 // was redirected here) and returns its persisted state for the host to
-// restore. It returns ErrNotFound when no such session is persisted, and an
-// *OwnedElsewhereError when a live node owns it (forward the event there) or
-// another node adopted it first. After a successful Adopt no write of the
-// previous owner can become visible, and this node's commits to the session
-// persist as usual.
+// restore. After a successful Adopt no write of the previous owner can become
+// visible, and this node's commits to the session persist as usual.
+//
+// Every other outcome leaves ownership as it was:
+//   - ErrNotFound: no such session is persisted (new, ended or expired):
+//     the host may create it here.
+//   - *OwnedElsewhereError (ErrOwnedElsewhere): a live node owns it, or
+//     another node adopted it first: forward the event to its Owner.
+//   - ErrAlreadyOwned: this node owns it already: Flush, then Peek to reload
+//     the host's copy.
+//   - ErrFenced: this node's lease lapsed: refuse the event.
+//   - ErrClosed: the adapter is closed or closing.
+//   - *LimitError (ErrInvalidInput): the session ID is invalid.
+//   - any other error (a Cassandra timeout, unavailable replicas, ctx ended):
+//     refuse the event; Adopt is safe to retry.
 func (a *Adapter) Adopt(ctx context.Context, session string, opts ...AdoptOptions) (*Session, error) {
-	if a.closed.Load() {
+	if !a.enter() {
 		return nil, ErrClosed
 	}
+	defer a.calls.Done()
 	if err := a.limits.CheckSession(session); err != nil {
-		return nil, err
+		return nil, translate(err)
 	}
 	var o AdoptOptions
 	if len(opts) > 0 {
@@ -64,7 +121,8 @@ func (a *Adapter) Adopt(ctx context.Context, session string, opts ...AdoptOption
 	ctx, span := a.tel.tracer.Start(ctx, "holdover.adopt")
 	span.SetAttributes(attribute.String("holdover.session", session), attribute.Bool("holdover.force", o.Force))
 	began := time.Now()
-	got, err := a.res.Adopt(ctx, session, o)
+	got, err := a.res.Adopt(ctx, session, o.residency())
+	err = translate(err)
 	outcome := adoptOutcome(err)
 	a.tel.adoptions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
 	a.tel.adoptLatency.Record(ctx, float64(time.Since(began))/float64(time.Millisecond), metric.WithAttributes(attribute.String("outcome", outcome)))
@@ -78,7 +136,7 @@ func (a *Adapter) Adopt(ctx context.Context, session string, opts ...AdoptOption
 		return nil, err
 	}
 	span.End()
-	return &Session{ID: session, Epoch: got.Epoch, Owner: a.cfg.NodeID, PreviousOwner: got.PreviousOwner, Items: got.Items}, nil
+	return a.adopted(got), nil
 }
 
 func adoptOutcome(err error) string {
@@ -101,35 +159,16 @@ func adoptOutcome(err error) string {
 // (for related state the host only reads). The items may lag the owner's
 // unflushed changes by the flush window.
 func (a *Adapter) Peek(ctx context.Context, session string) (*Session, error) {
-	if a.closed.Load() {
+	if !a.enter() {
 		return nil, ErrClosed
 	}
+	defer a.calls.Done()
 	if err := a.limits.CheckSession(session); err != nil {
-		return nil, err
+		return nil, translate(err)
 	}
 	p, err := a.res.Peek(ctx, session)
 	if err != nil {
-		return nil, err
+		return nil, translate(err)
 	}
-	return &Session{ID: session, Epoch: p.Epoch, Owner: p.Owner, Items: p.Items}, nil
-}
-
-// TakeoverOptions bounds a bulk takeover; see residency.TakeoverOptions.
-type TakeoverOptions = residency.TakeoverOptions
-
-// TakeoverReport says what a bulk takeover did.
-type TakeoverReport = residency.TakeoverReport
-
-// Takeover adopts, at a bounded rate (HOLDOVER_ADOPT_RATE by default), every
-// session owned by node, whose lease must have expired (unless opts.Force),
-// handing each to opts.OnAdopted so its state is warm before redirected
-// events arrive.
-func (a *Adapter) Takeover(ctx context.Context, node string, opts TakeoverOptions) (TakeoverReport, error) {
-	if a.closed.Load() {
-		return TakeoverReport{}, ErrClosed
-	}
-	if opts.Rate == 0 {
-		opts.Rate = a.cfg.AdoptRate
-	}
-	return a.res.Takeover(ctx, node, opts)
+	return &Session{ID: session, Epoch: p.Epoch, Owner: p.Owner, Items: itemsOf(p.Items)}, nil
 }

@@ -3,49 +3,141 @@ package adapter
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/holdover/holdover/buffer"
 )
 
 // CloseReport says what Close could not write and how many sessions it
-// released to peers.
+// released to peers. Log it: its Unwritten sessions lost changes.
 type CloseReport struct {
 	// Unwritten lists the sessions whose pending changes Close could not
-	// write before ctx ended (they are lost unless the host commits them again
-	// elsewhere).
-	Unwritten buffer.Report
+	// write before ctx ended. Their last changes are lost unless the host
+	// commits them again elsewhere; the sessions stay owned by this node and
+	// become adoptable (at their last written state) when its lease expires.
+	Unwritten Unwritten
 	// Released counts the sessions handed over to peers, which may adopt them
 	// at once without waiting for this node's lease to expire.
 	Released int
 }
 
-// Close refuses new commits (ErrClosed), drains the buffer until ctx ends,
-// releases every session whose state it wrote, stops renewing the lease and
-// closes the Cassandra session. Sessions left unwritten stay owned and become
-// adoptable when the lease expires. Close is for graceful shutdown (SIGTERM).
+// Unwritten is what Close could not write.
+type Unwritten struct {
+	// Sessions holds one entry per session with unwritten changes, sorted by
+	// ID; empty when Close wrote everything.
+	Sessions []UnwrittenSession
+	// Items is the total of Sessions[i].Items.
+	Items int
+}
+
+// UnwrittenSession is one session Close left unwritten.
+type UnwrittenSession struct {
+	// Session is the session's ID.
+	Session string
+	// Items counts its pending items (the latest change of each key).
+	Items int
+	// Ended is true when an End of the session was not written either.
+	Ended bool
+	// Err is the last error of the session's writes, or nil if none failed
+	// (Close ran out of time before writing it).
+	Err error
+}
+
+func unwritten(r buffer.Report) Unwritten {
+	out := Unwritten{Items: r.Items}
+	for _, u := range r.Sessions {
+		out.Sessions = append(out.Sessions, UnwrittenSession{Session: u.Session, Items: u.Items, Ended: u.Ended, Err: translate(u.Err)})
+	}
+	return out
+}
+
+// closeReserve is the share of Close's time left for releasing sessions and
+// the lease after draining (at most maxCloseReserve): a drain that cannot
+// finish (Cassandra down) must not take the time those need.
+const (
+	closeReserve    = 4 // a quarter
+	maxCloseReserve = 2 * time.Second
+)
+
+// Close refuses new commits (ErrClosed), drains the buffer, releases every
+// session whose state it wrote, stops renewing the lease and closes the
+// Cassandra session. Sessions left unwritten stay owned and become adoptable
+// when the lease expires. Close is for graceful shutdown (SIGTERM); call it
+// once.
+//
+// Close returns by ctx's deadline, whatever Cassandra does: it drains until a
+// quarter of the time left (at most 2s) remains, and releases in that
+// remainder. Give it a deadline: with a context that never ends, Close waits
+// for as long as Cassandra is unreachable. The report lists what it could not
+// write; the error joins what went wrong (ctx's error when the drain ran out
+// of time, release or lease errors).
 func (a *Adapter) Close(ctx context.Context) (CloseReport, error) {
 	var rep CloseReport
-	if !a.closed.CompareAndSwap(false, true) {
+	a.gate.Lock()
+	closing := a.closed.CompareAndSwap(false, true)
+	a.gate.Unlock()
+	if !closing {
 		return rep, ErrClosed
 	}
-	drainCtx := ctx
+	// Release and the lease drop run after ctx is cancelled too (the drain
+	// may end that way), but never past its deadline.
+	after := context.WithoutCancel(ctx)
+	drainCtx, cancelDrain := context.WithCancel(ctx)
+	defer cancelDrain()
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		after, cancel = context.WithDeadline(after, deadline)
+		defer cancel()
+		reserve := min(time.Until(deadline)/closeReserve, maxCloseReserve)
+		drainCtx, cancel = context.WithDeadline(drainCtx, deadline.Add(-reserve))
+		defer cancel()
+	}
 	if a.res.Replaced() {
 		// Another process holds this node ID: nothing can be written any
 		// more, so do not wait for the deadline.
-		c, cancel := context.WithCancel(ctx)
-		cancel()
-		drainCtx = c
+		cancelDrain()
 	}
-	unwritten, bufErr := a.buf.Close(drainCtx)
-	rep.Unwritten = unwritten
-	for _, u := range unwritten.Sessions {
+	buffered, bufErr := a.buf.Close(drainCtx)
+	rep.Unwritten = unwritten(buffered)
+	for _, u := range buffered.Sessions {
 		a.res.Forget(u.Session) // not released: its latest state is not persisted
 	}
-	released, relErr := a.res.ReleaseAll(context.WithoutCancel(ctx))
-	rep.Released = released
-	closeErr := a.res.Close(context.WithoutCancel(ctx), relErr == nil && len(unwritten.Sessions) == 0)
+
+	// The rest waits for Cassandra: bounded by the deadline. Should it not
+	// finish, the lease expires by its TTL.
+	type result struct {
+		released       int
+		relErr, resErr error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		a.calls.Wait() // adoptions in progress: theirs are released too
+		r.released, r.relErr = a.res.ReleaseAll(after)
+		r.resErr = a.res.Close(after, r.relErr == nil && len(buffered.Sessions) == 0)
+		done <- r
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-after.Done():
+		r.resErr = after.Err()
+		a.log.Warn("holdover: close: releasing sessions did not finish by the deadline; peers adopt them when the lease expires")
+	}
+	rep.Released = r.released
 	a.tel.unregister()
-	a.store.Close()
-	a.log.Info("holdover: adapter closed", "node", a.cfg.NodeID, "released", released, "unwritten_sessions", len(unwritten.Sessions))
-	return rep, errors.Join(bufErr, relErr, closeErr)
+	// Closing the driver's connections waits for requests in flight, which
+	// a partition holds until their timeout: in the background past the
+	// deadline.
+	storeClosed := make(chan struct{})
+	go func() {
+		a.store.Close()
+		close(storeClosed)
+	}()
+	select {
+	case <-storeClosed:
+	case <-after.Done():
+	}
+	a.log.Info("holdover: adapter closed", "node", a.cfg.NodeID, "released", r.released, "unwritten_sessions", len(buffered.Sessions))
+	return rep, errors.Join(translate(bufErr), translate(r.relErr), translate(r.resErr))
 }

@@ -3,7 +3,33 @@ package adapter
 import (
 	"context"
 	"fmt"
+	"unsafe"
+
+	"github.com/holdover/holdover/buffer"
 )
+
+// Change is one change of a committed transaction: a put of Value under Key,
+// or a delete of Key.
+type Change struct {
+	// Key names the item inside its session: 1 to HOLDOVER_MAX_KEY_BYTES
+	// bytes of valid UTF-8.
+	Key string
+	// Value is the item's new value, up to HOLDOVER_MAX_VALUE_BYTES; ignored
+	// when Delete is set. An empty value is stored as present and empty.
+	// Commit copies it: the caller may reuse the slice once Commit returns.
+	Value []byte
+	// Delete removes the item instead of writing Value.
+	Delete bool
+}
+
+// Change and buffer.Change have one underlying type (this conversion compiles
+// only then), so a slice of one is a slice of the other: Commit hands the
+// host's changes to the buffer without copying them.
+var _ = buffer.Change(Change{})
+
+func bufferChanges(cs []Change) []buffer.Change {
+	return unsafe.Slice((*buffer.Change)(unsafe.Pointer(unsafe.SliceData(cs))), len(cs))
+}
 
 // Commit records a committed transaction of session: the latest value of each
 // changed key is flushed to Cassandra within the flush delay, atomically with
@@ -19,9 +45,9 @@ func (a *Adapter) Commit(session string, changes ...Change) error {
 	// fast path has not seen: an update of a dirty key with a value of the
 	// same size was checked when the key entered.
 	if session == "" {
-		return a.limits.CheckSession(session)
+		return translate(a.limits.CheckSession(session))
 	}
-	return a.buf.Commit(session, changes...)
+	return translate(a.buf.Commit(session, bufferChanges(changes)...))
 }
 
 // checkSession is the buffer's CheckSession, run when the buffer holds
@@ -30,7 +56,7 @@ func (a *Adapter) Commit(session string, changes ...Change) error {
 // does not own yet (HOLDOVER_MAX_CONCURRENT_CREATES).
 func (a *Adapter) checkSession(session string) error {
 	if err := a.limits.CheckSession(session); err != nil {
-		return err
+		return translate(err)
 	}
 	if !a.res.AdmitNew(session) {
 		return errCreationsBusy
@@ -48,7 +74,7 @@ func (a *Adapter) checkChange(key string, value []byte, del bool) error {
 	if del {
 		value = nil
 	}
-	return a.limits.CheckItem(key, value)
+	return translate(a.limits.CheckItem(key, value))
 }
 
 // End ends a session: its persisted state and ownership row are deleted at
@@ -56,9 +82,9 @@ func (a *Adapter) checkChange(key string, value []byte, del bool) error {
 // after End start the session afresh.
 func (a *Adapter) End(session string) error {
 	if err := a.limits.CheckSession(session); err != nil {
-		return err
+		return translate(err)
 	}
-	return a.buf.End(session)
+	return translate(a.buf.End(session))
 }
 
 // LeaseValid reports whether this node may act as an owner now: its lease
@@ -71,4 +97,4 @@ func (a *Adapter) LeaseValid() bool { return a.res.LeaseValid() }
 
 // Flush returns when everything committed before the call is durable in
 // Cassandra (or was dropped and reported through OnDropped), or ctx ends.
-func (a *Adapter) Flush(ctx context.Context) error { return a.buf.Flush(ctx) }
+func (a *Adapter) Flush(ctx context.Context) error { return translate(a.buf.Flush(ctx)) }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdover/holdover/buffer"
 	"github.com/holdover/holdover/internal/cassandratest"
 )
 
@@ -147,7 +148,7 @@ func BenchmarkCommitUpdate(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			val[0] = byte(i)
-			if err := a.buf.Commit("session-000001", Change{Key: keys[i&15], Value: val}); err != nil {
+			if err := a.buf.Commit("session-000001", buffer.Change{Key: keys[i&15], Value: val}); err != nil {
 				b.Fatal(err)
 			}
 			i++

@@ -93,7 +93,7 @@ func (i *Inspector) Session(ctx context.Context, id string) (SessionInfo, error)
 	if !found && len(items) == 0 {
 		return SessionInfo{}, ErrNotFound
 	}
-	s := SessionInfo{ID: id, Items: items}
+	s := SessionInfo{ID: id, Items: itemsOf(items)}
 	if found {
 		s.Owner = &own
 	}

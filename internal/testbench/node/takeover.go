@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/adapter"
-	"github.com/holdover/holdover/residency"
 )
 
 // Takeover adopts every session the owner index lists under node from, whose
@@ -32,7 +31,7 @@ func (n *Node) Takeover(ctx context.Context, from string, force bool) (wire.Take
 		return res, err
 	}
 	var restored atomic.Int64
-	rep, err := a.Takeover(ctx, from, adapter.TakeoverOptions{Force: force, OnAdopted: func(ad *residency.Adopted) {
+	rep, err := a.Takeover(ctx, from, adapter.TakeoverOptions{Force: force, OnAdopted: func(ad *adapter.Session) {
 		if n.restoreAdopted(ad) {
 			restored.Add(1)
 		}
@@ -56,19 +55,19 @@ func (n *Node) Takeover(ctx context.Context, from string, force bool) (wire.Take
 // has nothing persisted (recorded, never written: as for an adopting event,
 // it does not exist) or is not in the node's layout (an event finds it owned
 // here and reads it back then). It reports whether it restored it.
-func (n *Node) restoreAdopted(ad *residency.Adopted) bool {
+func (n *Node) restoreAdopted(ad *adapter.Session) bool {
 	if len(ad.Items) == 0 {
 		return false
 	}
-	s, unknown, err := decodeSession(ad.Session, ad.Items)
+	s, unknown, err := decodeSession(ad.ID, ad.Items)
 	if err != nil {
-		n.log.Warn("taken-over session not restored", "session", ad.Session, "err", err)
+		n.log.Warn("taken-over session not restored", "session", ad.ID, "err", err)
 		return false
 	}
 	if unknown > 0 {
-		n.log.Warn("persisted items outside the node's layout ignored", "session", ad.Session, "items", unknown)
+		n.log.Warn("persisted items outside the node's layout ignored", "session", ad.ID, "items", unknown)
 	}
-	tx := n.table.Begin(ad.Session)
+	tx := n.table.Begin(ad.ID)
 	defer tx.Rollback()
 	if tx.Resident() {
 		return false

@@ -1,0 +1,219 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/holdover/holdover/internal/cassandratest"
+)
+
+// Close with a deadline returns by that deadline while Cassandra stops
+// answering (a partition: requests neither fail nor return), reports the
+// session it could not write, and says why. Before, releasing the sessions
+// written ran without a deadline and waited out every request's timeout.
+func TestCloseHonoursDeadlineWhileCassandraUnreachable(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	hosts, port := cassandratest.Hosts(t)
+	proxy := newStallProxy(t, hosts[0], port)
+	cfg := testConfig(t, "close-deadline", ks)
+	cfg.Hosts, cfg.Port = []string{"127.0.0.1"}, proxy.port()
+	cfg.Timeout = 20 * time.Second // longer than the deadline: only Close's own bound can keep it
+	cfg.LeaseTTL = 30 * time.Second
+	a := openNode(t, cfg)
+	for _, s := range []string{"written-1", "written-2", "written-3"} {
+		if err := a.Commit(s, put("k", "v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, a)
+	proxy.stall()
+	if err := a.Commit("unwritten", put("k", "v")); err != nil {
+		t.Fatal(err)
+	}
+
+	const deadline = 3 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	began := time.Now()
+	rep, err := a.Close(ctx)
+	took := time.Since(began)
+	if took > deadline+500*time.Millisecond {
+		t.Errorf("Close took %v with a %v deadline", took, deadline)
+	}
+	if len(rep.Unwritten.Sessions) != 1 || rep.Unwritten.Sessions[0].Session != "unwritten" || rep.Unwritten.Items != 1 {
+		t.Errorf("report %+v: want the one unwritten session", rep)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close error %v: want it to say the deadline passed", err)
+	}
+	if _, err := a.Close(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Close: %v, want ErrClosed", err)
+	}
+}
+
+// An Adopt that reaches residency after it closed gets residency's closed
+// error: it must come out as the adapter's ErrClosed (there were two
+// ErrClosed, and adapter.ErrClosed did not match residency's). The window is
+// opened here by closing residency alone; then Adopts race a real Close,
+// which must let them finish before closing residency (with -race: no data
+// race) and answer each with nil, ErrNotFound or the adapter's ErrClosed.
+func TestAdoptRacingCloseReturnsAdaptersErrClosed(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	ctx := context.Background()
+	a := openNode(t, testConfig(t, "closing", ks))
+	if err := a.res.Close(ctx, false); err != nil { // what Close does after its check
+		t.Fatal(err)
+	}
+	if _, err := a.Adopt(ctx, "any"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Adopt after residency closed: %v, want adapter.ErrClosed", err)
+	}
+
+	b := openNode(t, testConfig(t, "racing", ks))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, 64)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := b.Adopt(ctx, "race-"+string(rune('a'+i))+"-"+time.Now().Format("150405.000000"))
+				switch {
+				case err == nil, errors.Is(err, ErrNotFound):
+				case errors.Is(err, ErrClosed):
+					return
+				default:
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	closeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := b.Close(closeCtx); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Adopt racing Close: %v (%T), want nil, ErrNotFound or adapter.ErrClosed", err, err)
+	}
+}
+
+// A second process with a node ID in use waits for the other's lease, then
+// fails with the adapter's *NodeIDInUseError.
+func TestNodeIDInUseIsTheAdaptersError(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	cfg := testConfig(t, "same-id", ks)
+	openNode(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	b, err := Open(ctx, cfg)
+	if err == nil {
+		_, _ = b.Close(context.Background())
+		t.Fatal("a second adapter opened with a node ID in use")
+	}
+	var inUse *NodeIDInUseError
+	if !errors.As(err, &inUse) || inUse.Node != "same-id" || !errors.Is(err, ErrNodeIDInUse) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open with a node ID in use: %v (%T), want an *adapter.NodeIDInUseError", err, err)
+	}
+}
+
+// Two nodes create the same session ID: the first write records one owner;
+// the other's changes are dropped and reported to OnDropped with the
+// adapter's *OwnedElsewhereError naming the winner.
+func TestCreateRaceReportsOwnedElsewhere(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	type drop struct {
+		node, session string
+		err           error
+	}
+	drops := make(chan drop, 4)
+	hooks := func(node string) Option {
+		return WithHooks(Hooks{OnDropped: func(session string, _ int, err error) { drops <- drop{node, session, err} }})
+	}
+	cfgA, cfgB := testConfig(t, "creator-a", ks), testConfig(t, "creator-b", ks)
+	for _, c := range []*Config{&cfgA, &cfgB} {
+		c.FlushDelay, c.MaxWindow = time.Minute, 10*time.Minute // nothing written before both committed
+	}
+	a, b := openNode(t, cfgA, hooks("creator-a")), openNode(t, cfgB, hooks("creator-b"))
+	if err := a.Commit("dup", put("who", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit("dup", put("who", "b")); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, a)
+	flush(t, b)
+	var d drop
+	select {
+	case d = <-drops:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnDropped for the node that lost the create race")
+	}
+	var oe *OwnedElsewhereError
+	if d.session != "dup" || d.node != "creator-b" || !errors.As(d.err, &oe) || oe.Owner != "creator-a" {
+		t.Fatalf("OnDropped(%s, %s, %v): want creator-b's changes dropped with an *OwnedElsewhereError naming creator-a", d.node, d.session, d.err)
+	}
+	p, err := b.Peek(context.Background(), "dup")
+	if err != nil || p.Owner != "creator-a" || string(p.Map()["who"]) != "a" {
+		t.Fatalf("peek: %+v %v", p, err)
+	}
+}
+
+// Takeover hands the host the adapter's own *Session, items included.
+func TestTakeoverHandsAdapterSessions(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	a := openNode(t, testConfig(t, "gone", ks))
+	for _, s := range []string{"t1", "t2", "t3"} {
+		if err := a.Commit(s, put("id", s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, a)
+	a.crash()
+	b := openNode(t, testConfig(t, "heir", ks))
+	var mu sync.Mutex
+	got := map[string]string{}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rep, err := b.Takeover(context.Background(), "gone", TakeoverOptions{OnAdopted: func(s *Session) {
+			mu.Lock()
+			got[s.ID] = string(s.Map()["id"])
+			mu.Unlock()
+			if s.Owner != "heir" || s.PreviousOwner != "gone" || s.Epoch != 2 {
+				t.Errorf("adopted %+v", s)
+			}
+		}})
+		var oe *OwnedElsewhereError
+		if errors.As(err, &oe) && oe.Live && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond) // the lease has not expired yet
+			continue
+		}
+		if err != nil || rep.Adopted != 3 || rep.Node != "gone" {
+			t.Fatalf("takeover: %+v %v", rep, err)
+		}
+		break
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 3 || got["t1"] != "t1" || got["t2"] != "t2" || got["t3"] != "t3" {
+		t.Fatalf("OnAdopted received %v", got)
+	}
+}

@@ -1,0 +1,84 @@
+package adapter
+
+import (
+	"context"
+	"time"
+
+	"github.com/holdover/holdover/residency"
+)
+
+// TakeoverOptions bounds a bulk takeover. The zero value takes over a dead
+// node at HOLDOVER_ADOPT_RATE with 16 claims in flight.
+type TakeoverOptions struct {
+	// Rate is how many adoptions start per second. 0: HOLDOVER_ADOPT_RATE.
+	Rate float64
+	// Concurrency is how many claims (lightweight transactions) are in flight
+	// at once; the fences of the sessions already claimed run beside them, as
+	// many again. 0: 16.
+	Concurrency int
+	// Force takes the node's sessions over even if its lease is live (an
+	// operator's takeover of a node known to be gone), forcing each adoption
+	// away from that node only (AdoptOptions.From).
+	Force bool
+	// OnAdopted receives each session adopted, with its state, so the host
+	// can restore it before its next event arrives. It is called from
+	// several goroutines at once.
+	OnAdopted func(*Session)
+	// Progress, when set, is called about once a second with the report so
+	// far.
+	Progress func(TakeoverReport)
+}
+
+// TakeoverReport says what a bulk takeover did.
+type TakeoverReport struct {
+	// Node is the node whose sessions were taken over.
+	Node string
+	// Listed counts the sessions the owner index listed under Node.
+	Listed int
+	// Adopted counts the sessions this node adopted.
+	Adopted int
+	// Skipped counts the sessions gone, ended, or already owned by another
+	// node (or this one).
+	Skipped int
+	// Failed counts the adoptions that failed with an error; they stay listed
+	// under Node, and a later takeover tries them again.
+	Failed int
+	// Errors holds up to 10 of those failures.
+	Errors []error
+	// Duration is the takeover's wall time.
+	Duration time.Duration
+}
+
+func takeoverReport(r residency.TakeoverReport) TakeoverReport {
+	out := TakeoverReport{Node: r.Node, Listed: r.Listed, Adopted: r.Adopted, Skipped: r.Skipped,
+		Failed: r.Failed, Duration: r.Duration}
+	for _, err := range r.Errors {
+		out.Errors = append(out.Errors, translate(err))
+	}
+	return out
+}
+
+// Takeover adopts, at a bounded rate, every session owned by node, whose
+// lease must have expired (unless opts.Force: otherwise it returns an
+// *OwnedElsewhereError naming the live node), handing each to opts.OnAdopted
+// so its state is warm here before redirected events arrive. A session that
+// another node adopted meanwhile is skipped. It returns when every listed
+// session was tried, or ctx ended (with the report so far and ctx's error).
+func (a *Adapter) Takeover(ctx context.Context, node string, opts TakeoverOptions) (TakeoverReport, error) {
+	if !a.enter() {
+		return TakeoverReport{Node: node}, ErrClosed
+	}
+	defer a.calls.Done()
+	ro := residency.TakeoverOptions{Rate: opts.Rate, Concurrency: opts.Concurrency, Force: opts.Force}
+	if ro.Rate == 0 {
+		ro.Rate = a.cfg.AdoptRate
+	}
+	if f := opts.OnAdopted; f != nil {
+		ro.OnAdopted = func(got *residency.Adopted) { f(a.adopted(got)) }
+	}
+	if f := opts.Progress; f != nil {
+		ro.Progress = func(r residency.TakeoverReport) { f(takeoverReport(r)) }
+	}
+	rep, err := a.res.Takeover(ctx, node, ro)
+	return takeoverReport(rep), translate(err)
+}
