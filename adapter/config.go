@@ -314,7 +314,7 @@ var defaultNodeID = sync.OnceValue(func() string {
 })
 
 // sanitizeNodeID replaces the bytes a node ID may not hold with '-' and
-// truncates the result to 64 bytes.
+// truncates the result to maxNodeIDBytes.
 func sanitizeNodeID(s string) string {
 	b := []byte(s)
 	for i, c := range b {
@@ -322,8 +322,8 @@ func sanitizeNodeID(s string) string {
 			b[i] = '-'
 		}
 	}
-	if len(b) > 64 {
-		b = b[:64]
+	if len(b) > maxNodeIDBytes {
+		b = b[:maxNodeIDBytes]
 	}
 	return string(b)
 }

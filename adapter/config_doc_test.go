@@ -172,6 +172,9 @@ func readmeTable(t *testing.T) string {
 			def = "`" + def[2:len(def)-2] + "`"
 		}
 		rng := rangeDoc(f)
+		if rng == "" && reflect.TypeFor[Config]().Field(f.index).Type.Kind() == reflect.Bool {
+			rng = "`true` or `false`"
+		}
 		if f.rules != "" {
 			rng = strings.TrimPrefix(rng+"; "+f.rules, "; ")
 		}

@@ -222,7 +222,7 @@ func (c Config) checkPassword(k *checker, v string) {
 
 func checkNodeID(c Config, k *checker, v string) {
 	if !validNodeID(c.NodeID) {
-		k.add(v, "must be 1 to 64 bytes of [A-Za-z0-9._:-], got %q", c.NodeID)
+		k.add(v, "must be 1 to %d bytes of [A-Za-z0-9._:-], got %q", maxNodeIDBytes, c.NodeID)
 	}
 }
 
@@ -232,9 +232,12 @@ func (c Config) checkValueFitsBatch(k *checker, v string) {
 	}
 }
 
-// validNodeID reports whether s is 1 to 64 bytes of [A-Za-z0-9._:-].
+// maxNodeIDBytes bounds HOLDOVER_NODE_ID.
+const maxNodeIDBytes = 64
+
+// validNodeID reports whether s is 1 to maxNodeIDBytes bytes of [A-Za-z0-9._:-].
 func validNodeID(s string) bool {
-	if len(s) < 1 || len(s) > 64 {
+	if len(s) < 1 || len(s) > maxNodeIDBytes {
 		return false
 	}
 	for i := range len(s) {
