@@ -53,8 +53,9 @@ type Config struct {
 	LocalDC string `env:"LOCAL_DC"`
 
 	// Keyspace is the keyspace of the adapter's tables. Cassandra folds
-	// unquoted names to lower case. HOLDOVER_KEYSPACE; default "holdover"; a CQL identifier
-	// matching ^[A-Za-z][A-Za-z0-9_]{0,47}$ (see ValidIdentifier).
+	// unquoted names to lower case. HOLDOVER_KEYSPACE; default "holdover";
+	// a CQL identifier matching ^[A-Za-z][A-Za-z0-9_]{0,47}$ (see
+	// ValidIdentifier).
 	Keyspace string `env:"KEYSPACE"`
 
 	// ReplicationClass is the keyspace's replication strategy, used only

@@ -23,7 +23,10 @@ import (
 // defaults, Validate checks the bounds and runs the checks, ConfigFromEnv
 // parses the variables over DefaultConfig and words a value that does not
 // parse with the bounds, and the README's configuration table is generated
-// from the table (TestConfigREADMETable; go generate rewrites it). The
+// from the table (TestConfigREADMETable checks it; go generate ./adapter
+// rewrites it, through the test binary, whose TestMain wants the local
+// Cassandra). TestConfigDocsStateTheTableDefaults checks the defaults the
+// README and docs/ mention in passing. The
 // variable's name is the field's env tag, the one caarlos0/env reads, and the
 // field's doc comment says what it does: its first sentence is the README's
 // "Meaning", and TestConfigFieldDocsMatchKnobs checks that the comment states
