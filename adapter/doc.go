@@ -24,6 +24,15 @@
 //
 // Errors are documented sentinels tested with errors.Is: ErrNotFound,
 // ErrOwnedElsewhere (carried by *OwnedElsewhereError, which names the owner),
-// ErrBufferFull, ErrClosed, ErrInvalidInput (carried by *LimitError, which
-// names the field and the limit), ErrFenced and ErrAlreadyOwned.
+// ErrAlreadyOwned, ErrFenced, ErrReplaced, ErrNodeIDInUse (carried by
+// *NodeIDInUseError), ErrBufferFull, ErrOverloaded, ErrClosed and
+// ErrInvalidInput (carried by *LimitError, which names the field and the
+// limit). They are the adapter's own values: the errors of the building
+// blocks beneath (packages buffer and residency) are translated before they
+// reach the host, which imports only this package.
+//
+// Fences are not ends: when Hooks.OnFenced or Hooks.OnRecovered name
+// sessions, the host drops its in-memory copies but never calls End for them,
+// since End deletes the persisted state a peer is adopting. The README's
+// "Embedding it" section (examples/readme) is a complete host.
 package adapter

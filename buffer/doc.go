@@ -3,6 +3,10 @@
 // hands whole-session snapshots to a flush function, which writes each as one
 // single-partition batch. It does no I/O itself and imports nothing from the store.
 //
+// It is a building block: hosts use package adapter, which feeds it from Commit, writes
+// its snapshots to Cassandra and expresses its types and errors in its own. Import
+// buffer only to build another façade or another store.
+//
 // # Commit path
 //
 // Commit is called from the host's commit hook. It never does I/O, never waits for a

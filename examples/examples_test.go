@@ -20,7 +20,7 @@ import (
 	"github.com/holdover/holdover/internal/cassandratest"
 )
 
-var programs = []string{"embed", "tuning", "adopt"}
+var programs = []string{"embed", "tuning", "adopt", "readme"}
 
 // binDir holds the built examples.
 var binDir string

@@ -2,6 +2,11 @@
 // ownership epochs, the adoption protocol, fencing, the negative-lookup cache
 // and single-flight lookups. It never imports the adapter.
 //
+// It is a building block: hosts use package adapter, which joins it with the
+// write-behind buffer and the Cassandra store and expresses its API, errors
+// included, in types of its own. Import residency only to build another
+// façade or to test the protocol on its own.
+//
 // Ownership. Every session has an ownership row (owner node, epoch, released
 // flag) written only by lightweight transactions. A brand-new session is
 // recorded at epoch 1 by the first flush of the node that created it, with
@@ -21,5 +26,6 @@
 // LeaseRenew. When it cannot renew before the lease would expire it
 // self-fences: it pauses the buffer's flushing and calls OnFenced with the
 // sessions it owned. When renewals succeed again it checks each session's
-// ownership row, drops the ones a peer adopted meanwhile, and resumes.
+// ownership row, drops the ones a peer adopted meanwhile, resumes, and calls
+// OnRecovered with those it lost; the others are still this node's.
 package residency

@@ -11,8 +11,11 @@
 // HOLDOVER_STATE_TTL=1h; Cassandra defaults to 127.0.0.1:9042
 // (HOLDOVER_CASSANDRA_HOSTS, HOLDOVER_CASSANDRA_PORT).
 //
-// What to copy: the two hooks in main (OnCommit and OnDrop), the Flush before
-// answering something that must survive a crash, and Close on shutdown.
+// What to copy: the database's two hooks in main (OnCommit to Commit, OnEnd
+// to End), the adapter's hooks that only forget local copies (OnFenced,
+// OnRecovered, OnDropped: never End there, End deletes the persisted
+// state), the Flush before answering something that must survive a crash,
+// and Close on shutdown with a deadline.
 package main
 
 import (
@@ -51,11 +54,22 @@ func run() error {
 		return err // a *adapter.ConfigError listing every bad variable
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	db := NewDB()
 	a, err := adapter.Open(ctx, cfg, adapter.WithLogger(logger), adapter.WithHooks(adapter.Hooks{
-		// Permanent write errors (a value Cassandra refuses, ...) arrive here,
-		// per session; the host decides what to do with the session.
+		// The lease lapsed: peers may adopt these sessions. Forget the local
+		// copies. Never End them: End deletes the persisted state that the
+		// adopting peer needs.
+		OnFenced: func(sessions []string) { db.Forget(sessions...) },
+		// The lease is back: lost were adopted by peers meanwhile (the rest
+		// are still this node's).
+		OnRecovered: func(lost []string) { db.Forget(lost...) },
+		// Permanent write errors arrive here, per session: a value Cassandra
+		// refuses, or another node created the same session ID first (an
+		// *adapter.OwnedElsewhereError). Forget the local copy; its next
+		// event adopts it or learns its owner.
 		OnDropped: func(session string, items int, err error) {
 			logger.Error("state not persisted", "session", session, "items", items, "err", err)
+			db.Forget(session)
 		},
 	}))
 	if err != nil {
@@ -68,8 +82,8 @@ func run() error {
 	// calling it under that lock keeps commit order per session. When the
 	// adapter refuses a transaction (a value over HOLDOVER_MAX_VALUE_BYTES, a
 	// full buffer) the hook fails and the database rolls it back, so memory
-	// never holds state the adapter was not given.
-	db := NewDB()
+	// never holds state the adapter was not given. Ending a session (End)
+	// ends it in Cassandra too; forgetting it (Forget) does not.
 	db.OnCommit = func(session string, changes []Change) error {
 		cs := make([]adapter.Change, len(changes))
 		for i, c := range changes {
@@ -77,7 +91,7 @@ func run() error {
 		}
 		return a.Commit(session, cs...)
 	}
-	db.OnDrop = a.End
+	db.OnEnd = a.End
 
 	call := "call-" + randomHex()
 	short := "call-" + randomHex()
@@ -119,13 +133,13 @@ func run() error {
 	state, _ := getItem(db, call, "state")
 	fmt.Printf("%s: oversized recording refused (%v); rolled back, state=%s\n", call, err, state)
 
-	// A call that starts and ends: ending drops it from memory and, through
-	// OnDrop, deletes its persisted state too.
+	// A call that starts and ends: End drops it from memory and, through
+	// OnEnd, deletes its persisted state too.
 	must(db.Update(short, func(tx *Tx) error {
 		tx.Put("state", []byte("ringing"))
 		return nil
 	}))
-	must(db.Drop(short))
+	must(db.End(short))
 	fmt.Printf("%s: INVITE then CANCEL -> session ended\n", short)
 
 	// Flush before anything that must not be lost (an answer to a billing

@@ -25,9 +25,9 @@ type DB struct {
 	// order, while the database lock is held. If it returns an error the
 	// transaction is rolled back and Update returns that error.
 	OnCommit func(session string, changes []Change) error
-	// OnDrop is called, with the lock held, before a session is dropped; if it
-	// returns an error the session stays.
-	OnDrop func(session string) error
+	// OnEnd is called, with the lock held, before a session ends (End); if
+	// it returns an error the session stays. Forget does not call it.
+	OnEnd func(session string) error
 
 	mu       sync.Mutex
 	sessions map[string]map[string][]byte
@@ -103,17 +103,30 @@ func (db *DB) Update(session string, fn func(tx *Tx) error) error {
 	return nil
 }
 
-// Drop removes a whole session (the call ended).
-func (db *DB) Drop(session string) error {
+// End removes a whole session because it is over (the call ended): the
+// commit hook's counterpart, OnEnd, ends it in the persistence layer too.
+func (db *DB) End(session string) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if db.OnDrop != nil {
-		if err := db.OnDrop(session); err != nil {
+	if db.OnEnd != nil {
+		if err := db.OnEnd(session); err != nil {
 			return err
 		}
 	}
 	delete(db.sessions, session)
 	return nil
+}
+
+// Forget removes sessions from memory only, without calling any hook: the
+// sessions are not over, this node just no longer holds them (it was fenced,
+// or another node owns them). Their persisted state stays for the node that
+// adopts them.
+func (db *DB) Forget(sessions ...string) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	for _, s := range sessions {
+		delete(db.sessions, s)
+	}
 }
 
 // Snapshot returns a copy of a session's items.
