@@ -2,6 +2,7 @@
 #
 #   make test            vet, unit tests with -race, and the integration tests against a real
 #                        Apache Cassandra that this Makefile starts (and stops if it started it)
+#   make vet             gofmt, go mod tidy -diff, go vet and staticcheck (pinned, installed into bin/)
 #   make test-dc         the tests that need a ring of two data centers (serial consistency of claims)
 #   make test-secure     the tests against a Cassandra requiring TLS, passwords and permissions
 #   make cassandra       start a local Cassandra node (NODES=3 for a three-node ring on 127.0.0.1-3;
@@ -14,7 +15,12 @@
 SHELL      := /bin/bash
 NODES      ?= 1
 DCS        ?= 1
-CASSANDRA  := internal/cassandra/cassandra.sh
+CASSANDRA  := internal/devtools/cassandra/cassandra.sh
+# WITH_CASSANDRA RING[,RING] -- COMMAND runs COMMAND with those rings running (ring1: the single
+# node; ring3dc2: two data centers; secure: the secured node), started unless running or unless
+# HOLDOVER_CASSANDRA_HOSTS, _DC_HOSTS or _SECURE_HOSTS names a cluster, and stops afterwards only
+# those it started; its exit status is COMMAND's. The Cassandra release is CASSANDRA_VERSION there.
+WITH_CASSANDRA := $(CASSANDRA) with
 GO         ?= go
 TEST_FLAGS ?= -race -count=1 -timeout 25m
 
@@ -37,10 +43,27 @@ deps:
 build:
 	$(GO) build ./...
 
-vet:
+# staticcheck, pinned: 2026.2.2 (module v0.8.2) is the release for Go 1.26. vet installs it into bin/.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := bin/staticcheck-$(STATICCHECK_VERSION)
+# VET_TAGS: the build tags of the tests make test-dc, test-secure and the drills build, vetted too.
+VET_TAGS            := dcring,secure,drills
+
+$(STATICCHECK):
+	@mkdir -p bin
+	GOBIN=$(CURDIR)/bin/.staticcheck $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@mv bin/.staticcheck/staticcheck $@ && rmdir bin/.staticcheck
+
+# vet: gofmt, go.mod and go.sum tidy (go mod tidy -diff), go vet and staticcheck, each of the
+# last two without build tags and with VET_TAGS.
+vet: $(STATICCHECK)
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	 if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "make: go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags $(VET_TAGS) ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags $(VET_TAGS) ./...
 
 cassandra: deps
 	@$(CASSANDRA) start $(NODES) --dcs $(DCS)
@@ -59,19 +82,18 @@ cassandra-clean:
 # the two-data-center tests (test-dc), the tests against the secured node (test-secure) and the
 # short SIP failover drill (drill-sip-short). Then it runs the CI drills in Docker (drills-ci).
 test: deps vet
-	@started=0; \
-	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
-	   $(CASSANDRA) start 1 || exit 1; \
-	 fi; \
-	 echo "make: go test $(TEST_FLAGS) ./..."; \
-	 $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
-	 $(MAKE) --no-print-directory soak-ci || rc=1; \
-	 $(MAKE) --no-print-directory test-dc || rc=1; \
-	 $(MAKE) --no-print-directory test-secure || rc=1; \
-	 $(MAKE) --no-print-directory drill-sip-short || rc=1; \
-	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
+	@$(WITH_CASSANDRA) ring1 -- $(MAKE) --no-print-directory test-steps; rc=$$?; \
 	 $(MAKE) --no-print-directory drills-ci || rc=1; \
+	 exit $$rc
+
+# test-steps: what make test runs while the single node is up, each step whatever the others did.
+.PHONY: test-steps
+test-steps:
+	@echo "make: go test $(TEST_FLAGS) ./..."; \
+	 $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
+	 for step in soak-ci test-dc test-secure drill-sip-short; do \
+	   $(MAKE) --no-print-directory $$step || rc=1; \
+	 done; \
 	 exit $$rc
 
 # test-dc runs the tests built with the tag dcring (internal/store/dcring_test.go,
@@ -82,23 +104,11 @@ test: deps vet
 # node the adapter's tests also need unless HOLDOVER_CASSANDRA_HOSTS is set; afterwards it stops
 # each of them only if it was not running before. The tests fail, never skip, without the ring.
 test-dc: deps
-	@$(GO) vet -tags dcring ./internal/store/ ./adapter/ || exit 1; \
-	 started1=0; started3=0; \
-	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started1=1; \
-	   $(CASSANDRA) start 1 || exit 1; \
-	 fi; \
-	 if [ -z "$$HOLDOVER_CASSANDRA_DC_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "ring3dc2/node1 running" || started3=1; \
-	   t0=$$SECONDS; $(CASSANDRA) start 3 --dcs 2 || { [ $$started1 = 1 ] && $(CASSANDRA) stop ring1; exit 1; }; \
-	   echo "make: two-data-center ring ready in $$((SECONDS - t0)) s"; \
-	 fi; \
+	@$(GO) vet -tags dcring ./internal/store/ ./adapter/
+	@echo "make: go test -tags dcring $(TEST_FLAGS) -run TwoDCs ./internal/store/ ./adapter/"; \
 	 t0=$$SECONDS; \
-	 echo "make: go test -tags dcring $(TEST_FLAGS) -run TwoDCs ./internal/store/ ./adapter/"; \
-	 $(GO) test -tags dcring $(TEST_FLAGS) -v -run TwoDCs ./internal/store/ ./adapter/; rc=$$?; \
-	 echo "make: two-data-center tests took $$((SECONDS - t0)) s"; \
-	 if [ $$started3 = 1 ]; then $(CASSANDRA) stop ring3dc2; fi; \
-	 if [ $$started1 = 1 ]; then $(CASSANDRA) stop ring1; fi; \
+	 $(WITH_CASSANDRA) ring1,ring3dc2 -- $(GO) test -tags dcring $(TEST_FLAGS) -v -run TwoDCs ./internal/store/ ./adapter/; rc=$$?; \
+	 echo "make: test-dc took $$((SECONDS - t0)) s"; \
 	 exit $$rc
 
 # test-secure runs the tests built with the tag secure (adapter/secure_test.go,
@@ -111,21 +121,9 @@ test-dc: deps
 # them only if it was not running before. The tests fail, never skip, without the secured node.
 .PHONY: test-secure
 test-secure: deps
-	@$(GO) vet -tags secure ./adapter/ ./cmd/holdover-inspect/ || exit 1; \
-	 started1=0; starteds=0; \
-	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started1=1; \
-	   $(CASSANDRA) start 1 || exit 1; \
-	 fi; \
-	 if [ -z "$$HOLDOVER_CASSANDRA_SECURE_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "secure/node1 running" || starteds=1; \
-	   $(CASSANDRA) start-secure || { [ $$starteds = 1 ] && $(CASSANDRA) stop secure; [ $$started1 = 1 ] && $(CASSANDRA) stop ring1; exit 1; }; \
-	 fi; \
-	 echo "make: go test -tags secure $(TEST_FLAGS) -run Secure ./adapter/ ./cmd/holdover-inspect/"; \
-	 $(GO) test -tags secure $(TEST_FLAGS) -v -run Secure ./adapter/ ./cmd/holdover-inspect/; rc=$$?; \
-	 if [ $$starteds = 1 ]; then $(CASSANDRA) stop secure; fi; \
-	 if [ $$started1 = 1 ]; then $(CASSANDRA) stop ring1; fi; \
-	 exit $$rc
+	@$(GO) vet -tags secure ./adapter/ ./cmd/holdover-inspect/
+	@echo "make: go test -tags secure $(TEST_FLAGS) -run Secure ./adapter/ ./cmd/holdover-inspect/"; \
+	 $(WITH_CASSANDRA) ring1,secure -- $(GO) test -tags secure $(TEST_FLAGS) -v -run Secure ./adapter/ ./cmd/holdover-inspect/
 
 # demo builds the reference node and the load generator, starts Cassandra unless
 # HOLDOVER_CASSANDRA_HOSTS is set (stopping it afterwards only if it started it), and
@@ -137,14 +135,7 @@ demo: deps
 	@mkdir -p bin
 	$(GO) build -o bin/holdover-node ./cmd/holdover-node
 	$(GO) build -o bin/holdover-load ./cmd/holdover-load
-	@started=0; \
-	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
-	   $(CASSANDRA) start 1 || exit 1; \
-	 fi; \
-	 bin/holdover-load demo -node-bin bin/holdover-node; rc=$$?; \
-	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
-	 exit $$rc
+	@$(WITH_CASSANDRA) ring1 -- bin/holdover-load demo -node-bin bin/holdover-node
 
 # soak runs the nemesis soak (cmd/holdover-load soak, internal/soak): three reference nodes
 # on 127.0.0.1:18191-18193 and a fresh keyspace (dropped afterwards), 200 sessions at 150
@@ -167,15 +158,10 @@ soak: deps
 	@mkdir -p bin e2e/out
 	$(GO) build -o bin/holdover-node ./cmd/holdover-node
 	$(GO) build -o bin/holdover-load ./cmd/holdover-load
-	@started=0; \
-	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
-	   $(CASSANDRA) start 1 || exit 1; \
-	 fi; \
-	 t0=$$SECONDS; \
-	 bin/holdover-load soak -node-bin bin/holdover-node -duration $(DURATION) -seed $(SEED) -out e2e/out $(SOAK_FLAGS); rc=$$?; \
+	@t0=$$SECONDS; \
+	 $(WITH_CASSANDRA) ring1 -- bin/holdover-load soak -node-bin bin/holdover-node -cassandra-script $(CASSANDRA) \
+	   -duration $(DURATION) -seed $(SEED) -out e2e/out $(SOAK_FLAGS); rc=$$?; \
 	 echo "soak: $$((SECONDS - t0)) s in all"; \
-	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
 	 exit $$rc
 
 # soak-ci leaves Cassandra stalls out when the cluster is not the one this Makefile runs
@@ -202,23 +188,18 @@ bench: deps
 	   [ $$rc = 0 ] || exit $$rc; \
 	   $(GO) test -run '^$$' -bench 'BenchmarkCommitUpdate$$|BenchmarkBaselineMapUpdate$$' -benchmem ./buffer/ | tee -a bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
 	 done; \
-	 [ $$rc = 0 ] || exit $$rc; \
-	 started=0; \
-	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
-	   $(CASSANDRA) start 1 || exit 1; \
-	 fi; \
-	 stress=""; \
-	 if [ $$rc = 0 ]; then stress="$$($(CASSANDRA) fetch-stress)" || { echo "bench: cassandra-stress unavailable; stress_rows_per_s stays null"; stress=""; }; fi; \
-	 orc=0; \
-	 if [ $$rc = 0 ]; then \
-	   echo "bench: failover and overload (holdover-load overload: a burst of new sessions, node A failed during it) ..."; \
-	   mkdir -p bin && $(GO) build -o bin/holdover-node ./cmd/holdover-node && $(GO) build -o bin/holdover-load ./cmd/holdover-load && \
-	   bin/holdover-load overload -node-bin bin/holdover-node -out bench/out/failover.json; orc=$$?; \
-	 fi; \
-	 if [ $$rc = 0 ]; then $(GO) run ./cmd/holdover-bench -gobench bench/out/buffer.txt -stress "$$stress" -failover bench/out/failover.json -out bench/out/results.json; rc=$$?; fi; \
+	 [ $$rc = 0 ] || exit $$rc
+	@$(WITH_CASSANDRA) ring1 -- $(MAKE) --no-print-directory bench-cassandra
+
+# bench-cassandra: the steps of make bench that need the single node (it is running).
+.PHONY: bench-cassandra
+bench-cassandra:
+	@stress="$$($(CASSANDRA) fetch-stress)" || { echo "bench: cassandra-stress unavailable; stress_rows_per_s stays null"; stress=""; }; \
+	 echo "bench: failover and overload (holdover-load overload: a burst of new sessions, node A failed during it) ..."; \
+	 mkdir -p bin && $(GO) build -o bin/holdover-node ./cmd/holdover-node && $(GO) build -o bin/holdover-load ./cmd/holdover-load && \
+	 bin/holdover-load overload -node-bin bin/holdover-node -out bench/out/failover.json; orc=$$?; \
+	 $(GO) run ./cmd/holdover-bench -gobench bench/out/buffer.txt -stress "$$stress" -failover bench/out/failover.json -out bench/out/results.json; rc=$$?; \
 	 [ $$orc = 0 ] || rc=1; \
-	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
 	 exit $$rc
 
 # ---- failover drills (e2e/, in Docker) ----
@@ -283,15 +264,10 @@ sip-deps:
 	 fi
 
 drill-sip: deps sip-deps
-	@started=0; \
-	 if [ -z "$$HOLDOVER_CASSANDRA_HOSTS" ]; then \
-	   $(CASSANDRA) status | grep -q "ring1/node1 running" || started=1; \
-	   $(CASSANDRA) start 1 || exit 1; \
-	 fi; \
-	 t0=$$SECONDS; \
-	 $(GO) vet -tags drills ./e2e/sip/ && $(GO) test -tags drills $(SIP_DRILL_FLAGS) ./e2e/sip/; rc=$$?; \
+	@$(GO) vet -tags drills ./e2e/sip/
+	@t0=$$SECONDS; \
+	 $(WITH_CASSANDRA) ring1 -- $(GO) test -tags drills $(SIP_DRILL_FLAGS) ./e2e/sip/; rc=$$?; \
 	 echo "drills: sip_failover: $$((SECONDS - t0)) s in all"; \
-	 if [ $$started = 1 ]; then $(CASSANDRA) stop ring1; fi; \
 	 exit $$rc
 
 drill-sip-short:

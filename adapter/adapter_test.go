@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/buffer"
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 func testConfig(t testing.TB, node, keyspace string) Config {

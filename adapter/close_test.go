@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 // Close with a deadline returns by that deadline while Cassandra stops

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 // TestGroupedFlushes: with one flush slot, ready sessions travel in groups.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/buffer"
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 // TestInvalidUTF8InputIsRefused: session IDs and keys are Cassandra text. One

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 func openInspector(t *testing.T, cfg Config) *Inspector {

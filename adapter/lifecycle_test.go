@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/buffer"
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 	"github.com/holdover/holdover/internal/store"
 )
 

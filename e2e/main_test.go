@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 // config is the drills' configuration, from the environment.
@@ -35,7 +37,7 @@ type config struct {
 
 func loadConfig() (config, error) {
 	c := config{
-		cassandraImage:   env("HOLDOVER_E2E_CASSANDRA_IMAGE", "holdover/cassandra:5.0.9"),
+		cassandraImage:   os.Getenv("HOLDOVER_E2E_CASSANDRA_IMAGE"),
 		nodeImage:        env("HOLDOVER_E2E_NODE_IMAGE", "holdover/node:dev"),
 		cassandraHeap:    env("HOLDOVER_E2E_CASSANDRA_HEAP", "768M"),
 		ringHeap:         env("HOLDOVER_E2E_RING_HEAP", "512M"),
@@ -47,6 +49,13 @@ func loadConfig() (config, error) {
 	}
 	var errs []string
 	var err error
+	if c.cassandraImage == "" { // the image e2e/images/build.sh builds for cassandra.sh's release
+		v, err := cassandratest.Version()
+		if err != nil {
+			errs = append(errs, "HOLDOVER_E2E_CASSANDRA_IMAGE: unset, and no default: "+err.Error())
+		}
+		c.cassandraImage = "holdover/cassandra:" + v
+	}
 	if c.cassandraStart, err = time.ParseDuration(env("HOLDOVER_E2E_CASSANDRA_START", "240s")); err != nil {
 		errs = append(errs, "HOLDOVER_E2E_CASSANDRA_START: "+err.Error())
 	}

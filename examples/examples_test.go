@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 var programs = []string{"embed", "tuning", "adopt", "readme"}

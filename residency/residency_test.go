@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 	"github.com/holdover/holdover/internal/store"
 	"github.com/holdover/holdover/residency"
 )

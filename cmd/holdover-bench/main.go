@@ -35,7 +35,7 @@ func main() {
 	takeoverConc := flag.Int("takeover-concurrency", 16, "claims in flight during the takeover (its fences run beside them), and claims in flight of its anchor (16: Takeover's default)")
 	failover := flag.String("failover", "", "JSON figures of a separate failover run to copy into the results; not measured when empty or absent")
 	only := flag.String("only", "", "comma-separated steps to run ("+strings.Join(allSteps, ", ")+"); all when empty")
-	stress := flag.String("stress", "", "cassandra-stress launcher (internal/cassandra/cassandra.sh fetch-stress prints it); the stress step is skipped without it")
+	stress := flag.String("stress", "", "cassandra-stress launcher (internal/devtools/cassandra/cassandra.sh fetch-stress prints it); the stress step is skipped without it")
 	flag.Parse()
 	steps, err := parseSteps(*only)
 	if err != nil {

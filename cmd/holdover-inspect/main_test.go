@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/adapter"
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 // inspect runs the command in-process and returns its output and status.

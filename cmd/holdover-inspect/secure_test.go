@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/adapter"
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 // The inspector works over TLS with the nodes' least-privilege role (the

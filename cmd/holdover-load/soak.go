@@ -64,7 +64,7 @@ func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.KeepKeyspace, "keep-keyspace", false, "do not drop the keyspace at the end")
 	fs.StringVar(&o.Out, "out", "e2e/out", "`directory` for soak-history.jsonl, soak.json and soak-logs/")
 	fs.IntVar(&o.CassandraPID, "cassandra-pid", 0, "pid of the Cassandra JVM to stall (0: ask -cassandra-script status for the node at HOLDOVER_CASSANDRA_HOSTS)")
-	fs.StringVar(&o.CassandraScript, "cassandra-script", "internal/cassandra/cassandra.sh", "the script that started Cassandra")
+	fs.StringVar(&o.CassandraScript, "cassandra-script", "internal/devtools/cassandra/cassandra.sh", "the script that started Cassandra")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 90*time.Second, "how long a node may take to become ready")
 	fs.StringVar(&o.Check, "check", "", "only check this history `file` (soak-history.jsonl) and print the report")
 	fs.BoolVar(&o.Verbose, "v", false, "copy the nodes' logs to stderr")

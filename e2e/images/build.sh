@@ -8,7 +8,7 @@
 #              image holdover/debian-jre17:<key> and as a tarball under the cache directory, so a
 #              wiped engine re-imports it without running debootstrap again.
 #   cassandra  FROM base: the cassandra-all jar and its runtime dependencies (fetched from Maven
-#              Central as internal/cassandra/cassandra.sh does, into the same cache), the JVM
+#              Central as internal/devtools/cassandra/cassandra.sh does, into the same cache), the JVM
 #              options of the distribution, a cassandra.yaml, and an entrypoint honouring the
 #              official image's variables (cassandra/docker-entrypoint.sh).
 #   node       FROM scratch: the static (CGO_ENABLED=0) cmd/holdover-node binary.
@@ -29,7 +29,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 CACHE="${E2E_CACHE:-$ROOT/.cache/e2e}"
-CASSANDRA_SH="$ROOT/internal/cassandra/cassandra.sh"
+CASSANDRA_SH="$ROOT/internal/devtools/cassandra/cassandra.sh"
 CASSANDRA_VERSION="$(sed -n 's/^CASSANDRA_VERSION=//p' "$CASSANDRA_SH")"
 SERVER_LIB="${CASSANDRA_CACHE:-$ROOT/.cache/cassandra}/server-$CASSANDRA_VERSION/lib"
 SUITE="${HOLDOVER_DEBIAN_SUITE:-bookworm}"
@@ -158,7 +158,7 @@ build_cassandra() {
 	key="$({
 		echo "base $(label "$base")"
 		hash_files "$d/Dockerfile" "$d/docker-entrypoint.sh" "$d/nodetool" "$d"/conf/* \
-			"$ROOT/internal/cassandra/conf/jvm.options" "$ROOT/internal/cassandra/conf/logback-tools.xml"
+			"$ROOT/internal/devtools/cassandra/conf/jvm.options" "$ROOT/internal/devtools/cassandra/conf/logback-tools.xml"
 		(cd "$SERVER_LIB" && sha256sum -- *.jar)
 	} | hash_stdin)"
 	if [[ "$(label "$CASSANDRA_IMAGE")" == "$key" ]]; then
@@ -169,7 +169,7 @@ build_cassandra() {
 	rm -rf "$ctx"
 	mkdir -p "$ctx/conf"
 	cp "$d/Dockerfile" "$d/docker-entrypoint.sh" "$d/nodetool" "$ctx/"
-	cp "$d"/conf/* "$ROOT/internal/cassandra/conf/jvm.options" "$ROOT/internal/cassandra/conf/logback-tools.xml" "$ctx/conf/"
+	cp "$d"/conf/* "$ROOT/internal/devtools/cassandra/conf/jvm.options" "$ROOT/internal/devtools/cassandra/conf/logback-tools.xml" "$ctx/conf/"
 	cp -al "$SERVER_LIB" "$ctx/lib" 2>/dev/null || cp -a "$SERVER_LIB" "$ctx/lib"
 	if ! docker build -q --build-arg "BASE=$base" --label "$LABEL=$key" -t "$CASSANDRA_IMAGE" "$ctx" >"$CACHE/build-cassandra.log" 2>&1; then
 		tail -n 20 "$CACHE/build-cassandra.log" >&2

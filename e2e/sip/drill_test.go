@@ -18,7 +18,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 // Addresses on loopback (see doc.go).

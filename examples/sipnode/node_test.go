@@ -11,7 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/holdover/holdover/adapter"
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 // fakeTx records the responses a handler sends.

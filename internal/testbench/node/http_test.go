@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/adapter"
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 func TestEventsEndToEnd(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 	"github.com/holdover/holdover/internal/store"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
 // POST /v1/takeover/{node} adopts every session of a node that is gone and

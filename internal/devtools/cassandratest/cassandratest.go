@@ -1,7 +1,7 @@
 // Package cassandratest gives integration tests a real Cassandra node and a
 // keyspace of their own.
 //
-// Hosts starts a local node through internal/cassandra/cassandra.sh (the same
+// Hosts starts a local node through internal/devtools/cassandra/cassandra.sh (the same
 // script as `make cassandra`; a running node is reused) unless
 // HOLDOVER_CASSANDRA_HOSTS names an existing cluster. When Cassandra cannot be
 // reached the test fails: it never skips, so CI cannot pass without Cassandra.
@@ -25,8 +25,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,11 +74,10 @@ func start() {
 	}
 }
 
-// runScript runs internal/cassandra/cassandra.sh with args, copying its output
+// runScript runs internal/devtools/cassandra/cassandra.sh with args, copying its output
 // to stderr when it succeeds and into the error when it fails.
 func runScript(args ...string) error {
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "cassandra", "cassandra.sh")
+	script := Script()
 	var out bytes.Buffer
 	cmd := exec.Command("bash", append([]string{script}, args...)...)
 	cmd.Stdout = &out

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +25,7 @@ type SecureNode struct {
 	Hosts []string
 	Port  int
 	// Certs is the directory of the PEM files certgen writes
-	// (internal/cassandra/certgen): ca.pem, client.pem, client-key.pem,
+	// (internal/devtools/cassandra/certgen): ca.pem, client.pem, client-key.pem,
 	// expired-client.pem, expired-client-key.pem, other-ca.pem,
 	// other-client.pem, other-client-key.pem.
 	Certs string
@@ -113,8 +112,7 @@ func cacheDir() string {
 	if d := os.Getenv("CASSANDRA_CACHE"); d != "" {
 		return d
 	}
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", ".cache", "cassandra")
+	return RepoPath(".cache", "cassandra")
 }
 
 // File is the path of one of the files in Certs.
@@ -223,8 +221,7 @@ func randomName(prefix string) string {
 // the README shows are exactly those the tests run.
 func READMEGrants(t testing.TB, keyspace, role string) []string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	path := filepath.Join(filepath.Dir(file), "..", "..", "README.md")
+	path := RepoPath("README.md")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

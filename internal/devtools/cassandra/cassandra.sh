@@ -11,6 +11,15 @@
 #   cassandra.sh stop [RING]     stop exactly the nodes this script started (by pid file); only
 #                                those of RING (ring1, ring3, ring3dc2, ..., secure) when it is given
 #   cassandra.sh status          print each node's state
+#   cassandra.sh with RING[,RING...] -- COMMAND [ARGS...]
+#                                run COMMAND with each RING running (ring1, ring3, ring3dc2, ...,
+#                                secure), starting those that are not and stopping afterwards (also
+#                                on SIGINT or SIGTERM) exactly those it started; the exit status is
+#                                COMMAND's, or 1 when a ring cannot start. A ring whose variable names
+#                                a cluster is left alone: HOLDOVER_CASSANDRA_HOSTS for single-DC
+#                                rings, HOLDOVER_CASSANDRA_DC_HOSTS for multi-DC ones,
+#                                HOLDOVER_CASSANDRA_SECURE_HOSTS for secure. The Makefile's targets
+#                                that need Cassandra run through it.
 #   cassandra.sh clean           stop, then delete the nodes' data (the fetched server is kept)
 #   cassandra.sh nodetool N ARGS run nodetool against node N (e.g. nodetool 1 status; DCS=2 for
 #                                node N of the multi-DC ring)
@@ -50,7 +59,8 @@ set -euo pipefail
 
 CASSANDRA_VERSION=5.0.9
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
+ROOT="$(cd "$HERE/../../.." && pwd)"
 CACHE="${CASSANDRA_CACHE:-$ROOT/.cache/cassandra}"
 LIB="$CACHE/server-$CASSANDRA_VERSION/lib"
 # Each ring layout has its own node directories (ring1/node1, ring3/node1..3, ring3dc2/node1..3),
@@ -214,7 +224,7 @@ build_probe() {
 		return 0
 	fi
 	mkdir -p "$(dirname "$CQLPING")"
-	(cd "$ROOT" && go build -o "$CQLPING" ./internal/cassandra/cqlping) || fail "could not build the CQL probe"
+	(cd "$ROOT" && go build -o "$CQLPING" ./internal/devtools/cassandra/cqlping) || fail "could not build the CQL probe"
 }
 
 write_config() {
@@ -372,7 +382,7 @@ build_certgen() {
 		return 0
 	fi
 	mkdir -p "$(dirname "$CERTGEN")"
-	(cd "$ROOT" && go build -o "$CERTGEN" ./internal/cassandra/certgen) || fail "could not build the certificate generator"
+	(cd "$ROOT" && go build -o "$CERTGEN" ./internal/devtools/cassandra/certgen) || fail "could not build the certificate generator"
 }
 
 # probe_secure: ask the secured node for its version over TLS, logged in as the default superuser.
@@ -550,7 +560,78 @@ start_args() {
 	cmd_start "$nodes" "$dcs"
 }
 
+# ring_start_args RING: the arguments of this script that start RING.
+ring_start_args() {
+	case "$1" in
+	secure) echo start-secure ;;
+	ring[1-9]) echo "start ${1#ring}" ;;
+	ring[1-9]dc[1-9]) local nd="${1#ring}"; echo "start ${nd%dc*} --dcs ${nd#*dc}" ;;
+	*) return 1 ;;
+	esac
+}
+
+# ring_override RING: the variable that, when set, names a cluster to use instead of RING.
+ring_override() {
+	case "$1" in
+	secure) echo HOLDOVER_CASSANDRA_SECURE_HOSTS ;;
+	ring[1-9]) echo HOLDOVER_CASSANDRA_HOSTS ;;
+	*) echo HOLDOVER_CASSANDRA_DC_HOSTS ;;
+	esac
+}
+
+# ring_running RING: whether any node of RING runs.
+ring_running() {
+	local dir
+	for dir in "$CACHE/$1"/node*; do
+		[[ -d "$dir" ]] && running_in "$dir" >/dev/null && return 0
+	done
+	return 1
+}
+
+# cmd_with RING[,RING...] -- COMMAND [ARGS...]: see the usage at the top. It takes no lock
+# itself (each start and stop does), so COMMAND may run this script too.
+WITH_STARTED=()
+with_stop() {
+	local i
+	for ((i = ${#WITH_STARTED[@]} - 1; i >= 0; i--)); do
+		"$SELF" stop "${WITH_STARTED[i]}" || true
+	done
+	WITH_STARTED=()
+}
+cmd_with() {
+	local rings=() ring var args t0=$SECONDS rc
+	[[ $# -ge 3 && "$2" == -- ]] || { echo "usage: $0 with RING[,RING...] -- COMMAND [ARGS...]" >&2; exit 2; }
+	IFS=, read -ra rings <<<"$1"
+	shift 2
+	for ring in "${rings[@]}"; do
+		ring_start_args "$ring" >/dev/null || { echo "cassandra: with: unknown ring '$ring' (ring1..ring9, ring3dc2, ..., secure)" >&2; exit 2; }
+	done
+	trap with_stop EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	for ring in "${rings[@]}"; do
+		var="$(ring_override "$ring")"
+		if [[ -n "${!var:-}" ]]; then
+			say "$ring: using $var=${!var}"
+			continue
+		fi
+		ring_running "$ring" || WITH_STARTED+=("$ring") # a start failing halfway is stopped too
+		read -ra args <<<"$(ring_start_args "$ring")"
+		"$SELF" "${args[@]}" || { say "$ring could not start"; exit 1; }
+	done
+	((${#WITH_STARTED[@]} == 0)) || say "started ${WITH_STARTED[*]} in $((SECONDS - t0)) s"
+	set +e
+	"$@"
+	rc=$?
+	set -e
+	exit "$rc"
+}
+
 case "${1:-}" in
+with)
+	shift
+	cmd_with "$@"
+	;;
 start)
 	shift
 	start_args "$@"
@@ -581,7 +662,7 @@ clean)
 	say "node data removed"
 	;;
 *)
-	echo "usage: $0 start [NODES] [--dcs D] | start-secure | stop [RING] | status | clean | fetch | fetch-stress | nodetool N ARGS" >&2
+	echo "usage: $0 start [NODES] [--dcs D] | start-secure | stop [RING] | status | with RING[,RING...] -- COMMAND | clean | fetch | fetch-stress | nodetool N ARGS" >&2
 	exit 2
 	;;
 esac
