@@ -120,7 +120,9 @@ func TestNodeIDInUseIsTheAdaptersError(t *testing.T) {
 	ks := cassandratest.Keyspace(t)
 	cfg := testConfig(t, "same-id", ks)
 	openNode(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	// Long enough to connect and check the schema on a busy machine; the
+	// wait for the lease then lasts until it ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	b, err := Open(ctx, cfg)
 	if err == nil {

@@ -38,8 +38,10 @@ func bufferChanges(cs []Change) []buffer.Change {
 //
 // Commit never does I/O and never waits for Cassandra. It applies the whole
 // transaction or nothing: bad input returns a *LimitError (ErrInvalidInput),
-// a full buffer ErrBufferFull, a closed adapter ErrClosed. The caller may
-// reuse the values' memory as soon as it returns.
+// a full buffer ErrBufferFull, a backlog that would outlive
+// HOLDOVER_MAX_WINDOW ErrOverloaded, a closed adapter ErrClosed; the host
+// rolls the transaction back and refuses the event. The caller may reuse the
+// values' memory as soon as it returns.
 func (a *Adapter) Commit(session string, changes ...Change) error {
 	// The limits are checked by the buffer (CheckSession, CheckChange), only for what its
 	// fast path has not seen: an update of a dirty key with a value of the

@@ -120,7 +120,7 @@ func TestEmptyValueIsPresent(t *testing.T) {
 //	go test -run x -bench CommitUpdate ./adapter
 func BenchmarkCommitUpdate(b *testing.B) {
 	cfg := testConfig(b, "bench", cassandratest.Keyspace(b))
-	cfg.FlushDelay = time.Hour
+	cfg.FlushDelay, cfg.MaxWindow = time.Hour, 2*time.Hour
 	a := openNode(b, cfg)
 	keys := make([]string, 16)
 	for i := range keys {

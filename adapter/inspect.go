@@ -88,7 +88,7 @@ func (i *Inspector) Session(ctx context.Context, id string) (SessionInfo, error)
 	}
 	items, err := i.st.ReadState(ctx, id)
 	if err != nil {
-		return SessionInfo{}, err
+		return SessionInfo{}, translate(err)
 	}
 	if !found && len(items) == 0 {
 		return SessionInfo{}, ErrNotFound
@@ -104,7 +104,7 @@ func (i *Inspector) Session(ctx context.Context, id string) (SessionInfo, error)
 // has none (it never existed, ended, or expired).
 func (i *Inspector) Ownership(ctx context.Context, id string) (own Ownership, found bool, err error) {
 	o, found, err := i.st.ReadOwner(ctx, id)
-	return Ownership(o), found, err
+	return Ownership(o), found, translate(err)
 }
 
 // Lease is a node's liveness lease. A node holds one while it runs and renews
