@@ -131,6 +131,10 @@ func (a *Adapter) owned(ctx context.Context, s *buffer.Snapshot) (epoch uint64, 
 	case errors.As(err, &oe):
 		// Another node owns this ID: writing would be fenced anyway.
 		return 0, false, buffer.Permanent(err)
+	case errors.Is(err, residency.ErrCreationLapsed):
+		// The fence discarded the session while its record was on its way:
+		// nothing of it may be written now.
+		return 0, false, buffer.Permanent(err)
 	case err != nil:
 		return 0, false, err
 	}

@@ -122,6 +122,9 @@ type Lease struct {
 	// Incarnation names the process holding the lease (a random ID chosen at
 	// each Open), so a restart of the node shows as a new incarnation.
 	Incarnation string
+	// Since is when the node's current unbroken lease began, on its clock:
+	// when this incarnation started, or when it renewed again after a lapse.
+	Since time.Time
 }
 
 // Lease reads node's lease; found is false when the node is not live (its

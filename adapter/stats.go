@@ -64,7 +64,11 @@ type ResidencyStats struct {
 	LeaseReads     uint64 // peers' leases read
 	// LeaseVouched counts adoptions that needed no lease read: the owner's
 	// lease had been seen expired after it claimed the session.
-	LeaseVouched  uint64
+	LeaseVouched uint64
+	// VoidRecords counts new sessions recorded over another node's void
+	// record (a late record of a fenced node, or one of a node that died
+	// before its first write).
+	VoidRecords   uint64
 	Released      uint64 // sessions released on shutdown
 	Renewals      uint64 // lease renewals that succeeded
 	RenewFailures uint64 // lease renewals that failed

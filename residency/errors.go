@@ -28,6 +28,12 @@ var (
 	// process took over its node ID. It stays fenced for good; close it.
 	// It matches ErrFenced too.
 	ErrReplaced = fmt.Errorf("%w for good: node ID taken over by another process", ErrFenced)
+	// ErrCreationLapsed: this node fenced while it was recording a new
+	// session's ownership. Its pending changes were discarded by the fence
+	// (a peer may have started the session afresh meanwhile); the record, if
+	// it landed, is void (see Lease.Since) and must not be written to. It
+	// matches ErrFenced too.
+	ErrCreationLapsed = fmt.Errorf("%w while recording a new session: its changes were discarded", ErrFenced)
 )
 
 // NodeIDInUseError says that another process holds the node ID's lease and

@@ -80,7 +80,7 @@ func (m *Manager) renew() (renewed, lapsed bool) {
 		inFlight++
 		began := m.elapsed()
 		go func() {
-			err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
+			err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime())
 			results <- result{began, err}
 		}()
 	}
@@ -297,7 +297,10 @@ feed:
 func (m *Manager) holdsLease() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
 	defer cancel()
-	held, cur, err := m.store.CheckLease(ctx, m.cfg.NodeID, m.incarnation, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
+	// A new unbroken lease begins here: every session this node keeps, the
+	// recovery that follows claims again, after this moment.
+	m.since.Store(m.wall().UnixNano())
+	held, cur, err := m.store.CheckLease(ctx, m.cfg.NodeID, m.incarnation, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime())
 	if err == nil && !held && (cur.Incarnation == "" || cur.Incarnation == m.incarnation) {
 		// Expired (or renewed after it expired, which leaves no holder):
 		// take it again unless someone else does first.
@@ -306,7 +309,7 @@ func (m *Manager) holdsLease() bool {
 		if l, found, err = m.store.ReadLease(ctx, m.cfg.NodeID); err == nil {
 			cur = l
 			if !found || l.Incarnation == "" {
-				held, cur, err = m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
+				held, cur, err = m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime())
 			}
 		}
 	}
@@ -346,9 +349,13 @@ func (m *Manager) fencedErr() error {
 type leaseCache struct {
 	ttl     time.Duration
 	mu      sync.Mutex
-	m       map[string]time.Time
+	m       map[string]liveLease
 	expired map[string]time.Time // peer -> wall time a read that found its lease expired was sent
 }
+
+// liveLease is a peer's lease seen live: until when the cache trusts it, and
+// when the peer's current unbroken lease began (store.Lease.Since).
+type liveLease struct{ until, since time.Time }
 
 // vouched reports whether node's lease was seen expired by a read sent more
 // than twice MaxClockSkew after claimedAt (the claimer's wall clock when it
@@ -368,17 +375,24 @@ func (m *Manager) vouched(node string, claimedAt time.Time) bool {
 // reading it from Cassandra unless it was seen live less than LeaseCacheTTL
 // ago.
 func (m *Manager) Live(ctx context.Context, node string) (bool, error) {
+	live, _, err := m.liveLease(ctx, node)
+	return live, err
+}
+
+// liveLease is Live, also returning, for a live lease, when it began (zero
+// when unknown).
+func (m *Manager) liveLease(ctx context.Context, node string) (bool, time.Time, error) {
 	now := time.Now()
 	m.leases.mu.Lock()
-	until, ok := m.leases.m[node]
+	c, ok := m.leases.m[node]
 	m.leases.mu.Unlock()
-	if ok && now.Before(until) {
-		return true, nil
+	if ok && now.Before(c.until) {
+		return true, c.since, nil
 	}
 	sent := m.wall()
 	l, found, err := m.store.ReadLease(ctx, node)
 	if err != nil {
-		return false, err
+		return false, time.Time{}, err
 	}
 	m.stats.leaseReads.Add(1)
 	live := found && l.LiveAt(m.wall(), m.cfg.MaxClockSkew)
@@ -391,7 +405,7 @@ func (m *Manager) Live(ctx context.Context, node string) (bool, error) {
 	}
 	if live {
 		// Until the cache TTL, or the lease's end if sooner.
-		m.leases.m[node] = now.Add(min(m.leases.ttl, l.RenewedAt.Add(l.TTL+m.cfg.MaxClockSkew).Sub(m.wall())))
+		m.leases.m[node] = liveLease{until: now.Add(min(m.leases.ttl, l.RenewedAt.Add(l.TTL+m.cfg.MaxClockSkew).Sub(m.wall()))), since: l.Since}
 		delete(m.leases.expired, node)
 	} else {
 		delete(m.leases.m, node)
@@ -400,5 +414,8 @@ func (m *Manager) Live(ctx context.Context, node string) (bool, error) {
 		}
 	}
 	m.leases.mu.Unlock()
-	return live, nil
+	if !live {
+		return false, time.Time{}, nil
+	}
+	return true, l.Since, nil
 }

@@ -3,6 +3,7 @@ package residency
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -22,9 +23,9 @@ type Store interface {
 	EndOwner(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
 	ReadState(ctx context.Context, session string) ([]store.Item, error)
 	Fence(ctx context.Context, session string, epoch uint64, items []store.Item) error
-	RenewLease(ctx context.Context, node string, ttl, grace time.Duration) error
-	TakeLease(ctx context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration) (bool, store.Lease, error)
-	CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration) (bool, store.Lease, error)
+	RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time) error
+	TakeLease(ctx context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration, since time.Time) (bool, store.Lease, error)
+	CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration, since time.Time) (bool, store.Lease, error)
 	DropLease(ctx context.Context, node, incarnation string) error
 	ReadLease(ctx context.Context, node string) (store.Lease, bool, error)
 	IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error
@@ -70,6 +71,7 @@ type Manager struct {
 	started   time.Time
 	wall      func() time.Time // the wall clock peers' leases are judged by (tests step it)
 	lastRenew atomic.Int64     // nanos since started at the start of the last successful renewal
+	since     atomic.Int64     // wall clock (Unix ns) when the current unbroken lease began: store.Lease.Since
 	// recoveredLost holds the sessions found lost by recoveries that stopped
 	// before the node could unfence, for OnRecovered; settled the sessions a
 	// recovery already settled since the fence. Lease goroutine only.
@@ -103,7 +105,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		ended:       make(map[string]uint64),
 		creates:     make(chan struct{}, cfg.MaxConcurrentCreates),
 		neg:         neg,
-		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]time.Time{}, expired: map[string]time.Time{}},
+		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]liveLease{}, expired: map[string]time.Time{}},
 		started:     time.Now(),
 		wall:        time.Now,
 		settled:     map[string]bool{},
@@ -145,7 +147,8 @@ func (m *Manager) Start(ctx context.Context) error {
 			continue
 		}
 		began := m.elapsed()
-		took, _, err := m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.LeaseTTL, m.cfg.MaxClockSkew)
+		m.since.Store(m.wall().UnixNano())
+		took, _, err := m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime())
 		if err != nil {
 			return err
 		}
@@ -203,12 +206,20 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 		return 0, ctx.Err()
 	}
 	began := time.Now()
+	fences := m.stats.fences.Load()
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.cfg.OwnershipTTL)
 	m.createTook(time.Since(began))
 	<-m.creates
 	m.creating.Add(-1)
 	if err != nil {
 		return 0, err
+	}
+	if m.stats.fences.Load() != fences {
+		// The node fenced while the record was on its way: the fence
+		// discarded this session's changes (a peer may have started it
+		// afresh), and a record that landed late is void, for it predates
+		// the lease the node renews next (orphaned).
+		return 0, ErrCreationLapsed
 	}
 	// created: a brand-new session at epoch 1, or one started afresh after
 	// an End, one epoch above it.
@@ -247,12 +258,77 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 		}
 		return a.Epoch, nil
 	default:
+		if ok, err := m.voidRecord(ctx, session, cur); err != nil {
+			return 0, err
+		} else if ok {
+			// Another node's record that holds nothing: start afresh over it.
+			return m.createOver(ctx, session, cur)
+		}
 		return 0, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch}
 	}
 	m.neg.forget(session)
 	m.setOwned(session, epoch)
 	m.indexed(session, m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL))
 	return epoch, nil
+}
+
+// sinceTime is when this node's current unbroken lease began (Lease.Since).
+func (m *Manager) sinceTime() time.Time { return time.Unix(0, m.since.Load()) }
+
+// voidRecord reports whether cur, another node's ownership record found by a
+// creation, holds nothing anyone is owed, so that the creation may start the
+// session afresh over it: no state of the session is persisted, and its owner
+// either is not live (it died, or lapsed, before its first write) or claimed
+// it before its current lease began (Lease.Since, with MaxClockSkew to spare
+// for steps of its clock): a record that landed late, after the owner fenced
+// and discarded the session, or one of an earlier incarnation. A live owner
+// that recorded the session in its current lease keeps it: that is the
+// create race, which the first record wins.
+func (m *Manager) voidRecord(ctx context.Context, session string, cur store.Owner) (bool, error) {
+	if cur.Node == "" || cur.Node == m.cfg.NodeID || cur.Ended || cur.Released {
+		return false, nil
+	}
+	live, since, err := m.liveLease(ctx, cur.Node)
+	if err != nil {
+		return false, err
+	}
+	if live && (since.IsZero() || cur.ClaimedAt.IsZero() || !cur.ClaimedAt.Add(m.cfg.MaxClockSkew).Before(since)) {
+		return false, nil
+	}
+	items, err := m.store.ReadState(ctx, session)
+	if err != nil {
+		return false, err
+	}
+	return len(items) == 0, nil
+}
+
+// createOver records session as this node's over a void record (voidRecord):
+// a claim on the record's epoch, then a fence with nothing restored, so the
+// session starts afresh from this node's changes.
+func (m *Manager) createOver(ctx context.Context, session string, cur store.Owner) (uint64, error) {
+	won, now, err := m.store.Claim(ctx, session, cur, m.cfg.NodeID, m.cfg.OwnershipTTL)
+	if err != nil {
+		return 0, err
+	}
+	if !won {
+		if now.Node == m.cfg.NodeID {
+			return 0, fmt.Errorf("residency: session %q: a claim over a void record has an unknown outcome; retrying", session)
+		}
+		return 0, &OwnedElsewhereError{Session: session, Owner: now.Node, Epoch: now.Epoch}
+	}
+	idx := make(chan error, 1)
+	go func() { idx <- m.store.IndexOwner(ctx, m.cfg.NodeID, session, now.Epoch, m.cfg.OwnershipTTL) }()
+	err = m.store.Fence(ctx, session, now.Epoch, nil)
+	m.indexed(session, <-idx)
+	if err != nil {
+		return 0, err
+	}
+	m.stats.created.Add(1)
+	m.stats.voidRecords.Add(1)
+	m.neg.forget(session)
+	m.setOwned(session, now.Epoch)
+	m.cfg.Logger.Info("holdover: new session recorded over a void record", "session", session, "previous_owner", cur.Node, "epoch", now.Epoch)
+	return now.Epoch, nil
 }
 
 // indexed logs a failed update of the owner index of a session this node

@@ -114,9 +114,9 @@ func (c *counting) CreateOwner(ctx context.Context, session, node string, ended 
 	return c.Store.CreateOwner(ctx, session, node, ended, ttl)
 }
 
-func (c *counting) TakeLease(ctx context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration) (bool, store.Lease, error) {
+func (c *counting) TakeLease(ctx context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration, since time.Time) (bool, store.Lease, error) {
 	time.Sleep(c.takeDelay)
-	return c.Store.TakeLease(ctx, node, incarnation, prev, found, ttl, grace)
+	return c.Store.TakeLease(ctx, node, incarnation, prev, found, ttl, grace, since)
 }
 
 func (c *counting) ReadOwner(ctx context.Context, s string) (store.Owner, bool, error) {
@@ -130,7 +130,7 @@ func (c *counting) Fence(ctx context.Context, session string, epoch uint64, item
 	return c.Store.Fence(ctx, session, epoch, items)
 }
 
-func (c *counting) RenewLease(ctx context.Context, node string, ttl, grace time.Duration) error {
+func (c *counting) RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time) error {
 	if c.renewFails.Load() {
 		return errors.New("injected: cassandra unreachable")
 	}
@@ -141,7 +141,7 @@ func (c *counting) RenewLease(ctx context.Context, node string, ttl, grace time.
 			return ctx.Err()
 		}
 	}
-	return c.Store.RenewLease(ctx, node, ttl, grace)
+	return c.Store.RenewLease(ctx, node, ttl, grace, since)
 }
 
 // Claim is how a recovering node settles its sessions: it counts as an

@@ -16,7 +16,11 @@ type Stats struct {
 	LeaseReads     uint64 // peers' leases read
 	// LeaseVouched counts adoptions that needed no lease read: the owner's
 	// lease had been seen expired after it claimed the session.
-	LeaseVouched  uint64
+	LeaseVouched uint64
+	// VoidRecords counts new sessions recorded over another node's void
+	// record (a late record of a fenced node, or one of a node that died
+	// before its first write).
+	VoidRecords   uint64
 	Released      uint64 // sessions released on shutdown
 	Renewals      uint64 // lease renewals that succeeded
 	RenewFailures uint64 // lease renewals that failed
@@ -32,7 +36,7 @@ type Stats struct {
 type counters struct {
 	created, adopted, notFound, negativeHits, ownedElsewhere, claimConflicts atomic.Uint64
 	adoptErrors, ownerReads, leaseReads, released, renewals, renewFailures   atomic.Uint64
-	fences, refreshes, lost, creationRefusals, leaseVouched                  atomic.Uint64
+	fences, refreshes, lost, creationRefusals, leaseVouched, voidRecords     atomic.Uint64
 }
 
 // Stats returns the manager's counters.
@@ -48,6 +52,6 @@ func (m *Manager) Stats() Stats {
 		OwnerReads: c.ownerReads.Load(), LeaseReads: c.leaseReads.Load(), Released: c.released.Load(),
 		Renewals: c.renewals.Load(), RenewFailures: c.renewFailures.Load(), Fences: c.fences.Load(), Fenced: fenced,
 		Refreshes: c.refreshes.Load(), Lost: c.lost.Load(), CreationRefusals: c.creationRefusals.Load(),
-		LeaseVouched: c.leaseVouched.Load(),
+		LeaseVouched: c.leaseVouched.Load(), VoidRecords: c.voidRecords.Load(),
 	}
 }

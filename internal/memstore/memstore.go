@@ -400,21 +400,21 @@ func (m *Store) lease(node string) (leaseRow, bool) {
 	return l, ok
 }
 
-func (m *Store) stamp(node string, l store.Lease, ttl, grace time.Duration) {
-	l.Node, l.RenewedAt, l.TTL = node, m.Now(), ttl
+func (m *Store) stamp(node string, l store.Lease, ttl, grace time.Duration, since time.Time) {
+	l.Node, l.RenewedAt, l.TTL, l.Since = node, m.Now(), ttl, since
 	m.leases[node] = leaseRow{Lease: l, expires: m.Now().Add(ttl + 2*grace + time.Second)}
 }
 
 // RenewLease implements residency.Store: it keeps the incarnation.
-func (m *Store) RenewLease(_ context.Context, node string, ttl, grace time.Duration) error {
+func (m *Store) RenewLease(_ context.Context, node string, ttl, grace time.Duration, since time.Time) error {
 	return m.call("renew_lease", "", func() {
 		l, _ := m.lease(node)
-		m.stamp(node, l.Lease, ttl, grace)
+		m.stamp(node, l.Lease, ttl, grace, since)
 	})
 }
 
 // TakeLease implements residency.Store.
-func (m *Store) TakeLease(_ context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration) (took bool, cur store.Lease, err error) {
+func (m *Store) TakeLease(_ context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration, since time.Time) (took bool, cur store.Lease, err error) {
 	err = m.call("take_lease", "", func() {
 		l, ok := m.lease(node)
 		cur = l.Lease
@@ -422,13 +422,13 @@ func (m *Store) TakeLease(_ context.Context, node, incarnation string, prev stor
 			return
 		}
 		took = true
-		m.stamp(node, store.Lease{Incarnation: incarnation}, ttl, grace)
+		m.stamp(node, store.Lease{Incarnation: incarnation}, ttl, grace, since)
 	})
 	return took, cur, err
 }
 
 // CheckLease implements residency.Store.
-func (m *Store) CheckLease(_ context.Context, node, incarnation string, ttl, grace time.Duration) (held bool, cur store.Lease, err error) {
+func (m *Store) CheckLease(_ context.Context, node, incarnation string, ttl, grace time.Duration, since time.Time) (held bool, cur store.Lease, err error) {
 	err = m.call("check_lease", "", func() {
 		l, ok := m.lease(node)
 		cur = l.Lease
@@ -436,7 +436,7 @@ func (m *Store) CheckLease(_ context.Context, node, incarnation string, ttl, gra
 			return
 		}
 		held = true
-		m.stamp(node, l.Lease, ttl, grace)
+		m.stamp(node, l.Lease, ttl, grace, since)
 	})
 	return held, cur, err
 }

@@ -11,7 +11,12 @@
 //	            written only by lightweight transactions, never with synthetic timestamps
 //	owner_index ((owner), session) -> epoch
 //	            which sessions a node owns, for bulk takeover
-//	leases      (node) -> renewed_at, written with a TTL by heartbeats
+//	leases      (node) -> renewed_at, ttl_ms, incarnation, since, written with a TTL by heartbeats
+//
+// A schema created by an earlier release gains its new columns at Open when
+// Options.CreateSchema is set (migrations: ALTER TABLE ... ADD, which is
+// idempotent here); otherwise apply them by hand: ALTER TABLE leases ADD since
+// timestamp.
 //
 // Write timestamps are not wall-clock time: Timestamp(epoch, seq) puts the
 // session's ownership epoch in the high bits, so every write of a newer owner

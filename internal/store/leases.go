@@ -18,6 +18,13 @@ type Lease struct {
 	// Incarnation names the process (one Open) that holds the node ID's lease:
 	// two processes with one node ID never hold it at once.
 	Incarnation string
+	// Since is when the node's current unbroken lease began, on the node's
+	// own clock: when this incarnation took it, or when it renewed it again
+	// after a lapse (before recovering). Every claim the node made before
+	// Since and still holds, it has made again since (recovery), so a claim
+	// stamped earlier that it has not replaced is void (zero: unknown, as
+	// written by an earlier release).
+	Since time.Time
 }
 
 // LiveAt reports whether the lease may still be held at now (a peer's clock):
@@ -40,8 +47,8 @@ func (l Lease) LiveAt(now time.Time, grace time.Duration) bool {
 // false: ttl + 2*grace rounded up to seconds, plus one second (Cassandra
 // expires a cell when its clock reaches the second the TTL ends in, so a row
 // can vanish up to a second early).
-func (st *Store) RenewLease(ctx context.Context, node string, ttl, grace time.Duration) error {
-	err := st.lease.Query(st.stmts.upsertLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), node).
+func (st *Store) RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time) error {
+	err := st.lease.Query(st.stmts.upsertLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), since, node).
 		DefaultTimestamp(false).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	return wrap("renew lease", "", err)
 }
@@ -52,13 +59,13 @@ func leaseRowTTL(ttl, grace time.Duration) int { return ttlSeconds(ttl+2*grace) 
 // is still as the caller read it: absent (found false) or prev, unchanged
 // since (a lightweight transaction). It returns false, with the lease as it
 // is now, when the lease changed meanwhile.
-func (st *Store) TakeLease(ctx context.Context, node, incarnation string, prev Lease, found bool, ttl, grace time.Duration) (bool, Lease, error) {
+func (st *Store) TakeLease(ctx context.Context, node, incarnation string, prev Lease, found bool, ttl, grace time.Duration, since time.Time) (bool, Lease, error) {
 	row := map[string]any{}
 	var q *gocql.Query
 	if found {
-		q = st.lease.Query(st.stmts.retakeLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), incarnation, node, prev.RenewedAt)
+		q = st.lease.Query(st.stmts.retakeLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), incarnation, since, node, prev.RenewedAt)
 	} else {
-		q = st.lease.Query(st.stmts.takeLease, node, ttl.Milliseconds(), incarnation, leaseRowTTL(ttl, grace))
+		q = st.lease.Query(st.stmts.takeLease, node, ttl.Milliseconds(), incarnation, since, leaseRowTTL(ttl, grace))
 	}
 	applied, err := q.MapScanCASContext(ctx, row)
 	if err != nil {
@@ -70,9 +77,9 @@ func (st *Store) TakeLease(ctx context.Context, node, incarnation string, prev L
 // CheckLease renews node's lease if incarnation still holds it (a
 // lightweight transaction, so it also sees a takeover in progress). When it
 // does not, held is false and cur is the lease as it is (zero when absent).
-func (st *Store) CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration) (held bool, cur Lease, err error) {
+func (st *Store) CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration, since time.Time) (held bool, cur Lease, err error) {
 	row := map[string]any{}
-	applied, err := st.lease.Query(st.stmts.checkLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), node, incarnation).MapScanCASContext(ctx, row)
+	applied, err := st.lease.Query(st.stmts.checkLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), since, node, incarnation).MapScanCASContext(ctx, row)
 	if err != nil {
 		return false, Lease{}, wrap("check lease", "", err)
 	}
@@ -89,6 +96,9 @@ func leaseFromCAS(node string, row map[string]any) Lease {
 	}
 	if v, ok := row["incarnation"].(string); ok {
 		l.Incarnation = v
+	}
+	if v, ok := row["since"].(time.Time); ok {
+		l.Since = v
 	}
 	return l
 }
@@ -107,7 +117,7 @@ func (st *Store) ReadLease(ctx context.Context, node string) (l Lease, found boo
 	var ttlMS int64
 	var remaining int
 	err = st.s.Query(st.stmts.selectLease, node).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).
-		ScanContext(ctx, &l.RenewedAt, &ttlMS, &remaining, &l.Incarnation)
+		ScanContext(ctx, &l.RenewedAt, &ttlMS, &remaining, &l.Incarnation, &l.Since)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return Lease{}, false, nil
 	}
@@ -129,7 +139,7 @@ func (st *Store) Leases(ctx context.Context) ([]Lease, error) {
 		ttlMS     int64
 		remaining int
 	)
-	for iter.Scan(&l.Node, &l.RenewedAt, &ttlMS, &remaining, &l.Incarnation) {
+	for iter.Scan(&l.Node, &l.RenewedAt, &ttlMS, &remaining, &l.Incarnation, &l.Since) {
 		l.TTL = time.Duration(ttlMS) * time.Millisecond
 		l.Remaining = time.Duration(remaining) * time.Second
 		out = append(out, l)

@@ -2,8 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
 )
 
 // schema returns the DDL of the store's keyspace and tables. Identifiers were
@@ -40,8 +44,19 @@ func schema(o Options) []string {
 			node text PRIMARY KEY,
 			renewed_at timestamp,
 			ttl_ms bigint,
-			incarnation text
+			incarnation text,
+			since timestamp
 		) WITH comment = 'holdover: node liveness leases' AND gc_grace_seconds = 3600`, ks, t.Leases),
+	}
+}
+
+// migrations bring a schema created by an earlier release up to date. Each
+// may fail with "already exists" (InvalidRequest), which is success.
+func migrations(o Options) []string {
+	ks, t := o.Keyspace, o.Tables
+	return []string{
+		// leases.since: when the node's current unbroken lease began (Lease.Since).
+		fmt.Sprintf(`ALTER TABLE %s.%s ADD since timestamp`, ks, t.Leases),
 	}
 }
 
@@ -60,8 +75,19 @@ func createSchema(ctx context.Context, o Options) error {
 			return wrap("create schema", "", err)
 		}
 	}
+	for _, ddl := range migrations(o) {
+		if err := sess.Query(ddl).ExecContext(ctx); err != nil && !alreadyExists(err) {
+			return wrap("update schema", "", err)
+		}
+	}
 	if err := sess.AwaitSchemaAgreement(ctx); err != nil {
 		return wrap("await schema agreement", "", err)
 	}
 	return nil
+}
+
+// alreadyExists reports a DDL refused because what it adds exists.
+func alreadyExists(err error) bool {
+	var ri *gocql.RequestErrInvalid
+	return errors.As(err, &ri) && strings.Contains(strings.ToLower(ri.Message()), "already exist")
 }

@@ -62,12 +62,12 @@ func newStatements(ks string, t Tables) statements {
 		unindexOwner: fmt.Sprintf(`DELETE FROM %s WHERE owner = ? AND session = ?`, index),
 		selectOwned:  fmt.Sprintf(`SELECT session, epoch FROM %s WHERE owner = ?`, index),
 
-		upsertLease:  fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ? WHERE node = ?`, leases),
-		takeLease:    fmt.Sprintf(`INSERT INTO %s (node, renewed_at, ttl_ms, incarnation) VALUES (?, toTimestamp(now()), ?, ?) IF NOT EXISTS USING TTL ?`, leases),
-		retakeLease:  fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ?, incarnation = ? WHERE node = ? IF renewed_at = ?`, leases),
-		checkLease:   fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ? WHERE node = ? IF incarnation = ?`, leases),
+		upsertLease:  fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ?, since = ? WHERE node = ?`, leases),
+		takeLease:    fmt.Sprintf(`INSERT INTO %s (node, renewed_at, ttl_ms, incarnation, since) VALUES (?, toTimestamp(now()), ?, ?, ?) IF NOT EXISTS USING TTL ?`, leases),
+		retakeLease:  fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ?, incarnation = ?, since = ? WHERE node = ? IF renewed_at = ?`, leases),
+		checkLease:   fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ?, since = ? WHERE node = ? IF incarnation = ?`, leases),
 		deleteLease:  fmt.Sprintf(`DELETE FROM %s WHERE node = ? IF incarnation = ?`, leases),
-		selectLease:  fmt.Sprintf(`SELECT renewed_at, ttl_ms, TTL(renewed_at), incarnation FROM %s WHERE node = ?`, leases),
-		selectLeases: fmt.Sprintf(`SELECT node, renewed_at, ttl_ms, TTL(renewed_at), incarnation FROM %s`, leases),
+		selectLease:  fmt.Sprintf(`SELECT renewed_at, ttl_ms, TTL(renewed_at), incarnation, since FROM %s WHERE node = ?`, leases),
+		selectLeases: fmt.Sprintf(`SELECT node, renewed_at, ttl_ms, TTL(renewed_at), incarnation, since FROM %s`, leases),
 	}
 }

@@ -307,10 +307,10 @@ func TestLeases(t *testing.T) {
 	c := ctx(t)
 	const grace = 100 * time.Millisecond
 	renewedA := time.Now()
-	if err := st.RenewLease(c, "node-a", 1500*time.Millisecond, grace); err != nil {
+	if err := st.RenewLease(c, "node-a", 1500*time.Millisecond, grace, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RenewLease(c, "node-b", time.Hour, grace); err != nil {
+	if err := st.RenewLease(c, "node-b", time.Hour, grace, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	l, found, err := st.ReadLease(c, "node-b")
@@ -345,7 +345,7 @@ func TestLeases(t *testing.T) {
 	}
 	// Only the incarnation holding a lease can drop it: a replaced process
 	// must not delete its successor's.
-	if took, _, err := st.TakeLease(c, "node-c", "inc-1", store.Lease{}, false, time.Hour, grace); err != nil || !took {
+	if took, _, err := st.TakeLease(c, "node-c", "inc-1", store.Lease{}, false, time.Hour, grace, time.Now()); err != nil || !took {
 		t.Fatalf("take lease: %v %v", took, err)
 	}
 	if err := st.DropLease(c, "node-c", "inc-0"); err != nil {
@@ -506,5 +506,25 @@ func TestSchemaCreationOff(t *testing.T) {
 	var p interface{ Permanent() bool }
 	if err == nil || !errors.As(err, &p) || !p.Permanent() {
 		t.Fatalf("write without schema: got %v, want a permanent error", err)
+	}
+}
+
+// A keyspace made by a release whose leases had no since column gains it at
+// Open with CreateSchema, and leases then carry it.
+func TestOpenAddsTheLeaseSinceColumnToAnOlderSchema(t *testing.T) {
+	t.Parallel()
+	var ks string
+	old := open(t, func(o *store.Options) { ks = o.Keyspace })
+	if err := old.Session().Query(fmt.Sprintf(`ALTER TABLE %s.leases DROP since`, ks)).ExecContext(ctx(t)); err != nil {
+		t.Fatalf("make the schema an older release's: %v", err)
+	}
+	st := open(t, func(o *store.Options) { o.Keyspace = ks })
+	since := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	if took, _, err := st.TakeLease(ctx(t), "n", "inc", store.Lease{}, false, time.Hour, 0, since); err != nil || !took {
+		t.Fatalf("take lease on the upgraded schema: %v %v", took, err)
+	}
+	l, found, err := st.ReadLease(ctx(t), "n")
+	if err != nil || !found || !l.Since.Equal(since) {
+		t.Fatalf("lease read back: %+v %v %v, want since %v", l, found, err, since)
 	}
 }
