@@ -76,10 +76,12 @@ type Config struct {
 	// with the sessions it owned and those it had not recorded yet (new
 	// sessions whose first write was still pending: their unwritten changes
 	// are discarded, since peers may have started them afresh meanwhile): the
-	// host must stop serving them, or re-adopt them after the node recovers.
+	// host must stop serving them (never end them: a fence is not an end).
 	OnFenced func(sessions []string)
 	// OnRecovered is called when renewals succeed again after a fence, with the
-	// sessions a peer adopted meanwhile (dropped from this node).
+	// sessions lost meanwhile (adopted by a peer, or new and never recorded);
+	// every other fenced session is still this node's, and Adopt answers
+	// ErrAlreadyOwned for it.
 	OnRecovered func(lost []string)
 	// Flusher is paused while the node is fenced (the adapter passes its buffer).
 	Flusher Pauser
