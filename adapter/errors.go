@@ -55,7 +55,7 @@ var (
 	// ErrCorrupt: a stored row of the session cannot be decoded. It is
 	// reported for that session only; the node keeps running.
 	ErrCorrupt = errors.New("holdover: stored row cannot be decoded")
-	// ErrNoKeyspace: OpenInspector reached Cassandra, but the configured keyspace
+	// ErrNoKeyspace: holdover-inspect reached Cassandra, but the configured keyspace
 	// (HOLDOVER_KEYSPACE) does not exist there: no node has run with it yet, or
 	// HOLDOVER_CREATE_SCHEMA=false and it was never created.
 	ErrNoKeyspace = errors.New("keyspace does not exist")

@@ -13,7 +13,15 @@ import (
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 
 	"github.com/holdover/holdover/internal/store"
+	"github.com/holdover/holdover/internal/storeconf"
 )
+
+// Lend the store's readers (internal/inspect) the adapter's boundary: see
+// package storeconf.
+func init() {
+	storeconf.FromConfig = func(c any) (store.Options, error) { return c.(Config).storeOptions() }
+	storeconf.Errors = translate
+}
 
 // storeOptions converts c into the options of the Cassandra store. It
 // validates c first, so it never hands the store a field Validate would

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/holdover/holdover/adapter"
+	"github.com/holdover/holdover/internal/inspect"
 )
 
 // inspector is what one command runs with: the configuration, where it writes
@@ -12,7 +13,7 @@ import (
 type inspector struct {
 	cfg    adapter.Config
 	stdout io.Writer
-	conn   *adapter.Inspector
+	conn   *inspect.Inspector
 }
 
 func newInspector(cfg adapter.Config, stdout io.Writer) *inspector {
@@ -27,9 +28,9 @@ func (in *inspector) close() {
 
 // open connects to the configured keyspace, once per command. Its error tells
 // a keyspace that does not exist from a Cassandra that cannot be reached.
-func (in *inspector) open(ctx context.Context) (*adapter.Inspector, error) {
+func (in *inspector) open(ctx context.Context) (*inspect.Inspector, error) {
 	if in.conn == nil {
-		conn, err := adapter.OpenInspector(ctx, in.cfg)
+		conn, err := inspect.Open(ctx, in.cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -17,8 +17,8 @@ import (
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
-// inspect runs the command in-process and returns its output and status.
-func inspect(t *testing.T, args ...string) (stdout, stderr string, code int) {
+// runInspect runs the command in-process and returns its output and status.
+func runInspect(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code = run(args, &out, &errOut)
@@ -28,7 +28,7 @@ func inspect(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // mustInspect runs a command that must succeed and returns its stdout.
 func mustInspect(t *testing.T, args ...string) string {
 	t.Helper()
-	out, errOut, code := inspect(t, args...)
+	out, errOut, code := runInspect(t, args...)
 	if code != exitOK {
 		t.Fatalf("%s %s: exit %d\nstdout:\n%s\nstderr:\n%s", progName, strings.Join(args, " "), code, out, errOut)
 	}
@@ -145,7 +145,7 @@ func TestInspect(t *testing.T) {
 		// Flags may follow the ID.
 		var s sessionJSON
 		must(t, json.Unmarshal([]byte(mustInspect(t, "session", "call-1", "-json")), &s))
-		if s.Status != statusResident || s.Owner == nil || s.Owner.Node != "inspect-a" || s.Owner.Epoch != 1 || !s.Owner.LeaseLive || s.Owner.ClaimedAt.IsZero() {
+		if s.Status != "resident" || s.Owner == nil || s.Owner.Node != "inspect-a" || s.Owner.Epoch != 1 || !s.Owner.LeaseLive || s.Owner.ClaimedAt.IsZero() {
 			t.Fatalf("session -json = %+v (owner %+v)", s, s.Owner)
 		}
 		want := map[string][]byte{"caller": []byte("sip:alice@example.com"), "codec": binary, "long": long, "note": []byte("héllo\nworld")}
@@ -176,7 +176,7 @@ func TestInspect(t *testing.T) {
 	})
 
 	t.Run("not found", func(t *testing.T) {
-		out, errOut, code := inspect(t, "session", "no-such-call")
+		out, errOut, code := runInspect(t, "session", "no-such-call")
 		if code != exitFailure || out != "" {
 			t.Errorf("session of an unknown ID: exit %d, stdout %q; want 1 and nothing", code, out)
 		}
@@ -222,12 +222,23 @@ func TestInspect(t *testing.T) {
 			t.Errorf("lease of %q: the inspection tool took a lease", l.Node)
 		}
 	}
+
+	// An ended session keeps its ownership row, ended and nobody's.
+	must(t, nodeB.End("call-1"))
+	flushAll(t, nodeB)
+	contains(t, "session after End", mustInspect(t, "session", "call-1"),
+		"status      ended: nobody owns it", "owner       (none: the session ended at claimed_at)", "epoch       3\n", "items       0 (")
+	var s sessionJSON
+	must(t, json.Unmarshal([]byte(mustInspect(t, "session", "-json", "call-1")), &s))
+	if s.Status != "ended" || s.Owner == nil || s.Owner.Node != "" || s.Owner.LeaseLive || len(s.Items) != 0 {
+		t.Errorf("session -json after End = %+v (owner %+v)", s, s.Owner)
+	}
 }
 
 func TestInspectMissingKeyspace(t *testing.T) {
 	cassandratest.Keyspace(t) // Cassandra is up
 	useKeyspace(t, "holdover_inspect_absent")
-	_, errOut, code := inspect(t, "session", "call-1")
+	_, errOut, code := runInspect(t, "session", "call-1")
 	if code != exitFailure {
 		t.Errorf("session on a missing keyspace: exit %d, want 1", code)
 	}
@@ -235,7 +246,7 @@ func TestInspectMissingKeyspace(t *testing.T) {
 	contains(t, "version", mustInspect(t, "version"), "holdover_inspect_absent: absent")
 	// Inspection never creates the schema, even with HOLDOVER_CREATE_SCHEMA=true.
 	t.Setenv("HOLDOVER_CREATE_SCHEMA", "true")
-	_, _, _ = inspect(t, "leases")
+	_, _, _ = runInspect(t, "leases")
 	contains(t, "version after leases", mustInspect(t, "version"), "holdover_inspect_absent: absent")
 }
 
@@ -256,13 +267,13 @@ func TestInspectUsageAndConfigErrors(t *testing.T) {
 		{"-timeout", "0s", "version"},
 		{"-bogus", "version"},
 	} {
-		out, errOut, code := inspect(t, args...)
+		out, errOut, code := runInspect(t, args...)
 		if code != exitUsage || out != "" || !strings.Contains(errOut, "usage: "+progName) && !strings.Contains(errOut, "-timeout") {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2, nothing, a usage message", args, code, out, errOut)
 		}
 	}
 	for _, args := range [][]string{{"-h"}, {"help"}, {"session", "-h"}} {
-		out, _, code := inspect(t, args...)
+		out, _, code := runInspect(t, args...)
 		if code != exitOK || !strings.Contains(out, "usage: "+progName) {
 			t.Errorf("%q: exit %d, stdout %q; want 0 and the usage", args, code, out)
 		}
@@ -272,7 +283,7 @@ func TestInspectUsageAndConfigErrors(t *testing.T) {
 	t.Setenv("HOLDOVER_FLUSH_DELAY", "0s")
 	t.Setenv("HOLDOVER_CASSANDRA_PORT", "x")
 	t.Setenv("HOLDOVER_PASSWORD", "s3cret")
-	out, errOut, code := inspect(t, "leases")
+	out, errOut, code := runInspect(t, "leases")
 	if code != exitUsage || out != "" {
 		t.Errorf("invalid configuration: exit %d, stdout %q; want 2 and nothing", code, out)
 	}

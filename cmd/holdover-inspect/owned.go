@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+
+	"github.com/holdover/holdover/internal/inspect"
 )
 
 type ownedJSON struct {
@@ -24,13 +27,14 @@ type currentOwner struct {
 	Node     string `json:"node,omitempty"`
 	Epoch    uint64 `json:"epoch,omitempty"`
 	Released bool   `json:"released,omitempty"`
-	Stale    bool   `json:"stale"` // the index entry no longer matches the row
+	Ended    bool   `json:"ended,omitempty"` // the row marks the session ended
+	Stale    bool   `json:"stale"`           // the index entry no longer matches the row
 }
 
 func parseOwned(fs *flag.FlagSet, args []string) (job, error) {
 	asJSON := fs.Bool("json", false, "print JSON")
 	limit := fs.Int("limit", 100, "list at most this many sessions; 0 lists them all")
-	verify := fs.Bool("verify", false, "read each session's ownership row and flag index entries that are stale (one read per session)")
+	verify := fs.Bool("verify", false, "read each session's ownership row (and its owner's lease) and flag index entries that are stale")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return nil, err
@@ -58,12 +62,16 @@ func parseOwned(fs *flag.FlagSet, args []string) (job, error) {
 		if *verify {
 			for i := range out.Sessions {
 				e := &out.Sessions[i]
-				row, found, err := conn.Ownership(ctx, e.Session)
+				row, err := conn.Owner(ctx, e.Session)
+				if errors.Is(err, inspect.ErrNotFound) {
+					e.Current = &currentOwner{Stale: true}
+					continue
+				}
 				if err != nil {
 					return err
 				}
-				e.Current = &currentOwner{Found: found, Node: row.Node, Epoch: row.Epoch, Released: row.Released,
-					Stale: !found || row.Node != node || row.Epoch != e.Epoch}
+				e.Current = &currentOwner{Found: true, Node: row.Node, Epoch: row.Epoch, Released: row.Released, Ended: row.Ended,
+					Stale: row.Node != node || row.Epoch != e.Epoch}
 			}
 		}
 		if *asJSON {
@@ -114,6 +122,8 @@ func currentText(c *currentOwner) string {
 	switch {
 	case !c.Found:
 		return "stale: no ownership row (ended or expired)"
+	case c.Ended:
+		return fmt.Sprintf("stale: the session ended (epoch %d)", c.Epoch)
 	case c.Stale:
 		return fmt.Sprintf("stale: now owned by %s at epoch %d", c.Node, c.Epoch)
 	case c.Released:

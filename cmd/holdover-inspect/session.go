@@ -8,20 +8,12 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/holdover/holdover/adapter"
-)
-
-// Session statuses, as the session command reports them.
-const (
-	statusResident    = "resident"     // owned by a node whose lease is live
-	statusReleased    = "released"     // handed over on graceful shutdown: adoptable at once
-	statusNonResident = "non-resident" // its owner's lease expired: adoptable
-	statusNoOwner     = "no-owner"     // items remain but the ownership row is gone
+	"github.com/holdover/holdover/internal/inspect"
 )
 
 type sessionJSON struct {
 	Session string     `json:"session"`
-	Status  string     `json:"status"`
+	Status  string     `json:"status"` // an inspect.Status
 	Owner   *ownerJSON `json:"owner"`
 	Items   []itemJSON `json:"items"`
 	Bytes   int        `json:"item_bytes"`
@@ -73,21 +65,21 @@ func parseSession(fs *flag.FlagSet, args []string) (job, error) {
 	}, nil
 }
 
-// readSession reads the ownership row, the owner's lease and the items. Only
-// a session with neither a row nor items is an error.
+// readSession reads the session as package inspect shows it. Only a session
+// with neither a row nor items is an error.
 func readSession(ctx context.Context, in *inspector, id string) (*sessionJSON, error) {
 	conn, err := in.open(ctx)
 	if err != nil {
 		return nil, err
 	}
 	info, err := conn.Session(ctx, id)
-	if errors.Is(err, adapter.ErrNotFound) {
+	if errors.Is(err, inspect.ErrNotFound) {
 		return nil, fmt.Errorf("session %q not found in keyspace %q: it was never persisted, it ended, or it expired", id, in.cfg.Keyspace)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s := &sessionJSON{Session: id, Items: make([]itemJSON, 0, len(info.Items))}
+	s := &sessionJSON{Session: id, Status: string(info.Status), Items: make([]itemJSON, 0, len(info.Items))}
 	for _, it := range info.Items {
 		j := itemJSON{Key: it.Key, Size: len(it.Value), Value: it.Value}
 		if j.Value == nil {
@@ -100,27 +92,12 @@ func readSession(ctx context.Context, in *inspector, id string) (*sessionJSON, e
 		s.Items = append(s.Items, j)
 		s.Bytes += len(it.Value)
 	}
-	owner := info.Owner
-	if owner == nil {
-		s.Status = statusNoOwner
-		return s, nil
-	}
-	s.Owner = &ownerJSON{Node: owner.Node, Epoch: owner.Epoch, Released: owner.Released, ClaimedAt: owner.ClaimedAt.UTC()}
-	lease, live, err := conn.Lease(ctx, owner.Node)
-	if err != nil {
-		return nil, err
-	}
-	if live {
-		s.Owner.LeaseLive = true
-		s.Owner.RemainingMS = lease.Remaining.Milliseconds()
-	}
-	switch {
-	case owner.Released:
-		s.Status = statusReleased
-	case live:
-		s.Status = statusResident
-	default:
-		s.Status = statusNonResident
+	if o := info.Owner; o != nil {
+		s.Owner = &ownerJSON{Node: o.Node, Epoch: o.Epoch, Released: o.Released, ClaimedAt: o.ClaimedAt.UTC()}
+		if o.Lease != nil {
+			s.Owner.LeaseLive = true
+			s.Owner.RemainingMS = o.Lease.Remaining.Milliseconds()
+		}
 	}
 	return s, nil
 }
@@ -134,7 +111,11 @@ func printSession(in *inspector, s *sessionJSON, maxValue int) {
 		if o.LeaseLive {
 			lease = fmt.Sprintf("lease live, %s left", time.Duration(o.RemainingMS)*time.Millisecond)
 		}
-		w.row("owner", fmt.Sprintf("%s (%s)", o.Node, lease))
+		owner := fmt.Sprintf("%s (%s)", o.Node, lease)
+		if s.Status == string(inspect.StatusEnded) {
+			owner = "(none: the session ended at claimed_at)"
+		}
+		w.row("owner", owner)
 		w.row("epoch", fmt.Sprint(o.Epoch))
 		w.row("released", fmt.Sprint(o.Released))
 		w.row("claimed_at", timeAndAge(o.ClaimedAt))
@@ -156,14 +137,16 @@ func printSession(in *inspector, s *sessionJSON, maxValue int) {
 }
 
 func statusText(s *sessionJSON) string {
-	switch s.Status {
-	case statusResident:
+	switch inspect.Status(s.Status) {
+	case inspect.StatusResident:
 		return "resident: owned by a live node"
-	case statusReleased:
+	case inspect.StatusReleased:
 		return "released: its owner shut down gracefully; any node may adopt it at once"
-	case statusNonResident:
+	case inspect.StatusNonResident:
 		return "non-resident: its owner's lease has expired; any node may adopt it"
-	case statusNoOwner:
+	case inspect.StatusEnded:
+		return "ended: nobody owns it; Adopt reports it not found, and a new session with its ID starts afresh"
+	case inspect.StatusNoOwner:
 		return "no ownership row (ended or expired while items remain); Adopt reports it not found"
 	}
 	return s.Status

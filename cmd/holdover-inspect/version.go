@@ -5,7 +5,7 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/holdover/holdover/adapter"
+	"github.com/holdover/holdover/internal/inspect"
 )
 
 type versionJSON struct {
@@ -24,7 +24,7 @@ func parseVersion(fs *flag.FlagSet, args []string) (job, error) {
 	return func(ctx context.Context, in *inspector) error {
 		// It needs no keyspace, so it works before any node has created
 		// HOLDOVER_KEYSPACE, and says whether one has.
-		c, err := adapter.DescribeCluster(ctx, in.cfg)
+		c, err := inspect.DescribeCluster(ctx, in.cfg)
 		if err != nil {
 			return err
 		}

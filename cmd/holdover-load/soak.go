@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/adapter"
+	"github.com/holdover/holdover/internal/inspect"
 	"github.com/holdover/holdover/internal/testbench/loadgen"
 	"github.com/holdover/holdover/internal/testbench/soak"
 )
@@ -253,7 +254,7 @@ func runSoak(ctx context.Context, o soakOptions, stdout, stderr io.Writer) (sum 
 	acfg.Hosts, acfg.Keyspace = strings.Split(hosts, ","), ks
 	var (
 		inspMu sync.Mutex
-		insp   *adapter.Inspector
+		insp   *inspect.Inspector
 	)
 	defer func() {
 		if insp != nil {
@@ -264,14 +265,14 @@ func runSoak(ctx context.Context, o soakOptions, stdout, stderr io.Writer) (sum 
 		inspMu.Lock()
 		defer inspMu.Unlock()
 		if insp == nil {
-			i, err := adapter.OpenInspector(ctx, acfg)
+			i, err := inspect.Open(ctx, acfg)
 			if err != nil {
 				return soak.Observed{}, err
 			}
 			insp = i
 		}
 		info, err := insp.Session(ctx, id)
-		if errors.Is(err, adapter.ErrNotFound) {
+		if errors.Is(err, inspect.ErrNotFound) {
 			return soak.Observed{}, nil
 		}
 		if err != nil {
