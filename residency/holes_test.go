@@ -3,6 +3,7 @@ package residency_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -455,4 +456,42 @@ func fenceable(c *cluster, h *hooked, buf *discards) (*residency.Manager, chan [
 		cfg.Flusher = buf
 	})
 	return a, fenced, recovered
+}
+
+// Close racing adoptions of unknown sessions with the negative cache on:
+// each miss writes the cache (and waits for it) while Close closes it. The
+// adapter guarded this itself; a direct user of residency must be safe too.
+func TestCloseRacingAdoptWithTheNegativeCache(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	st := c.store(false)
+	for round := 0; round < 4; round++ {
+		m, err := residency.New(residency.Config{NodeID: "neg-closer", LeaseTTL: 2 * time.Second,
+			NegativeCacheSize: 1000, NegativeCacheTTL: time.Second}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range 20 {
+					_, err := m.Adopt(context.Background(), fmt.Sprintf("unknown-%d-%d", i, k), residency.AdoptOptions{})
+					if err != nil && !errors.Is(err, residency.ErrNotFound) && !errors.Is(err, residency.ErrClosed) {
+						t.Errorf("adoption racing Close: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round) * 5 * time.Millisecond)
+		if err := m.Close(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+	}
 }

@@ -1,6 +1,7 @@
 package residency
 
 import (
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -8,7 +9,12 @@ import (
 
 // negativeCache remembers session IDs confirmed absent, for a short TTL, so a
 // burst of events for an unknown session costs one Cassandra read.
+//
+// Close may race adoptions in flight: every use holds mu for reading and
+// finds the cache gone once close has run (a closed ristretto cache races its
+// writers, and its Wait never returns).
 type negativeCache struct {
+	mu  sync.RWMutex
 	c   *ristretto.Cache[string, struct{}]
 	ttl time.Duration
 }
@@ -29,6 +35,8 @@ func newNegativeCache(size int, ttl time.Duration) (*negativeCache, error) {
 }
 
 func (n *negativeCache) absent(session string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
 	if n.c == nil {
 		return false
 	}
@@ -37,6 +45,8 @@ func (n *negativeCache) absent(session string) bool {
 }
 
 func (n *negativeCache) remember(session string) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
 	if n.c == nil {
 		return
 	}
@@ -45,13 +55,18 @@ func (n *negativeCache) remember(session string) {
 }
 
 func (n *negativeCache) forget(session string) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
 	if n.c != nil {
 		n.c.Del(session)
 	}
 }
 
 func (n *negativeCache) close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.c != nil {
 		n.c.Close()
+		n.c = nil
 	}
 }

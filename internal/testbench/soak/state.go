@@ -101,8 +101,8 @@ type Observed struct {
 	Raw     []string `json:"raw,omitempty"`
 }
 
-// Item is one persisted key and value of a session, as the adapter's
-// inspector returns them (the soak does not link the adapter).
+// Item is one persisted key and value of a session, as internal/inspect
+// returns them (the soak does not link the adapter).
 type Item struct {
 	Key   string
 	Value []byte
