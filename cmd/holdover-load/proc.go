@@ -104,7 +104,15 @@ type tailLog struct {
 	mu      sync.Mutex
 	partial []byte
 	lines   []string
-	fenced  int // lines reporting a self-fence
+	fenced  int    // lines reporting a self-fence
+	onFence func() // called (under mu) for each of those lines
+}
+
+// setOnFence has f called as each self-fence line arrives.
+func (t *tailLog) setOnFence(f func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.onFence = f
 }
 
 // fenceLine is how a node logs that it fenced itself.
@@ -131,6 +139,9 @@ func (t *tailLog) Write(b []byte) (int, error) {
 		t.lines = append(t.lines, line)
 		if strings.Contains(line, fenceLine) {
 			t.fenced++
+			if t.onFence != nil {
+				t.onFence()
+			}
 		}
 		if len(t.lines) > t.max {
 			t.lines = t.lines[len(t.lines)-t.max:]

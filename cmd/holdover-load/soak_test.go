@@ -71,3 +71,24 @@ func TestCheckOnly(t *testing.T) {
 		}
 	}
 }
+
+// A node's self-fence lines reach the soak as they are written (it records
+// them as failures of the node), split across writes or not.
+func TestTailLogReportsSelfFences(t *testing.T) {
+	l := &tailLog{max: 10}
+	var n int
+	l.setOnFence(func() { n++ })
+	for _, chunk := range []string{
+		"time=1 level=INFO msg=started\n",
+		`time=2 level=ERROR msg="holdover: lease lapsed, node self`, "-fenced\" node=a sessions=3\n",
+		"time=3 level=INFO msg=\"holdover: lease renewed, node unfenced\"\n",
+		`time=4 level=ERROR msg="holdover: lease lapsed, node self-fenced" node=a` + "\n",
+	} {
+		if _, err := l.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 2 || l.fences() != 2 {
+		t.Fatalf("self-fences reported %d, counted %d; want 2 and 2", n, l.fences())
+	}
+}

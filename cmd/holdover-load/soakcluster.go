@@ -73,6 +73,33 @@ type soakCluster struct {
 	watchdog *exec.Cmd
 	stalled  bool
 	part     *partitioner // nil: no partitions planned
+	onFence  func(node string, at time.Time)
+}
+
+// OnSelfFence implements soak.FenceReporter: the nodes' logs are read as
+// they are written, and each self-fence line is reported under the name its
+// process has then (the old process of a replaced node carries
+// soak.ZombieSuffix).
+func (c *soakCluster) OnSelfFence(f func(node string, at time.Time)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onFence = f
+}
+
+// fenced reports a self-fence line of process p.
+func (c *soakCluster) fenced(p *nodeProc, at time.Time) {
+	c.mu.Lock()
+	f := c.onFence
+	name := ""
+	for k, q := range c.procs {
+		if q == p {
+			name = k
+		}
+	}
+	c.mu.Unlock()
+	if f != nil && name != "" {
+		f(name, at)
+	}
 }
 
 func (c *soakCluster) proc(node string) (*nodeProc, error) {
@@ -155,7 +182,11 @@ func (c *soakCluster) spawn(node, addr string) (*nodeProc, error) {
 			return nil, err
 		}
 	}
-	return startNodeIn(fmt.Sprintf("%s#%d", node, n), c.bin, env, echo, fd)
+	p, err := startNodeIn(fmt.Sprintf("%s#%d", node, n), c.bin, env, echo, fd)
+	if err == nil {
+		p.log.setOnFence(func() { at := time.Now(); go c.fenced(p, at) })
+	}
+	return p, err
 }
 
 func (c *soakCluster) waitReady(ctx context.Context, node, addr string, p *nodeProc) error {

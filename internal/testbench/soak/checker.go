@@ -161,7 +161,7 @@ func (c *Checker) Add(r Record) {
 
 func (c *Checker) fault(r Record) {
 	switch r.Kind {
-	case FaultKill, FaultKillInDrain, FaultPause, FaultPartition:
+	case FaultKill, FaultKillInDrain, FaultPause, FaultPartition, FaultSelfFence:
 		fs := append(c.failures[r.Node], r.Start)
 		sort.Slice(fs, func(i, j int) bool { return fs[i].Before(fs[j]) })
 		c.failures[r.Node] = fs

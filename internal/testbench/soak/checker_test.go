@@ -562,3 +562,27 @@ func TestI3DoubleAdoption(t *testing.T) {
 		}
 	}
 }
+
+// TestI1SelfFenceExcusesOnlyItsWindow: a node that fenced itself (its lease
+// lapsed) failed, for the product: what it acknowledged within the window
+// before the fence may be lost (a new session not recorded yet is), what it
+// acknowledged before that may not.
+func TestI1SelfFenceExcusesOnlyItsWindow(t *testing.T) {
+	for _, late := range []bool{true, false} {
+		b := newBuilder()
+		b.create("s", "A", 0)
+		b.update("s", "A", 1000, "k", "1")
+		at := 2000 // owed: 3 s before the cut
+		if late {
+			at = 4900 // 100 ms before it
+		}
+		b.update("s", "A", at, "k", "2")
+		b.fault(FaultSelfFence, "A", 5000)
+		b.adopt("s", OpAdopt, "B", "A", 8200, 2) // shows the update at 1000, not the one at "at"
+		if late {
+			expect(t, Check(b.recs), nil)
+		} else {
+			expect(t, Check(b.recs), map[string]int{I1: 1, "lost_beyond_window": 1})
+		}
+	}
+}

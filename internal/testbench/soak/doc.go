@@ -84,8 +84,9 @@
 //   - I1: an observation on the line must show at least the deepest state it
 //     owes: one restored from Cassandra earlier, or one acknowledged that no
 //     failure excuses. The first failure of the acknowledging node after the
-//     event was sent (SIGKILL, SIGKILL in a drain, SIGSTOP, or a forced
-//     adoption of that session away from it) excuses the acknowledgement when
+//     event was sent (SIGKILL, SIGKILL in a drain, SIGSTOP, a partition, a
+//     self-fence the node logged, or a forced adoption of that session away
+//     from it) excuses the acknowledgement when
 //     it came after failure - window, window = flush delay + allowance (the
 //     loadgen's lost_beyond_window); a Cassandra stall suspends the window (see
 //     Checker.cut). A graceful drain excuses nothing.

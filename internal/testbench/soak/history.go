@@ -53,7 +53,20 @@ const (
 	FaultReplace     = "replace"       // a new process with the node's ID, while the old one is stopped (Start: exec, End: ready)
 	FaultPartition   = "partition"     // the node's packets to Cassandra dropped; it runs on
 	FaultHeal        = "heal"          // the node reaches Cassandra again
+	// FaultSelfFence: the node logged that it fenced itself (its lease
+	// lapsed: a stall, a partition, a pause). The product counts a fenced
+	// node as failed for what it cannot prove is its own (new sessions not
+	// recorded yet are lost with it), so the checker counts it as a failure.
+	FaultSelfFence = "self-fence"
 )
+
+// FenceReporter is implemented by a Cluster that sees its nodes' self-fences
+// (in their logs): Run has each recorded as a FaultSelfFence of that node.
+type FenceReporter interface {
+	// OnSelfFence registers f, called with the node's name (ZombieSuffix
+	// for the old process of a replaced node) as each fence is seen.
+	OnSelfFence(f func(node string, at time.Time))
+}
 
 // ZombieSuffix marks, in Record.Node, the old process of a replaced node
 // (its faults, and probes sent to it): it is not the node's current process,

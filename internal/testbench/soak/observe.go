@@ -143,8 +143,8 @@ const failureGrace = time.Second
 
 // excused reports whether the loss of acknowledged state x by time t is
 // within the window: the first failure of the node that acknowledged it (a
-// SIGKILL, SIGKILL during a drain, SIGSTOP, a partition from Cassandra, or a forced adoption of this
-// session away from it) after x was sent (less failureGrace) and by t came
+// SIGKILL, SIGKILL during a drain, SIGSTOP, a partition from Cassandra, a
+// self-fence it logged, or a forced adoption of this session away from it) after x was sent (less failureGrace) and by t came
 // less than the window (as cut computes it) after x was acknowledged.
 func (c *Checker) excused(s *sess, x *tnode, t time.Time) bool {
 	f, _ := c.firstFailure(s, x, t)

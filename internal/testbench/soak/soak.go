@@ -251,6 +251,11 @@ func Run(ctx context.Context, cfg Config, cl Cluster) (Summary, error) {
 		LeaseTTLMS: cfg.LeaseTTL.Milliseconds(), Plan: plan, PlanDigest: sum.PlanDigest,
 	}})
 
+	if fr, ok := cl.(FenceReporter); ok {
+		fr.OnSelfFence(func(node string, at time.Time) {
+			hist.Add(Record{Type: RecFault, Kind: FaultSelfFence, Node: node, Start: at, End: at, Detail: "the node logged a self-fence"})
+		})
+	}
 	d := &driver{cfg: cfg, hist: hist, nodes: cfg.Nodes, byID: map[string]int{},
 		cl: client{hc: &http.Client{Timeout: cfg.RequestTimeout, Transport: &http.Transport{
 			MaxIdleConns: cfg.Sessions + 64, MaxIdleConnsPerHost: cfg.Sessions + 16, IdleConnTimeout: 30 * time.Second}}},
