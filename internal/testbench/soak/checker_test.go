@@ -257,22 +257,29 @@ func TestI1StallExcusesOnlyDuringItsShadow(t *testing.T) {
 // what it acknowledged within the window before the cut (excused, as for a
 // kill) but owes what it acknowledged earlier.
 func TestI1PartitionExcusesOnlyItsWindow(t *testing.T) {
-	for _, late := range []bool{true, false} {
-		b := newBuilder()
-		b.create("s", "A", 0)
-		b.update("s", "A", 1000, "k", "1")
-		at := 2000 // owed: 3 s before the cut
-		if late {
-			at = 4900 // 100 ms before it
-		}
-		b.update("s", "A", at, "k", "2")
-		b.fault(FaultPartition, "A", 5000)
-		b.adopt("s", OpAdopt, "B", "A", 8200, 2) // shows the update at 1000, not the one at "at"
-		b.fault(FaultHeal, "A", 9000)
-		if late {
-			expect(t, Check(b.recs), nil)
-		} else {
-			expect(t, Check(b.recs), map[string]int{I1: 1, "lost_beyond_window": 1})
+	// A self-fence the node logged (its lease lapsed) is a failure too: what
+	// it acknowledged within the window before it may be lost (a new
+	// session not recorded yet is), what it acknowledged before may not.
+	for _, fault := range []string{FaultPartition, FaultSelfFence} {
+		for _, late := range []bool{true, false} {
+			b := newBuilder()
+			b.create("s", "A", 0)
+			b.update("s", "A", 1000, "k", "1")
+			at := 2000 // owed: 3 s before the cut
+			if late {
+				at = 4900 // 100 ms before it
+			}
+			b.update("s", "A", at, "k", "2")
+			b.fault(fault, "A", 5000)
+			b.adopt("s", OpAdopt, "B", "A", 8200, 2) // shows the update at 1000, not the one at "at"
+			if fault == FaultPartition {
+				b.fault(FaultHeal, "A", 9000)
+			}
+			if late {
+				expect(t, Check(b.recs), nil)
+			} else {
+				expect(t, Check(b.recs), map[string]int{I1: 1, "lost_beyond_window": 1})
+			}
 		}
 	}
 }
@@ -559,30 +566,6 @@ func TestI3DoubleAdoption(t *testing.T) {
 			expect(t, Check(b.recs), map[string]int{I3: 1, "double_adoption": 1})
 		} else {
 			expect(t, Check(b.recs), nil)
-		}
-	}
-}
-
-// TestI1SelfFenceExcusesOnlyItsWindow: a node that fenced itself (its lease
-// lapsed) failed, for the product: what it acknowledged within the window
-// before the fence may be lost (a new session not recorded yet is), what it
-// acknowledged before that may not.
-func TestI1SelfFenceExcusesOnlyItsWindow(t *testing.T) {
-	for _, late := range []bool{true, false} {
-		b := newBuilder()
-		b.create("s", "A", 0)
-		b.update("s", "A", 1000, "k", "1")
-		at := 2000 // owed: 3 s before the cut
-		if late {
-			at = 4900 // 100 ms before it
-		}
-		b.update("s", "A", at, "k", "2")
-		b.fault(FaultSelfFence, "A", 5000)
-		b.adopt("s", OpAdopt, "B", "A", 8200, 2) // shows the update at 1000, not the one at "at"
-		if late {
-			expect(t, Check(b.recs), nil)
-		} else {
-			expect(t, Check(b.recs), map[string]int{I1: 1, "lost_beyond_window": 1})
 		}
 	}
 }
