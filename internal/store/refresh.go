@@ -8,7 +8,8 @@ import (
 )
 
 // RefreshState renews the TTL of a session's items that have less than
-// minRemaining of it left, so a resident session outliving the state TTL keeps
+// minRemaining of it left, to the session's state TTL (Options.TTLFor, or
+// StateTTL), so a resident session outliving the state TTL keeps
 // the items it has not changed lately. Each item is rewritten with its own
 // original write timestamp: a newer write or delete of the same key (or a
 // fencing tombstone) still wins, so a refresh can never resurrect an older
@@ -29,12 +30,13 @@ func (st *Store) RefreshState(ctx context.Context, session string, minRemaining 
 		entries   []gocql.BatchEntry
 	)
 	limit := int(minRemaining / time.Second)
+	ttl := st.ttlOf(session)
 	for iter.Scan(&key, &value, &format, &written, &remaining) {
 		if remaining == nil || *remaining >= limit {
 			continue
 		}
 		entries = append(entries, gocql.BatchEntry{
-			Stmt: st.stmts.refreshItem, Args: []any{session, key, storedValue(value), format, written, st.ttl}, Idempotent: true,
+			Stmt: st.stmts.refreshItem, Args: []any{session, key, storedValue(value), format, written, ttl}, Idempotent: true,
 		})
 		value = nil
 	}

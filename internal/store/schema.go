@@ -47,6 +47,17 @@ func schema(o Options) []string {
 			incarnation text,
 			since timestamp
 		) WITH comment = 'holdover: node liveness leases' AND gc_grace_seconds = 3600`, ks, t.Leases),
+		// One partition per family, read whole by every node: for small data
+		// (settings), not for sessions. Last writer wins by the writers'
+		// timestamps; created IF NOT EXISTS, so a keyspace of an earlier release
+		// gains it here.
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
+			family text,
+			session text,
+			key text,
+			value blob,
+			PRIMARY KEY ((family), session, key)
+		) WITH comment = 'holdover: shared families, last writer wins by write timestamp'`, ks, t.Shared),
 	}
 }
 

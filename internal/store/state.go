@@ -43,7 +43,8 @@ func (w *Write) Bytes() int {
 
 // WriteSession applies w as one single-partition unlogged batch, which
 // Cassandra applies atomically and in isolation. Every statement carries an
-// explicit timestamp and puts carry the state TTL, so a retry is idempotent
+// explicit timestamp and puts carry the session's state TTL (Options.TTLFor,
+// or StateTTL), so a retry is idempotent
 // and a write with an older (epoch, seq) never replaces a newer one.
 func (st *Store) WriteSession(ctx context.Context, w *Write) error {
 	b := st.s.Batch(gocql.UnloggedBatch)
@@ -193,16 +194,30 @@ func (r route) IsIdempotent() bool             { return true }
 func (r route) GetHostID() string              { return "" }
 func (r route) Statement() gocql.Statement     { return nil }
 
+// appendItems appends the statements writing items at ts, puts with session's
+// TTL.
 func (st *Store) appendItems(entries []gocql.BatchEntry, session string, ts int64, items []Item) []gocql.BatchEntry {
+	ttl := st.ttlOf(session)
 	for i := range items {
 		it := &items[i]
 		if it.Delete {
 			entries = append(entries, gocql.BatchEntry{Stmt: st.stmts.deleteItem, Args: []any{ts, session, it.Key}, Idempotent: true})
 			continue
 		}
-		entries = append(entries, gocql.BatchEntry{Stmt: st.stmts.insertItem, Args: []any{session, it.Key, storedValue(it.Value), formatV1, ts, st.ttl}, Idempotent: true})
+		entries = append(entries, gocql.BatchEntry{Stmt: st.stmts.insertItem, Args: []any{session, it.Key, storedValue(it.Value), formatV1, ts, ttl}, Idempotent: true})
 	}
 	return entries
+}
+
+// ttlOf is the TTL in seconds of session's state items: Options.TTLFor's when
+// it gives one, StateTTL otherwise.
+func (st *Store) ttlOf(session string) int {
+	if st.opts.TTLFor != nil {
+		if d := st.opts.TTLFor(session); d != 0 {
+			return ttlSeconds(d)
+		}
+	}
+	return st.ttl
 }
 
 // storedValue is v as the value column stores it. An empty value (nil in an
@@ -223,14 +238,19 @@ func storedValue(v []byte) []byte {
 // delay instead of the flush waiting for the whole timeout (which would hold
 // unwritten changes past HOLDOVER_MAX_WINDOW).
 func (st *Store) exec(ctx context.Context, op, session string, b *gocql.Batch) error {
+	return wrap(op, session, st.run(ctx, b))
+}
+
+// run is exec without the wrapping of its error.
+func (st *Store) run(ctx context.Context, b *gocql.Batch) error {
 	switch len(b.Entries) {
 	case 0:
 		return nil
 	case 1:
 		e := b.Entries[0]
-		return wrap(op, session, st.s.Query(e.Stmt, e.Args...).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx))
+		return st.s.Query(e.Stmt, e.Args...).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	}
-	return wrap(op, session, b.SpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx))
+	return b.SpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 }
 
 // Fence makes epoch's owner the only writer whose data can be seen: it writes

@@ -33,6 +33,11 @@ type statements struct {
 	deleteLease  string
 	selectLease  string
 	selectLeases string
+
+	deleteShared     string
+	insertShared     string
+	deleteSharedItem string
+	selectShared     string
 }
 
 func newStatements(ks string, t Tables) statements {
@@ -40,6 +45,7 @@ func newStatements(ks string, t Tables) statements {
 	owners := ks + "." + t.Owners
 	index := ks + "." + t.OwnerIndex
 	leases := ks + "." + t.Leases
+	shared := ks + "." + t.Shared
 	return statements{
 		deleteSession: fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE session = ?`, state),
 		insertItem:    fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),
@@ -69,5 +75,10 @@ func newStatements(ks string, t Tables) statements {
 		deleteLease:  fmt.Sprintf(`DELETE FROM %s WHERE node = ? IF incarnation = ?`, leases),
 		selectLease:  fmt.Sprintf(`SELECT renewed_at, ttl_ms, TTL(renewed_at), incarnation, since FROM %s WHERE node = ?`, leases),
 		selectLeases: fmt.Sprintf(`SELECT node, renewed_at, ttl_ms, TTL(renewed_at), incarnation, since FROM %s`, leases),
+
+		deleteShared:     fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE family = ? AND session = ?`, shared),
+		insertShared:     fmt.Sprintf(`INSERT INTO %s (family, session, key, value) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, shared),
+		deleteSharedItem: fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE family = ? AND session = ? AND key = ?`, shared),
+		selectShared:     fmt.Sprintf(`SELECT session, key, value, WRITETIME(value) FROM %s WHERE family = ?`, shared),
 	}
 }

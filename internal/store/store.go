@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -50,18 +51,32 @@ type Options struct {
 	PasswordFunc func() (string, error)
 
 	StateTTL time.Duration // TTL of state items; default 7 days
-	Limits   Limits
+	// TTLFor, when set, gives the TTL of one session's state items: a
+	// non-zero duration replaces StateTTL for that session's writes
+	// (WriteSession, WriteSessions, Fence) and for the renewals of
+	// RefreshState; zero keeps StateTTL. It is called once per session per
+	// write, so it must be cheap and safe for concurrent use. Its durations
+	// must be whole seconds from 1s to 630720000s (Cassandra's maximum TTL):
+	// the caller validates them; the store rounds a fraction of a second up.
+	// Default nil: every session has StateTTL, at no extra cost.
+	TTLFor func(session string) time.Duration
+	Limits Limits
 
 	Logger *slog.Logger // default slog.Default()
 }
 
-// Tables names the store's tables; each must be a CQL identifier.
+// Tables names the store's tables; each must be a CQL identifier. An empty
+// name takes its DefaultTables name, so a Tables of an earlier release, which
+// had no Shared, keeps working.
 type Tables struct {
 	State, Owners, OwnerIndex, Leases string
+	// Shared holds the shared families (see WriteShared).
+	Shared string
 }
 
-// DefaultTables are the table names used when Options.Tables is zero.
-var DefaultTables = Tables{State: "state", Owners: "owners", OwnerIndex: "owner_index", Leases: "leases"}
+// DefaultTables are the table names used for the empty fields of
+// Options.Tables.
+var DefaultTables = Tables{State: "state", Owners: "owners", OwnerIndex: "owner_index", Leases: "leases", Shared: "shared"}
 
 // Limits bounds what the store accepts; each is a size in bytes.
 type Limits struct {
@@ -73,7 +88,8 @@ type Limits struct {
 // DefaultLimits are used for every zero field of Options.Limits.
 var DefaultLimits = Limits{MaxSessionIDBytes: 128, MaxKeyBytes: 256, MaxValueBytes: 1 << 20}
 
-// Store reads and writes sessions, ownership and leases in Cassandra.
+// Store reads and writes sessions, ownership, leases and shared families in
+// Cassandra.
 // It is safe for concurrent use.
 type Store struct {
 	s *gocql.Session
@@ -82,7 +98,7 @@ type Store struct {
 	// traffic on the main session's connections.
 	lease  *gocql.Session
 	opts   Options
-	ttl    int // seconds
+	ttl    int // seconds: StateTTL (see ttlOf)
 	stmts  statements
 	logger *slog.Logger
 	// hedge re-sends a latency-critical idempotent request (a lease renewal,
@@ -165,13 +181,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Port == 0 {
 		o.Port = 9042
 	}
-	if o.Tables == (Tables{}) {
-		o.Tables = DefaultTables
-	}
+	o.Tables = o.Tables.withDefaults()
 	if !ValidIdentifier(o.Keyspace) {
 		errs = append(errs, fmt.Errorf("keyspace %q is not a CQL identifier: it must match %s", o.Keyspace, IdentifierPattern))
 	}
-	for _, t := range []string{o.Tables.State, o.Tables.Owners, o.Tables.OwnerIndex, o.Tables.Leases} {
+	for _, t := range []string{o.Tables.State, o.Tables.Owners, o.Tables.OwnerIndex, o.Tables.Leases, o.Tables.Shared} {
 		if !ValidIdentifier(t) {
 			errs = append(errs, fmt.Errorf("table %q is not a CQL identifier: it must match %s", t, IdentifierPattern))
 		}
@@ -222,6 +236,18 @@ func (o Options) withDefaults() (Options, error) {
 		return o, permanent(errors.Join(errs...))
 	}
 	return o, nil
+}
+
+// withDefaults gives each empty name of t its DefaultTables name.
+func (t Tables) withDefaults() Tables {
+	d := DefaultTables
+	return Tables{
+		State:      cmp.Or(t.State, d.State),
+		Owners:     cmp.Or(t.Owners, d.Owners),
+		OwnerIndex: cmp.Or(t.OwnerIndex, d.OwnerIndex),
+		Leases:     cmp.Or(t.Leases, d.Leases),
+		Shared:     cmp.Or(t.Shared, d.Shared),
+	}
 }
 
 // cluster builds the driver configuration: token-aware routing (DC-aware when
