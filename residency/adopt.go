@@ -143,7 +143,7 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 		state = m.readState(ctx, session)
 		defer state.cancel()
 	}
-	won, cur, err := m.store.Claim(ctx, session, o, m.cfg.NodeID, m.cfg.OwnershipTTL)
+	won, cur, err := m.store.Claim(ctx, session, o, m.cfg.NodeID, m.ttl(session))
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
 		return nil, err
@@ -225,7 +225,7 @@ func (r pendingRead) wait() ([]store.Item, error) {
 func (m *Manager) reindex(session, prev string, epoch uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL); err != nil {
+	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.ttl(session)); err != nil {
 		m.cfg.Logger.Warn("holdover: owner index not updated", "session", session, "err", err)
 	}
 	if prev != m.cfg.NodeID {

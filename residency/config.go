@@ -30,6 +30,11 @@ type Config struct {
 	// OwnershipTTL is the TTL of ownership rows and index entries: a session
 	// nobody adopts vanishes after it. Default 7 days (DefaultOwnershipTTL).
 	OwnershipTTL time.Duration
+	// OwnershipTTLOf, when set, gives a session a TTL of its own (its
+	// family's) in place of OwnershipTTL where it returns non-zero: for its
+	// ownership row, its index entry and its items' renewals. RefreshEvery
+	// must then suit the shortest TTL it returns.
+	OwnershipTTLOf func(session string) time.Duration
 	// EndedTTL is how long the row of an ended session is kept, marked ended.
 	// A session started afresh with the same ID within it ranks above the
 	// End's tombstone; it must cover the time Cassandra keeps that tombstone,

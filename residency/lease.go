@@ -211,7 +211,7 @@ func (m *Manager) recover() {
 			for s := range ids {
 				e := check[s]
 				rctx, rcancel := context.WithTimeout(ctx, m.cfg.LeaseRenew)
-				won, cur, err := m.store.Claim(rctx, s, store.Owner{Node: m.cfg.NodeID, Epoch: e}, m.cfg.NodeID, m.cfg.OwnershipTTL)
+				won, cur, err := m.store.Claim(rctx, s, store.Owner{Node: m.cfg.NodeID, Epoch: e}, m.cfg.NodeID, m.ttl(s))
 				rcancel()
 				mu.Lock()
 				switch {

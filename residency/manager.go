@@ -207,7 +207,7 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	}
 	began := time.Now()
 	fences := m.stats.fences.Load()
-	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.cfg.OwnershipTTL)
+	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.ttl(session))
 	m.createTook(time.Since(began))
 	<-m.creates
 	m.creating.Add(-1)
@@ -234,7 +234,7 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 		// Until the fence is written the session is not held: a retry
 		// finds the row naming this node and adopts it (claim and fence).
 		idx := make(chan error, 1)
-		go func() { idx <- m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL) }()
+		go func() { idx <- m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.ttl(session)) }()
 		err := m.store.Fence(ctx, session, epoch, nil)
 		m.indexed(session, <-idx)
 		if err != nil {
@@ -268,7 +268,7 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	}
 	m.neg.forget(session)
 	m.setOwned(session, epoch)
-	m.indexed(session, m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL))
+	m.indexed(session, m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.ttl(session)))
 	return epoch, nil
 }
 
@@ -306,7 +306,7 @@ func (m *Manager) voidRecord(ctx context.Context, session string, cur store.Owne
 // a claim on the record's epoch, then a fence with nothing restored, so the
 // session starts afresh from this node's changes.
 func (m *Manager) createOver(ctx context.Context, session string, cur store.Owner) (uint64, error) {
-	won, now, err := m.store.Claim(ctx, session, cur, m.cfg.NodeID, m.cfg.OwnershipTTL)
+	won, now, err := m.store.Claim(ctx, session, cur, m.cfg.NodeID, m.ttl(session))
 	if err != nil {
 		return 0, err
 	}
@@ -317,7 +317,7 @@ func (m *Manager) createOver(ctx context.Context, session string, cur store.Owne
 		return 0, &OwnedElsewhereError{Session: session, Owner: now.Node, Epoch: now.Epoch}
 	}
 	idx := make(chan error, 1)
-	go func() { idx <- m.store.IndexOwner(ctx, m.cfg.NodeID, session, now.Epoch, m.cfg.OwnershipTTL) }()
+	go func() { idx <- m.store.IndexOwner(ctx, m.cfg.NodeID, session, now.Epoch, m.ttl(session)) }()
 	err = m.store.Fence(ctx, session, now.Epoch, nil)
 	m.indexed(session, <-idx)
 	if err != nil {
@@ -538,7 +538,7 @@ func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
 		sem <- struct{}{}
 		go func(s string, e uint64) {
 			defer func() { <-sem; wg.Done() }()
-			ok, err := m.store.Release(ctx, s, m.cfg.NodeID, e, m.cfg.OwnershipTTL)
+			ok, err := m.store.Release(ctx, s, m.cfg.NodeID, e, m.ttl(s))
 			// Given up either way: a release whose reply was lost may have
 			// applied, and a peer adopts a released session without a
 			// fence, so this node must never write it again.

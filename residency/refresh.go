@@ -7,7 +7,8 @@ import (
 
 // refreshLoop keeps the sessions this node owns from expiring while they are
 // resident: ownership rows, index entries and state items all carry
-// OwnershipTTL, and only changed items are rewritten by flushes.
+// their session's TTL (OwnershipTTL, or OwnershipTTLOf's), and only changed
+// items are rewritten by flushes.
 func (m *Manager) refreshLoop() {
 	defer close(m.refreshDone)
 	t := time.NewTicker(m.cfg.RefreshEvery)
@@ -35,7 +36,7 @@ func (m *Manager) refreshLoop() {
 				since[s] = now
 				continue
 			}
-			if now.Sub(first) < m.cfg.OwnershipTTL/2 {
+			if now.Sub(first) < m.ttl(s)/2 {
 				continue
 			}
 			if m.refresh(s, e) {
@@ -50,11 +51,22 @@ func (m *Manager) refreshLoop() {
 	}
 }
 
+// ttl is the TTL of session's ownership row, index entry and items.
+func (m *Manager) ttl(session string) time.Duration {
+	if m.cfg.OwnershipTTLOf != nil {
+		if d := m.cfg.OwnershipTTLOf(session); d > 0 {
+			return d
+		}
+	}
+	return m.cfg.OwnershipTTL
+}
+
 // refresh renews one session's TTLs; it reports whether it succeeded.
 func (m *Manager) refresh(session string, epoch uint64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
 	defer cancel()
-	ok, err := m.store.RefreshOwner(ctx, session, m.cfg.NodeID, epoch, m.cfg.OwnershipTTL)
+	ttl := m.ttl(session)
+	ok, err := m.store.RefreshOwner(ctx, session, m.cfg.NodeID, epoch, ttl)
 	if err != nil {
 		m.cfg.Logger.Warn("holdover: ownership TTL not renewed", "session", session, "err", err)
 		return false
@@ -72,11 +84,11 @@ func (m *Manager) refresh(session string, epoch uint64) bool {
 	// Renew every item that has lost a quarter of its TTL: one that keeps
 	// three quarters now still has a quarter left at the next renewal, half a
 	// TTL from now.
-	if _, err := m.store.RefreshState(ctx, session, m.cfg.OwnershipTTL*3/4); err != nil {
+	if _, err := m.store.RefreshState(ctx, session, ttl*3/4); err != nil {
 		m.cfg.Logger.Warn("holdover: state TTL not renewed", "session", session, "err", err)
 		return false
 	}
-	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.cfg.OwnershipTTL); err != nil {
+	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, ttl); err != nil {
 		m.cfg.Logger.Warn("holdover: owner index TTL not renewed", "session", session, "err", err)
 	}
 	m.stats.refreshes.Add(1)

@@ -78,7 +78,7 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		switch {
 		case err == nil:
 			rep.Adopted++
-			moved = append(moved, store.Owned{Session: o.Session, Epoch: a.Epoch})
+			moved = append(moved, store.Owned{Session: o.Session, Epoch: a.Epoch, TTL: m.ttl(o.Session)})
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyOwned), errors.As(err, &oe):
 			rep.Skipped++
 			stale = append(stale, o.Session)
@@ -194,7 +194,7 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 	state := m.readState(ctx, o.Session)
 	defer state.cancel()
 	prev := store.Owner{Node: node, Epoch: o.Epoch}
-	won, cur, err := m.store.Claim(ctx, o.Session, prev, m.cfg.NodeID, m.cfg.OwnershipTTL)
+	won, cur, err := m.store.Claim(ctx, o.Session, prev, m.cfg.NodeID, m.ttl(o.Session))
 	switch {
 	case err != nil:
 		m.stats.adoptErrors.Add(1)

@@ -14,6 +14,9 @@ import (
 type Owned struct {
 	Session string
 	Epoch   uint64
+	// TTL, for MoveIndex, is the moved entry's TTL (its session's family's);
+	// 0: MoveIndex's ttl.
+	TTL time.Duration
 }
 
 // IndexOwner records that node owns session at epoch, for bulk takeover.
@@ -42,7 +45,11 @@ func (st *Store) MoveIndex(ctx context.Context, from, to string, moved []Owned, 
 	for chunk := range slices.Chunk(moved, indexBatchRows) {
 		b := st.s.Batch(gocql.UnloggedBatch)
 		for _, o := range chunk {
-			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.indexOwner, Args: []any{to, o.Session, int64(o.Epoch), ttlSeconds(ttl)}, Idempotent: true})
+			d := ttl
+			if o.TTL > 0 {
+				d = o.TTL
+			}
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.indexOwner, Args: []any{to, o.Session, int64(o.Epoch), ttlSeconds(d)}, Idempotent: true})
 		}
 		batches = append(batches, b)
 	}
