@@ -36,6 +36,16 @@ type infoReply struct {
 	FlushDelayMs float64 `json:"flush_delay_ms"`
 	Keyspace     string  `json:"keyspace"`
 	Sessions     int     `json:"sessions"`
+	// FamilyStats lists the node's families (HOLDOVER_FAMILIES), the
+	// sessions of none first; a node without families may leave it out.
+	FamilyStats []familyInfo `json:"family_stats"`
+}
+
+// familyInfo is the part of a family in GET /v1/info the generator reads.
+type familyInfo struct {
+	Name         string  `json:"name"`
+	Shared       bool    `json:"shared"`
+	FlushDelayMs float64 `json:"flush_delay_ms"`
 }
 
 // httpError is a non-200 answer.

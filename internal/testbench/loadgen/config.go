@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"time"
 )
 
@@ -37,6 +38,23 @@ type Failure struct {
 	ContinueFor time.Duration
 }
 
+// FamilyShare is the share of the sessions in one family of the nodes.
+type FamilyShare struct {
+	// Name is the family's name: its sessions' IDs start with it and ':'.
+	// 1..32 bytes of [A-Za-z0-9_.-], unique among Config.Families.
+	Name string
+	// Share is the share of Config.Sessions in the family, in (0, 1].
+	Share float64
+	// FlushDelay is the family's flush delay; with WindowAllowance it forms
+	// the durability window its sessions are held to. Default: the delay
+	// the node reports for the family in GET /v1/info (its flush delay when
+	// it lists no such family); at least 0.
+	FlushDelay time.Duration
+}
+
+// familyNameRE is the rule of the nodes for a family's name.
+var familyNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+
 // Config configures a Generator. The zero value of every optional field means
 // its default.
 type Config struct {
@@ -57,9 +75,10 @@ type Config struct {
 	// AppendRatio is the share of appends among the events after create; the
 	// rest are updates. Default 0.5; range 0..1.
 	AppendRatio float64
-	// WindowAllowance is added to a failed node's flush delay to form the
-	// durability window: the flush latency the product may need on top of
-	// the delay. Default 250ms.
+	// WindowAllowance is added to a failed node's flush delay (for a
+	// session of a family, its family's, see FamilyShare.FlushDelay) to form
+	// the durability window: the flush latency the product may need on top
+	// of the delay. Default 250ms.
 	WindowAllowance time.Duration
 	// AdoptTimeout bounds how long, counted from the failure, a redirect
 	// keeps retrying a session that answers 409 naming the failed node (its
@@ -80,6 +99,12 @@ type Config struct {
 	SessionPrefix string
 	// Seed seeds the event mix. Default: the start time.
 	Seed int64
+	// Families puts shares of the sessions in families of the nodes
+	// (HOLDOVER_FAMILIES, docs/families.md): the sessions of Families[k] are
+	// named "<Name>:<SessionPrefix><i>" and held to their family's window;
+	// the rest are named "<SessionPrefix><i>", in no family. Default none;
+	// shares in (0, 1], together at most 1.
+	Families []FamilyShare
 	// Failure, when set, fails one node during Run and redirects its sessions.
 	Failure *Failure
 	// Progress receives about one line a second and the redirect's
@@ -200,6 +225,27 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 {
 		bad("RequestTimeout: %v must be positive", c.RequestTimeout)
+	}
+	fams, sum := map[string]bool{}, 0.0
+	for i, f := range c.Families {
+		switch {
+		case !familyNameRE.MatchString(f.Name):
+			bad("Families[%d].Name: %q is not 1..32 bytes of [A-Za-z0-9_.-]", i, f.Name)
+		case fams[f.Name]:
+			bad("Families[%d].Name: %q appears twice", i, f.Name)
+		}
+		fams[f.Name] = true
+		if !(f.Share > 0 && f.Share <= 1) {
+			bad("Families[%d].Share: %g is outside (0, 1]", i, f.Share)
+		} else {
+			sum += f.Share
+		}
+		if f.FlushDelay < 0 {
+			bad("Families[%d].FlushDelay: %v is negative", i, f.FlushDelay)
+		}
+	}
+	if sum > 1+1e-9 {
+		bad("Families: the shares add up to %g, over 1", sum)
 	}
 	if f := c.Failure; f != nil {
 		if !names[f.Node] || f.Node == "" {

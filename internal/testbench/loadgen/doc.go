@@ -21,6 +21,12 @@
 // which the product allows. Load then continues on the new owner, and at the
 // end every live session is read back once and compared with the model.
 //
+// With Config.Families, shares of the sessions are named in families of the
+// nodes ("reg:<prefix><i>", see docs/families.md), and each session is held
+// to its family's window: the family's flush delay (FamilyShare.FlushDelay,
+// or what the node reports for the family) plus WindowAllowance. The report
+// breaks the sessions, acknowledgements and losses down by family.
+//
 // Typical use, with the failure done by the caller's hook (a SIGKILL, docker
 // kill, docker pause):
 //

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,12 @@ type fakeCluster struct {
 	stored map[string]*fakeSession // what "Cassandra" holds
 	leases map[string]time.Time    // node ID → lease expiry; absent = live
 	nodes  []*fakeNode
+
+	// Families, as a node with HOLDOVER_FAMILIES: the sessions named
+	// "<name>:..." flush after their family's delay, and GET /v1/info lists
+	// them (shared ones too, which the fake does not serve).
+	famDelays map[string]time.Duration
+	famShared map[string]bool
 
 	// Faults.
 	flushLag       time.Duration // flush this much later than promised
@@ -62,7 +69,12 @@ func (c *fakeCluster) start(t *testing.T, id string) *fakeNode {
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, _ *http.Request) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		reply(w, 200, map[string]any{"node": id, "flush_delay_ms": c.flushDelay.Milliseconds(), "keyspace": "fake", "sessions": len(n.resident)})
+		fams := []map[string]any{{"name": "", "flush_delay_ms": c.flushDelay.Milliseconds()}}
+		for _, name := range slices.Sorted(maps.Keys(c.famDelays)) {
+			fams = append(fams, map[string]any{"name": name, "flush_delay_ms": c.famDelays[name].Milliseconds(), "shared": c.famShared[name]})
+		}
+		reply(w, 200, map[string]any{"node": id, "flush_delay_ms": c.flushDelay.Milliseconds(), "keyspace": "fake", "sessions": len(n.resident),
+			"family_stats": fams})
 	})
 	n.srv = httptest.NewServer(mux)
 	go n.flusher()
@@ -105,7 +117,7 @@ func (n *fakeNode) flusher() {
 			c := n.c
 			c.mu.Lock()
 			for id, s := range n.resident {
-				if !s.dirtySince.IsZero() && now.Sub(s.dirtySince) >= c.flushDelay+c.flushLag {
+				if !s.dirtySince.IsZero() && now.Sub(s.dirtySince) >= c.delayOf(id)+c.flushLag {
 					s.dirtySince = time.Time{}
 					c.stored[id] = &fakeSession{version: s.version, st: s.st.clone(), owner: n.id}
 				}
@@ -113,6 +125,16 @@ func (n *fakeNode) flusher() {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// delayOf is the flush delay of session id: its family's, or the node's.
+func (c *fakeCluster) delayOf(id string) time.Duration {
+	if name, _, ok := strings.Cut(id, ":"); ok {
+		if d, ok := c.famDelays[name]; ok {
+			return d
+		}
+	}
+	return c.flushDelay
 }
 
 func reply(w http.ResponseWriter, status int, body any) {

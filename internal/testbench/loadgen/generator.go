@@ -34,8 +34,9 @@ type Generator struct {
 type nodeState struct {
 	Node
 	index      int
-	id         string        // the node's own ID, from GET /v1/info
-	flushDelay time.Duration // from GET /v1/info
+	id         string                // the node's own ID, from GET /v1/info
+	flushDelay time.Duration         // from GET /v1/info
+	families   map[string]familyInfo // from GET /v1/info, by name
 	failed     atomic.Bool
 	failedAt   time.Time // guarded by Generator.mu
 }
@@ -45,6 +46,7 @@ type nodeState struct {
 // requests in flight.
 type session struct {
 	id     string
+	fam    int // 0: no family; k: Config.Families[k-1]
 	mu     sync.Mutex
 	node   atomic.Int32 // index of the node it is assigned to
 	parked atomic.Bool  // its node failed; waiting for a redirect
@@ -68,6 +70,7 @@ type counters struct {
 	firstAdopt, firstFailed                time.Time
 	ackedAtFailure                         int64 // acked when the first node failed
 	window                                 time.Duration
+	fams                                   []famCounters // 0: the sessions of no family, then Config.Families
 }
 
 // New validates cfg (after defaults) and returns a Generator.
@@ -78,6 +81,7 @@ func New(cfg Config) (*Generator, error) {
 	}
 	g := &Generator{cfg: cfg, cl: client{http: cfg.Client}, ready: make(chan struct{})}
 	g.stats.errs = map[string]int64{}
+	g.stats.fams = make([]famCounters, 1+len(cfg.Families))
 	for i, n := range cfg.Nodes {
 		g.nodes = append(g.nodes, &nodeState{Node: n, index: i})
 	}
@@ -118,7 +122,7 @@ func (g *Generator) nodeByID(id string) *nodeState {
 	return nil
 }
 
-// probe reads every node's ID and flush delay.
+// probe reads every node's ID, flush delay and families.
 func (g *Generator) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -129,6 +133,15 @@ func (g *Generator) probe(ctx context.Context) error {
 		}
 		n.id = info.Node
 		n.flushDelay = time.Duration(info.FlushDelayMs * float64(time.Millisecond))
+		n.families = map[string]familyInfo{}
+		for _, f := range info.FamilyStats {
+			if f.Name != "" {
+				n.families[f.Name] = f
+			}
+		}
+		if err := g.checkFamilies(n); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -146,20 +159,33 @@ func (g *Generator) Run(ctx context.Context) (Report, error) {
 		close(g.ready)
 		return Report{}, err
 	}
+	bounds := familyBounds(g.cfg.Sessions, g.cfg.Families)
 	for i := range g.cfg.Sessions {
+		fam := 0
+		for k := len(bounds) - 1; k >= 0 && i < bounds[k]; k-- {
+			fam = k + 1
+		}
 		s := &session{
-			id:  fmt.Sprintf("%s%d", g.cfg.SessionPrefix, i),
+			id:  g.sessionID(i, fam),
+			fam: fam,
 			rng: rand.New(rand.NewPCG(uint64(g.cfg.Seed), uint64(i))),
 		}
 		s.node.Store(int32(i % len(g.nodes)))
 		g.sessions = append(g.sessions, s)
+		g.stats.fams[fam].sessions++
 	}
+	for k := range g.stats.fams {
+		for _, n := range g.nodes {
+			g.stats.fams[k].flushDelay = max(g.stats.fams[k].flushDelay, g.flushDelay(n, k))
+		}
+	}
+	mix := g.familyMix()
 	g.start = time.Now()
 	close(g.ready)
 	for _, n := range g.nodes {
-		g.logf("node %s = %s id=%s flush_delay=%v", n.Name, n.URL, n.id, n.flushDelay)
+		g.logf("node %s = %s id=%s flush_delay=%v%s", n.Name, n.URL, n.id, n.flushDelay, g.familyDelays(n))
 	}
-	g.logf("%d sessions, %.0f events/s for %v", g.cfg.Sessions, g.cfg.Rate, g.cfg.Duration)
+	g.logf("%d sessions%s, %.0f events/s for %v", g.cfg.Sessions, mix, g.cfg.Rate, g.cfg.Duration)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -321,6 +347,7 @@ func (g *Generator) work(ctx context.Context, s *session) {
 	}
 	g.mu.Lock()
 	g.stats.acked++
+	g.stats.fams[s.fam].acked++
 	if rep.Adopted {
 		g.stats.eventAdoptions++
 	}
@@ -334,9 +361,11 @@ func (g *Generator) work(ctx context.Context, s *session) {
 // holds. A node that no longer holds s resident is asked to adopt it.
 func (g *Generator) resync(ctx context.Context, s *session, n *nodeState) {
 	required := s.m.lastAcked() // a live node holding s must have every acknowledged event
+	asked := time.Now()
 	rep, err := g.cl.session(ctx, n.URL, s.id, false)
 	if isStatus(err, 404) {
-		required = s.m.ackedBy(time.Now().Add(-g.window(n)))
+		asked = time.Now()
+		required = s.m.ackedBy(asked.Add(-g.window(n, s.fam)))
 		rep, err = g.cl.session(ctx, n.URL, s.id, true)
 	}
 	switch {
@@ -350,14 +379,22 @@ func (g *Generator) resync(ctx context.Context, s *session, n *nodeState) {
 	}
 	c := s.m.reconcile(int(rep.Version), stateOf(rep), required, time.Now())
 	s.resync = false
-	g.account(s, c, "resync on "+n.Name)
+	g.account(s, c, "resync on "+n.Name, asked)
 }
 
-// account adds a reconciliation's losses and corruption to the counters.
-func (g *Generator) account(s *session, c check, where string) {
+// account adds a reconciliation's losses and corruption to the counters;
+// at is when the loss happened (the failure of the session's node) or was
+// found, for the age of what was lost.
+func (g *Generator) account(s *session, c check, where string, at time.Time) {
 	g.mu.Lock()
 	g.stats.lostBeyond += int64(c.LostBeyondWindow)
 	g.stats.lostWithin += int64(c.LostWithinWindow)
+	fc := &g.stats.fams[s.fam]
+	fc.lostBeyond += int64(c.LostBeyondWindow)
+	fc.lostWithin += int64(c.LostWithinWindow)
+	if !c.OldestLost.IsZero() {
+		fc.maxLostAge = max(fc.maxLostAge, at.Sub(c.OldestLost))
+	}
 	if c.Corrupt {
 		g.stats.corrupt++
 	}
@@ -369,10 +406,6 @@ func (g *Generator) account(s *session, c check, where string) {
 		g.logf("LOST session %s (%s): restored version %d, required %d, last acknowledged %d",
 			s.id, where, c.Restored, c.Required, c.LastAcked)
 	}
-}
-
-func (g *Generator) window(n *nodeState) time.Duration {
-	return n.flushDelay + g.cfg.WindowAllowance
 }
 
 func isStatus(err error, status int) bool {
@@ -491,6 +524,7 @@ func (g *Generator) report() Report {
 		LeaseWait:     st.leaseWait(),
 		Window:        st.window,
 		Errors:        map[string]int64{},
+		Families:      g.familyReports(),
 		Elapsed:       elapsed,
 	}
 	if !st.firstFailed.IsZero() {

@@ -171,6 +171,9 @@ type check struct {
 	// LostWithinWindow counts acknowledged versions above both Restored and
 	// Required: lost, but inside the durability window.
 	LostWithinWindow int
+	// OldestLost is when the oldest acknowledged version above Restored was
+	// acknowledged; zero when none was lost.
+	OldestLost time.Time
 	// Corrupt is set when the returned state is not the model's state at
 	// the returned version (or that version was never sent).
 	Corrupt bool
@@ -197,6 +200,10 @@ func (m *model) reconcile(r int, got sessionState, required int, now time.Time) 
 	}
 	c.LostBeyondWindow = max(0, required-max(r, 0))
 	c.LostWithinWindow = max(0, c.LastAcked-max(r, required))
+	if lost := max(r, 0) + 1; lost <= c.LastAcked && lost <= len(m.recs) {
+		// Versions are acknowledged in order: the first lost is the oldest.
+		c.OldestLost = m.recs[lost-1].ackedAt
+	}
 
 	r = max(r, 0)
 	if r > len(m.recs) {

@@ -71,16 +71,21 @@ func (g *Generator) Redirect(ctx context.Context, node string, failedAt time.Tim
 			moving = append(moving, s)
 		}
 	}
-	window := g.window(n)
+	window := g.window(n, 0)
 	g.mu.Lock()
 	g.stats.redirected += len(moving)
 	g.stats.window = max(g.stats.window, window)
+	for _, s := range moving {
+		g.stats.fams[s.fam].redirected++
+	}
+	for k := range g.stats.fams {
+		g.stats.fams[k].window = max(g.stats.fams[k].window, g.window(n, k))
+	}
 	g.mu.Unlock()
-	g.logf("redirecting %d sessions of %s to %d survivor(s); window=%v (flush delay %v + allowance %v)",
-		len(moving), n.Name, len(survivors), window, n.flushDelay, g.cfg.WindowAllowance)
+	g.logf("redirecting %d sessions of %s to %d survivor(s); window=%v (flush delay %v + allowance %v)%s",
+		len(moving), n.Name, len(survivors), window, n.flushDelay, g.cfg.WindowAllowance, g.familyWindows(n))
 
 	t0 := time.Now()
-	cutoff := failedAt.Add(-window)
 	deadline := failedAt.Add(g.cfg.AdoptTimeout)
 	sem := make(chan struct{}, g.cfg.RedirectParallelism)
 	var wg sync.WaitGroup
@@ -97,7 +102,7 @@ func (g *Generator) Redirect(ctx context.Context, node string, failedAt time.Tim
 			defer func() { <-sem; wg.Done() }()
 			s.mu.Lock() // waits for an event still in flight to the failed node
 			defer s.mu.Unlock()
-			g.adopt(ctx, s, survivors[i%len(survivors)], n, failedAt, cutoff, deadline)
+			g.adopt(ctx, s, survivors[i%len(survivors)], n, failedAt, failedAt.Add(-g.window(n, s.fam)), deadline)
 		}()
 	}
 	wg.Wait()
@@ -133,21 +138,23 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 			c := s.m.reconcile(int(rep.Version), stateOf(rep), required, now)
 			g.mu.Lock()
 			g.stats.adopted++
+			g.stats.fams[s.fam].adopted++
 			g.stats.adopt.record(now.Sub(t0))
 			served(now)
 			if g.stats.firstAdopt.IsZero() || now.Before(g.stats.firstAdopt) {
 				g.stats.firstAdopt = now
 			}
 			g.mu.Unlock()
-			g.settle(s, target, c)
+			g.settle(s, target, c, failedAt)
 			return
 		case isStatus(err, 404):
 			c := s.m.reconcile(0, sessionState{}, required, now)
 			g.mu.Lock()
 			g.stats.notFound++
+			g.stats.fams[s.fam].notFound++
 			served(now)
 			g.mu.Unlock()
-			g.settle(s, target, c)
+			g.settle(s, target, c, failedAt)
 			return
 		}
 		var he *httpError
@@ -185,8 +192,8 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 }
 
 // settle accounts a redirected session's check and hands it to its new node.
-func (g *Generator) settle(s *session, target *nodeState, c check) {
-	g.account(s, c, "adopted by "+target.Name)
+func (g *Generator) settle(s *session, target *nodeState, c check, failedAt time.Time) {
+	g.account(s, c, "adopted by "+target.Name, failedAt)
 	s.resync = false
 	s.node.Store(int32(target.index))
 	s.parked.Store(false)

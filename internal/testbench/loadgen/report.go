@@ -66,8 +66,13 @@ type Report struct {
 	// a survivor gave for the session (its restored state, or 404). Their
 	// floor is the time the failed node's lease still had to run.
 	FailoverP50Ms, FailoverP99Ms, FailoverMaxMs float64
-	// Window is the durability window the check used (flush delay + allowance).
+	// Window is the durability window the check used (flush delay +
+	// allowance) for the sessions of no family; Families has each family's.
 	Window time.Duration
+	// Families breaks the sessions, acknowledgements and losses down by
+	// family (Config.Families): the sessions of no family first (Name ""),
+	// then each family in Config.Families's order. Nil without families.
+	Families []FamilyReport
 	// Errors counts failed requests by kind: "http_<status>", "timeout",
 	// "transport", "to_failed_node" (requests to a node after it failed),
 	// "version_mismatch" (a node's version differed from the model's),
@@ -87,9 +92,9 @@ func (r Report) OK() bool {
 func (r Report) String() string {
 	return fmt.Sprintf("sessions=%d sent=%d acknowledged=%d events/s=%.0f events/s_before_failure=%.0f event_p50_ms=%.1f event_p99_ms=%.1f saturated=%d "+
 		"failed=%v redirected=%d adopted=%d not_found=%d unrestored=%d lost_beyond_window=%d lost_within_window=%d corrupt=%d "+
-		"final_checked=%d final_mismatch=%d adopt_p50_ms=%.1f adopt_p99_ms=%.1f lease_wait_ms=%.0f adopt_retries=%d failover_p50_ms=%.0f failover_p99_ms=%.0f failover_max_ms=%.0f window_ms=%.0f errors=%s elapsed=%v",
+		"final_checked=%d final_mismatch=%d adopt_p50_ms=%.1f adopt_p99_ms=%.1f lease_wait_ms=%.0f adopt_retries=%d failover_p50_ms=%.0f failover_p99_ms=%.0f failover_max_ms=%.0f window_ms=%.0f errors=%s elapsed=%v%s",
 		r.Sessions, r.Sent, r.Acknowledged, r.EventsPerSec, r.EventsPerSecBeforeFailure, r.EventP50Ms, r.EventP99Ms, r.Saturated,
 		r.Failed, r.Redirected, r.Adopted, r.NotFound, r.Unrestored, r.LostBeyondWindow, r.LostWithinWindow, r.Corrupt,
 		r.FinalChecked, r.FinalMismatch, r.AdoptP50Ms, r.AdoptP99Ms, ms(r.LeaseWait), r.AdoptRetries, r.FailoverP50Ms, r.FailoverP99Ms, r.FailoverMaxMs, ms(r.Window),
-		FormatCounts(r.Errors), r.Elapsed.Round(time.Millisecond))
+		FormatCounts(r.Errors), r.Elapsed.Round(time.Millisecond), formatFamilies(r.Families))
 }
