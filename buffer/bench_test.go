@@ -26,12 +26,21 @@ func benchBuffer(tb testing.TB) *Buffer {
 }
 
 func newBenchBuffer(tb testing.TB) *Buffer {
-	b, err := New(Config{
+	return newBenchBufferConfig(tb, benchConfig())
+}
+
+// benchConfig effectively disables flushing.
+func benchConfig() Config {
+	return Config{
 		Delay:           time.Hour,
 		MaxPendingBytes: 1 << 40,
 		MaxSessionItems: 1 << 20,
 		MaxSessionBytes: 1 << 40,
-	}, func(context.Context, *Snapshot) error { return nil })
+	}
+}
+
+func newBenchBufferConfig(tb testing.TB, cfg Config) *Buffer {
+	b, err := New(cfg, func(context.Context, *Snapshot) error { return nil })
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -79,6 +88,53 @@ func BenchmarkCommitUpdate(b *testing.B) {
 		if err := buf.Commit("session-000001", Change{Key: benchKeys[i&15], Value: val}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCommitDirtyKeyFamilies commits one change to an already dirty key, with a
+// value of the same size, of 48 sessions in turn: 16 each with IDs starting reg:,
+// call: and pres:. With families=3 each prefix is a family (one with a hard
+// MaxSessionBytes); with families=0 the same sessions are all in the default family.
+// The difference is what families cost the commit path.
+//
+//	go test -run x -bench 'CommitDirtyKeyFamilies' -count 5 ./buffer/
+func BenchmarkCommitDirtyKeyFamilies(b *testing.B) {
+	var sessions []string
+	for _, p := range []string{"reg:", "call:", "pres:"} {
+		for i := range 16 {
+			sessions = append(sessions, fmt.Sprintf("%s%06d", p, i))
+		}
+	}
+	for _, n := range []int{0, 3} {
+		b.Run(fmt.Sprint("families=", n), func(b *testing.B) {
+			cfg := benchConfig()
+			if n == 3 {
+				cfg.Families = []Family{
+					{Name: "reg", Prefix: "reg:", Delay: 50 * time.Minute},
+					{Name: "call", Prefix: "call:", Delay: 40 * time.Minute, MaxSessionBytes: 1 << 30},
+					{Name: "pres", Prefix: "pres:"},
+				}
+			}
+			buf := newBenchBufferConfig(b, cfg)
+			b.Cleanup(func() { closeNow(buf) })
+			val := make([]byte, benchValueLen)
+			for _, s := range sessions {
+				for _, k := range benchKeys {
+					buf.Commit(s, Change{Key: k, Value: val})
+				}
+			}
+			if fs := buf.Stats().Families; len(fs) != 1+n || fs[len(fs)-1].PendingSessions != len(sessions)/max(n, 1) {
+				b.Fatalf("families %+v", fs)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				val[0] = byte(i)
+				if err := buf.Commit(sessions[i%len(sessions)], Change{Key: benchKeys[i/len(sessions)&15], Value: val}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

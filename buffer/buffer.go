@@ -1,10 +1,12 @@
 package buffer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,19 +16,23 @@ import (
 // Buffer coalesces committed changes per (session, key) and hands whole-session
 // snapshots to a FlushFunc. All methods are safe for concurrent use.
 type Buffer struct {
-	cfg             Config
-	flush           FlushFunc
-	clock           Clock
-	base            time.Time // buffer time 0; internal times are nanoseconds since it
-	delay, slack    int64
-	maxPending      int64
-	maxItems        int
-	maxSessionBytes int64
-	seed            uint64
+	cfg        Config
+	flush      FlushFunc
+	clock      Clock
+	base       time.Time // buffer time 0; internal times are nanoseconds since it
+	maxPending int64
+	maxItems   int
+	seed       uint64
+	fams       []family       // index 0: the default family, then Config.Families
+	prefixes   []prefixFamily // Config.Families' prefixes, longest first
 
 	held atomic.Int64 // bytes counted against MaxPendingBytes (pending and in flight)
-	wake atomic.Int64 // when the scheduler runs its next pass unless kicked
-	seq  seqClock
+	// overloadedFams counts the families refusing with ErrOverloaded. Commit reads
+	// it before its session's family's flag, so that while none refuses the check
+	// costs one load of a word that seldom changes, as it did before families.
+	overloadedFams atomic.Int32
+	wake           atomic.Int64 // when the scheduler runs its next pass unless kicked
+	seq            seqClock
 
 	kick     chan struct{}
 	tick     chan struct{}
@@ -52,8 +58,10 @@ type Buffer struct {
 	report   Report
 	closeErr error
 
-	ctr    counters
-	window windowGuard
+	ctr counters
+
+	watchTick   time.Duration // the window watchdog's period; 0: no family has a bound
+	watchOldest []int64       // the watchdog's scratch: oldest unflushed change per family
 
 	shards [shardCount]shard
 }
@@ -68,33 +76,36 @@ func New(cfg Config, flush FlushFunc) (*Buffer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	cfg.Families = slices.Clone(cfg.Families)
 	b := &Buffer{
-		cfg:             cfg,
-		flush:           flush,
-		clock:           cfg.Clock,
-		delay:           int64(cfg.Delay),
-		slack:           int64(min(cfg.Delay/16, time.Millisecond)),
-		maxPending:      cfg.MaxPendingBytes,
-		maxItems:        cfg.MaxSessionItems,
-		maxSessionBytes: cfg.MaxSessionBytes,
-		seed:            hashSeed(rand.Uint64()),
-		kick:            make(chan struct{}, 1),
-		tick:            make(chan struct{}, 1),
-		syncReq:         make(chan chan struct{}),
-		stop:            make(chan struct{}),
-		loopDone:        make(chan struct{}),
-		timerAt:         math.MaxInt64,
-		closedCh:        make(chan struct{}),
+		cfg:        cfg,
+		flush:      flush,
+		clock:      cfg.Clock,
+		maxPending: cfg.MaxPendingBytes,
+		maxItems:   cfg.MaxSessionItems,
+		seed:       hashSeed(rand.Uint64()),
+		kick:       make(chan struct{}, 1),
+		tick:       make(chan struct{}, 1),
+		syncReq:    make(chan chan struct{}),
+		stop:       make(chan struct{}),
+		loopDone:   make(chan struct{}),
+		timerAt:    math.MaxInt64,
+		closedCh:   make(chan struct{}),
 	}
+	b.fams, b.prefixes = families(cfg)
 	b.base = b.clock.Now()
 	b.wake.Store(math.MaxInt64)
-	b.window.max = int64(cfg.MaxWindow)
-	b.window.tick = min(max(cfg.MaxWindow/20, time.Millisecond), 50*time.Millisecond)
-	b.window.span = int64(min(max(cfg.MaxWindow, 100*time.Millisecond), time.Second))
+	b.watchOldest = make([]int64, len(b.fams))
+	for i := range b.fams {
+		if w := &b.fams[i].window; w.max != 0 {
+			b.watchTick = min(cmp.Or(b.watchTick, w.tick()), w.tick())
+		}
+	}
 	b.flightCtx, b.cancelFlights = context.WithCancel(context.Background())
 	for i := range b.shards {
 		b.shards[i].sessions = make(map[string]*session)
 		b.shards[i].seed = hashSeed(b.seed) // keys hash apart from session IDs
+		b.shards[i].fams = make([]famShard, len(b.fams))
 	}
 	go b.loop()
 	b.startWatchdog()
@@ -119,8 +130,9 @@ func (b *Buffer) forget(sh *shard, s *session) {
 	b.held.Add(-sessionOverhead)
 }
 
-func (sh *shard) create(id string) *session {
-	s := &session{id: strings.Clone(id), sh: sh, heapIdx: -1}
+// create adds a session of family fam to the shard's table.
+func (sh *shard) create(id string, fam uint8) *session {
+	s := &session{id: strings.Clone(id), sh: sh, heapIdx: -1, fam: fam}
 	sh.sessions[s.id] = s
 	sh.last = s
 	return s
@@ -158,14 +170,15 @@ func (b *Buffer) Discard(sessions ...string) int {
 		}
 		k := s.items.n
 		n += k
-		sh.items -= k
+		fs := sh.famOf(s)
+		fs.items -= k
 		sh.discarded += uint64(k)
 		b.held.Add(-s.bytes)
 		s.items.reset()
 		s.bytes = 0
 		s.ended = false
 		if s.where == placeDue {
-			sh.due.remove(s)
+			fs.due.remove(s)
 		}
 		s.releaseWaits(true)
 		if s.flying {

@@ -4,10 +4,10 @@ import "fmt"
 
 // Commit records the changes of one committed transaction of a session. It never does
 // I/O and never waits for a flush. The changes are applied whole or not at all: on
-// ErrBufferFull, ErrOverloaded, ErrClosed or an input error (empty session ID or key, value over
-// MaxValueLen) nothing was applied. Each key keeps only its latest change until the
-// session's next flush. The buffer copies keys and values; the caller may reuse them
-// when Commit returns. Keys may be up to MaxKeyLen bytes long.
+// ErrBufferFull, ErrOverloaded, ErrSessionTooLarge, ErrClosed or an input error (empty
+// session ID or key, value over MaxValueLen) nothing was applied. Each key keeps only
+// its latest change until the session's next flush. The buffer copies keys and values;
+// the caller may reuse them when Commit returns. Keys may be up to MaxKeyLen bytes long.
 func (b *Buffer) Commit(session string, changes ...Change) error {
 	sh, err := b.lockShard(session)
 	if err != nil {
@@ -18,6 +18,9 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 	// Fast path: puts of same-sized values to dirty keys. Nothing but value bytes
 	// changes, so no cap, trigger or schedule can change either.
 	if s != nil {
+		if b.overloadedFams.Load() != 0 && b.fams[s.fam].window.overloaded.Load() {
+			return b.overloaded(sh, s.fam)
+		}
 		n := 0
 		if len(changes) == 1 { // the common case, without rewrite's loops
 			c := &changes[0]
@@ -35,6 +38,17 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 			sh.mu.Unlock()
 			return nil
 		}
+	}
+	return b.commitSlow(sh, s, session, changes)
+}
+
+// commitSlow is Commit outside the fast path: a session the buffer holds nothing
+// of (s is nil), a new key, a delete, a value of another size. sh is locked;
+// commitSlow unlocks it.
+func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Change) error {
+	f, err := b.family(sh, s, session)
+	if err != nil {
+		return err
 	}
 
 	// Validate and bound the growth first, so that the call applies whole or not at all.
@@ -61,6 +75,14 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 		sh.mu.Unlock()
 		return nil
 	}
+	fam := &b.fams[f]
+	if fam.hardBytes != 0 && grow > 0 {
+		if size := unflushedAfter(s, changes); size > fam.hardBytes {
+			sh.fams[f].tooLarge++
+			sh.mu.Unlock()
+			return fam.tooLarge(session, size)
+		}
+	}
 	fresh := s == nil
 	if fresh {
 		grow += sessionOverhead
@@ -71,7 +93,7 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 		return ErrBufferFull
 	}
 	if fresh {
-		s = sh.create(session)
+		s = sh.create(session, f)
 	}
 
 	wasDirty := s.dirty()
@@ -86,7 +108,7 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 		delta += s.apply(c, e, h)
 	}
 	s.bytes += delta
-	sh.items += s.items.n - before
+	sh.fams[f].items += s.items.n - before
 	sh.commits++
 	sh.changes += uint64(len(changes))
 	if fresh {
@@ -101,9 +123,10 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 		kick = b.dirtied(sh, s, fresh)
 	}
 	if s.where == placeDue && s.due != minDue &&
-		(s.items.n >= b.maxItems || s.bytes >= b.maxSessionBytes) {
-		sh.due.remove(s)
-		sh.due.pushFront(s)
+		(s.items.n >= b.maxItems || s.bytes >= fam.maxSessionBytes) {
+		due := &sh.fams[f].due
+		due.remove(s)
+		due.pushFront(s)
 		kick = true
 	}
 	sh.mu.Unlock()
@@ -142,6 +165,10 @@ func (b *Buffer) End(session string) error {
 		return err
 	}
 	s := sh.lookup(session)
+	f, err := b.family(sh, s, session)
+	if err != nil {
+		return err
+	}
 	fresh := s == nil
 	if fresh && b.cfg.CheckSession != nil {
 		if err := b.cfg.CheckSession(session); err != nil {
@@ -155,12 +182,12 @@ func (b *Buffer) End(session string) error {
 			sh.mu.Unlock()
 			return ErrBufferFull
 		}
-		s = sh.create(session)
+		s = sh.create(session, f)
 	}
 	wasDirty := s.dirty()
 	if n := s.items.n; n > 0 {
 		b.held.Add(-s.bytes)
-		sh.items -= n
+		sh.fams[f].items -= n
 		sh.coalesced += uint64(n)
 		s.items.reset()
 		s.bytes = 0
@@ -178,18 +205,20 @@ func (b *Buffer) End(session string) error {
 	return nil
 }
 
-// dirtied schedules a session whose pending state just became non-empty. It reports
-// whether the scheduler must be woken.
+// dirtied schedules a session whose pending state just became non-empty, at the
+// back of its family's due list. It reports whether the scheduler must be woken.
 func (b *Buffer) dirtied(sh *shard, s *session, fresh bool) bool {
 	now := b.now()
 	s.first = now
+	fs := sh.famOf(s)
 	if fresh {
-		sh.oldest.push(s)
+		fs.oldest.push(s)
 	}
-	due := now + b.delay
+	fam := &b.fams[s.fam]
+	due := now + fam.delay
 	s.where = placeDue
-	sh.due.pushBack(s, due)
-	return due-b.slack < b.wake.Load() || b.held.Load() > b.maxPending/2
+	fs.due.pushBack(s, due)
+	return due-fam.slack < b.wake.Load() || b.held.Load() > b.maxPending/2
 }
 
 // reserve counts n more bytes against MaxPendingBytes, or reports false if they do
@@ -222,7 +251,7 @@ func changeError(i int, c *Change) error {
 }
 
 // lockShard returns the session's shard, locked, unless the session ID is
-// empty, the buffer is closed, or it is overloaded (Config.MaxWindow).
+// empty or the buffer is closed.
 func (b *Buffer) lockShard(session string) (*shard, error) {
 	if session == "" {
 		return nil, errEmptySession
@@ -233,10 +262,30 @@ func (b *Buffer) lockShard(session string) (*shard, error) {
 		sh.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if b.window.overloaded.Load() {
-		sh.overloads++
-		sh.mu.Unlock()
-		return nil, ErrOverloaded
-	}
 	return sh, nil
+}
+
+// family returns the family of s, or for a session the buffer holds nothing of (s
+// nil) the family its ID matches, unless that family is overloaded (its
+// MaxWindow): then it unlocks sh and returns the refusal. A session keeps the
+// family it entered with, so the fast path matches no prefix.
+func (b *Buffer) family(sh *shard, s *session, id string) (uint8, error) {
+	var f uint8
+	if s != nil {
+		f = s.fam
+	} else {
+		f = b.match(id)
+	}
+	if b.overloadedFams.Load() != 0 && b.fams[f].window.overloaded.Load() {
+		return 0, b.overloaded(sh, f)
+	}
+	return f, nil
+}
+
+// overloaded refuses a Commit or End of a session of family f while the family is
+// overloaded. sh is locked; overloaded unlocks it.
+func (b *Buffer) overloaded(sh *shard, f uint8) error {
+	sh.fams[f].overloads++
+	sh.mu.Unlock()
+	return b.fams[f].errOverloaded
 }

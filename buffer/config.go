@@ -36,9 +36,22 @@ type Config struct {
 
 	// OnOverload, when set, is called by the watchdog when Commit and End start
 	// refusing with ErrOverloaded (on) and when they stop, with the age of the
-	// oldest unwritten change and the longest recent FlushFunc call then. It must
-	// not block.
+	// oldest unwritten change and the longest recent FlushFunc call then. With
+	// Families, each family starts and stops refusing on its own and OnOverload
+	// is called for each such change, so calls for different families interleave:
+	// OnFamilyOverload names the family. It must not block.
 	OnOverload func(on bool, oldest, flight time.Duration)
+
+	// OnFamilyOverload, when set, is called for the same changes as OnOverload,
+	// with the name of the family that started or stopped refusing ("" for the
+	// default family) and that family's figures. It must not block.
+	OnFamilyOverload func(family string, on bool, oldest, flight time.Duration)
+
+	// Families gives classes of sessions, matched by a prefix of their ID, their
+	// own Delay, MaxSessionBytes (then also a hard bound) and MaxWindow; sessions
+	// matching none follow the fields above. At most MaxFamilies; see Family.
+	// Default none.
+	Families []Family
 
 	// CheckSession and CheckChange, when set, validate input against the caller's own
 	// limits (the store's column types and sizes) without taxing the fast path: Commit
@@ -171,7 +184,8 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports every field out of range at once (joined with errors.Join); each
-// error names the field and its bounds. Zero fields stand for their defaults.
+// error names the field and its bounds, and the family for a field of Families.
+// Zero fields stand for their defaults.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
@@ -198,5 +212,6 @@ func (c Config) Validate() error {
 	intRange("GroupBytes", c.GroupBytes, 256, 1<<20)
 	durRange("RetryMin", c.RetryMin, time.Millisecond, max(c.RetryMax, time.Millisecond))
 	durRange("RetryMax", c.RetryMax, max(c.RetryMin, time.Millisecond), time.Hour)
+	errs = c.validateFamilies(errs)
 	return errors.Join(errs...)
 }

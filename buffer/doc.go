@@ -20,12 +20,27 @@
 //
 // # Durability window
 //
-// A change is written no later than Config.Delay after the first unflushed change of
-// its session (size limits and cap pressure start flushes earlier), given a free flush
-// slot (Config.Concurrency) and a working store. A change committed less than that
-// before a crash is lost; Stats.OldestPendingAge measures the live window. Flush
+// A change is written no later than Config.Delay (its family's Delay, see Families)
+// after the first unflushed change of its session (size limits and cap pressure start
+// flushes earlier), given a free flush slot (Config.Concurrency) and a working store.
+// A change committed less than that before a crash is lost; Stats.OldestPendingAge
+// measures the live window, Stats.Families[i].OldestPendingAge each family's. Flush
 // blocks until everything committed before it is durable; Close drains with a
 // deadline and reports exactly which sessions it could not write.
+//
+// # Families
+//
+// Config.Families names classes of sessions by a prefix of their ID (the longest
+// matching prefix wins; sessions matching none form the default family, which follows
+// the Config's own fields). Each family has its own Delay, MaxSessionBytes and
+// MaxWindow, so registrations can be written within 10ms while presence waits 5s in
+// the same buffer. A session's family is decided when the buffer starts holding it,
+// where CheckSession runs, and kept until it is written: the fast path of Commit
+// matches no prefix. Each family is scheduled on its own (a 10ms session never waits
+// behind a 5s one), has its own durability window and overload state (one family
+// refusing with ErrOverloaded leaves the others accepting), and may bound its
+// sessions: over its MaxSessionBytes a Commit is refused with ErrSessionTooLarge,
+// applying nothing. Stats.Families and FlushEvent.Family report per family.
 //
 // # Snapshots and Seq
 //
@@ -68,10 +83,12 @@
 // End that would cross it returns ErrBufferFull, applies nothing and is counted in
 // Stats.Refusals; a commit that does not grow the buffer is always accepted. Above half
 // the cap every dirty session is flushed at once. Config.MaxWindow bounds time as the
-// cap bounds memory: while a change committed now would likely stay unwritten longer
-// than it (the oldest unwritten change's age, at least Delay, plus the longest recent
-// FlushFunc call), Commit and End return ErrOverloaded, apply nothing and count it in
-// Stats.Overloads, until the prediction is back under three quarters of the bound.
+// cap bounds memory, per family: while a change committed now to a family would likely
+// stay unwritten longer than the family's MaxWindow (the age of the family's oldest
+// unwritten change, at least its Delay, plus the longest recent FlushFunc call of its
+// sessions), Commit and End of its sessions return ErrOverloaded, apply nothing and
+// count it in Stats.Overloads, until the prediction is back under three quarters of
+// the bound.
 // The host decides what a refusal means for its transaction; the buffer never drops
 // committed state silently.
 //

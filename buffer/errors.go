@@ -18,6 +18,15 @@ var (
 	// recent flush latency is back under three quarters of MaxWindow.
 	ErrOverloaded = errors.New("buffer: overloaded: unwritten changes would outlive MaxWindow")
 
+	// ErrSessionTooLarge is wrapped by the error with which Commit refuses a change
+	// that would make a session's unflushed items count more bytes than its
+	// family's MaxSessionBytes (Family.MaxSessionBytes); the error names the
+	// session, the family, the size it would reach and the limit. Nothing of the
+	// call was applied; the refusal is counted in FamilyStats.SessionTooLarge.
+	// Retrying may succeed once what the session holds has been written (it is
+	// flushed early at the bound), unless the change alone exceeds the bound.
+	ErrSessionTooLarge = errors.New("buffer: session too large")
+
 	// ErrClosed is returned by Commit and End once Close has been called, and by Flush
 	// when Close ended with state left unwritten.
 	ErrClosed = errors.New("buffer: closed")

@@ -67,6 +67,7 @@ func (b *Buffer) take(s *session) *flight {
 	s.bytes = 0
 	s.ended = false
 	s.flyFirst = s.first
+	s.flyBytes = f.bytes
 	f.attempt = int(s.attempt) + 1
 	f.taken = b.clock.Now() // under the lock: every commit is before or after it
 	sh.mu.Unlock()
@@ -119,7 +120,7 @@ func (b *Buffer) fly(f *flight) {
 		b.ctr.inFlight.Add(1)
 		err := b.flush(b.flightCtx, &snap)
 		b.ctr.inFlight.Add(-1)
-		b.flew(t0, snap.Prep)
+		b.flew(f.s.fam, t0, snap.Prep)
 		b.wrote(f, &snap, start, t0, err)
 		if f.failed >= 0 {
 			break
@@ -134,7 +135,7 @@ func (b *Buffer) wrote(f *flight, snap *Snapshot, start int, t0 time.Time, err e
 	if b.cfg.OnFlush != nil {
 		t1 := b.clock.Now()
 		b.cfg.OnFlush(FlushEvent{
-			Session: snap.Session, Seq: snap.Seq, Part: snap.Part, Parts: snap.Parts,
+			Session: snap.Session, Family: b.fams[f.s.fam].name, Seq: snap.Seq, Part: snap.Part, Parts: snap.Parts,
 			Items: len(snap.Items), Bytes: itemsBytes(snap.Items), Ended: snap.Ended,
 			Attempt: f.attempt, Taken: f.taken, Duration: t1.Sub(t0), Lag: t1.Sub(snap.Oldest), Err: err,
 		})
@@ -155,11 +156,11 @@ func (b *Buffer) wrote(f *flight, snap *Snapshot, start int, t0 time.Time, err e
 	}
 }
 
-// flew records for the window bound how long a call begun at t0 took, less
-// the preparation it reported (Snapshot.Prep).
-func (b *Buffer) flew(t0 time.Time, prep time.Duration) {
-	if b.window.max != 0 {
-		b.window.flew(b.clock.Now().Sub(t0) - prep)
+// flew records for the window bound of family fam how long a call begun at t0
+// took, less the preparation it reported (Snapshot.Prep).
+func (b *Buffer) flew(fam uint8, t0 time.Time, prep time.Duration) {
+	if w := &b.fams[fam].window; w.max != 0 {
+		w.flew(b.clock.Now().Sub(t0) - prep)
 	}
 }
 
@@ -243,7 +244,9 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 	for i := range g.snaps {
 		prep = max(prep, g.snaps[i].Prep)
 	}
-	b.flew(t0, prep)
+	for _, f := range g.flights { // a group may carry several families: each saw the call
+		b.flew(f.s.fam, t0, prep)
+	}
 	b.ctr.groups.Add(1)
 	b.ctr.grouped.Add(uint64(n))
 	for i, f := range g.flights {
@@ -295,6 +298,7 @@ func (b *Buffer) land(f *flight) {
 	sh := s.sh
 	sh.mu.Lock()
 	s.flying = false
+	s.flyBytes = 0
 	flown := f.table.n
 	release := f.bytes
 	kept := 0
@@ -331,7 +335,8 @@ func (b *Buffer) land(f *flight) {
 		s.releaseWaits(false)
 	}
 	s.dropFly = false
-	sh.items -= flown - kept
+	fs := sh.famOf(s)
+	fs.items -= flown - kept
 	b.held.Add(-release)
 	if s.items.slots == nil && len(f.table.slots) <= 1024 {
 		f.table.reset() // reuse its arrays
@@ -345,14 +350,14 @@ func (b *Buffer) land(f *flight) {
 		b.forget(sh, s)
 	case transient:
 		if s.where == placeDue {
-			sh.due.remove(s)
+			fs.due.remove(s)
 		}
 		s.first = f.first // the failed changes (or what superseded them) are unflushed since
-		sh.oldest.fix(int(s.heapIdx))
+		fs.oldest.fix(int(s.heapIdx))
 		s.where = placeBackoff
 		retryAt = b.now() + b.backoff(int(s.attempt))
 	default:
-		sh.oldest.fix(int(s.heapIdx)) // oldest moves from the flight to the pending state
+		fs.oldest.fix(int(s.heapIdx)) // oldest moves from the flight to the pending state
 		if s.where == placeHeld {
 			s.where = placeReady
 			queue = true

@@ -45,8 +45,19 @@ var modelGrouped = func() Config {
 	return c
 }()
 
-// runOps returns the number of GroupFlush calls the run made.
-func runOps(t *testing.T, data []byte, grouped bool) int {
+// modelFamilies gives sessions s1 to s3 families of their own (s0 stays in the
+// default family): s1 flushes after 10ms and refuses to hold more than 1 KiB, s2
+// after 300ms, s3 after 40ms.
+var modelFamilies = []Family{
+	{Name: "fast", Prefix: "s1", Delay: 10 * time.Millisecond, MaxSessionBytes: 1 << 10},
+	{Name: "slow", Prefix: "s2", Delay: 300 * time.Millisecond},
+	{Name: "mid", Prefix: "s3", Delay: 40 * time.Millisecond},
+}
+
+// runOps returns the number of GroupFlush calls the run made. With families set,
+// the buffer has modelFamilies, and a commit that the fast family's bound refuses
+// must apply nothing.
+func runOps(t *testing.T, data []byte, grouped, families bool) int {
 	var seed uint64
 	for i := 0; i < 8 && i < len(data); i++ {
 		seed = seed<<8 | uint64(data[i])
@@ -54,6 +65,9 @@ func runOps(t *testing.T, data []byte, grouped bool) int {
 	cfg := modelConfig
 	if grouped {
 		cfg = modelGrouped
+	}
+	if families {
+		cfg.Families = modelFamilies
 	}
 	h := newHarnessOpt(t, cfg, grouped)
 	m := &modelRun{
@@ -73,6 +87,9 @@ func runOps(t *testing.T, data []byte, grouped bool) int {
 	}
 	for steps := 0; len(data) > 0 && steps < 400; steps++ {
 		m.step(next)
+		if err := h.b.verify(); err != nil {
+			t.Fatalf("after %s: %v", m.ops[len(m.ops)-1], err)
+		}
 	}
 	m.finish()
 	h.mu.Lock()
@@ -113,6 +130,10 @@ func (m *modelRun) step(next func() int) {
 		}
 		m.ops = append(m.ops, fmt.Sprintf("commit %s %v", session, describe(&Snapshot{Items: toItems(cs)})))
 		err := h.b.Commit(session, cs...)
+		if errors.Is(err, ErrSessionTooLarge) && h.b.cfg.Families != nil {
+			m.ops[len(m.ops)-1] += " (too large)"
+			return
+		}
 		if err != nil {
 			t.Fatalf("Commit: %v", err)
 		}
@@ -196,8 +217,14 @@ func (m *modelRun) finish() {
 		t.Fatalf("final Flush: %v", err)
 	}
 	h.check()
-	if st := h.b.Stats(); st.PendingSessions != 0 || st.PendingItems != 0 || st.PendingBytes != 0 || st.OldestPendingAge != 0 {
+	st := h.b.Stats()
+	if st.PendingSessions != 0 || st.PendingItems != 0 || st.PendingBytes != 0 || st.OldestPendingAge != 0 {
 		t.Errorf("after the final Flush: %+v", st)
+	}
+	for _, fs := range st.Families {
+		if fs.PendingSessions != 0 || fs.PendingItems != 0 || fs.OldestPendingAge != 0 {
+			t.Errorf("after the final Flush: %+v", fs)
+		}
 	}
 	h.mu.Lock()
 	dropped, droppedS, droppedAfter := h.dropped, h.droppedS, h.droppedAfter
@@ -247,7 +274,7 @@ func TestModel(t *testing.T) {
 		for j := range data {
 			data[j] = byte(rnd.UintN(256))
 		}
-		t.Run(fmt.Sprint(i), func(t *testing.T) { groups += runOps(t, data, i%2 == 1) })
+		t.Run(fmt.Sprint(i), func(t *testing.T) { groups += runOps(t, data, i%2 == 1, i%4 >= 2) })
 	}
 	if groups == 0 {
 		t.Error("no run with a GroupFlush grouped any snapshots")
@@ -256,5 +283,7 @@ func TestModel(t *testing.T) {
 }
 
 func FuzzOps(f *testing.F) {
-	f.Fuzz(func(t *testing.T, data []byte) { _ = runOps(t, data, len(data) > 8 && data[8]&1 == 1) })
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = runOps(t, data, len(data) > 8 && data[8]&1 == 1, len(data) > 9 && data[9]&1 == 1)
+	})
 }

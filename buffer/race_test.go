@@ -61,7 +61,8 @@ func concurrentCommits(t *testing.T, grouped bool) {
 		MaxSessionItems: 16,
 		MaxBatchBytes:   2 << 10,
 	}
-	if grouped {
+	if grouped { // with families too, so that groups mix them
+		cfg.Families = []Family{{Name: "s1", Prefix: "s1", Delay: 3 * time.Millisecond}, {Name: "own", Prefix: "own", Delay: 2 * time.Millisecond}}
 		cfg.Concurrency = 2
 		cfg.GroupMax = 4
 		cfg.GroupBytes = 2 << 10

@@ -9,15 +9,22 @@ import (
 	"time"
 )
 
-// Scheduling. Dirty sessions wait in their shard's due list, which is FIFO because
-// every session's due time is its first unflushed change plus the same Delay; urgent
-// sessions (over a size limit, or asked for by Flush) jump to the front. One
-// scheduler goroutine sleeps on a single timer until the earliest head is due, then
-// moves due sessions to the ready queue, from which at most Concurrency workers take
-// them. Sessions in backoff after a transient error wait in a small heap instead.
+// Scheduling. Dirty sessions wait in a due list of their shard and family (index 0
+// the default family, then Config.Families). Each list is FIFO because every session
+// in it is due at its first unflushed change plus the same Delay, its family's, so a
+// session joins at the back and only heads are ever due; urgent sessions (over a size
+// limit, or asked for by Flush) jump to the front of their own list. Sessions of
+// families with different delays never share a list: a 10ms session committed after a
+// 5s one would otherwise wait behind it. One scheduler goroutine sleeps on a single
+// timer until the earliest head of any list is due (less the family's slack,
+// min(Delay/16, 1ms)), then moves due sessions to the ready queue, longest waiting
+// first, from which at most Concurrency workers take them. Sessions in backoff after
+// a transient error wait in a small heap instead, and rank in the ready queue as due
+// at their first unflushed change plus their family's Delay.
 //
 // The commit path wakes the scheduler only when it makes a session due earlier than
-// the scheduler plans to look (b.wake), which in steady state it never does.
+// the scheduler plans to look (b.wake), which in steady state it never does. A pass
+// costs one look at the head of each list: shards times families.
 
 // kickNow wakes the scheduler without blocking.
 func (b *Buffer) kickNow() {
@@ -60,23 +67,26 @@ func (b *Buffer) pass() {
 	next := int64(math.MaxInt64) // time of the next pass
 	var batch []readyEntry
 	if active {
-		horizon := now + b.slack
 		pressure := b.held.Load() > b.maxPending/2
 		for i := range b.shards {
 			sh := &b.shards[i]
 			sh.mu.Lock()
-			for s := sh.due.head; s != nil; s = sh.due.head {
-				if s.due > horizon && !pressure {
-					next = min(next, s.due-b.slack)
-					break
+			for f := range sh.fams {
+				due := &sh.fams[f].due
+				slack := b.fams[f].slack
+				for s := due.head; s != nil; s = due.head {
+					if s.due > now+slack && !pressure {
+						next = min(next, s.due-slack)
+						break
+					}
+					due.remove(s)
+					if s.flying {
+						s.where = placeHeld
+						continue
+					}
+					s.where = placeReady
+					batch = append(batch, readyEntry{s.due, s})
 				}
-				sh.due.remove(s)
-				if s.flying {
-					s.where = placeHeld
-					continue
-				}
-				s.where = placeReady
-				batch = append(batch, readyEntry{s.due, s})
 			}
 			sh.mu.Unlock()
 		}
@@ -92,7 +102,7 @@ func (b *Buffer) pass() {
 			sh.mu.Lock()
 			if s.where == placeBackoff {
 				s.where = placeReady
-				batch = append(batch, readyEntry{s.first + b.delay, s})
+				batch = append(batch, readyEntry{s.first + b.fams[s.fam].delay, s})
 			}
 			sh.mu.Unlock()
 		}

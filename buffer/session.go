@@ -28,6 +28,7 @@ type session struct {
 	prev     *session // due list links
 	next     *session
 	flyFirst int64 // first of the flying snapshot, while flying
+	flyBytes int64 // bytes of the flying snapshot, while flying (for the family's hard bound)
 	gen      uint64
 	landed   uint64 // gen of the last snapshot written or dropped
 	heapIdx  int32
@@ -35,7 +36,8 @@ type session struct {
 	lastErr  error // last transient error, for Close's report
 	waits    []flushWait
 	where    place
-	ended    bool // End was called since the last snapshot
+	fam      uint8 // index in Buffer.fams, decided when the session entered the table
+	ended    bool  // End was called since the last snapshot
 	flying   bool
 	dropFly  bool // Discard was called during the flight: put nothing back
 }

@@ -20,15 +20,28 @@ type shard struct {
 	closed   bool
 	seed     uint64 // for item keys
 	sessions map[string]*session
-	last     *session // the session of the previous commit: consecutive commits often share one
-	due      dueList
-	oldest   oldestHeap
+	last     *session   // the session of the previous commit: consecutive commits often share one
+	fams     []famShard // per family, indexed like Buffer.fams
 
-	items                                                             int // pending and in-flight items
-	commits, changes, coalesced, ends, refusals, overloads, discarded uint64
+	commits, changes, coalesced, ends, refusals, discarded uint64
 
 	_ [64]byte // keep the next shard's mutex off this cache line
 }
+
+// famShard is a shard's part of one family: its sessions' schedule and counts.
+// Keeping a due list per family keeps each list FIFO (its sessions all wait the
+// family's Delay), and an oldest heap per family gives the watchdog each
+// family's window on its own.
+type famShard struct {
+	due    dueList
+	oldest oldestHeap // every session of the family in the shard's table
+
+	items               int // pending and in-flight items
+	overloads, tooLarge uint64
+}
+
+// famOf returns the shard's part of s's family.
+func (sh *shard) famOf(s *session) *famShard { return &sh.fams[s.fam] }
 
 // hash hashes an item key.
 func (sh *shard) hash(key string) uint64 { return strhash(key, sh.seed) }
@@ -53,16 +66,17 @@ func (sh *shard) forget(s *session) {
 	if sh.last == s {
 		sh.last = nil
 	}
-	sh.oldest.remove(s)
+	sh.famOf(s).oldest.remove(s)
 	s.where = placeGone
 }
 
 // minDue is the due time of an urgent session.
 const minDue = math.MinInt64
 
-// dueList holds the dirty sessions waiting for their flush time, ordered by due time:
-// sessions join at the back (their due time is now+Delay, never earlier than anyone
-// else's) or, when urgent, at the front with due = minDue.
+// dueList holds the dirty sessions of one family waiting for their flush time,
+// ordered by due time: sessions join at the back (their due time is now plus the
+// family's Delay, never earlier than anyone else's in the list) or, when urgent, at
+// the front with due = minDue.
 type dueList struct{ head, tail *session }
 
 func (l *dueList) pushBack(s *session, due int64) {
@@ -101,9 +115,9 @@ func (l *dueList) remove(s *session) {
 	s.prev, s.next = nil, nil
 }
 
-// oldestHeap orders the shard's sessions by their oldest unflushed change, for
-// Stats.OldestPendingAge. Sessions enter it with the current time, so a push rarely
-// moves anything.
+// oldestHeap orders a family's sessions in a shard by their oldest unflushed change,
+// for the window bound and Stats' ages. Sessions enter it with the current time, so a
+// push rarely moves anything.
 type oldestHeap []*session
 
 func (h *oldestHeap) push(s *session) {

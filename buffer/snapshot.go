@@ -99,6 +99,9 @@ type FlushEvent struct {
 	Seq         uint64
 	Part, Parts int
 	Ended       bool
+	// Family is the Name of the session's family (Config.Families), "" for the
+	// default family: a label for window and latency metrics per family.
+	Family string
 	// Items and Bytes measure the part written (Bytes as counted against the caps).
 	Items int
 	Bytes int64

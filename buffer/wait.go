@@ -60,8 +60,9 @@ func (b *Buffer) expedite() *waiter {
 			w.n.Add(1)
 			s.waits = append(s.waits, flushWait{w: w, need: need})
 			if s.where == placeDue && s.due != minDue {
-				sh.due.remove(s)
-				sh.due.pushFront(s)
+				due := &sh.famOf(s).due
+				due.remove(s)
+				due.pushFront(s)
 			}
 		}
 		sh.mu.Unlock()

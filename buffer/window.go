@@ -1,35 +1,52 @@
 package buffer
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
 
 // The durability window's bound. A change is lost in a crash unless its flush
 // has completed, so its exposure is the time from the first unflushed change of
-// its session to the end of that session's flush. With Config.MaxWindow set,
-// a watchdog predicts every tick the exposure of a change committed now: the
-// age of the oldest unflushed change in the buffer (flying ones included), at
-// least Delay, plus the longest FlushFunc call of about the last window
-// (MaxWindow, between 100 ms and 1 s; older calls say little of the flushes
-// to come, and remembering a single slow one for longer refused every commit
-// long after flushes were fast again). While that exceeds
-// MaxWindow, flushes cannot keep up (a backlog, a slow
-// or unreachable store) and a change accepted now would likely wait longer than
-// MaxWindow, so Commit and End refuse with ErrOverloaded. The refusal lifts
-// once the prediction is back under three quarters of MaxWindow. The check costs the
-// commit path one atomic load.
+// its session to the end of that session's flush. With Config.MaxWindow (or a
+// Family's) set, a watchdog predicts every tick the exposure of a change
+// committed now to each family: the age of the family's oldest unflushed change
+// (flying ones included), at least the family's Delay, plus the longest
+// FlushFunc call of the family's sessions in about the last window (MaxWindow,
+// between 100 ms and 1 s; older calls say little of the flushes to come, and
+// remembering a single slow one for longer refused every commit long after
+// flushes were fast again). While that exceeds the family's MaxWindow, flushes
+// cannot keep up (a backlog, a slow or unreachable store) and a change accepted
+// now would likely wait longer than MaxWindow, so Commit and End of the
+// family's sessions refuse with ErrOverloaded. The refusal lifts once the
+// prediction is back under three quarters of MaxWindow.
+//
+// Each family is judged on its own figures: a family whose sessions wait 5s by
+// design has a 5s-old change pending all the time, which says nothing about a
+// 10ms family's flushes; nor does a slow flush of its large sessions. The
+// check costs the commit path one atomic load while no family refuses (a count
+// of the families that do), and one more, of its family's flag, while one does.
 
-// windowGuard is the state of the watchdog.
+// windowGuard is the state of one family's watchdog.
 type windowGuard struct {
-	max        int64 // MaxWindow in nanoseconds; 0: off
-	tick       time.Duration
+	max        int64       // MaxWindow in nanoseconds; 0: off
 	span       int64       // how long a FlushFunc call counts: MaxWindow, within 100 ms..1 s (ns)
-	overloaded atomic.Bool // Commit and End refuse while set
+	overloaded atomic.Bool // Commit and End of the family refuse while set
 	// The longest FlushFunc call in the current and the previous span.
 	flightCur, flightPrev atomic.Int64
 	rotated               int64 // buffer time of the last rotation (watchdog only)
 	trips                 atomic.Uint64
+}
+
+// init sets the bound; maxWindow 0 leaves it off.
+func (w *windowGuard) init(maxWindow time.Duration) {
+	w.max = int64(maxWindow)
+	w.span = int64(min(max(maxWindow, 100*time.Millisecond), time.Second))
+}
+
+// tick is how often the bound wants to be checked.
+func (w *windowGuard) tick() time.Duration {
+	return min(max(time.Duration(w.max)/20, time.Millisecond), 50*time.Millisecond)
 }
 
 // flew records the duration of one FlushFunc (or GroupFlush) call.
@@ -43,13 +60,14 @@ func (w *windowGuard) flight() int64 { return max(w.flightCur.Load(), w.flightPr
 
 // startWatchdog arms the first check; each check arms the next until Close.
 func (b *Buffer) startWatchdog() {
-	if b.window.max == 0 {
+	if b.watchTick == 0 {
 		return
 	}
-	b.clock.AfterFunc(b.window.tick, b.checkWindow)
+	b.clock.AfterFunc(b.watchTick, b.checkWindow)
 }
 
-// checkWindow sets or clears the overload flag, then arms the next check.
+// checkWindow sets or clears each family's overload flag, then arms the next
+// check.
 func (b *Buffer) checkWindow() {
 	select {
 	case <-b.stop:
@@ -57,47 +75,67 @@ func (b *Buffer) checkWindow() {
 	default:
 	}
 	now := b.now()
-	w := &b.window
-	if now-w.rotated >= w.span {
-		w.flightPrev.Store(w.flightCur.Swap(0))
-		w.rotated = now
+	oldest := b.oldestPending(b.watchOldest)
+	for f := range b.fams {
+		fam := &b.fams[f]
+		w := &fam.window
+		if w.max == 0 {
+			continue
+		}
+		if now-w.rotated >= w.span {
+			w.flightPrev.Store(w.flightCur.Swap(0))
+			w.rotated = now
+		}
+		// A change committed now waits at least the family's Delay, or as long
+		// as its oldest unwritten one already did, and then one flight.
+		age := int64(0)
+		if oldest[f] != math.MaxInt64 {
+			age = now - oldest[f]
+		}
+		flight := w.flight()
+		exposure := max(age, fam.delay) + flight
+		switch {
+		case exposure > w.max && !w.overloaded.Load():
+			w.overloaded.Store(true)
+			b.overloadedFams.Add(1)
+			w.trips.Add(1)
+			b.overloadChanged(fam, true, age, flight)
+		case exposure < w.max/4*3 && w.overloaded.Load():
+			w.overloaded.Store(false)
+			b.overloadedFams.Add(-1)
+			b.overloadChanged(fam, false, age, flight)
+		}
 	}
-	// A change committed now waits at least Delay, or as long as the oldest
-	// unwritten one already did, and then one flight.
-	age := int64(0)
-	if oldest, found := b.oldestPending(); found {
-		age = now - oldest
-	}
-	exposure := max(age, b.delay) + w.flight()
-	switch {
-	case exposure > w.max && !w.overloaded.Load():
-		w.overloaded.Store(true)
-		w.trips.Add(1)
-		b.overloadChanged(true, age, w.flight())
-	case exposure < w.max/4*3 && w.overloaded.Load():
-		w.overloaded.Store(false)
-		b.overloadChanged(false, age, w.flight())
-	}
-	b.clock.AfterFunc(w.tick, b.checkWindow)
+	b.clock.AfterFunc(b.watchTick, b.checkWindow)
 }
 
-// oldestPending returns the buffer time of the oldest unflushed change.
-func (b *Buffer) oldestPending() (int64, bool) {
-	oldest, found := int64(0), false
+// oldestPending fills dst (one entry per family) with the buffer time of each
+// family's oldest unflushed change, math.MaxInt64 where it has none, and
+// returns it.
+func (b *Buffer) oldestPending(dst []int64) []int64 {
+	for f := range dst {
+		dst[f] = math.MaxInt64
+	}
 	for i := range b.shards {
 		sh := &b.shards[i]
 		sh.mu.Lock()
-		if t, ok := sh.oldest.min(); ok && (!found || t < oldest) {
-			oldest, found = t, true
+		for f := range sh.fams {
+			if t, ok := sh.fams[f].oldest.min(); ok && t < dst[f] {
+				dst[f] = t
+			}
 		}
 		sh.mu.Unlock()
 	}
-	return oldest, found
+	return dst
 }
 
-// overloadChanged tells Config.OnOverload that refusing started or stopped.
-func (b *Buffer) overloadChanged(on bool, oldest, flight int64) {
+// overloadChanged tells Config.OnOverload and OnFamilyOverload that a family
+// started or stopped refusing.
+func (b *Buffer) overloadChanged(fam *family, on bool, oldest, flight int64) {
 	if b.cfg.OnOverload != nil {
 		b.cfg.OnOverload(on, time.Duration(oldest), time.Duration(flight))
+	}
+	if b.cfg.OnFamilyOverload != nil {
+		b.cfg.OnFamilyOverload(fam.name, on, time.Duration(oldest), time.Duration(flight))
 	}
 }

@@ -93,12 +93,12 @@ func TestWindowFlightLeavesOutPrep(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 500 * time.Millisecond})
 	t0 := h.clk.Now().Add(-400 * time.Millisecond)
-	h.b.flew(t0, 350*time.Millisecond)
-	if got := time.Duration(h.b.window.flight()); got != 50*time.Millisecond {
+	h.b.flew(0, t0, 350*time.Millisecond)
+	if got := time.Duration(h.b.fams[0].window.flight()); got != 50*time.Millisecond {
 		t.Fatalf("flight %v after a 400 ms call with 350 ms of preparation, want 50ms", got)
 	}
-	h.b.flew(t0, 0)
-	if got := time.Duration(h.b.window.flight()); got != 400*time.Millisecond {
+	h.b.flew(0, t0, 0)
+	if got := time.Duration(h.b.fams[0].window.flight()); got != 400*time.Millisecond {
 		t.Fatalf("flight %v after a 400 ms call, want 400ms", got)
 	}
 }
@@ -110,7 +110,7 @@ func TestWindowFlightLeavesOutPrep(t *testing.T) {
 func TestWindowForgetsASlowFlushAfterAboutAWindow(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 350 * time.Millisecond})
-	h.b.flew(h.clk.Now().Add(-300*time.Millisecond), 0) // one 300 ms call: 100 + 300 > 350
+	h.b.flew(0, h.clk.Now().Add(-300*time.Millisecond), 0) // one 300 ms call: 100 + 300 > 350
 	h.step(10*time.Millisecond, 5)
 	if err := h.b.Commit("s1", Change{Key: "k", Value: []byte("1")}); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("commit just after a 300 ms flush with a 350 ms bound: %v, want ErrOverloaded", err)
