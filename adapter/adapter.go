@@ -23,11 +23,16 @@ type Adapter struct {
 	limits store.Limits
 	store  *store.Store
 	buf    *buffer.Buffer
-	res    *residency.Manager
-	tel    *telemetry
-	log    *slog.Logger
-	hooks  Hooks
-	closed atomic.Bool
+	// sharedBuf buffers the shared families' sessions (nil without one):
+	// their flushes write no ownership and are never fenced.
+	sharedBuf *buffer.Buffer
+	res       *residency.Manager
+	tel       *telemetry
+	log       *slog.Logger
+	hooks     Hooks
+	fams      *familyTable // nil without HOLDOVER_FAMILIES
+	shared    *sharedViews // the shared families' state; nil without one
+	closed    atomic.Bool
 	// gate orders calls.Add against Close setting closed; calls counts the
 	// Adopt, Peek and Takeover calls in progress, which Close lets finish
 	// before it releases sessions and closes residency.
@@ -81,6 +86,11 @@ type Hooks struct {
 	// data-loss window it closed, error), for hosts that keep their own
 	// latency figures.
 	OnFlushed func(FlushEvent)
+	// OnSharedChange: a re-read of the shared family found changes other
+	// nodes made (or expiries) since the last one; the node's own writes are
+	// not reported. Called from the family's refresh goroutine, one call per
+	// re-read that found any, changes sorted by session and key.
+	OnSharedChange func(family string, changes []SharedChange)
 }
 
 // FlushEvent describes one completed write (or attempt) of one session's
@@ -108,6 +118,8 @@ type FlushEvent struct {
 	// Lag is the time from the oldest change written to the end of the
 	// write: the data-loss window this write closed.
 	Lag time.Duration
+	// Family is the session's family (HOLDOVER_FAMILIES); "" for none.
+	Family string
 	// Err is nil on success. Otherwise the write is retried (transient
 	// errors) or dropped and reported to OnDropped (permanent ones).
 	Err error
@@ -115,7 +127,7 @@ type FlushEvent struct {
 
 func flushEvent(e buffer.FlushEvent) FlushEvent {
 	return FlushEvent{Session: e.Session, Ended: e.Ended, Part: e.Part, Parts: e.Parts, Items: e.Items,
-		Bytes: e.Bytes, Attempt: e.Attempt, Taken: e.Taken, Duration: e.Duration, Lag: e.Lag, Err: translate(e.Err)}
+		Bytes: e.Bytes, Attempt: e.Attempt, Taken: e.Taken, Duration: e.Duration, Lag: e.Lag, Family: e.Family, Err: translate(e.Err)}
 }
 
 // Option adds what the environment cannot say: callbacks, a logger,
@@ -169,35 +181,75 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		return nil, err
 	}
 	so.Logger = o.logger
+	fams := newFamilyTable(cfg.Families)
+	if fams != nil {
+		so.TTLFor = fams.ttlOf
+	}
 	st, err := store.Open(ctx, so)
 	if err != nil {
 		return nil, fmt.Errorf("holdover: open cassandra store: %w", translate(err))
 	}
-	a := &Adapter{cfg: cfg, limits: so.Limits, store: st, log: o.logger, hooks: o.hooks}
+	a := &Adapter{cfg: cfg, limits: so.Limits, store: st, log: o.logger, hooks: o.hooks, fams: fams}
 	a.tel = newTelemetry(o.meter, o.tracer)
+	a.tel.setFamilies(cfg.Families)
+	if fams != nil && fams.shared {
+		// Shared families are read before the node takes part: a host
+		// reads their state as soon as Open returns.
+		a.shared = newSharedViews(cfg.Families)
+		if err := a.loadShared(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+		a.sharedBuf, err = buffer.New(buffer.Config{
+			Delay:    cfg.FlushDelay,
+			Families: cfg.bufferFamilies(true),
+			// Shared state is small: its own cap, beside the node's.
+			MaxPendingBytes: min(int64(cfg.MaxPendingBytes), sharedMaxPendingBytes),
+			MaxBatchBytes:   int64(cfg.MaxBatchBytes),
+			Concurrency:     sharedConcurrency,
+			RetryMin:        cfg.RetryMin,
+			RetryMax:        cfg.RetryMax,
+			MaxWindow:       cfg.MaxWindowBound(),
+			CheckSession:    a.checkSharedSession,
+			CheckChange:     a.checkChange,
+			OnDrop:          a.dropped,
+			OnFlush:         a.flushed,
+			Clock:           o.clock,
+		}, a.flushShared)
+		if err != nil {
+			st.Close()
+			return nil, translate(err)
+		}
+	}
 
 	a.buf, err = buffer.New(buffer.Config{
-		Delay:           cfg.FlushDelay,
-		MaxPendingBytes: int64(cfg.MaxPendingBytes),
-		MaxSessionItems: cfg.MaxSessionItems,
-		MaxBatchBytes:   int64(cfg.MaxBatchBytes),
-		Concurrency:     cfg.FlushConcurrency,
-		GroupFlush:      a.flushGroup,
-		GroupMax:        cfg.FlushGroupMax,
-		GroupBytes:      int64(cfg.FlushGroupBytes),
-		RetryMin:        cfg.RetryMin,
-		RetryMax:        cfg.RetryMax,
-		MaxWindow:       cfg.MaxWindowBound(),
-		OnOverload:      a.overload,
-		CheckSession:    a.checkSession,
-		CheckChange:     a.checkChange,
-		OnDrop:          a.dropped,
-		OnFlush:         a.flushed,
-		Clock:           o.clock,
+		Delay:            cfg.FlushDelay,
+		MaxPendingBytes:  int64(cfg.MaxPendingBytes),
+		MaxSessionItems:  cfg.MaxSessionItems,
+		MaxBatchBytes:    int64(cfg.MaxBatchBytes),
+		Concurrency:      cfg.FlushConcurrency,
+		GroupFlush:       a.flushGroup,
+		GroupMax:         cfg.FlushGroupMax,
+		GroupBytes:       int64(cfg.FlushGroupBytes),
+		RetryMin:         cfg.RetryMin,
+		RetryMax:         cfg.RetryMax,
+		MaxWindow:        cfg.MaxWindowBound(),
+		Families:         cfg.bufferFamilies(false),
+		OnFamilyOverload: a.overload,
+		CheckSession:     a.checkSession,
+		CheckChange:      a.checkChange,
+		OnDrop:           a.dropped,
+		OnFlush:          a.flushed,
+		Clock:            o.clock,
 	}, a.flush)
 	if err != nil {
+		a.closeShared(ctx)
 		st.Close()
 		return nil, translate(err)
+	}
+	var ttlOf func(string) time.Duration
+	if fams != nil {
+		ttlOf = fams.ttlOf
 	}
 	a.res, err = residency.New(residency.Config{
 		NodeID:               cfg.NodeID,
@@ -205,6 +257,8 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		LeaseRenew:           cfg.LeaseRenewEvery(),
 		MaxClockSkew:         cfg.MaxClockSkew,
 		OwnershipTTL:         cfg.StateTTL,
+		OwnershipTTLOf:       ttlOf,
+		RefreshEvery:         min(max(cfg.shortestTTL()/8, time.Second), time.Hour),
 		EndedTTL:             cfg.EndedTTL,
 		NegativeCacheTTL:     cfg.NegativeCacheTTL,
 		NegativeCacheSize:    cfg.NegativeCacheSize,
@@ -223,8 +277,12 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 	}
 	if err != nil {
 		_, _ = a.buf.Close(ctx)
+		a.closeShared(ctx)
 		st.Close()
 		return nil, fmt.Errorf("holdover: start node %q: %w", cfg.NodeID, translate(err))
+	}
+	if a.shared != nil {
+		a.startSharedRefresh()
 	}
 	if err := a.tel.register(a); err != nil {
 		a.log.Warn("holdover: metrics not registered", "err", err)
@@ -255,11 +313,15 @@ func (a *Adapter) dropped(session string, err error, items int) {
 }
 
 // overload logs when commits start and stop being refused with ErrOverloaded.
-func (a *Adapter) overload(on bool, oldest, flight time.Duration) {
+func (a *Adapter) overload(family string, on bool, oldest, flight time.Duration) {
+	window := a.cfg.MaxWindowBound()
+	if f := a.fams.named(family); f != nil {
+		window = a.cfg.familyWindow(*f)
+	}
 	if on {
 		a.log.Warn("holdover: refusing commits: unwritten changes would outlive HOLDOVER_MAX_WINDOW",
-			"max_window", a.cfg.MaxWindowBound(), "oldest_unwritten", oldest, "longest_recent_flush", flight)
+			"family", family, "max_window", window, "oldest_unwritten", oldest, "longest_recent_flush", flight)
 		return
 	}
-	a.log.Info("holdover: accepting commits again", "oldest_unwritten", oldest, "longest_recent_flush", flight)
+	a.log.Info("holdover: accepting commits again", "family", family, "oldest_unwritten", oldest, "longest_recent_flush", flight)
 }

@@ -49,6 +49,10 @@ func (a *Adapter) crash() {
 	cancel()
 	a.buf.Pause()
 	_, _ = a.buf.Close(ctx)
+	if a.sharedBuf != nil {
+		a.sharedBuf.Pause()
+		a.closeShared(ctx)
+	}
 	_ = a.res.Close(context.Background(), false)
 	a.store.Close()
 }

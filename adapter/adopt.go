@@ -111,8 +111,8 @@ func (a *Adapter) Adopt(ctx context.Context, session string, opts ...AdoptOption
 		return nil, ErrClosed
 	}
 	defer a.calls.Done()
-	if err := a.limits.CheckSession(session); err != nil {
-		return nil, translate(err)
+	if err := a.checkOwnedSession(session); err != nil {
+		return nil, err
 	}
 	var o AdoptOptions
 	if len(opts) > 0 {
@@ -139,6 +139,18 @@ func (a *Adapter) Adopt(ctx context.Context, session string, opts ...AdoptOption
 	return a.adopted(got), nil
 }
 
+// checkOwnedSession checks a session ID for Adopt and Peek: valid, and not
+// of a shared family (which nobody owns).
+func (a *Adapter) checkOwnedSession(session string) error {
+	if err := a.limits.CheckSession(session); err != nil {
+		return translate(err)
+	}
+	if f := a.fams.of(session); f != nil && f.Shared {
+		return errSharedSession(session, f)
+	}
+	return nil
+}
+
 func adoptOutcome(err error) string {
 	switch {
 	case err == nil:
@@ -163,8 +175,8 @@ func (a *Adapter) Peek(ctx context.Context, session string) (*Session, error) {
 		return nil, ErrClosed
 	}
 	defer a.calls.Done()
-	if err := a.limits.CheckSession(session); err != nil {
-		return nil, translate(err)
+	if err := a.checkOwnedSession(session); err != nil {
+		return nil, err
 	}
 	p, err := a.res.Peek(ctx, session)
 	if err != nil {

@@ -25,6 +25,7 @@ var sentinels = []struct{ inner, outer error }{
 	{residency.ErrNodeIDInUse, ErrNodeIDInUse},
 	{buffer.ErrBufferFull, ErrBufferFull},
 	{buffer.ErrOverloaded, ErrOverloaded},
+	{buffer.ErrSessionTooLarge, ErrSessionTooLarge},
 	{buffer.ErrClosed, ErrClosed},
 	{buffer.ErrInvalid, ErrInvalidInput},
 	{store.ErrInvalidInput, ErrInvalidInput},

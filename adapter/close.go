@@ -1,8 +1,10 @@
 package adapter
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/holdover/holdover/buffer"
@@ -49,6 +51,17 @@ func unwritten(r buffer.Report) Unwritten {
 		out.Sessions = append(out.Sessions, UnwrittenSession{Session: u.Session, Items: u.Items, Ended: u.Ended, Err: translate(u.Err)})
 	}
 	return out
+}
+
+// join merges the unwritten sessions of two buffers, sorted by ID.
+func (u Unwritten) join(v Unwritten) Unwritten {
+	if len(v.Sessions) == 0 {
+		return u
+	}
+	u.Sessions = append(u.Sessions, v.Sessions...)
+	slices.SortFunc(u.Sessions, func(x, y UnwrittenSession) int { return cmp.Compare(x.Session, y.Session) })
+	u.Items += v.Items
+	return u
 }
 
 // closeReserve is the share of Close's time left for releasing sessions and
@@ -99,6 +112,13 @@ func (a *Adapter) Close(ctx context.Context) (CloseReport, error) {
 	}
 	buffered, bufErr := a.buf.Close(drainCtx)
 	rep.Unwritten = unwritten(buffered)
+	if a.sharedBuf != nil {
+		// Shared writes need no lease: drained beside, in the same time.
+		sharedRep, sharedErr := a.sharedBuf.Close(drainCtx)
+		a.shared.close()
+		rep.Unwritten = rep.Unwritten.join(unwritten(sharedRep))
+		bufErr = errors.Join(bufErr, sharedErr)
+	}
 	for _, u := range buffered.Sessions {
 		a.res.Forget(u.Session) // not released: its latest state is not persisted
 	}

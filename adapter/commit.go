@@ -60,6 +60,9 @@ func (a *Adapter) checkSession(session string) error {
 	if err := a.limits.CheckSession(session); err != nil {
 		return translate(err)
 	}
+	if f := a.fams.of(session); f != nil && f.Shared {
+		return errSharedSession(session, f)
+	}
 	if !a.res.AdmitNew(session) {
 		return errCreationsBusy
 	}

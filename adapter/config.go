@@ -300,6 +300,15 @@ type Config struct {
 	// HOLDOVER_ADOPT_RATE; default 500; range more than 0, at most 1000000
 	// sessions per second.
 	AdoptRate float64 `env:"ADOPT_RATE"`
+
+	// Families gives classes of sessions their own flush delay, state TTL
+	// and largest session, or makes them shared by every node; a session
+	// belongs to the family its ID starts with, up to the first ':' (see
+	// Family). HOLDOVER_FAMILIES, as
+	// "reg:delay=5s,ttl=1h;call:delay=50ms;settings:shared"; default ""
+	// (every session follows the settings above); at most 32 families,
+	// each checked as Family says.
+	Families Families `env:"FAMILIES"`
 }
 
 // defaultNodeID is the host name made into a valid node ID, or, when the
@@ -393,6 +402,13 @@ func parseProblems(err error, environ map[string]string) []FieldProblem {
 			continue
 		}
 		f := configFields()[i]
+		if pe.Type == reflect.TypeFor[Families]() {
+			// Families words each bad entry itself, naming the family.
+			for _, line := range strings.Split(pe.Err.Error(), "\n") {
+				probs = append(probs, FieldProblem{Var: f.envVar, Problem: line})
+			}
+			continue
+		}
 		// The range is worded with the other knobs at their defaults.
 		problem := "must be " + syntaxOf(pe.Type)
 		if r := f.allowed(DefaultConfig()); r != "" {
@@ -413,6 +429,8 @@ func syntaxOf(t reflect.Type) string {
 		return `a duration such as "250ms", "5s" or "1h30m"`
 	case reflect.TypeFor[ByteSize]():
 		return `a byte count such as "1048576" or a whole number with unit B, KiB, MiB, GiB or TiB such as "4MiB"`
+	case reflect.TypeFor[Families]():
+		return `entries such as "reg:delay=5s,ttl=1h;settings:shared"`
 	case reflect.TypeFor[map[string]int]():
 		return `comma-separated name:count pairs such as "dc1:3,dc2:3"`
 	}

@@ -153,6 +153,7 @@ func TestConfigFromEnvEveryVariable(t *testing.T) {
 		"HOLDOVER_NEGATIVE_CACHE_TTL":       "0s",
 		"HOLDOVER_NEGATIVE_CACHE_SIZE":      "0",
 		"HOLDOVER_ADOPT_RATE":               "1250.5",
+		"HOLDOVER_FAMILIES":                 "reg:delay=2s,ttl=1h,max=64KiB;settings:shared,refresh=500ms",
 	}
 	// HOLDOVER_PASSWORD_FILE excludes HOLDOVER_PASSWORD set here; its own
 	// tests are in config_secret_test.go.
@@ -211,6 +212,10 @@ func TestConfigFromEnvEveryVariable(t *testing.T) {
 		NegativeCacheTTL:      0,
 		NegativeCacheSize:     0,
 		AdoptRate:             1250.5,
+		Families: Families{
+			{Name: "reg", FlushDelay: 2 * time.Second, StateTTL: time.Hour, MaxSessionBytes: 64 * KiB},
+			{Name: "settings", Shared: true, Refresh: 500 * time.Millisecond},
+		},
 	}
 	gv, wv, dv := reflect.ValueOf(got), reflect.ValueOf(want), reflect.ValueOf(DefaultConfig())
 	for _, f := range configFields() {

@@ -44,6 +44,13 @@ var (
 	// reject the request it is handling (a SIP 503 with Retry-After, an HTTP
 	// 503) and let the client retry.
 	ErrOverloaded = errors.New("holdover: overloaded: unwritten changes would outlive HOLDOVER_MAX_WINDOW")
+	// ErrSessionTooLarge: the commit would make the session's unwritten
+	// changes exceed its family's largest session (HOLDOVER_FAMILIES max=);
+	// the message names the session, the family, the size and the limit.
+	// Nothing of it was applied; it is counted. Refuse the event. A retry
+	// may pass once the session's pending changes are written (they are
+	// written at once at the bound), unless the change alone exceeds it.
+	ErrSessionTooLarge = errors.New("holdover: session too large for its family (HOLDOVER_FAMILIES max=)")
 	// ErrClosed: the adapter is closed (or is closing: a call racing Close
 	// returns it too).
 	ErrClosed = errors.New("holdover: adapter closed")

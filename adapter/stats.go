@@ -1,6 +1,10 @@
 package adapter
 
-import "time"
+import (
+	"time"
+
+	"github.com/holdover/holdover/buffer"
+)
 
 // Stats is a snapshot of the adapter's counters, cheap enough to take on
 // every metrics scrape (the adapter also exports them through OpenTelemetry).
@@ -44,10 +48,42 @@ type BufferStats struct {
 	Overloads    uint64 // Commit and End calls refused with ErrOverloaded
 	// OverloadTrips counts the times the window bound started refusing.
 	OverloadTrips uint64
-	Splits        uint64 // sessions split into parts over HOLDOVER_MAX_BATCH_BYTES
-	Discarded     uint64 // items discarded because a peer adopted their session during a fence
-	Groups        uint64 // grouped writes of several small sessions
-	Grouped       uint64 // session writes in them
+	// SessionTooLarge counts Commit calls refused with ErrSessionTooLarge.
+	SessionTooLarge uint64
+	Splits          uint64 // sessions split into parts over HOLDOVER_MAX_BATCH_BYTES
+	Discarded       uint64 // items discarded because a peer adopted their session during a fence
+	Groups          uint64 // grouped writes of several small sessions
+	Grouped         uint64 // session writes in them
+
+	// Families breaks the figures down by family (HOLDOVER_FAMILIES): the
+	// sessions of no family first (Name ""), then the owned families in
+	// configuration order, then the shared ones. The fields above count the
+	// node's owned sessions, those of every owned family included.
+	Families []FamilyStats
+}
+
+// FamilyStats are one family's buffer figures.
+type FamilyStats struct {
+	// Name is the family's name; "" for the sessions of no family.
+	Name string
+	// PendingSessions and PendingItems count the family's sessions with
+	// unwritten changes and their unwritten items, writes in flight included.
+	PendingSessions int
+	PendingItems    int
+	// OldestPendingAge is the age of the family's oldest unwritten change:
+	// its live data-loss window. Zero when nothing of it is pending.
+	OldestPendingAge time.Duration
+	// Overloaded reports whether Commit and End refuse the family's sessions
+	// with ErrOverloaded now (its window bound; see docs/families.md).
+	Overloaded bool
+	// Overloads counts the family's Commit and End calls refused with
+	// ErrOverloaded, OverloadTrips the times its window bound started
+	// refusing.
+	Overloads     uint64
+	OverloadTrips uint64
+	// SessionTooLarge counts the family's Commit calls refused with
+	// ErrSessionTooLarge.
+	SessionTooLarge uint64
 }
 
 // ResidencyStats are the ownership figures: leases, adoptions, fences.
@@ -85,7 +121,38 @@ type ResidencyStats struct {
 // Stats returns the adapter's counters. Buffer.OldestPendingAge is the live
 // data-loss window.
 func (a *Adapter) Stats() Stats {
-	// The conversions compile only while these types match the building
-	// blocks' field for field.
-	return Stats{Buffer: BufferStats(a.buf.Stats()), Residency: ResidencyStats(a.res.Stats())}
+	// The conversion compiles only while the types match residency's field
+	// for field.
+	return Stats{Buffer: a.bufferStats(), Residency: ResidencyStats(a.res.Stats())}
+}
+
+// bufferStats is the node buffer's figures, with the shared families'
+// appended to Families.
+func (a *Adapter) bufferStats() BufferStats {
+	out := bufferStatsOf(a.buf.Stats())
+	if a.sharedBuf != nil {
+		for _, f := range a.sharedBuf.Stats().Families[1:] {
+			out.Families = append(out.Families, FamilyStats(f))
+		}
+	}
+	return out
+}
+
+// bufferStatsOf converts the buffer's figures. TestBufferStatsCopyEveryField
+// checks that it copies every field.
+func bufferStatsOf(b buffer.Stats) BufferStats {
+	out := BufferStats{
+		PendingSessions: b.PendingSessions, PendingItems: b.PendingItems, PendingBytes: b.PendingBytes,
+		OldestPendingAge: b.OldestPendingAge, InFlight: b.InFlight, Paused: b.Paused, Overloaded: b.Overloaded,
+		Commits: b.Commits, Changes: b.Changes, Coalesced: b.Coalesced, Ends: b.Ends, Flushes: b.Flushes,
+		FlushedItems: b.FlushedItems, Retries: b.Retries, Drops: b.Drops, DroppedItems: b.DroppedItems,
+		Refusals: b.Refusals, Overloads: b.Overloads, OverloadTrips: b.OverloadTrips, SessionTooLarge: b.SessionTooLarge,
+		Splits: b.Splits, Discarded: b.Discarded, Groups: b.Groups, Grouped: b.Grouped,
+		Families: make([]FamilyStats, 0, len(b.Families)),
+	}
+	for _, f := range b.Families {
+		// The conversion compiles only while the types match field for field.
+		out.Families = append(out.Families, FamilyStats(f))
+	}
+	return out
 }

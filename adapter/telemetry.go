@@ -29,6 +29,20 @@ type telemetry struct {
 	reg metric.Registration
 
 	statusOK, statusError metric.RecordOption // built once: no allocation per flush
+	// family holds the family attribute of each family's flushes (the
+	// sessions of no family carry none), built once at Open.
+	family map[string]metric.RecordOption
+}
+
+// setFamilies builds the family attribute of every family's measurements.
+func (t *telemetry) setFamilies(fams Families) {
+	if len(fams) == 0 {
+		return
+	}
+	t.family = make(map[string]metric.RecordOption, len(fams))
+	for _, f := range fams {
+		t.family[f.Name] = metric.WithAttributeSet(attribute.NewSet(attribute.String("family", f.Name)))
+	}
 }
 
 func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) *telemetry {
@@ -66,7 +80,12 @@ func (t *telemetry) flushed(e buffer.FlushEvent) {
 	t.flushLatency.Record(ctx, float64(e.Duration.Microseconds())/1000, status)
 	if e.Err == nil {
 		t.flushItems.Record(ctx, int64(e.Items))
-		t.flushLag.Record(ctx, float64(e.Lag.Microseconds())/1000)
+		lag := float64(e.Lag.Microseconds()) / 1000
+		if fam, ok := t.family[e.Family]; ok {
+			t.flushLag.Record(ctx, lag, fam)
+		} else {
+			t.flushLag.Record(ctx, lag)
+		}
 	}
 }
 
@@ -85,6 +104,15 @@ func (t *telemetry) register(a *Adapter) error {
 	pendingBytes := gauge("holdover.buffer.pending_bytes", "By", "Unflushed bytes, as counted against HOLDOVER_MAX_PENDING_BYTES.")
 	oldest, _ := m.Float64ObservableGauge("holdover.buffer.oldest_pending_age", metric.WithUnit("ms"),
 		metric.WithDescription("Age of the oldest unflushed change: the live data-loss window."))
+	// The live window and the pending sessions of each family, with the
+	// attribute family ("" for the sessions of none).
+	famOldest, _ := m.Float64ObservableGauge("holdover.buffer.family.oldest_pending_age", metric.WithUnit("ms"),
+		metric.WithDescription("Age of the oldest unflushed change of each family (attribute family): its live data-loss window."))
+	famPending := gauge("holdover.buffer.family.pending_sessions", "{session}", "Sessions with unflushed changes, by family (attribute family).")
+	famAttrs := map[string]metric.ObserveOption{}
+	for _, f := range append(Families{{Name: ""}}, a.cfg.Families...) {
+		famAttrs[f.Name] = metric.WithAttributeSet(attribute.NewSet(attribute.String("family", f.Name)))
+	}
 	inFlight := gauge("holdover.buffer.flushes_in_flight", "{flush}", "Flushes running now.")
 	owned := gauge("holdover.sessions.owned", "{session}", "Sessions this node owns.")
 	fenced := gauge("holdover.lease.fenced", "1", "1 while this node is self-fenced.")
@@ -115,8 +143,14 @@ func (t *telemetry) register(a *Adapter) error {
 
 	var err error
 	t.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		b := a.buf.Stats()
+		b := a.bufferStats()
 		r := a.res.Stats()
+		if len(b.Families) > 1 {
+			for _, f := range b.Families {
+				o.ObserveFloat64(famOldest, float64(f.OldestPendingAge.Microseconds())/1000, famAttrs[f.Name])
+				o.ObserveInt64(famPending, int64(f.PendingSessions), famAttrs[f.Name])
+			}
+		}
 		o.ObserveInt64(pendingSessions, int64(b.PendingSessions))
 		o.ObserveInt64(pendingBytes, b.PendingBytes)
 		o.ObserveFloat64(oldest, float64(b.OldestPendingAge.Microseconds())/1000)
@@ -158,7 +192,7 @@ func (t *telemetry) register(a *Adapter) error {
 		return nil
 	}, pendingSessions, pendingBytes, oldest, inFlight, owned, fenced, commits, changes, coalesced, flushes,
 		flushedItems, retries, drops, droppedItems, refusals, splits, groups, grouped, created, conflicts, negHits, renewals, renewFails, released,
-		refreshed, lost, fences, overloaded, overloads, creationRefusals)
+		refreshed, lost, fences, overloaded, overloads, creationRefusals, famOldest, famPending)
 	return err
 }
 

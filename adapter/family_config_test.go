@@ -1,0 +1,124 @@
+package adapter
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The issue's sentence in one variable: registrations flush every 5 s and
+// live an hour, calls flush every 50 ms, settings are shared.
+func TestFamiliesFromOneVariable(t *testing.T) {
+	c, err := configFromEnviron(map[string]string{
+		"HOLDOVER_FAMILIES": "reg:delay=5s,ttl=1h;call:delay=50ms;settings:shared",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Families{
+		{Name: "reg", FlushDelay: 5 * time.Second, StateTTL: time.Hour},
+		{Name: "call", FlushDelay: 50 * time.Millisecond},
+		{Name: "settings", Shared: true},
+	}
+	if len(c.Families) != len(want) {
+		t.Fatalf("families = %+v, want %+v", c.Families, want)
+	}
+	for i := range want {
+		if c.Families[i] != want[i] {
+			t.Errorf("family %d = %+v, want %+v", i, c.Families[i], want[i])
+		}
+	}
+	// String writes the variable's syntax back, and it parses to the same.
+	var again Families
+	if err := again.UnmarshalText([]byte(c.Families.String())); err != nil || again.String() != c.Families.String() {
+		t.Fatalf("round trip of %q: %q, %v", c.Families.String(), again.String(), err)
+	}
+	if got := c.Families.String(); got != "reg:delay=5s,ttl=1h;call:delay=50ms;settings:shared" {
+		t.Errorf("String = %q", got)
+	}
+}
+
+// Every bad entry is reported at once, naming the family and the option,
+// whether it does not parse or is out of range.
+func TestFamiliesReportEveryProblemAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		want        []string
+	}{
+		{"syntax", "reg:delay=5x,ttl=1h;queue:dealy=10ms;settings:shared=yes;big:max=lots", []string{
+			`family "reg": delay "5x" is not a duration`,
+			`family "queue": unknown option "dealy"`,
+			`family "settings": shared takes no value`,
+			`family "big": max "lots" is not a byte size`,
+		}},
+		{"ranges", "reg:delay=2h,ttl=1500ms;call:refresh=1s;settings:shared,refresh=10ms;reg:delay=1s;bad name:delay=1s;tiny:max=10B", []string{
+			`family "reg": delay must be between 1ms and 1h, got 2h`,
+			`family "reg": ttl must be whole seconds`,
+			`family "call": refresh is only for shared families`,
+			`family "settings": refresh must be between 100ms and 1h, got 10ms`,
+			`family "reg": listed twice`,
+			`entry 5: family name "bad name" must be 1..32 bytes`,
+			`family "tiny": max must be between 1KiB and 1GiB, got 10B`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": tc.value, "HOLDOVER_FLUSH_DELAY": "0s"})
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a *ConfigError", err)
+			}
+			msg := err.Error()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, "HOLDOVER_FAMILIES: "+w) {
+					t.Errorf("missing %q in:\n%s", w, msg)
+				}
+			}
+			// The other variable's problem is reported beside them.
+			if !strings.Contains(msg, "HOLDOVER_FLUSH_DELAY") {
+				t.Errorf("the flush delay's problem is missing:\n%s", msg)
+			}
+		})
+	}
+}
+
+// A set window bound must exceed every family's delay.
+func TestFamilyDelayUnderTheWindowBound(t *testing.T) {
+	_, err := configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:delay=5s", "HOLDOVER_MAX_WINDOW": "2s"})
+	if err == nil || !strings.Contains(err.Error(), `family "reg": delay 5s must be below HOLDOVER_MAX_WINDOW (2s)`) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:delay=5s"}); err != nil {
+		t.Fatalf("with the bound derived per family: %v", err)
+	}
+}
+
+// A session is in the family named by its ID up to the first ':', never in
+// one whose name only starts it.
+func TestFamilyOfASession(t *testing.T) {
+	tab := newFamilyTable(Families{{Name: "reg"}, {Name: "settings", Shared: true}})
+	for session, want := range map[string]string{
+		"reg:alice":          "reg",
+		"reg:":               "reg",
+		"regular:42":         "",
+		"reg":                "",
+		"alice":              "",
+		":reg":               "",
+		"settings:codecs:v2": "settings",
+	} {
+		got := ""
+		if f := tab.of(session); f != nil {
+			got = f.Name
+		}
+		if got != want {
+			t.Errorf("family of %q = %q, want %q", session, got, want)
+		}
+	}
+	if f := tab.of("settings:x"); f == nil || f.Refresh != DefaultSharedRefresh {
+		t.Errorf("a shared family without refresh= refreshes every %v, want %v", f.Refresh, DefaultSharedRefresh)
+	}
+	var none *familyTable
+	if none.of("reg:alice") != nil {
+		t.Error("no families configured, yet a family was found")
+	}
+}
