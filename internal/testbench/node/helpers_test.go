@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,15 +41,18 @@ func startNode(t *testing.T, cfg adapter.Config) *testNode {
 	return startNodeWith(t, cfg, Options{})
 }
 
-// startNodeWith is startNode with options (logger and metrics are the test's).
+// startNodeWith is startNode with options (metrics are the test's, and so is
+// the logger unless opts has one).
 func startNodeWith(t *testing.T, cfg adapter.Config, opts Options) *testNode {
 	t.Helper()
 	m, err := NewMetrics()
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	opts.Logger, opts.MeterProvider, opts.Metrics = log, m.Provider, m.Handler
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	opts.MeterProvider, opts.Metrics = m.Provider, m.Handler
 	n := New(cfg, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -151,4 +155,22 @@ func httptestServer(t *testing.T, n *Node) string {
 	srv := httptest.NewServer(n.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// syncBuffer is a bytes.Buffer safe for a node's concurrent log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

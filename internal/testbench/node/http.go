@@ -21,6 +21,10 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/sessions/{id}", n.handleGet)
 	mux.HandleFunc("GET /v1/info", n.handleInfo)
 	mux.HandleFunc("POST /v1/takeover/{node}", n.handleTakeover)
+	mux.HandleFunc("PUT /v1/shared/{id}", n.handleSharedPut)
+	mux.HandleFunc("GET /v1/shared/{id}", n.handleSharedGet)
+	mux.HandleFunc("DELETE /v1/shared/{id}", n.handleSharedDelete)
+	mux.HandleFunc("GET /v1/shared", n.handleSharedList)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -29,16 +33,21 @@ func (n *Node) Handler() http.Handler {
 		mux.Handle("GET /metrics", n.opts.Metrics)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The mux would redirect an empty {id} segment to a cleaned path;
-		// answer it as the bad input it is.
-		if p := r.URL.Path; p == "/v1/sessions/" || strings.HasPrefix(p, "/v1/sessions//") {
-			n.writeError(w, n.checkSession(""))
-			return
-		}
-		// Nor can it route "." or "..", which it would clean away; refuse
-		// them rather than redirect.
-		if id, ok := strings.CutPrefix(r.URL.Path, "/v1/sessions/"); ok {
-			if id, _, _ = strings.Cut(id, "/"); id == "." || id == ".." {
+		for _, prefix := range []string{"/v1/sessions/", "/v1/shared/"} {
+			id, ok := strings.CutPrefix(r.URL.Path, prefix)
+			if !ok {
+				continue
+			}
+			id, _, _ = strings.Cut(id, "/")
+			switch id {
+			case "":
+				// The mux would redirect an empty {id} segment to a
+				// cleaned path; answer it as the bad input it is.
+				n.writeError(w, n.checkSession(""))
+				return
+			case ".", "..":
+				// Nor can it route "." or "..", which it would clean
+				// away; refuse them rather than redirect.
 				n.writeError(w, badInput("session ID %q cannot be used in a URL path", id))
 				return
 			}
@@ -65,36 +74,59 @@ func (n *Node) handleEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeEvent reads one JSON event from a body of at most MaxBody bytes,
-// nested at most maxEventDepth deep, with no field an Event lacks.
+// nested at most two levels deep, with no field an Event lacks.
 func (n *Node) decodeEvent(w http.ResponseWriter, r *http.Request) (wire.Event, error) {
 	var ev wire.Event
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.MaxBody()))
-	if err != nil {
-		return ev, err
-	}
-	if err := checkDepth(body, maxEventDepth); err != nil {
-		return ev, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ev); err != nil {
-		return wire.Event{}, badInput("malformed JSON body: %v", err)
-	}
-	if dec.More() {
-		return wire.Event{}, badInput("malformed JSON body: data after the event object")
+	if err := n.decodeBody(w, r, &ev, eventShape); err != nil {
+		return wire.Event{}, err
 	}
 	return ev, nil
 }
 
-// maxEventDepth is how deep an event's JSON nests: the event object, and
-// attrs (an object) or keys (an array) inside it.
-const maxEventDepth = 2
+// bodyShape describes the JSON object a request carries, for decodeBody's
+// errors.
+type bodyShape struct {
+	name    string // "event", "shared write"
+	depth   int    // how deep it nests
+	nesting string // how, in words
+}
 
-// checkDepth refuses JSON whose objects and arrays nest deeper than limit,
-// before it is decoded: encoding/json would otherwise accept up to 10000
-// levels of a field the event ignores. It scans the bytes once, skipping
-// strings, and allocates nothing; what is not JSON is left to the decoder.
-func checkDepth(body []byte, limit int) error {
+// The bodies of the API: an event, and attrs (an object) or keys (an array)
+// inside it; a shared write, and set (an object) or delete (an array)
+// inside it.
+var (
+	eventShape  = bodyShape{"event", 2, "an event object, with attrs or keys one level inside it"}
+	sharedShape = bodyShape{"shared write", 2, "a shared write object, with set or delete one level inside it"}
+)
+
+// decodeBody reads one JSON object into v from a body of at most MaxBody
+// bytes, nested at most shape.depth deep, with no field v lacks.
+func (n *Node) decodeBody(w http.ResponseWriter, r *http.Request, v any, shape bodyShape) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.MaxBody()))
+	if err != nil {
+		return err
+	}
+	if err := checkDepth(body, shape); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badInput("malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return badInput("malformed JSON body: data after the %s object", shape.name)
+	}
+	return nil
+}
+
+// checkDepth refuses JSON whose objects and arrays nest deeper than
+// shape.depth, before it is decoded: encoding/json would otherwise accept up
+// to 10000 levels of a field the body ignores. It scans the bytes once,
+// skipping strings, and allocates nothing; what is not JSON is left to the
+// decoder.
+func checkDepth(body []byte, shape bodyShape) error {
+	limit := shape.depth
 	depth, inString, escaped := 0, false, false
 	for _, c := range body {
 		switch {
@@ -111,7 +143,7 @@ func checkDepth(body []byte, limit int) error {
 			inString = true
 		case c == '{' || c == '[':
 			if depth++; depth > limit {
-				return badInput("malformed JSON body: nested over the limit of %d levels (an event object, with attrs or keys one level inside it)", limit)
+				return badInput("malformed JSON body: nested over the limit of %d levels (%s)", limit, shape.nesting)
 			}
 		case c == '}' || c == ']':
 			depth--
@@ -164,12 +196,6 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
-}
-
-// Info describes the node.
-func (n *Node) Info() wire.Info {
-	return wire.Info{Node: n.cfg.NodeID, FlushDelayMS: n.cfg.FlushDelay.Milliseconds(),
-		Keyspace: n.cfg.Keyspace, Sessions: n.table.Len()}
 }
 
 func (n *Node) handleInfo(w http.ResponseWriter, _ *http.Request) {

@@ -71,9 +71,10 @@ func New(cfg adapter.Config, opts Options) *Node {
 func (n *Node) Open(ctx context.Context) error {
 	opts := append([]adapter.Option{
 		adapter.WithHooks(adapter.Hooks{
-			OnFenced:    n.onFenced,
-			OnRecovered: n.onRecovered,
-			OnDropped:   n.onDropped,
+			OnFenced:       n.onFenced,
+			OnRecovered:    n.onRecovered,
+			OnDropped:      n.onDropped,
+			OnSharedChange: n.onSharedChange,
 		}),
 		adapter.WithLogger(n.log),
 	}, n.opts.AdapterOptions...)

@@ -21,6 +21,7 @@ const instrumentationName = "github.com/holdover/holdover/internal/testbench/nod
 // buffer, flush and adoption metrics through the same provider.
 type telemetry struct {
 	events metric.Int64Counter
+	shared metric.Int64Counter
 	reg    metric.Registration
 }
 
@@ -32,6 +33,8 @@ func newTelemetry(mp metric.MeterProvider, t *Table) *telemetry {
 	tel := &telemetry{}
 	tel.events, _ = m.Int64Counter("holdover.node.events", metric.WithUnit("{event}"),
 		metric.WithDescription("Events received, by type, HTTP status and whether the event adopted its session."))
+	tel.shared, _ = m.Int64Counter("holdover.node.shared_changes", metric.WithUnit("{change}"),
+		metric.WithDescription("Changes of shared families made by other nodes (or expiries), seen at this node's re-reads, by family."))
 	resident, _ := m.Int64ObservableGauge("holdover.node.sessions", metric.WithUnit("{session}"),
 		metric.WithDescription("Sessions resident in the node's memory."))
 	tel.reg, _ = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -49,6 +52,12 @@ func (t *telemetry) event(ctx context.Context, typ string, status int, adopted b
 	}
 	t.events.Add(ctx, 1, metric.WithAttributes(
 		attribute.String("type", typ), attribute.Int("status", status), attribute.Bool("adopted", adopted)))
+}
+
+// sharedChanges counts changes of a shared family another node made. The
+// family label's values are the configured shared families.
+func (t *telemetry) sharedChanges(ctx context.Context, family string, changes int) {
+	t.shared.Add(ctx, int64(changes), metric.WithAttributes(attribute.String("family", family)))
 }
 
 func (t *telemetry) close() {
