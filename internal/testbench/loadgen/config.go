@@ -245,7 +245,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if sum > 1+1e-9 {
-		bad("Families: the shares add up to %g, over 1", sum)
+		bad("Families: the shares add up to %.4g, over 1", sum)
 	}
 	if f := c.Failure; f != nil {
 		if !names[f.Node] || f.Node == "" {
