@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -41,6 +42,12 @@ type demoOptions struct {
 	ReadyTimeout     time.Duration
 	KeepKeyspace     bool
 	Verbose          bool // copy the nodes' logs to the output
+	// Families is HOLDOVER_FAMILIES of the nodes; empty: none. Its first
+	// shared family, if any, is shown converging from A to B.
+	Families string
+	// FamilyMix puts shares of the sessions in Families's owned families,
+	// "name=share,..."; empty: every session in no family.
+	FamilyMix string
 }
 
 // demoResult is what the demo measured.
@@ -50,6 +57,8 @@ type demoResult struct {
 	// FalseFences counts self-fences of a node that was neither stopped nor
 	// failed at the time: B's, and A's before its failure.
 	FalseFences int
+	// Shared is what the demo saw of its shared family; nil without one.
+	Shared *sharedCheck
 }
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -64,6 +73,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Fail, "fail", "kill", "how A fails: kill (SIGKILL), or term-kill (SIGTERM, then SIGKILL -kill-after into its drain)")
 	fs.BoolVar(&o.KeepKeyspace, "keep-keyspace", false, "do not drop the keyspace at the end")
 	fs.BoolVar(&o.Verbose, "v", false, "copy the nodes' logs to stderr")
+	fs.StringVar(&o.Families, "families", defaultDemoFamilies, "HOLDOVER_FAMILIES of the nodes (\"\": none); the first shared family is shown converging from A to B")
+	fs.StringVar(&o.FamilyMix, "family-mix", defaultDemoFamilyMix, "shares of the sessions in -families' owned families, name=share,... (\"\": none); the rest are in no family")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -75,12 +86,19 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "holdover-load demo: -fail %q: want kill or term-kill\n", o.Fail)
 		return 2
 	}
+	if _, err := parseDemoFamilies(o.Families, o.FamilyMix, o.FlushDelay); err != nil {
+		fmt.Fprintf(stderr, "holdover-load demo: %v\n", err)
+		return 2
+	}
 	res, err := runDemo(ctx, o, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stdout, "demo: FAILED: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "demo: report: %v\n", res.Report)
+	for _, l := range familyLines(res) {
+		fmt.Fprintln(stdout, l)
+	}
 	fmt.Fprintln(stdout, demoLine(res))
 	if !res.OK() {
 		fmt.Fprintf(stdout, "demo: FAILED: %s\n", res.verdict())
@@ -107,27 +125,39 @@ func demoFlags(fs *flag.FlagSet, o *demoOptions, d demoOptions) {
 }
 
 // OK reports whether the demo proved the promises: the load generator's
-// verdict, and no node fenced itself while it ran.
-func (r demoResult) OK() bool { return r.Report.OK() && r.FalseFences == 0 }
+// verdict, no node fenced itself while it ran, and B served the shared
+// family's setting in time and after A's death.
+func (r demoResult) OK() bool { return r.Report.OK() && r.FalseFences == 0 && r.Shared.OK() }
 
 func (r demoResult) verdict() string {
-	v := verdict(r.Report)
-	if r.FalseFences > 0 {
-		if r.Report.OK() {
-			v = ""
-		} else {
-			v += "; "
-		}
-		v += fmt.Sprintf("%d false self-fence(s) of a running node", r.FalseFences)
+	var v []string
+	if !r.Report.OK() {
+		v = append(v, verdict(r.Report))
 	}
-	return v
+	if r.FalseFences > 0 {
+		v = append(v, fmt.Sprintf("%d false self-fence(s) of a running node", r.FalseFences))
+	}
+	if !r.Shared.OK() {
+		v = append(v, r.Shared.verdict())
+	}
+	return strings.Join(v, "; ")
 }
 
-// demoLine is the demo's last line.
+// demoLine is the demo's last line. With a shared family it ends with
+// shared_seen_ms, how long B took to serve the setting written through A
+// (-1: not within the bound).
 func demoLine(res demoResult) string {
 	r := res.Report
-	return fmt.Sprintf("demo: sessions=%d adopted=%d lost_beyond_window=%d refusals=%d false_fences=%d adopt_p99_ms=%.1f failover_p50_ms=%.0f failover_p99_ms=%.0f failover_max_ms=%.0f",
+	line := fmt.Sprintf("demo: sessions=%d adopted=%d lost_beyond_window=%d refusals=%d false_fences=%d adopt_p99_ms=%.1f failover_p50_ms=%.0f failover_p99_ms=%.0f failover_max_ms=%.0f",
 		r.Sessions, r.Adopted, r.LostBeyondWindow, r.Errors["http_503"], res.FalseFences, r.AdoptP99Ms, r.FailoverP50Ms, r.FailoverP99Ms, r.FailoverMaxMs)
+	if c := res.Shared; c != nil {
+		seen := int64(-1)
+		if c.Seen >= 0 {
+			seen = c.Seen.Milliseconds()
+		}
+		line += fmt.Sprintf(" shared_seen_ms=%d", seen)
+	}
+	return line
 }
 
 // runDemo starts nodes A and B on a fresh keyspace, drives load, SIGKILLs A
@@ -156,12 +186,22 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 	if hosts == "" {
 		hosts = "127.0.0.1"
 	}
+	fams, err := parseDemoFamilies(o.Families, o.FamilyMix, o.FlushDelay)
+	if err != nil {
+		return res, err
+	}
 	maxWindow := o.MaxWindow
 	if maxWindow == 0 {
-		maxWindow = o.FlushDelay + o.WindowAllowance
+		// One bound for every family (HOLDOVER_MAX_WINDOW must exceed each
+		// family's delay): the window of the slowest. The load generator
+		// still holds each family to its own.
+		maxWindow = fams.longestDelay(o.FlushDelay) + o.WindowAllowance
 	}
 	logf("keyspace %s on Cassandra at %s; nodes A=%s B=%s, flush delay %v, window bound %v, lease TTL %v",
 		res.Keyspace, hosts, o.ListenA, o.ListenB, o.FlushDelay, maxWindow, o.LeaseTTL)
+	if len(fams.fams) > 0 {
+		logf("families %s; load mix %s", fams.fams, cmp.Or(o.FamilyMix, "none"))
+	}
 
 	var echo io.Writer
 	if o.Verbose {
@@ -195,6 +235,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 			// window the load generator holds them to.
 			"HOLDOVER_MAX_WINDOW=" + maxWindow.String(),
 			"HOLDOVER_NODE_TAKEOVER_ON_EXPIRY=" + strconv.FormatBool(o.TakeoverOnExpiry),
+			"HOLDOVER_FAMILIES=" + fams.fams.String(),
 		}
 		t0 := time.Now()
 		p, err := startNode(name, o.NodeBin, env, echo)
@@ -226,6 +267,10 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 	}
 	logf("load: %d sessions at %.0f events/s; %s of A after %v; A's sessions then go to B", o.Sessions, o.Rate, how, o.Warmup)
 	var aFences int // A's self-fences before it failed
+	// The shared family: a setting written through A while the load runs,
+	// watched until B serves it; A is not killed before that is settled.
+	sharedDone := make(chan struct{})
+	var shared *sharedCheck // set before sharedDone closes
 	g, err := loadgen.New(loadgen.Config{
 		Nodes:               []loadgen.Node{{Name: "A", URL: "http://" + o.ListenA}, {Name: "B", URL: "http://" + o.ListenB}},
 		Sessions:            o.Sessions,
@@ -234,12 +279,14 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 		WindowAllowance:     o.WindowAllowance,
 		AdoptTimeout:        o.LeaseTTL + 10*time.Second,
 		RedirectParallelism: o.Parallelism,
+		Families:            fams.mix,
 		Progress:            stdout,
 		Failure: &loadgen.Failure{
 			Node:        "A",
 			After:       o.Warmup,
 			ContinueFor: o.Continue,
 			Fail: func(context.Context, loadgen.Node) error {
+				<-sharedDone
 				aFences = a.log.fences()
 				if o.Fail == "term-kill" {
 					logf("SIGTERM node A (pid %d); SIGKILL in %v", a.cmd.Process.Pid, o.KillAfter)
@@ -260,13 +307,41 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 	if err != nil {
 		return res, err
 	}
+	if f, ok := fams.shared(); ok {
+		go func() {
+			defer close(sharedDone)
+			c := writeAndWatch(ctx, f, o.FlushDelay, "http://"+o.ListenA, "http://"+o.ListenB)
+			shared = c
+			switch {
+			case c.Err != nil:
+				logf("shared family %s: %v", c.Family, c.Err)
+			case c.Seen < 0:
+				logf("shared family %s: %s written through A, not served by B within %v", c.Family, c.Session, c.Bound)
+			default:
+				logf("shared family %s: %s written through A, served by B after %d ms (bound %v: flush delay, refresh and %v)",
+					c.Family, c.Session, c.Seen.Milliseconds(), c.Bound, sharedSlack)
+			}
+		}()
+	} else {
+		close(sharedDone)
+	}
 	res.Report, err = g.Run(ctx)
+	<-sharedDone
+	res.Shared = shared
 	res.FalseFences = aFences + b.log.fences()
 	if err != nil {
 		return res, err
 	}
 	if e := b.alive(); e != nil {
 		return res, fmt.Errorf("%v during the load\nlast lines of its log:\n%s", e, b.tail(30))
+	}
+	if c := res.Shared; c != nil && c.Err == nil && c.Seen >= 0 {
+		c.checkAfterKill(ctx, "http://"+o.ListenB)
+		if c.AfterKill {
+			logf("shared family %s: B still serves %s after A's death", c.Family, c.Session)
+		} else {
+			logf("shared family %s: B no longer serves %s after A's death (%v)", c.Family, c.Session, c.Err)
+		}
 	}
 
 	t0 := time.Now()

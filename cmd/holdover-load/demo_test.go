@@ -61,6 +61,7 @@ func demoTestOptions(t *testing.T) demoOptions {
 		Sessions: 100, Rate: 300, Warmup: 4 * time.Second, Continue: 2 * time.Second,
 		FlushDelay: 100 * time.Millisecond, LeaseTTL: 3 * time.Second,
 		WindowAllowance: 250 * time.Millisecond, ReadyTimeout: 60 * time.Second,
+		Families: defaultDemoFamilies, FamilyMix: defaultDemoFamilyMix,
 	}
 }
 
@@ -75,9 +76,11 @@ func runDemoTest(t *testing.T, o demoOptions) (demoResult, *lockedBuffer, error)
 }
 
 // TestDemoAgainstRealNodes runs the demo flow in-process: two real
-// holdover-node processes on a real Cassandra, SIGKILL of A, adoption of its
-// sessions by B after A's lease expired, verification, SIGTERM of B, keyspace
-// dropped.
+// holdover-node processes on a real Cassandra with the demo's families, a
+// setting of the shared family written through A and served by B, SIGKILL
+// of A, adoption of its sessions by B after A's lease expired, verification
+// (each family held to its own window), the setting still served by B,
+// SIGTERM of B, keyspace dropped.
 func TestDemoAgainstRealNodes(t *testing.T) {
 	o := demoTestOptions(t)
 	res, out, err := runDemoTest(t, o)
@@ -107,10 +110,47 @@ func TestDemoAgainstRealNodes(t *testing.T) {
 		t.Fatalf("failover p50=%v p99=%v max=%v ms, lease wait %v", r.FailoverP50Ms, r.FailoverP99Ms, r.FailoverMaxMs, r.LeaseWait)
 	}
 	line := demoLine(res)
-	if !regexp.MustCompile(`^demo: sessions=100 adopted=50 lost_beyond_window=0 refusals=\d+ false_fences=0 adopt_p99_ms=\d+\.\d failover_p50_ms=\d+ failover_p99_ms=\d+ failover_max_ms=\d+$`).MatchString(line) {
+	if !regexp.MustCompile(`^demo: sessions=100 adopted=50 lost_beyond_window=0 refusals=\d+ false_fences=0 adopt_p99_ms=\d+\.\d failover_p50_ms=\d+ failover_p99_ms=\d+ failover_max_ms=\d+ shared_seen_ms=\d+$`).MatchString(line) {
 		t.Fatalf("final line %q", line)
 	}
-	for _, want := range []string{"node A ready", "SIGKILL node A", "redirect of A done", "node B drained and exited", "dropped keyspace " + o.Keyspace} {
+
+	// Families: a quarter of the sessions in reg (1s), half in call (50ms),
+	// the rest in none (100ms), each held to its own window, half of each
+	// (give or take one) adopted from A.
+	want := []struct {
+		name     string
+		delay    time.Duration
+		sessions int
+	}{{"", 100 * time.Millisecond, 25}, {"reg", time.Second, 25}, {"call", 50 * time.Millisecond, 50}}
+	if len(r.Families) != len(want) {
+		t.Fatalf("families %v", r.Families)
+	}
+	for i, w := range want {
+		f := r.Families[i]
+		if f.Name != w.name || f.FlushDelay != w.delay || f.Window != w.delay+o.WindowAllowance || f.Sessions != w.sessions ||
+			f.Redirected < w.sessions/2 || f.Redirected > (w.sessions+1)/2 || f.Adopted+f.NotFound != f.Redirected || f.LostBeyondWindow != 0 || f.Acknowledged == 0 {
+			t.Errorf("family %q: %v; want delay %v, %d sessions, half of them redirected, nothing lost beyond the window", w.name, f, w.delay, w.sessions)
+		}
+	}
+	// The shared family: B served A's setting within its delay (100ms),
+	// refresh (500ms) and 2s, and after A's death.
+	c := res.Shared
+	if c == nil || c.Family != "settings" || c.Session != "settings:demo" || c.Bound != 2600*time.Millisecond ||
+		c.Seen < 0 || c.Seen > c.Bound || !c.AfterKill || c.Err != nil {
+		t.Fatalf("shared check %+v", c)
+	}
+	lines := strings.Join(familyLines(res), "\n")
+	for _, want := range []string{"demo: family reg: delay 1s, sessions 25,", "demo: family call: delay 50ms, sessions 50,",
+		"demo: family (none): delay 100ms, sessions 25,",
+		"lost beyond window 0 (window 1.25s)", "demo: family settings (shared): settings:demo served by B", "still served by B after A's death"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("family lines lack %q:\n%s", want, lines)
+		}
+	}
+
+	for _, want := range []string{"node A ready", "SIGKILL node A", "redirect of A done", "node B drained and exited", "dropped keyspace " + o.Keyspace,
+		"families reg:delay=1s,ttl=1h;call:delay=50ms;settings:shared,refresh=500ms", "settings:demo written through A, served by B after",
+		"B still serves settings:demo after A's death"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -231,5 +271,45 @@ func TestOverloadFlagsRefused(t *testing.T) {
 		if code := run(context.Background(), args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) || out.Len() != 0 {
 			t.Errorf("%q: exit %d, stderr %q, stdout %q; want 2 and %q", args, code, errb.String(), out.String(), tc.want)
 		}
+	}
+}
+
+// demo refuses -families and -family-mix it cannot run, naming the flag,
+// and runs nothing.
+func TestDemoFamilyFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-families", "reg:dealy=1s"}, `-families "reg:dealy=1s": family "reg": unknown option "dealy"`},
+		{[]string{"-families", "reg:delay=2h"}, `-families "reg:delay=2h": family "reg": delay must be between 1ms and 1h, got 2h`},
+		{[]string{"-family-mix", "reg"}, `-family-mix "reg": "reg" is not name=share`},
+		{[]string{"-family-mix", "reg=1.5"}, "the share of reg, 1.5, is outside (0, 1]"},
+		{[]string{"-family-mix", "reg=0.7,call=0.6"}, "the shares add up to 1.3, over 1"},
+		{[]string{"-family-mix", "queue=0.1"}, "queue is not a family of -families"},
+		{[]string{"-family-mix", "settings=0.1"}, "settings is a shared family"},
+		{[]string{"-family-mix", "reg=0.1,reg=0.2"}, "reg appears twice"},
+		{[]string{"-families", "", "-family-mix", "reg=0.1"}, "reg is not a family of -families"},
+	} {
+		var out, errb bytes.Buffer
+		args := append([]string{"demo", "-node-bin", "/bin/true"}, tc.args...)
+		if code := run(context.Background(), args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stderr %q, stdout %q; want 2 and %q", args, code, errb.String(), out.String(), tc.want)
+		}
+	}
+	// Both empty: no families.
+	d, err := parseDemoFamilies("", "", 100*time.Millisecond)
+	if err != nil || len(d.fams) != 0 || len(d.mix) != 0 || d.longestDelay(100*time.Millisecond) != 100*time.Millisecond {
+		t.Fatalf("no families: %+v %v", d, err)
+	}
+	if _, ok := d.shared(); ok {
+		t.Fatal("a shared family without families")
+	}
+	d, err = parseDemoFamilies(defaultDemoFamilies, defaultDemoFamilyMix, 100*time.Millisecond)
+	if err != nil || len(d.mix) != 2 || d.mix[0] != (loadgen.FamilyShare{Name: "reg", Share: 0.25}) || d.longestDelay(100*time.Millisecond) != time.Second {
+		t.Fatalf("the defaults: %+v %v", d, err)
+	}
+	if f, ok := d.shared(); !ok || f.Name != "settings" || f.Refresh != 500*time.Millisecond {
+		t.Fatalf("the shared family: %+v %v", f, ok)
 	}
 }
