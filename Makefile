@@ -186,7 +186,7 @@ bench: deps
 	 $(GO) test -run '^$$' -bench 'BenchmarkPendingKeyOverhead$$' -benchmem ./buffer/ | tee bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
 	 for i in 1 2 3 4 5; do \
 	   [ $$rc = 0 ] || exit $$rc; \
-	   $(GO) test -run '^$$' -bench 'BenchmarkCommitUpdate$$|BenchmarkBaselineMapUpdate$$' -benchmem ./buffer/ | tee -a bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
+	   $(GO) test -run '^$$' -bench 'BenchmarkCommitUpdate$$|BenchmarkBaselineMapUpdate$$|BenchmarkCommitDirtyKeyFamilies$$' -benchmem ./buffer/ | tee -a bench/out/buffer.txt; rc=$${PIPESTATUS[0]}; \
 	 done; \
 	 [ $$rc = 0 ] || exit $$rc
 	@$(WITH_CASSANDRA) ring1 -- $(MAKE) --no-print-directory bench-cassandra

@@ -269,6 +269,8 @@ func readGoBench(r *harness.Results, gobench string) error {
 	r.CommitUpdateNS = g["BenchmarkCommitUpdate"]["ns/op"]
 	r.CommitUpdateAllocs = g["BenchmarkCommitUpdate"]["allocs/op"]
 	r.BaselineMapUpdateNS = g["BenchmarkBaselineMapUpdate"]["ns/op"]
+	r.CommitFamiliesNS = g["BenchmarkCommitDirtyKeyFamilies/families=3"]["ns/op"]
+	r.CommitNoFamiliesNS = g["BenchmarkCommitDirtyKeyFamilies/families=0"]["ns/op"]
 	// The overhead benchmark runs per session size; the goal holds for the worst.
 	for name, units := range g {
 		if strings.HasPrefix(name, "BenchmarkPendingKeyOverhead") {
