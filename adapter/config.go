@@ -301,8 +301,8 @@ type Config struct {
 	// sessions per second.
 	AdoptRate float64 `env:"ADOPT_RATE"`
 
-	// Families gives classes of sessions their own flush delay, state TTL
-	// and largest session, or makes them shared by every node; a session
+	// Families gives classes of sessions their own flush delay, state TTL,
+	// largest session and window bound, or makes them shared by every node; a session
 	// belongs to the family its ID starts with, up to the first ':' (see
 	// Family). HOLDOVER_FAMILIES, as
 	// "reg:delay=5s,ttl=1h;call:delay=50ms;settings:shared"; default ""

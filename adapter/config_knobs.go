@@ -132,7 +132,7 @@ var knobs = []knob{
 	{name: "NegativeCacheTTL", def: residency.DefaultNegativeCacheTTL, min: time.Duration(0), max: time.Hour},
 	{name: "NegativeCacheSize", def: residency.DefaultNegativeCacheSize, min: 0, max: 100000000},
 	{name: "AdoptRate", def: float64(residency.DefaultTakeoverRate), min: 0.0, above: true, max: 1e6, unit: "sessions per second"},
-	{name: "Families", check: Config.checkFamilies, rules: "`name:option=value,...` entries separated by `;`; options `delay`, `ttl`, `max`, `shared`, `refresh` (see Family); at most 32"},
+	{name: "Families", check: Config.checkFamilies, rules: "`name:option=value,...` entries separated by `;`; options `delay`, `ttl`, `max`, `window`, `shared`, `refresh` (see Family); at most 32"},
 }
 
 // cassandraTTLNote follows the bounds of a TTL.

@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -50,6 +51,12 @@ type Family struct {
 	// take it past is refused (ErrSessionTooLarge, naming the family and
 	// the limit) and applies nothing. 0: no bound of its own; range 1KiB..1GiB.
 	MaxSessionBytes ByteSize
+	// MaxWindow replaces HOLDOVER_MAX_WINDOW for the family's sessions: the
+	// bound on their durability window, past which Commit refuses them with
+	// ErrOverloaded (the other families keep theirs). 0:
+	// HOLDOVER_MAX_WINDOW when that is set, else 10 × the family's delay
+	// (at least 1s); otherwise above the family's delay, at most 24h.
+	MaxWindow time.Duration
 	// Shared makes the family's state common to every node: no ownership,
 	// no adoption, no fencing; any node writes it (CommitShared, EndShared)
 	// and every node reads it (Shared), and concurrent writes resolve by
@@ -69,8 +76,9 @@ type Family struct {
 //	reg:delay=5s,ttl=1h;call:delay=50ms;settings:shared,refresh=2s
 //
 // Options: delay (FlushDelay, a duration), ttl (StateTTL, a duration in whole
-// seconds), max (MaxSessionBytes, a byte size such as 64KiB), shared (a flag:
-// Shared), refresh (Refresh, a duration).
+// seconds), max (MaxSessionBytes, a byte size such as 64KiB), window
+// (MaxWindow, a duration), shared (a flag: Shared), refresh (Refresh, a
+// duration).
 type Families []Family
 
 // UnmarshalText parses the HOLDOVER_FAMILIES syntax. It reports every entry
@@ -126,6 +134,8 @@ func (f *Family) setOption(opt string) error {
 		return duration(&f.StateTTL)
 	case "refresh":
 		return duration(&f.Refresh)
+	case "window":
+		return duration(&f.MaxWindow)
 	case "max":
 		b, err := ParseByteSize(val)
 		if err != nil {
@@ -142,7 +152,7 @@ func (f *Family) setOption(opt string) error {
 	case "":
 		return errors.New("empty option")
 	}
-	return fmt.Errorf("unknown option %q; options are delay, ttl, max, shared, refresh", key)
+	return fmt.Errorf("unknown option %q; options are delay, ttl, max, window, shared, refresh", key)
 }
 
 // MarshalText writes fs in the HOLDOVER_FAMILIES syntax; it parses back to
@@ -166,6 +176,9 @@ func (fs Families) String() string {
 		}
 		if f.MaxSessionBytes != 0 {
 			opts = append(opts, "max="+f.MaxSessionBytes.String())
+		}
+		if f.MaxWindow != 0 {
+			opts = append(opts, "window="+fmtDuration(f.MaxWindow))
 		}
 		if f.Shared {
 			opts = append(opts, "shared")
@@ -213,8 +226,12 @@ func (c Config) checkFamilies(k *checker, v string) {
 		if d := f.Refresh; d != 0 && (d < 100*time.Millisecond || d > time.Hour) {
 			k.add(v, "%s: refresh must be between 100ms and 1h, got %s", label, fmtDuration(d))
 		}
-		if w := c.MaxWindowBound(); c.MaxWindow != 0 && f.FlushDelay >= w {
-			k.add(v, "%s: delay %s must be below HOLDOVER_MAX_WINDOW (%s)", label, fmtDuration(f.FlushDelay), fmtDuration(w))
+		switch delay := cmp.Or(f.FlushDelay, c.FlushDelay); {
+		case f.MaxWindow != 0 && (f.MaxWindow <= delay || f.MaxWindow > 24*time.Hour):
+			k.add(v, "%s: window must be above its delay (%s) and at most 24h, got %s", label, fmtDuration(delay), fmtDuration(f.MaxWindow))
+		case f.MaxWindow == 0 && c.MaxWindow != 0 && f.FlushDelay != 0 && delay >= c.MaxWindow:
+			// (the node's delay is checked against it under HOLDOVER_MAX_WINDOW)
+			k.add(v, "%s: delay %s must be below HOLDOVER_MAX_WINDOW (%s), or give the family a window= of its own", label, fmtDuration(delay), fmtDuration(c.MaxWindow))
 		}
 	}
 }
@@ -303,10 +320,14 @@ func (c Config) shortestTTL() time.Duration {
 	return d
 }
 
-// familyWindow is the durability-window bound of f's sessions:
-// HOLDOVER_MAX_WINDOW when set, else 10 × the family's delay, at least 1s.
+// familyWindow is the durability-window bound of f's sessions: its own,
+// or HOLDOVER_MAX_WINDOW when set, else 10 × the family's delay, at least
+// 1s.
 func (c Config) familyWindow(f Family) time.Duration {
-	if c.MaxWindow > 0 || f.FlushDelay == 0 {
+	switch {
+	case f.MaxWindow > 0:
+		return f.MaxWindow
+	case c.MaxWindow > 0 || f.FlushDelay == 0:
 		return c.MaxWindowBound()
 	}
 	return max(10*f.FlushDelay, time.Second)

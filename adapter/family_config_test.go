@@ -46,8 +46,9 @@ func TestFamiliesReportEveryProblemAtOnce(t *testing.T) {
 		name, value string
 		want        []string
 	}{
-		{"syntax", "reg:delay=5x,ttl=1h;queue:dealy=10ms;settings:shared=yes;big:max=lots", []string{
+		{"syntax", "reg:delay=5x,ttl=1h,window=soon;queue:dealy=10ms;settings:shared=yes;big:max=lots", []string{
 			`family "reg": delay "5x" is not a duration`,
+			`family "reg": window "soon" is not a duration`,
 			`family "queue": unknown option "dealy"`,
 			`family "settings": shared takes no value`,
 			`family "big": max "lots" is not a byte size`,
@@ -82,14 +83,31 @@ func TestFamiliesReportEveryProblemAtOnce(t *testing.T) {
 	}
 }
 
-// A set window bound must exceed every family's delay.
+// A set window bound must exceed the delay of every family without a
+// window of its own, and a family's window its delay.
 func TestFamilyDelayUnderTheWindowBound(t *testing.T) {
-	_, err := configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:delay=5s", "HOLDOVER_MAX_WINDOW": "2s"})
-	if err == nil || !strings.Contains(err.Error(), `family "reg": delay 5s must be below HOLDOVER_MAX_WINDOW (2s)`) {
+	_, err := configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:delay=5s;call:delay=50ms,window=40ms", "HOLDOVER_MAX_WINDOW": "2s"})
+	if err == nil || !strings.Contains(err.Error(), `family "reg": delay 5s must be below HOLDOVER_MAX_WINDOW (2s)`) ||
+		!strings.Contains(err.Error(), `family "call": window must be above its delay (50ms) and at most 24h, got 40ms`) {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:delay=5s"}); err != nil {
+	c, err := configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:delay=5s,window=6s;call:delay=50ms", "HOLDOVER_MAX_WINDOW": "350ms"})
+	if err != nil {
+		t.Fatalf("a family with a window of its own: %v", err)
+	}
+	for i, want := range []time.Duration{6 * time.Second, 350 * time.Millisecond} {
+		if got := c.familyWindow(c.Families[i]); got != want {
+			t.Errorf("window of %s = %v, want %v", c.Families[i].Name, got, want)
+		}
+	}
+	c, err = configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:delay=5s;call:delay=10ms"})
+	if err != nil {
 		t.Fatalf("with the bound derived per family: %v", err)
+	}
+	for i, want := range []time.Duration{50 * time.Second, time.Second} {
+		if got := c.familyWindow(c.Families[i]); got != want {
+			t.Errorf("derived window of %s = %v, want %v", c.Families[i].Name, got, want)
+		}
 	}
 }
 
