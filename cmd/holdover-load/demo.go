@@ -192,11 +192,11 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 	}
 	maxWindow := o.MaxWindow
 	if maxWindow == 0 {
-		// One bound for every family (HOLDOVER_MAX_WINDOW must exceed each
-		// family's delay): the window of the slowest. The load generator
-		// still holds each family to its own.
-		maxWindow = fams.longestDelay(o.FlushDelay) + o.WindowAllowance
+		maxWindow = o.FlushDelay + o.WindowAllowance
 	}
+	// Each owned family with a delay of its own and no window= is bounded
+	// by the window the load generator holds it to: its delay + allowance.
+	fams.boundWindows(o.WindowAllowance)
 	logf("keyspace %s on Cassandra at %s; nodes A=%s B=%s, flush delay %v, window bound %v, lease TTL %v",
 		res.Keyspace, hosts, o.ListenA, o.ListenB, o.FlushDelay, maxWindow, o.LeaseTTL)
 	if len(fams.fams) > 0 {

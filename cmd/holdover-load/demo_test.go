@@ -299,15 +299,19 @@ func TestDemoFamilyFlagsRefused(t *testing.T) {
 	}
 	// Both empty: no families.
 	d, err := parseDemoFamilies("", "", 100*time.Millisecond)
-	if err != nil || len(d.fams) != 0 || len(d.mix) != 0 || d.longestDelay(100*time.Millisecond) != 100*time.Millisecond {
+	if err != nil || len(d.fams) != 0 || len(d.mix) != 0 {
 		t.Fatalf("no families: %+v %v", d, err)
 	}
 	if _, ok := d.shared(); ok {
 		t.Fatal("a shared family without families")
 	}
 	d, err = parseDemoFamilies(defaultDemoFamilies, defaultDemoFamilyMix, 100*time.Millisecond)
-	if err != nil || len(d.mix) != 2 || d.mix[0] != (loadgen.FamilyShare{Name: "reg", Share: 0.25}) || d.longestDelay(100*time.Millisecond) != time.Second {
+	if err != nil || len(d.mix) != 2 || d.mix[0] != (loadgen.FamilyShare{Name: "reg", Share: 0.25}) {
 		t.Fatalf("the defaults: %+v %v", d, err)
+	}
+	d.boundWindows(250 * time.Millisecond)
+	if got := d.fams.String(); got != "reg:delay=1s,ttl=1h,window=1.25s;call:delay=50ms,window=300ms;settings:shared,refresh=500ms" {
+		t.Fatalf("the families the nodes run with: %s", got)
 	}
 	if f, ok := d.shared(); !ok || f.Name != "settings" || f.Refresh != 500*time.Millisecond {
 		t.Fatalf("the shared family: %+v %v", f, ok)

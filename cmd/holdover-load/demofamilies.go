@@ -92,13 +92,16 @@ func parseDemoFamilies(families, mix string, flushDelay time.Duration) (demoFami
 	return d, nil
 }
 
-// longestDelay is the longest flush delay of any session: of a family, or
-// the nodes' flushDelay.
-func (d demoFamilies) longestDelay(flushDelay time.Duration) time.Duration {
-	for _, f := range d.fams {
-		flushDelay = max(flushDelay, f.FlushDelay)
+// boundWindows gives each owned family with a delay of its own and no
+// window= the window the load generator holds it to, its delay +
+// allowance, so that the nodes refuse its sessions (ErrOverloaded) rather
+// than let them outlive it; the other sessions keep HOLDOVER_MAX_WINDOW.
+func (d demoFamilies) boundWindows(allowance time.Duration) {
+	for i := range d.fams {
+		if f := &d.fams[i]; !f.Shared && f.FlushDelay != 0 && f.MaxWindow == 0 {
+			f.MaxWindow = f.FlushDelay + allowance
+		}
 	}
-	return flushDelay
 }
 
 // shared returns the first shared family, or false.
