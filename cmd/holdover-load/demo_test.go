@@ -149,7 +149,7 @@ func TestDemoAgainstRealNodes(t *testing.T) {
 	}
 
 	for _, want := range []string{"node A ready", "SIGKILL node A", "redirect of A done", "node B drained and exited", "dropped keyspace " + o.Keyspace,
-		"families reg:delay=1s,ttl=1h;call:delay=50ms;settings:shared,refresh=500ms", "settings:demo written through A, served by B after",
+		"families reg:delay=1s,ttl=1h,window=1.25s;call:delay=50ms,window=300ms;settings:shared,refresh=500ms", "settings:demo written through A, served by B after",
 		"B still serves settings:demo after A's death"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/holdover/holdover/adapter"
 	"github.com/holdover/holdover/internal/testbench/loadgen"
+	"github.com/holdover/holdover/internal/testbench/wire"
 )
 
 // The demo's families (docs/families.md): the nodes run with -families, the
@@ -164,14 +165,12 @@ func writeAndWatch(ctx context.Context, f adapter.Family, flushDelay time.Durati
 	c := &sharedCheck{Family: f.Name, Session: f.Prefix() + "demo", Bound: delay + refresh + sharedSlack, Seen: -1}
 	t0 := time.Now()
 	want := sharedValues(t0)
-	if err := sharedDo(ctx, http.MethodPut, a+"/v1/shared/"+url.PathEscape(c.Session), map[string]any{"set": want}, nil); err != nil {
+	if err := sharedDo(ctx, http.MethodPut, a+"/v1/shared/"+url.PathEscape(c.Session), wire.SharedWrite{Set: want}, nil); err != nil {
 		c.Err = fmt.Errorf("PUT through A: %w", err)
 		return c
 	}
 	for time.Since(t0) <= c.Bound && ctx.Err() == nil {
-		var v struct {
-			Values map[string]string `json:"values"`
-		}
+		var v wire.SharedView
 		err := sharedDo(ctx, http.MethodGet, b+"/v1/shared/"+url.PathEscape(c.Session), nil, &v)
 		if err == nil && equalValues(v.Values, want) {
 			c.Seen = time.Since(t0)
@@ -188,12 +187,8 @@ func writeAndWatch(ctx context.Context, f adapter.Family, flushDelay time.Durati
 // checkAfterKill reads the setting from b once A is dead: b serves it, and
 // lists its session in the family.
 func (c *sharedCheck) checkAfterKill(ctx context.Context, b string) {
-	var v struct {
-		Values map[string]string `json:"values"`
-	}
-	var l struct {
-		Sessions []string `json:"sessions"`
-	}
+	var v wire.SharedView
+	var l wire.SharedList
 	err := sharedDo(ctx, http.MethodGet, b+"/v1/shared/"+url.PathEscape(c.Session), nil, &v)
 	if err == nil {
 		err = sharedDo(ctx, http.MethodGet, b+"/v1/shared?family="+url.QueryEscape(c.Family), nil, &l)

@@ -31,22 +31,10 @@ type sessionReply = wire.View
 func stateOf(v sessionReply) sessionState { return sessionState{Attrs: v.Attrs, History: v.History} }
 
 // infoReply is the body of GET /v1/info.
-type infoReply struct {
-	Node         string  `json:"node"`
-	FlushDelayMs float64 `json:"flush_delay_ms"`
-	Keyspace     string  `json:"keyspace"`
-	Sessions     int     `json:"sessions"`
-	// FamilyStats lists the node's families (HOLDOVER_FAMILIES), the
-	// sessions of none first; a node without families may leave it out.
-	FamilyStats []familyInfo `json:"family_stats"`
-}
+type infoReply = wire.Info
 
-// familyInfo is the part of a family in GET /v1/info the generator reads.
-type familyInfo struct {
-	Name         string  `json:"name"`
-	Shared       bool    `json:"shared"`
-	FlushDelayMs float64 `json:"flush_delay_ms"`
-}
+// familyInfo is a family in GET /v1/info.
+type familyInfo = wire.FamilyInfo
 
 // httpError is a non-200 answer.
 type httpError struct {

@@ -95,8 +95,8 @@ func (g *Generator) flushDelay(n *nodeState, fam int) time.Duration {
 		if f.FlushDelay > 0 {
 			return f.FlushDelay
 		}
-		if fi, ok := n.families[f.Name]; ok && fi.FlushDelayMs > 0 {
-			return time.Duration(fi.FlushDelayMs * float64(time.Millisecond))
+		if fi, ok := n.families[f.Name]; ok && fi.FlushDelayMS > 0 {
+			return time.Duration(fi.FlushDelayMS) * time.Millisecond
 		}
 	}
 	return n.flushDelay

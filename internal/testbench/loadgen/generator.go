@@ -132,7 +132,7 @@ func (g *Generator) probe(ctx context.Context) error {
 			return fmt.Errorf("loadgen: node %s (%s): GET /v1/info: %w", n.Name, n.URL, err)
 		}
 		n.id = info.Node
-		n.flushDelay = time.Duration(info.FlushDelayMs * float64(time.Millisecond))
+		n.flushDelay = time.Duration(info.FlushDelayMS) * time.Millisecond
 		n.families = map[string]familyInfo{}
 		for _, f := range info.FamilyStats {
 			if f.Name != "" {

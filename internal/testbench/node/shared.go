@@ -1,6 +1,8 @@
 package node
 
 import (
+	"github.com/holdover/holdover/internal/testbench/wire"
+
 	"context"
 	"fmt"
 	"maps"
@@ -16,28 +18,12 @@ import (
 // Shared). The node adds the HTTP boundary: it decodes and checks the body,
 // then hands one write to the adapter, which accepts all of it or none.
 
-// SharedWrite is the body of PUT /v1/shared/{id}: the keys to set and the
-// keys to delete, applied as one write.
-type SharedWrite struct {
-	Set    map[string]string `json:"set,omitempty"`
-	Delete []string          `json:"delete,omitempty"`
-}
-
-// SharedView is a shared session as GET /v1/shared/{id} returns it: this
-// node's view of every key (empty for a session nobody wrote).
-type SharedView struct {
-	Session string            `json:"session"`
-	Node    string            `json:"node"`
-	Values  map[string]string `json:"values"`
-}
-
-// SharedList is the answer to GET /v1/shared?family=NAME: the sessions of a
-// shared family that hold a key in this node's view, sorted.
-type SharedList struct {
-	Family   string   `json:"family"`
-	Node     string   `json:"node"`
-	Sessions []string `json:"sessions"`
-}
+// The shared endpoints' bodies (wire.SharedWrite, SharedView, SharedList).
+type (
+	SharedWrite = wire.SharedWrite
+	SharedView  = wire.SharedView
+	SharedList  = wire.SharedList
+)
 
 // WriteShared applies w to shared session id as one adapter.CommitShared:
 // this node's view shows it at once and the write is durable within the

@@ -51,6 +51,53 @@ type Info struct {
 	FlushDelayMS int64  `json:"flush_delay_ms"`
 	Keyspace     string `json:"keyspace"`
 	Sessions     int    `json:"sessions"` // resident sessions
+	// Families is HOLDOVER_FAMILIES as the node reads it; "" when none is
+	// configured.
+	Families string `json:"families"`
+	// FamilyStats lists the sessions of no family first (Name ""), then each
+	// configured family in HOLDOVER_FAMILIES's order.
+	FamilyStats []FamilyInfo `json:"family_stats"`
+}
+
+// FamilyInfo is one family's policy and its figures in the adapter's buffer
+// at the time of the request.
+type FamilyInfo struct {
+	Name   string `json:"name"` // "" for the sessions of no family
+	Shared bool   `json:"shared"`
+	// FlushDelayMS is how long the family's changes wait before their write
+	// starts: its delay, or HOLDOVER_FLUSH_DELAY.
+	FlushDelayMS int64 `json:"flush_delay_ms"`
+	// PendingSessions counts the family's sessions with unwritten changes;
+	// OldestPendingAgeMS is the age of its oldest unwritten change (its live
+	// data-loss window), 0 when nothing is pending.
+	PendingSessions    int     `json:"pending_sessions"`
+	OldestPendingAgeMS float64 `json:"oldest_pending_age_ms"`
+	// Overloaded reports whether the family's commits are refused now
+	// because its writes lag beyond its window bound (503).
+	Overloaded bool `json:"overloaded"`
+}
+
+// SharedWrite is the body of PUT /v1/shared/{id}: the keys to set and the
+// keys to delete, applied as one write.
+type SharedWrite struct {
+	Set    map[string]string `json:"set,omitempty"`
+	Delete []string          `json:"delete,omitempty"`
+}
+
+// SharedView is a shared session as GET /v1/shared/{id} returns it: this
+// node's view of every key (empty for a session nobody wrote).
+type SharedView struct {
+	Session string            `json:"session"`
+	Node    string            `json:"node"`
+	Values  map[string]string `json:"values"`
+}
+
+// SharedList is the answer to GET /v1/shared?family=NAME: the sessions of a
+// shared family that hold a key in this node's view, sorted.
+type SharedList struct {
+	Family   string   `json:"family"`
+	Node     string   `json:"node"`
+	Sessions []string `json:"sessions"`
 }
 
 // TakeoverResult is the answer to POST /v1/takeover/{node}.
