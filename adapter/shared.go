@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -377,14 +376,6 @@ func (sv *sharedViews) close() {
 		close(sv.stop)
 	}
 	sv.done.Wait()
-}
-
-// sharedFamilies lists the shared families' names, sorted.
-func (sv *sharedViews) families() []string {
-	if sv == nil {
-		return nil
-	}
-	return slices.Sorted(maps.Keys(sv.views))
 }
 
 // The shared families' buffer: a cap of its own (shared state is small) and
