@@ -184,6 +184,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 	fams := newFamilyTable(cfg.Families)
 	if fams != nil {
 		so.TTLFor = fams.ttlOf
+		so.SharedTable = fams.shared
 	}
 	st, err := store.Open(ctx, so)
 	if err != nil {

@@ -109,7 +109,7 @@ func TestStoreOptionsMapsEveryField(t *testing.T) {
 func TestStoreOptionsCoverStoreFields(t *testing.T) {
 	// PasswordFunc is set instead of Password when the password comes from
 	// HOLDOVER_PASSWORD_FILE (TestPasswordFileReachesStore).
-	leftToStore := map[string]bool{"Tables": true, "NumConns": true, "Logger": true, "PasswordFunc": true, "TTLFor": true}
+	leftToStore := map[string]bool{"Tables": true, "NumConns": true, "Logger": true, "PasswordFunc": true, "TTLFor": true, "SharedTable": true}
 	// CreateSchema and TLS are on here so that no field is zero by chance.
 	c := DefaultConfig()
 	c.LocalDC = "dc1"

@@ -26,6 +26,9 @@
 //	CREATE TABLE IF NOT EXISTS shared (family text, session text, key text,
 //	    value blob, PRIMARY KEY ((family), session, key));
 //
+// The shared table is created only with Options.SharedTable (a node with a
+// shared family).
+//
 // A session's state items carry Options.StateTTL, or the TTL Options.TTLFor
 // gives that session.
 //

@@ -15,7 +15,7 @@ import (
 // configuration.
 func schema(o Options) []string {
 	ks, t := o.Keyspace, o.Tables
-	return []string{
+	ddl := []string{
 		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s AND durable_writes = true`, ks, o.Replication),
 		// One partition per session. Timestamps are epoch-ranked, not wall-clock
 		// time: keep size-tiered or unified compaction, never time-window.
@@ -47,18 +47,22 @@ func schema(o Options) []string {
 			incarnation text,
 			since timestamp
 		) WITH comment = 'holdover: node liveness leases' AND gc_grace_seconds = 3600`, ks, t.Leases),
+	}
+	if o.SharedTable {
 		// One partition per family, read whole by every node: for small data
 		// (settings), not for sessions. Last writer wins by the writers'
 		// timestamps; created IF NOT EXISTS, so a keyspace of an earlier release
-		// gains it here.
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
+		// gains it here. Only for nodes with a shared family: DDL is slow, and
+		// every Open of a fresh keyspace would pay for a table nobody uses.
+		ddl = append(ddl, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
 			family text,
 			session text,
 			key text,
 			value blob,
 			PRIMARY KEY ((family), session, key)
-		) WITH comment = 'holdover: shared families, last writer wins by write timestamp'`, ks, t.Shared),
+		) WITH comment = 'holdover: shared families, last writer wins by write timestamp'`, ks, t.Shared))
 	}
+	return ddl
 }
 
 // migrations bring a schema created by an earlier release up to date. Each

@@ -52,7 +52,7 @@ func wantShared(t *testing.T, got map[string]store.SharedItem, want map[string]s
 // timestamp, whichever write arrived first, and is stored at TS+1.
 func TestSharedLastWriterWins(t *testing.T) {
 	t.Parallel()
-	st := open(t)
+	st := openShared(t)
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "s", TS: 200, Items: []store.Item{put("newer-first", "200")}})
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "s", TS: 100, Items: []store.Item{put("newer-first", "100"), put("older-first", "100")}})
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "s", TS: 200, Items: []store.Item{put("older-first", "200")}})
@@ -70,7 +70,7 @@ func TestSharedLastWriterWins(t *testing.T) {
 // in either order of arrival.
 func TestSharedDeleteByTimestamp(t *testing.T) {
 	t.Parallel()
-	st := open(t)
+	st := openShared(t)
 	del := func(key string) store.Item { return store.Item{Key: key, Delete: true} }
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "s", TS: 100, Items: []store.Item{put("later-delete", "v")}})
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "s", TS: 200, Items: []store.Item{del("later-delete")}})
@@ -90,7 +90,7 @@ func TestSharedDeleteByTimestamp(t *testing.T) {
 // TS+1); an End at an earlier timestamp deletes nothing newer.
 func TestSharedEnded(t *testing.T) {
 	t.Parallel()
-	st := open(t)
+	st := openShared(t)
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "ended", TS: 100, Items: []store.Item{put("a", "1"), put("b", "1")}})
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "other", TS: 100, Items: []store.Item{put("a", "1")}})
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "late", TS: 300, Items: []store.Item{put("a", "1")}})
@@ -108,7 +108,7 @@ func TestSharedEnded(t *testing.T) {
 // TTL of its own takes StateTTL.
 func TestSharedTTL(t *testing.T) {
 	t.Parallel()
-	st := open(t, func(o *store.Options) { o.StateTTL = time.Hour })
+	st := openShared(t, func(o *store.Options) { o.StateTTL = time.Hour })
 	start := time.Now()
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "short", TS: 100, TTL: 2 * time.Second, Items: []store.Item{put("k", "v"), {Key: "empty"}}})
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "sub-second", TS: 100, TTL: 500 * time.Millisecond, Items: []store.Item{put("k", "v")}})
@@ -134,7 +134,7 @@ func TestSharedTTL(t *testing.T) {
 // not a delete; written nil or empty, or over a value.
 func TestSharedEmptyValue(t *testing.T) {
 	t.Parallel()
-	st := open(t)
+	st := openShared(t)
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "s", TS: 100, Items: []store.Item{put("emptied", "v"), put("deleted", "v")}})
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "s", TS: 200, Items: []store.Item{
 		{Key: "nil"}, {Key: "empty", Value: []byte{}}, {Key: "emptied", Value: []byte{}}, {Key: "deleted", Delete: true},
@@ -153,7 +153,7 @@ func TestSharedEmptyValue(t *testing.T) {
 // (session, key) order.
 func TestSharedFamiliesAreSeparate(t *testing.T) {
 	t.Parallel()
-	st := open(t)
+	st := openShared(t)
 	for _, f := range []string{"one", "two"} {
 		writeShared(t, st, store.SharedWrite{Family: f, Session: "s", TS: 100, Items: []store.Item{put("b", f), put("a", f)}})
 		writeShared(t, st, store.SharedWrite{Family: f, Session: "r", TS: 100, Items: []store.Item{put("a", f)}})
@@ -181,7 +181,7 @@ func TestSharedFamiliesAreSeparate(t *testing.T) {
 // nothing.
 func TestSharedRefusesBadInput(t *testing.T) {
 	t.Parallel()
-	st := open(t)
+	st := openShared(t)
 	long := strings.Repeat("k", 300)
 	for _, c := range []struct {
 		name  string
@@ -220,15 +220,15 @@ func TestSharedRefusesBadInput(t *testing.T) {
 func TestSharedTable(t *testing.T) {
 	t.Parallel()
 	var ks string
-	old := open(t, func(o *store.Options) { ks = o.Keyspace })
+	old := openShared(t, func(o *store.Options) { ks = o.Keyspace })
 	if err := old.Session().Query(fmt.Sprintf(`DROP TABLE %s.shared`, ks)).ExecContext(ctx(t)); err != nil {
 		t.Fatalf("make the schema an older release's: %v", err)
 	}
-	st := open(t, func(o *store.Options) { o.Keyspace = ks })
+	st := openShared(t, func(o *store.Options) { o.Keyspace = ks })
 	writeShared(t, st, store.SharedWrite{Family: "f", Session: "s", TS: 100, Items: []store.Item{put("k", "v")}})
 	wantShared(t, readShared(t, st, "f"), map[string]string{"s/k": "v"})
 
-	named := open(t, func(o *store.Options) { o.Tables = store.Tables{Shared: "settings"} })
+	named := openShared(t, func(o *store.Options) { o.Tables = store.Tables{Shared: "settings"} })
 	writeShared(t, named, store.SharedWrite{Family: "f", Session: "s", TS: 100, Items: []store.Item{put("k", "v")}})
 	var n int
 	if err := cassandratest.Session(t, named.Keyspace()).Query(`SELECT COUNT(*) FROM settings WHERE family = 'f'`).Scan(&n); err != nil || n != 1 {
@@ -240,4 +240,10 @@ func TestSharedTable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `table "no-dash" is not a CQL identifier`) {
 		t.Errorf("Open with Tables.Shared %q: %v, want the name refused", "no-dash", err)
 	}
+}
+
+// openShared opens a store that creates the shared families' table.
+func openShared(t *testing.T, tweak ...func(*store.Options)) *store.Store {
+	t.Helper()
+	return open(t, append(tweak, func(o *store.Options) { o.SharedTable = true })...)
 }

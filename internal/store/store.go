@@ -24,7 +24,10 @@ type Options struct {
 	Keyspace     string
 	Replication  string // CQL replication map used when CreateSchema creates the keyspace
 	CreateSchema bool
-	Tables       Tables
+	// SharedTable makes CreateSchema create the shared families' table
+	// (Tables.Shared) too: set it on a node with a shared family.
+	SharedTable bool
+	Tables      Tables
 
 	Consistency gocql.Consistency // reads and writes; default LOCAL_QUORUM
 	// SerialConsistency is the level of ownership claims (lightweight
