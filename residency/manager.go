@@ -23,6 +23,10 @@ type Store interface {
 	EndOwner(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
 	ReadState(ctx context.Context, session string) ([]store.Item, error)
 	Fence(ctx context.Context, session string, epoch uint64, items []store.Item) error
+	// ReadStates and FenceSessions are ReadState and Fence of several
+	// sessions, each with its own outcome, in fewer requests (bulk takeover).
+	ReadStates(ctx context.Context, sessions []string, items [][]store.Item, errs []error)
+	FenceSessions(ctx context.Context, fs []store.Fencing, errs []error)
 	RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time) error
 	TakeLease(ctx context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration, since time.Time) (bool, store.Lease, error)
 	CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration, since time.Time) (bool, store.Lease, error)

@@ -23,19 +23,29 @@ type TakeoverReport struct {
 
 // TakeoverOptions bounds a bulk takeover.
 type TakeoverOptions struct {
-	Rate        float64 // adoptions started per second; default DefaultTakeoverRate (500)
-	Concurrency int     // claims in flight (the fences of sessions claimed run beside them, as many again); default 16
-	Force       bool    // take over even if Node's lease is live
+	Rate float64 // adoptions started per second; default DefaultTakeoverRate (500)
+	// Concurrency is how many claims are in flight; default 16. The reads
+	// of the states of the sessions listed and the fences of the sessions
+	// claimed run beside them, several sessions to a request (see pipeline).
+	Concurrency int
+	Force       bool // take over even if Node's lease is live
 	// OnAdopted receives each adopted session (from several goroutines), so the
 	// host can restore it before its next event arrives.
 	OnAdopted func(*Adopted)
-	// Progress, when set, is called about once a second with the report so far.
+	// Progress, when set, is called about once a second with the report so
+	// far (its Listed grows as the index is listed).
 	Progress func(TakeoverReport)
 }
 
 // Takeover adopts, at a bounded rate, every session the owner index lists
 // under a node whose lease has expired, so their state is warm here before
 // redirected events arrive. It refuses a live node unless opts.Force.
+//
+// Sessions are taken over as the index is listed. A session is reported
+// adopted (OnAdopted, the report's Adopted) only once its fence has landed.
+// If listing the index fails part way, the sessions listed before the
+// failure are still taken over and reported, and the error is returned with
+// the report.
 func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOptions) (TakeoverReport, error) {
 	rep := TakeoverReport{Node: node}
 	began := time.Now()
@@ -55,22 +65,20 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 16
 	}
-	var sessions []store.Owned
-	if err := m.store.OwnedBy(ctx, node, func(o store.Owned) bool { sessions = append(sessions, o); return true }); err != nil {
-		return rep, err
-	}
-	rep.Listed = len(sessions)
 
+	// A forced takeover adopts each session the ordinary way (Adopt), which
+	// reads its state itself: nothing is read ahead.
+	listed := m.list(ctx, node, !opts.Force)
+	defer listed.stop()
 	var (
-		mu    sync.Mutex
-		wg    sync.WaitGroup
-		slots = pipeline{claims: make(chan struct{}, opts.Concurrency), fences: make(chan struct{}, opts.Concurrency)}
-		tick  = time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
-		last  = time.Now()
-		moved []store.Owned // adopted: their index entries move to this node
-		stale []string      // skipped: their entries under node are stale
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		claims = make(chan struct{}, opts.Concurrency)
+		fences = newFencer(ctx, m.store)
+		pace   = pacer{every: time.Duration(float64(time.Second) / opts.Rate)}
+		last   = time.Now()
+		index  = &indexMove{m: m, ctx: ctx, from: node} // the index is a hint, moved as sessions settle
 	)
-	defer tick.Stop()
 	record := func(o store.Owned, a *Adopted, err error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -78,10 +86,10 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		switch {
 		case err == nil:
 			rep.Adopted++
-			moved = append(moved, store.Owned{Session: o.Session, Epoch: a.Epoch, TTL: m.ttl(o.Session)})
+			index.add(&store.Owned{Session: o.Session, Epoch: a.Epoch, TTL: m.ttl(o.Session)}, "")
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyOwned), errors.As(err, &oe):
-			rep.Skipped++
-			stale = append(stale, o.Session)
+			rep.Skipped++ // its entry under node is stale
+			index.add(nil, o.Session)
 		default:
 			rep.Failed++ // its entry stays: a later takeover tries again
 			if len(rep.Errors) < 10 {
@@ -95,69 +103,85 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 			opts.Progress(r)
 		}
 	}
-	for _, o := range sessions {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			rep.Duration = time.Since(began)
-			return rep, ctx.Err()
-		case <-tick.C:
+	for {
+		o, state, ok := listed.next()
+		if !ok {
+			break
 		}
-		slots.claims <- struct{}{}
+		mu.Lock()
+		rep.Listed++
+		mu.Unlock()
+		if err := pace.wait(ctx); err != nil {
+			wg.Wait()
+			index.running.Wait()
+			rep.Duration = time.Since(began)
+			return rep, err
+		}
+		claims <- struct{}{}
 		wg.Add(1)
-		go func(o store.Owned) {
+		go func() {
 			defer wg.Done()
 			var once sync.Once
-			claimed := func() { once.Do(func() { <-slots.claims }) }
-			defer claimed()
-			a, err := m.takeOne(ctx, node, o, opts.Force, slots.with(claimed))
+			p := pipeline{state: state, fences: fences, claimed: func() { once.Do(func() { <-claims }) }}
+			defer p.claimed()
+			a, err := m.takeOne(ctx, node, o, opts.Force, p)
 			if err == nil && opts.OnAdopted != nil {
 				opts.OnAdopted(a)
 			}
 			record(o, a, err)
-		}(o)
+		}()
 	}
 	wg.Wait()
-	// The owner index is a hint: moved in batches, failures logged.
-	if err := m.store.MoveIndex(ctx, node, m.cfg.NodeID, moved, stale, m.cfg.OwnershipTTL); err != nil {
-		m.cfg.Logger.Warn("holdover: owner index not moved after a takeover", "node", node, "sessions", len(moved)+len(stale), "err", err)
+	if err := ctx.Err(); err != nil { // the listing stopped with it
+		index.running.Wait()
+		rep.Duration = time.Since(began)
+		return rep, err
 	}
+	index.finish()
 	m.indexing.Wait()
 	rep.Duration = time.Since(began)
-	return rep, nil
+	return rep, listed.err()
 }
 
-// pipeline bounds a takeover's requests: claims (lightweight transactions,
-// what Paxos contends on) and, beside them, the fences of the sessions
-// already claimed, each up to TakeoverOptions.Concurrency.
+// A bulk takeover costs Cassandra the work of three requests a session: the
+// claim (a lightweight transaction, which no two sessions can share), a
+// read of the session's state and its fence. On a Cassandra bound by its
+// CPU, what a request costs beyond its partitions' work (decoding,
+// dispatching, answering it) is what a takeover can save, so the reads and
+// the fences travel several sessions to a request:
+//
+//   - the states of the sessions listed are read readGroup to a request
+//     (store.ReadStates) as the index is listed, ahead of their claims
+//     (takeover_list.go). Neither the claim nor the read waits for the
+//     other; the fence waits for both. Reading before the claim restores
+//     what reading after it would: the fence shadows every write of an
+//     older epoch, those that land between the read and the claim included
+//     (see adopt);
+//   - the fences of the sessions claimed leave fenceGroup to a request
+//     (store.FenceSessions: each session's fence is still one partition
+//     update, applied atomically), after waiting fenceWait at most for the
+//     group to fill (takeover_fence.go).
+//
+// A claim slot is freed as soon as its claim has answered, so Concurrency
+// claims stay in flight while the sessions claimed wait for their reads
+// and fences.
+//
+// pipeline is one listed session's way through a takeover: the read of its
+// state started ahead of its claim (nil: read after the claim), the fencer
+// its fence joins, and what frees its claim slot (idempotent).
 type pipeline struct {
-	claims, fences chan struct{}
-	claimed        func() // frees this adoption's claim slot (idempotent)
-}
-
-func (p pipeline) with(claimed func()) pipeline { p.claimed = claimed; return p }
-
-// fence runs f in a fence slot, after freeing the claim slot for the next
-// claim.
-func (p pipeline) fence(f func() error) error {
-	if p.claimed != nil {
-		p.claimed()
-	}
-	if p.fences == nil {
-		return f()
-	}
-	p.fences <- struct{}{}
-	defer func() { <-p.fences }()
-	return f()
+	state   *aheadRead
+	fences  *fencer
+	claimed func()
 }
 
 // takeOne adopts one session the owner index lists under node. Takeover has
 // already found node's lease expired, and the index names the epoch to claim
-// at, so the claim is sent at once, alongside the read of the state, without
-// reading the ownership row or the lease again: two rounds (claim, fence)
-// instead of four. When the row has moved on (the index lags) and still
-// names node, the session is adopted the ordinary way; when it names another
-// node, that node has it. A forced takeover adopts the ordinary way. Should
+// at, so the claim is sent at once, its state read ahead with other
+// sessions', without reading the ownership row or the lease again: a claim
+// a session, and a share of a read and of a fence request. When the row has
+// moved on (the index lags) and still names node, the session is adopted
+// the ordinary way; when it names another node, that node has it. A forced takeover adopts the ordinary way. Should
 // node's ID come back while a long takeover runs, the takeover may still
 // claim sessions it wanted: the compare-and-set decides, and the restarted
 // node adopts what it needs like any peer.
@@ -184,15 +208,15 @@ func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force
 
 // claimListed claims session o at the epoch the index lists under node (a
 // node whose lease expired: it neither writes nor releases any more), then
-// fences with the state read alongside the claim (as adopt does for a
-// crashed owner: the fence shadows any older write that landed after the
-// read).
+// fences with the state read ahead (or, when that read failed, after the
+// claim), as adopt does for a crashed owner: the fence shadows every older
+// write that landed after the read, so the state restored is the state
+// persisted. The session is reported adopted only once its fence landed; a
+// session whose claim lost is not fenced.
 func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p pipeline) (*Adopted, error) {
 	if _, ok := m.Epoch(o.Session); ok { // adopted by a caller this one joined late
 		return nil, ErrAlreadyOwned
 	}
-	state := m.readState(ctx, o.Session)
-	defer state.cancel()
 	prev := store.Owner{Node: node, Epoch: o.Epoch}
 	won, cur, err := m.store.Claim(ctx, o.Session, prev, m.cfg.NodeID, m.ttl(o.Session))
 	switch {
@@ -204,23 +228,57 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 		m.stats.notFound.Add(1)
 		return nil, ErrNotFound
 	case !won && cur.Node == node:
-		state.cancel()
 		return m.adopt(ctx, o.Session, AdoptOptions{}) // released, or the index lags
 	case !won:
 		m.stats.claimConflicts.Add(1)
 		return nil, &OwnedElsewhereError{Session: o.Session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
 	}
+	p.claimed()
 	var items []store.Item
-	err = p.fence(func() error {
-		var err error
-		if items, err = state.wait(); err == nil {
-			err = m.store.Fence(ctx, o.Session, cur.Epoch, items)
-		}
-		return err
-	})
+	if p.state != nil {
+		items, err = p.state.wait()
+	}
+	if p.state == nil || err != nil { // read after the claim instead
+		items, err = m.store.ReadState(ctx, o.Session)
+	}
+	if err == nil {
+		err = p.fences.fence(store.Fencing{Session: o.Session, Epoch: cur.Epoch, Items: items})
+	}
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
 		return nil, err
 	}
 	return m.adopted(o.Session, node, cur.Epoch, false, items, false), nil
+}
+
+// pacer spaces a takeover's adoptions by its rate's interval, as a ticker
+// would, but sets no timer when the next is already due (a takeover bound
+// by its claims, not by its rate).
+type pacer struct {
+	every time.Duration
+	next  time.Time
+	timer *time.Timer
+}
+
+// wait returns once the next adoption is due, or ctx's error.
+func (p *pacer) wait(ctx context.Context) error {
+	now := time.Now()
+	if d := p.next.Sub(now); d > 0 {
+		if p.timer == nil {
+			p.timer = time.NewTimer(d)
+		} else {
+			p.timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			p.timer.Stop()
+			return ctx.Err()
+		case <-p.timer.C:
+		}
+		now = p.next
+	} else if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.next = now.Add(p.every)
+	return nil
 }

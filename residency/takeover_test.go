@@ -3,6 +3,7 @@ package residency_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +15,8 @@ import (
 // Takeover claims each listed session at the epoch the index names, without
 // reading the row or the lease again; where the index lags the row it falls
 // back to an ordinary adoption, and a session another node has, or that
-// ended, is skipped. Every session adopted is fenced: a late write of the dead
-// node never shows.
+// ended, is skipped and not fenced. Every session adopted is fenced: a late
+// write of the dead node never shows.
 func TestTakeoverClaimsAtTheIndexedEpoch(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
@@ -47,7 +48,8 @@ func TestTakeoverClaimsAtTheIndexedEpoch(t *testing.T) {
 		t.Fatalf("end: %v %v", ok, err)
 	}
 
-	b := c.node("b", c.store(false))
+	g := &grouping{Store: c.store(false)}
+	b := c.node("b", g)
 	var mu sync.Mutex
 	got := map[string]string{}
 	rep, err := b.Takeover(ctx, "dead", residency.TakeoverOptions{
@@ -76,6 +78,12 @@ func TestTakeoverClaimsAtTheIndexedEpoch(t *testing.T) {
 	}
 	if _, ok := b.Epoch("taken"); ok {
 		t.Error("took a session another node claimed")
+	}
+	// A session whose claim lost is not fenced.
+	for _, gr := range g.fenceGroups {
+		if slices.Contains(gr, "taken") || slices.Contains(gr, "ended") {
+			t.Errorf("fenced %v, with a session whose claim lost", gr)
+		}
 	}
 	// A late write of the dead node, at its epoch, is fenced.
 	if err := st.WriteSession(ctx, &store.Write{Session: "plain", Epoch: 1, Seq: 1 << 40, Items: item("zombie")}); err != nil {

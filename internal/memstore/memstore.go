@@ -276,6 +276,22 @@ func (m *Store) Fence(_ context.Context, session string, epoch uint64, items []s
 	})
 }
 
+// FenceSessions implements residency.Store: each session's fence as Fence,
+// with a fault of its own (an unlogged batch across partitions may apply to
+// some of them only).
+func (m *Store) FenceSessions(ctx context.Context, fs []store.Fencing, errs []error) {
+	for i := range fs {
+		errs[i] = m.Fence(ctx, fs[i].Session, fs[i].Epoch, fs[i].Items)
+	}
+}
+
+// ReadStates implements residency.Store: each session read as ReadState.
+func (m *Store) ReadStates(ctx context.Context, sessions []string, items [][]store.Item, errs []error) {
+	for i, s := range sessions {
+		items[i], errs[i] = m.ReadState(ctx, s)
+	}
+}
+
 // ReadState implements residency.Store.
 func (m *Store) ReadState(_ context.Context, session string) (items []store.Item, err error) {
 	err = m.call("read_state", session, func() { items = m.visible(session) })

@@ -259,18 +259,11 @@ func (st *Store) run(ctx context.Context, b *gocql.Batch) error {
 // rewrites items just above it, so the state the adopter restores stays
 // persisted. One atomic single-partition batch.
 func (st *Store) Fence(ctx context.Context, session string, epoch uint64, items []Item) error {
-	if err := st.opts.Limits.CheckSession(session); err != nil {
+	f := Fencing{Session: session, Epoch: epoch, Items: items}
+	if err := st.checkFence(&f); err != nil {
 		return err
 	}
-	if epoch == 0 || epoch > MaxEpoch {
-		return wrap("fence", session, permanent(fmt.Errorf("epoch %d outside 1..%d", epoch, uint64(MaxEpoch))))
-	}
-	base := EpochBase(epoch)
-	b := st.s.Batch(gocql.UnloggedBatch)
-	b.Entries = make([]gocql.BatchEntry, 0, len(items)+1)
-	b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{base, session}, Idempotent: true})
-	b.Entries = st.appendItems(b.Entries, session, base+1, items)
-	return st.exec(ctx, "fence", session, b)
+	return st.fence(ctx, &f)
 }
 
 // ReadState returns every item of a session in key order, reading it page by

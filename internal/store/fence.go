@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+)
+
+// Fencing is one session's fence (see Fence): the epoch its new owner
+// claimed and the items that owner restores.
+type Fencing struct {
+	Session string
+	Epoch   uint64
+	Items   []Item
+}
+
+// Bytes is an estimate, on the high side, of the fence's size in a batch
+// as Cassandra counts it against batch_size_warn_threshold: the partition
+// key and tombstone, and each item's key, value and cell metadata.
+func (f *Fencing) Bytes() int {
+	const perRow = 32 // timestamps, TTL, the format cell
+	n := len(f.Session) + perRow
+	for i := range f.Items {
+		n += len(f.Items[i].Key) + len(f.Items[i].Value) + perRow
+	}
+	return n
+}
+
+// FenceSessions fences several sessions, each as Fence does, and stores the
+// outcome of fs[i] in errs[i]. The fences of sessions whose partitions have
+// the same first replica travel in one unlogged batch: each session's fence
+// remains one partition update, which Cassandra applies atomically and in
+// isolation (its tombstone never lands without its restored items), while
+// the group costs the coordinator one request instead of one per session.
+// Groups for different replicas run concurrently. When a batch fails
+// permanently, its sessions are fenced one by one, so only a session at
+// fault is refused; any other failure is every session's of that batch.
+// Every statement carries an explicit timestamp, so retrying a fence, alone
+// or in another group, is idempotent.
+//
+// The caller bounds the group: Cassandra warns about unlogged batches
+// spanning more than unlogged_batch_across_partitions_warn_threshold
+// partitions (10) or larger than batch_size_warn_threshold (5 KiB), and
+// refuses them above batch_size_fail_threshold (50 KiB).
+func (st *Store) FenceSessions(ctx context.Context, fs []Fencing, errs []error) {
+	valid := make([]int, 0, len(fs))
+	for i := range fs {
+		if err := st.checkFence(&fs[i]); err != nil {
+			errs[i] = err
+			continue
+		}
+		valid = append(valid, i)
+	}
+	if len(valid) == 0 {
+		return
+	}
+	groups := st.replicaGroups(valid, func(i int) string { return fs[i].Session })
+	eachGroup(groups, func(idx []int) { st.fenceGroup(ctx, fs, idx, errs) })
+}
+
+// fenceGroup fences fs[idx...] in one unlogged batch.
+func (st *Store) fenceGroup(ctx context.Context, fs []Fencing, idx []int, errs []error) {
+	if len(idx) == 1 {
+		errs[idx[0]] = st.fence(ctx, &fs[idx[0]])
+		return
+	}
+	b := st.s.Batch(gocql.UnloggedBatch)
+	for _, i := range idx {
+		b.Entries = st.fenceEntries(b.Entries, &fs[i])
+	}
+	err := b.SpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
+	if err == nil {
+		return
+	}
+	if isPermanent(err) {
+		for _, i := range idx {
+			errs[i] = st.fence(ctx, &fs[i])
+		}
+		return
+	}
+	for _, i := range idx {
+		errs[i] = wrap("fence", fs[i].Session, err)
+	}
+}
+
+// fence writes one checked fence as a single-partition batch.
+func (st *Store) fence(ctx context.Context, f *Fencing) error {
+	b := st.s.Batch(gocql.UnloggedBatch)
+	b.Entries = st.fenceEntries(make([]gocql.BatchEntry, 0, len(f.Items)+1), f)
+	return st.exec(ctx, "fence", f.Session, b)
+}
+
+// checkFence refuses a fence whose session ID is outside the limits or whose
+// epoch no timestamp can carry. Its items are not checked: they are what the
+// store holds, restored as they are even if the limits have shrunk since.
+func (st *Store) checkFence(f *Fencing) error {
+	if err := st.opts.Limits.CheckSession(f.Session); err != nil {
+		return err
+	}
+	if f.Epoch == 0 || f.Epoch > MaxEpoch {
+		return wrap("fence", f.Session, permanent(fmt.Errorf("epoch %d outside 1..%d", f.Epoch, uint64(MaxEpoch))))
+	}
+	return nil
+}
+
+// fenceEntries appends the statements of f to entries: the partition
+// tombstone at EpochBase(f.Epoch), then the items just above it.
+func (st *Store) fenceEntries(entries []gocql.BatchEntry, f *Fencing) []gocql.BatchEntry {
+	base := EpochBase(f.Epoch)
+	entries = append(entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{base, f.Session}, Idempotent: true})
+	return st.appendItems(entries, f.Session, base+1, f.Items)
+}
