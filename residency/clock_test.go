@@ -15,13 +15,13 @@ type slowRenewals struct {
 	delay atomic.Int64
 }
 
-func (s *slowRenewals) RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time) error {
+func (s *slowRenewals) RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time, incarnation string) error {
 	select {
 	case <-time.After(time.Duration(s.delay.Load())):
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return s.Store.RenewLease(ctx, node, ttl, grace, since)
+	return s.Store.RenewLease(ctx, node, ttl, grace, since, incarnation)
 }
 
 // The node's wall clock steps back an hour, then its renewals stall. The

@@ -68,6 +68,13 @@ func (m *Manager) renew() (renewed, lapsed bool) {
 	if m.Fenced() || end <= now {
 		end = now + m.cfg.LeaseRenew
 	}
+	// A valid lease is renewed with this process's incarnation (it must
+	// not expire before the row); a fenced or lapsed one without, so that a
+	// successor that took the node ID over keeps it (holdsLease decides).
+	inc := m.incarnation
+	if m.Fenced() || prev+m.cfg.LeaseTTL <= now {
+		inc = ""
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), end-now)
 	defer cancel()
 	type result struct {
@@ -80,7 +87,7 @@ func (m *Manager) renew() (renewed, lapsed bool) {
 		inFlight++
 		began := m.elapsed()
 		go func() {
-			err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime())
+			err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime(), inc)
 			results <- result{began, err}
 		}()
 	}

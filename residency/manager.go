@@ -27,7 +27,7 @@ type Store interface {
 	// sessions, each with its own outcome, in fewer requests (bulk takeover).
 	ReadStates(ctx context.Context, sessions []string, items [][]store.Item, errs []error)
 	FenceSessions(ctx context.Context, fs []store.Fencing, errs []error)
-	RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time) error
+	RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time, incarnation string) error
 	TakeLease(ctx context.Context, node, incarnation string, prev store.Lease, found bool, ttl, grace time.Duration, since time.Time) (bool, store.Lease, error)
 	CheckLease(ctx context.Context, node, incarnation string, ttl, grace time.Duration, since time.Time) (bool, store.Lease, error)
 	DropLease(ctx context.Context, node, incarnation string) error

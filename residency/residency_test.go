@@ -130,7 +130,7 @@ func (c *counting) Fence(ctx context.Context, session string, epoch uint64, item
 	return c.Store.Fence(ctx, session, epoch, items)
 }
 
-func (c *counting) RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time) error {
+func (c *counting) RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time, incarnation string) error {
 	if c.renewFails.Load() {
 		return errors.New("injected: cassandra unreachable")
 	}
@@ -141,7 +141,7 @@ func (c *counting) RenewLease(ctx context.Context, node string, ttl, grace time.
 			return ctx.Err()
 		}
 	}
-	return c.Store.RenewLease(ctx, node, ttl, grace, since)
+	return c.Store.RenewLease(ctx, node, ttl, grace, since, incarnation)
 }
 
 // Claim is how a recovering node settles its sessions: it counts as an

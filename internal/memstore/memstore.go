@@ -421,10 +421,16 @@ func (m *Store) stamp(node string, l store.Lease, ttl, grace time.Duration, sinc
 	m.leases[node] = leaseRow{Lease: l, expires: m.Now().Add(ttl + 2*grace + time.Second)}
 }
 
-// RenewLease implements residency.Store: it keeps the incarnation.
-func (m *Store) RenewLease(_ context.Context, node string, ttl, grace time.Duration, since time.Time) error {
+// RenewLease implements residency.Store: it writes the incarnation when
+// given and keeps it otherwise. (The model keeps a kept incarnation as long
+// as the row; in Cassandra its cell expires with the write that set it,
+// which is why a valid lease is renewed with it.)
+func (m *Store) RenewLease(_ context.Context, node string, ttl, grace time.Duration, since time.Time, incarnation string) error {
 	return m.call("renew_lease", "", func() {
 		l, _ := m.lease(node)
+		if incarnation != "" {
+			l.Incarnation = incarnation
+		}
 		m.stamp(node, l.Lease, ttl, grace, since)
 	})
 }

@@ -39,17 +39,26 @@ func (l Lease) LiveAt(now time.Time, grace time.Duration) bool {
 
 // RenewLease renews node's lease for ttl, stamped with the coordinator's
 // clock (toTimestamp(now()), at a server-side write timestamp, so the node's
-// own clock matters nowhere). It leaves the incarnation as it is: a process
-// that was replaced and renews anyway refreshes its successor's lease and
-// learns it was replaced at its next CheckLease. The row itself lives long
+// own clock matters nowhere). With an incarnation it writes that too: every
+// cell carries the renewal's TTL, so an incarnation written only when the
+// lease was taken would expire a few seconds later, leaving a row whose
+// holder nobody can tell (DropLease then deletes nothing and a replaced
+// process cannot learn it was). A process renews with its incarnation only
+// while its lease is valid; without one (a fenced process), it leaves the
+// incarnation as it is: a process that was replaced and renews anyway
+// refreshes its successor's lease and learns it was replaced at its next
+// CheckLease. The row itself lives long
 // enough that Cassandra's whole-second TTLs and clock skew up to grace
 // between Cassandra's nodes and the peers never remove it before LiveAt turns
 // false: ttl + 2*grace rounded up to seconds, plus one second (Cassandra
 // expires a cell when its clock reaches the second the TTL ends in, so a row
 // can vanish up to a second early).
-func (st *Store) RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time) error {
-	err := st.lease.Query(st.stmts.upsertLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), since, node).
-		DefaultTimestamp(false).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
+func (st *Store) RenewLease(ctx context.Context, node string, ttl, grace time.Duration, since time.Time, incarnation string) error {
+	q := st.lease.Query(st.stmts.upsertLease, leaseRowTTL(ttl, grace), ttl.Milliseconds(), since, node)
+	if incarnation != "" {
+		q = st.lease.Query(st.stmts.renewLeaseAs, leaseRowTTL(ttl, grace), ttl.Milliseconds(), since, incarnation, node)
+	}
+	err := q.DefaultTimestamp(false).Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	return wrap("renew lease", "", err)
 }
 

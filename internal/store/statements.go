@@ -30,6 +30,7 @@ type statements struct {
 	takeLease    string
 	retakeLease  string
 	checkLease   string
+	renewLeaseAs string
 	deleteLease  string
 	selectLease  string
 	selectLeases string
@@ -72,6 +73,7 @@ func newStatements(ks string, t Tables) statements {
 		takeLease:    fmt.Sprintf(`INSERT INTO %s (node, renewed_at, ttl_ms, incarnation, since) VALUES (?, toTimestamp(now()), ?, ?, ?) IF NOT EXISTS USING TTL ?`, leases),
 		retakeLease:  fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ?, incarnation = ?, since = ? WHERE node = ? IF renewed_at = ?`, leases),
 		checkLease:   fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ?, since = ? WHERE node = ? IF incarnation = ?`, leases),
+		renewLeaseAs: fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ?, since = ?, incarnation = ? WHERE node = ?`, leases),
 		deleteLease:  fmt.Sprintf(`DELETE FROM %s WHERE node = ? IF incarnation = ?`, leases),
 		selectLease:  fmt.Sprintf(`SELECT renewed_at, ttl_ms, TTL(renewed_at), incarnation, since FROM %s WHERE node = ?`, leases),
 		selectLeases: fmt.Sprintf(`SELECT node, renewed_at, ttl_ms, TTL(renewed_at), incarnation, since FROM %s`, leases),

@@ -307,10 +307,10 @@ func TestLeases(t *testing.T) {
 	c := ctx(t)
 	const grace = 100 * time.Millisecond
 	renewedA := time.Now()
-	if err := st.RenewLease(c, "node-a", 1500*time.Millisecond, grace, time.Now()); err != nil {
+	if err := st.RenewLease(c, "node-a", 1500*time.Millisecond, grace, time.Now(), ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RenewLease(c, "node-b", time.Hour, grace, time.Now()); err != nil {
+	if err := st.RenewLease(c, "node-b", time.Hour, grace, time.Now(), ""); err != nil {
 		t.Fatal(err)
 	}
 	l, found, err := st.ReadLease(c, "node-b")
