@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
@@ -111,7 +110,7 @@ func (st *Store) WriteSessions(ctx context.Context, ws []*Write, errs []error) {
 		}
 		valid = append(valid, i)
 	}
-	groups := st.byReplica(ws, valid)
+	groups := st.replicaGroups(valid, func(i int) string { return ws[i].Session })
 	if len(groups) == 1 {
 		st.writeGroup(ctx, ws, groups[0], errs)
 		return
@@ -153,33 +152,6 @@ func (st *Store) writeGroup(ctx context.Context, ws []*Write, idx []int, errs []
 	for _, i := range idx {
 		errs[i] = wrap("write", ws[i].Session, err)
 	}
-}
-
-// byReplica groups the writes ws[valid...] by the first replica of their
-// partitions, the host the driver's token-aware policy sends a batch to. With
-// one host every write shares it.
-func (st *Store) byReplica(ws []*Write, valid []int) [][]int {
-	if len(valid) <= 1 || len(st.s.GetHosts()) <= 1 {
-		return [][]int{valid}
-	}
-	var (
-		groups [][]int
-		hosts  []string
-	)
-	for _, i := range valid {
-		host := ""
-		if h := st.policy.Pick(route{keyspace: st.opts.Keyspace, table: st.opts.Tables.State, key: ws[i].Session})(); h != nil {
-			host = h.Info().HostID()
-		}
-		j := slices.Index(hosts, host)
-		if j < 0 {
-			j = len(hosts)
-			hosts = append(hosts, host)
-			groups = append(groups, nil)
-		}
-		groups[j] = append(groups[j], i)
-	}
-	return groups
 }
 
 // route is what the token-aware policy needs to pick the replicas of a session's
