@@ -196,7 +196,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 	if fams != nil && fams.shared {
 		// Shared families are read before the node takes part: a host
 		// reads their state as soon as Open returns.
-		a.shared = newSharedViews(cfg.Families)
+		a.shared = newSharedViews(fams)
 		if err := a.loadShared(ctx); err != nil {
 			st.Close()
 			return nil, err

@@ -78,14 +78,13 @@ type sharedMark struct {
 	unflushed bool
 }
 
-func newSharedViews(fams Families) *sharedViews {
+// newSharedViews makes an empty view of each shared family of t (whose
+// families have their refresh interval filled in).
+func newSharedViews(t *familyTable) *sharedViews {
 	v := &sharedViews{views: map[string]*sharedView{}, stop: make(chan struct{})}
-	for i := range fams {
-		if f := fams[i]; f.Shared {
-			if f.Refresh == 0 {
-				f.Refresh = DefaultSharedRefresh
-			}
-			v.views[f.Name] = &sharedView{fam: &f, sessions: map[string]map[string]*sharedEntry{}, ended: map[string]*sharedMark{}}
+	for name, f := range t.byName {
+		if f.Shared {
+			v.views[name] = &sharedView{fam: f, sessions: map[string]map[string]*sharedEntry{}, ended: map[string]*sharedMark{}}
 		}
 	}
 	return v

@@ -3,6 +3,7 @@ package store_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -246,4 +247,29 @@ func TestSharedTable(t *testing.T) {
 func openShared(t *testing.T, tweak ...func(*store.Options)) *store.Store {
 	t.Helper()
 	return open(t, append(tweak, func(o *store.Options) { o.SharedTable = true })...)
+}
+
+// The shared table is created only for a node with a shared family: every
+// Open of a fresh keyspace otherwise paid one more CREATE TABLE, which
+// pushed Opens under load past their deadlines.
+func TestSharedTableOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	tables := func(st *store.Store) []string {
+		var names []string
+		var name string
+		iter := cassandratest.Session(t, st.Keyspace()).Query(`SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?`, st.Keyspace()).Iter()
+		for iter.Scan(&name) {
+			names = append(names, name)
+		}
+		if err := iter.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	if names := tables(open(t)); slices.Contains(names, "shared") || !slices.Contains(names, "state") {
+		t.Errorf("tables without SharedTable: %q, want state and no shared", names)
+	}
+	if names := tables(openShared(t)); !slices.Contains(names, "shared") {
+		t.Errorf("tables with SharedTable: %q, want shared", names)
+	}
 }
