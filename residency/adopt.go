@@ -52,12 +52,11 @@ func (o AdoptOptions) forceAway(owner string) bool {
 // an *OwnedElsewhereError naming it, unless opts force it away from that
 // node (Force, and From empty or naming it); otherwise a
 // compare-and-set on the epoch claims it (exactly one claimant wins; losers get
-// an *OwnedElsewhereError naming the winner); the winner reads the state and
-// fences the previous owner, so none of its later writes can become visible.
-// A session its owner released (graceful shutdown) needs no fence: the owner
-// released it after its last write was acknowledged and will not write it
-// again, so the claim and the read of the state run concurrently and nothing
-// else follows.
+// an *OwnedElsewhereError naming the winner) while the state is read; the
+// winner fences the previous owner, so none of its later writes can become
+// visible. A session its owner released (graceful shutdown) needs no fence:
+// the owner released it after its last write was acknowledged and will not
+// write it again, so nothing follows the claim and the read.
 //
 // Adopt is safe to retry: a failure after the claim leaves the session owned
 // by this node in Cassandra, and the next Adopt claims it again (one epoch up)
@@ -99,13 +98,6 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 }
 
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
-	// The state is read alongside the ownership row, saving a round trip when
-	// the previous owner must be fenced: reading it before the claim restores
-	// the same state as reading it after, because the fence shadows every
-	// write of an older epoch, including any that landed between this read
-	// and the claim.
-	early := m.readState(ctx, session)
-	defer early.cancel()
 	o, found, err := m.store.ReadOwner(ctx, session)
 	m.stats.ownerReads.Add(1)
 	if err != nil {
@@ -132,17 +124,19 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 			return nil, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
 		}
 	}
-	// A released session needs no fence: its owner released it only after
-	// every write of it was acknowledged, and never writes it again. Its state
-	// is read once the release has been seen (the early read may predate the
-	// owner's last flush), concurrently with the claim, which requires the row
-	// still released.
-	state := early
-	if o.Released {
-		early.cancel()
-		state = m.readState(ctx, session)
-		defer state.cancel()
-	}
+	// The state is read concurrently with the claim, once the owner is known
+	// to be gone (or to have released the session): an adoption refused
+	// because the owner is live reads no state. A host retries such a
+	// refusal until the owner's lease runs out, for every session of a dead
+	// node at once, and reading each session's whole state on every retry
+	// loaded Cassandra in the very seconds the survivor's adoptions need it.
+	// Reading before the claim lands restores what reading after it would:
+	// for a crashed owner, the fence shadows every write of an older epoch,
+	// including any that lands after this read; a released session's owner
+	// released it after its last write was acknowledged (the release was
+	// seen above), and the claim requires the row still released.
+	state := m.readState(ctx, session)
+	defer state.cancel()
 	won, cur, err := m.store.Claim(ctx, session, o, m.cfg.NodeID, m.ttl(session))
 	if err != nil {
 		m.stats.adoptErrors.Add(1)

@@ -94,6 +94,7 @@ func state(t *testing.T, st *store.Store, session string) map[string]string {
 type counting struct {
 	*store.Store
 	ownerReads atomic.Int64
+	stateReads atomic.Int64
 	claims     atomic.Int64
 	fences     atomic.Int64
 	readDelay  time.Duration
@@ -123,6 +124,11 @@ func (c *counting) ReadOwner(ctx context.Context, s string) (store.Owner, bool, 
 	c.ownerReads.Add(1)
 	time.Sleep(c.readDelay)
 	return c.Store.ReadOwner(ctx, s)
+}
+
+func (c *counting) ReadState(ctx context.Context, session string) ([]store.Item, error) {
+	c.stateReads.Add(1)
+	return c.Store.ReadState(ctx, session)
 }
 
 func (c *counting) Fence(ctx context.Context, session string, epoch uint64, items []store.Item) error {
@@ -207,6 +213,57 @@ func TestAdoptRefusesLiveOwnerUnlessForced(t *testing.T) {
 	got, err := b.Adopt(ctx, "s1", residency.AdoptOptions{Force: true})
 	if err != nil || got.PreviousOwner != "a" || got.Epoch != 2 {
 		t.Fatalf("forced adopt: %+v %v", got, err)
+	}
+}
+
+// An adoption refused because the owner is live reads no state: a host
+// retries such refusals for every session of a dead node until its lease runs
+// out, and each retry used to read the session's whole state (a 10-minute
+// failover run's sessions, 1,300 items each, turned those retries into tens
+// of megabytes of reads in the seconds the survivor needed Cassandra for its
+// adoptions). Once the owner is gone, the adoption reads it and restores it.
+func TestRefusedAdoptionReadsNoState(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	st := c.store(false)
+	orphan(t, st, "live-1", "a", store.Item{Key: "k", Value: []byte("v")})
+	// a's lease is live: a holds it.
+	if err := st.RenewLease(ctx, "a", time.Hour, 100*time.Millisecond, time.Now(), "inc-a"); err != nil {
+		t.Fatal(err)
+	}
+	cs := &counting{Store: st}
+	b := c.node("b", cs)
+	for range 5 {
+		_, err := b.Adopt(ctx, "live-1", residency.AdoptOptions{})
+		var oe *residency.OwnedElsewhereError
+		if !errors.As(err, &oe) || oe.Owner != "a" || !oe.Live {
+			t.Fatalf("adopt of a live node's session: %v, want an OwnedElsewhereError naming a", err)
+		}
+	}
+	if n := cs.stateReads.Load(); n != 0 {
+		t.Fatalf("5 refused adoptions read the state %d times, want 0", n)
+	}
+	if err := st.DropLease(ctx, "a", "inc-a"); err != nil {
+		t.Fatal(err)
+	}
+	// b trusts the live lease it read for LeaseCacheTTL: retry until then.
+	var (
+		got *residency.Adopted
+		err error
+	)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, err = b.Adopt(ctx, "live-1", residency.AdoptOptions{})
+		var oe *residency.OwnedElsewhereError
+		if !errors.As(err, &oe) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || got.PreviousOwner != "a" || len(got.Items) != 1 || string(got.Items[0].Value) != "v" {
+		t.Fatalf("adopt once a is gone: %+v %v", got, err)
+	}
+	if n := cs.stateReads.Load(); n != 1 {
+		t.Fatalf("the adoption read the state %d times, want 1", n)
 	}
 }
 
