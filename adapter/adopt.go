@@ -78,10 +78,24 @@ type AdoptOptions struct {
 	// node instead of dispossessing it without its knowing. Empty: force away
 	// from whichever node owns the session.
 	From string
+	// Wait, when positive, makes Adopt wait up to Wait for a live owner's
+	// lease to run out instead of refusing at once: a request redirected
+	// from a node that died is answered the moment that node's lease ends
+	// (HOLDOVER_LEASE_TTL + HOLDOVER_MAX_CLOCK_SKEW after its last renewal),
+	// with no polling by the host. The lease is read again whenever the
+	// cached copy runs out (half the renewal period), so an owner that
+	// releases the session meanwhile (a graceful shutdown) is seen; an owner
+	// whose lease runs past Wait has renewed it (it is alive) and is refused
+	// at once with an *OwnedElsewhereError, as is one still live when Wait
+	// or ctx ends. Concurrent Adopts of one session share one adoption, and
+	// so the first caller's Wait. A host that holds a request while its
+	// session is in doubt sets it to the lease TTL plus the skew, plus a
+	// margin.
+	Wait time.Duration
 }
 
 func (o AdoptOptions) residency() residency.AdoptOptions {
-	return residency.AdoptOptions{Force: o.Force, From: o.From}
+	return residency.AdoptOptions{Force: o.Force, From: o.From, Wait: o.Wait}
 }
 
 func (a *Adapter) adopted(got *residency.Adopted) *Session {
@@ -97,8 +111,9 @@ func (a *Adapter) adopted(got *residency.Adopted) *Session {
 // Every other outcome leaves ownership as it was:
 //   - ErrNotFound: no such session is persisted (new, ended or expired):
 //     the host may create it here.
-//   - *OwnedElsewhereError (ErrOwnedElsewhere): a live node owns it, or
-//     another node adopted it first: forward the event to its Owner.
+//   - *OwnedElsewhereError (ErrOwnedElsewhere): a live node owns it (past
+//     AdoptOptions.Wait, when set), or another node adopted it first:
+//     forward the event to its Owner.
 //   - ErrAlreadyOwned: this node owns it already: Flush, then Peek to reload
 //     the host's copy.
 //   - ErrFenced: this node's lease lapsed: refuse the event.

@@ -101,6 +101,9 @@ type ResidencyStats struct {
 	// LeaseVouched counts adoptions that needed no lease read: the owner's
 	// lease had been seen expired after it claimed the session.
 	LeaseVouched uint64
+	// LeaseWaits counts the times an adoption waiting for a live owner's
+	// lease to run out (AdoptOptions.Wait) looked again.
+	LeaseWaits uint64
 	// VoidRecords counts new sessions recorded over another node's void
 	// record (a late record of a fenced node, or one of a node that died
 	// before its first write).

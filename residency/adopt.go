@@ -36,7 +36,16 @@ type AdoptOptions struct {
 	// lease expired), Adopt refuses with an *OwnedElsewhereError naming that
 	// node instead of dispossessing it without its knowing. Empty: force away
 	// from whichever node owns the session.
-	From string
+	From string // Wait, when positive, makes an adoption refused because the owner's
+	// lease is live wait for that lease to run out, for up to Wait, instead
+	// of refusing at once: the session is adopted the moment its dead
+	// owner's lease ends, with no polling by the host. The lease is read
+	// again when the cached copy runs out (LeaseCacheTTL), so a release or a
+	// graceful shutdown of the owner is seen meanwhile; an owner whose lease
+	// runs past Wait (it renewed: it is alive) is refused at once. Callers
+	// that adopt one session concurrently share one adoption, and so the
+	// first caller's Wait.
+	Wait time.Duration
 }
 
 // forceAway reports whether opts force the adoption away from owner.
@@ -98,30 +107,61 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 }
 
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
+	giveUp := time.Now().Add(opts.Wait)
+	for {
+		a, lease, err := m.adoptOnce(ctx, session, opts)
+		// lease is set when a live owner refused it: wait for its lease to
+		// end, looking again when the cached copy runs out.
+		if lease.ends.IsZero() || opts.Wait <= 0 || lease.ends.After(giveUp) {
+			return a, err
+		}
+		t := time.NewTimer(time.Until(lease.until) + time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-m.stop:
+			t.Stop()
+			return nil, ErrClosed
+		}
+		if !m.LeaseValid() {
+			return nil, m.fencedErr()
+		}
+		if _, ok := m.Epoch(session); ok {
+			return nil, ErrAlreadyOwned
+		}
+		m.stats.leaseWaits.Add(1)
+	}
+}
+
+// adoptOnce is one attempt of adopt. When a live owner refuses it, lease is
+// that owner's lease as this node trusts it.
+func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptions) (_ *Adopted, lease liveLease, _ error) {
 	o, found, err := m.store.ReadOwner(ctx, session)
 	m.stats.ownerReads.Add(1)
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, err
+		return nil, lease, err
 	}
 	if !found || o.Ended {
 		m.neg.remember(session)
 		m.stats.notFound.Add(1)
-		return nil, ErrNotFound
+		return nil, lease, ErrNotFound
 	}
 	// A row naming this node but absent from the ownership map belongs to an
 	// earlier incarnation of this node: adopt it like any other.
 	if o.Node != m.cfg.NodeID && !o.Released && !opts.forceAway(o.Node) {
-		live := false
+		var live bool
 		if m.vouched(o.Node, o.ClaimedAt) {
 			m.stats.leaseVouched.Add(1)
-		} else if live, err = m.Live(ctx, o.Node); err != nil {
+		} else if live, lease, err = m.liveLease(ctx, o.Node); err != nil {
 			m.stats.adoptErrors.Add(1)
-			return nil, err
+			return nil, lease, err
 		}
 		if live {
 			m.stats.ownedElsewhere.Add(1)
-			return nil, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
+			return nil, lease, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
 		}
 	}
 	// The state is read concurrently with the claim, once the owner is known
@@ -140,28 +180,28 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 	won, cur, err := m.store.Claim(ctx, session, o, m.cfg.NodeID, m.ttl(session))
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, err
+		return nil, lease, err
 	}
 	if !won {
 		if cur.Epoch == 0 || cur.Ended {
 			m.stats.notFound.Add(1)
-			return nil, ErrNotFound
+			return nil, lease, ErrNotFound
 		}
 		m.stats.claimConflicts.Add(1)
-		return nil, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
+		return nil, lease, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
 	}
 	items, err := state.wait()
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, err
+		return nil, lease, err
 	}
 	if !o.Released {
 		if err := m.store.Fence(ctx, session, cur.Epoch, items); err != nil {
 			m.stats.adoptErrors.Add(1)
-			return nil, err
+			return nil, lease, err
 		}
 	}
-	return m.adopted(session, o.Node, cur.Epoch, o.Released, items, true), nil
+	return m.adopted(session, o.Node, cur.Epoch, o.Released, items, true), lease, nil
 }
 
 // adopted records that this node owns session at epoch, won from prev with

@@ -360,9 +360,11 @@ type leaseCache struct {
 	expired map[string]time.Time // peer -> wall time a read that found its lease expired was sent
 }
 
-// liveLease is a peer's lease seen live: until when the cache trusts it, and
-// when the peer's current unbroken lease began (store.Lease.Since).
-type liveLease struct{ until, since time.Time }
+// liveLease is a peer's lease seen live: until when the cache trusts it (at
+// most ends), when the lease ends unless renewed (both on this process's
+// clock), and when the peer's current unbroken lease began
+// (store.Lease.Since).
+type liveLease struct{ until, ends, since time.Time }
 
 // vouched reports whether node's lease was seen expired by a read sent more
 // than twice MaxClockSkew after claimedAt (the claimer's wall clock when it
@@ -386,20 +388,20 @@ func (m *Manager) Live(ctx context.Context, node string) (bool, error) {
 	return live, err
 }
 
-// liveLease is Live, also returning, for a live lease, when it began (zero
-// when unknown).
-func (m *Manager) liveLease(ctx context.Context, node string) (bool, time.Time, error) {
+// liveLease is Live, also returning, for a live lease, how long it is
+// trusted, when it ends and when it began (zero when unknown).
+func (m *Manager) liveLease(ctx context.Context, node string) (bool, liveLease, error) {
 	now := time.Now()
 	m.leases.mu.Lock()
 	c, ok := m.leases.m[node]
 	m.leases.mu.Unlock()
 	if ok && now.Before(c.until) {
-		return true, c.since, nil
+		return true, c, nil
 	}
 	sent := m.wall()
 	l, found, err := m.store.ReadLease(ctx, node)
 	if err != nil {
-		return false, time.Time{}, err
+		return false, liveLease{}, err
 	}
 	m.stats.leaseReads.Add(1)
 	live := found && l.LiveAt(m.wall(), m.cfg.MaxClockSkew)
@@ -412,7 +414,9 @@ func (m *Manager) liveLease(ctx context.Context, node string) (bool, time.Time, 
 	}
 	if live {
 		// Until the cache TTL, or the lease's end if sooner.
-		m.leases.m[node] = liveLease{until: now.Add(min(m.leases.ttl, l.RenewedAt.Add(l.TTL+m.cfg.MaxClockSkew).Sub(m.wall()))), since: l.Since}
+		left := l.RenewedAt.Add(l.TTL + m.cfg.MaxClockSkew).Sub(m.wall())
+		c = liveLease{until: now.Add(min(m.leases.ttl, left)), ends: now.Add(left), since: l.Since}
+		m.leases.m[node] = c
 		delete(m.leases.expired, node)
 	} else {
 		delete(m.leases.m, node)
@@ -422,7 +426,7 @@ func (m *Manager) liveLease(ctx context.Context, node string) (bool, time.Time, 
 	}
 	m.leases.mu.Unlock()
 	if !live {
-		return false, time.Time{}, nil
+		return false, liveLease{}, nil
 	}
-	return true, l.Since, nil
+	return true, c, nil
 }

@@ -292,11 +292,11 @@ func (m *Manager) voidRecord(ctx context.Context, session string, cur store.Owne
 	if cur.Node == "" || cur.Node == m.cfg.NodeID || cur.Ended || cur.Released {
 		return false, nil
 	}
-	live, since, err := m.liveLease(ctx, cur.Node)
+	live, l, err := m.liveLease(ctx, cur.Node)
 	if err != nil {
 		return false, err
 	}
-	if live && (since.IsZero() || cur.ClaimedAt.IsZero() || !cur.ClaimedAt.Add(m.cfg.MaxClockSkew).Before(since)) {
+	if since := l.since; live && (since.IsZero() || cur.ClaimedAt.IsZero() || !cur.ClaimedAt.Add(m.cfg.MaxClockSkew).Before(since)) {
 		return false, nil
 	}
 	items, err := m.store.ReadState(ctx, session)

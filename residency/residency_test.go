@@ -267,6 +267,78 @@ func TestRefusedAdoptionReadsNoState(t *testing.T) {
 	}
 }
 
+// AdoptOptions.Wait: an adoption refused because the owner's lease is live
+// waits for that lease to end and adopts the session then, without the host
+// polling; an owner whose lease ends past the wait is refused at once.
+func TestAdoptWaitsForTheLeaseToEnd(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	st := c.store(false)
+	orphan(t, st, "w-1", "a", store.Item{Key: "k", Value: []byte("v")})
+	orphan(t, st, "w-2", "alive", store.Item{Key: "k", Value: []byte("v")})
+	// a renews once more and dies: its lease ends 1.5 s + the skew after it.
+	const ttl = 1500 * time.Millisecond
+	renewed := time.Now()
+	if err := st.RenewLease(ctx, "a", ttl, 100*time.Millisecond, renewed, "inc-a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RenewLease(ctx, "alive", time.Hour, 100*time.Millisecond, renewed, "inc-alive"); err != nil {
+		t.Fatal(err)
+	}
+	cs := &counting{Store: st}
+	b := c.node("b", cs)
+
+	got, err := b.Adopt(ctx, "w-1", residency.AdoptOptions{Wait: 10 * time.Second})
+	took := time.Since(renewed)
+	if err != nil || got.PreviousOwner != "a" || len(got.Items) != 1 {
+		t.Fatalf("adopt with a wait: %+v %v, want adopted from a", got, err)
+	}
+	// Not before the lease ended (1.6 s after the renewal was sent), and
+	// soon after it: well before a host's next poll of a second would.
+	if took < ttl+100*time.Millisecond || took > ttl+100*time.Millisecond+time.Second {
+		t.Fatalf("adopted %v after a's last renewal, want soon after its lease ended (%v)", took, ttl+100*time.Millisecond)
+	}
+	// It looked again when its cached copy of the lease ran out, not in a
+	// busy loop: a handful of ownership reads, not hundreds.
+	if n := cs.ownerReads.Load(); n < 2 || n > 12 {
+		t.Fatalf("the waiting adoption read the ownership row %d times, want 2..12", n)
+	}
+	if s := b.Stats(); s.LeaseWaits == 0 {
+		t.Fatalf("stats count no lease waits: %+v", s)
+	}
+
+	// A live owner whose lease runs past the wait is refused at once.
+	began := time.Now()
+	_, err = b.Adopt(ctx, "w-2", residency.AdoptOptions{Wait: 3 * time.Second})
+	var oe *residency.OwnedElsewhereError
+	if !errors.As(err, &oe) || oe.Owner != "alive" || !oe.Live {
+		t.Fatalf("adopt of a session whose owner's lease runs an hour: %v, want an OwnedElsewhereError naming alive", err)
+	}
+	if d := time.Since(began); d > time.Second {
+		t.Fatalf("refused after %v, want at once (the lease ends past the wait)", d)
+	}
+	// A wait the caller's context cuts short ends with the refusal (or the
+	// context's error, when it ends during a read), adopting nothing.
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := st.RenewLease(ctx, "alive", 2*time.Second, 100*time.Millisecond, time.Now(), "inc-alive"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // b's cached copy of the hour-long lease runs out
+	began = time.Now()
+	_, err = b.Adopt(cctx, "w-2", residency.AdoptOptions{Wait: 10 * time.Second})
+	if !(errors.As(err, &oe) && oe.Owner == "alive") && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("adopt cut short by its context: %v, want an OwnedElsewhereError naming alive", err)
+	}
+	if d := time.Since(began); d > time.Second {
+		t.Fatalf("an adoption whose context ended after 200ms returned after %v", d)
+	}
+	if _, ok := b.Epoch("w-2"); ok {
+		t.Fatal("the cut-short adoption owns w-2")
+	}
+}
+
 // A forced adoption naming the node believed gone (From) must not dispossess
 // a live peer that adopted the session meanwhile: the soak found a forced
 // adoption away from a paused node that silently dispossessed the survivor

@@ -17,6 +17,9 @@ type Stats struct {
 	// LeaseVouched counts adoptions that needed no lease read: the owner's
 	// lease had been seen expired after it claimed the session.
 	LeaseVouched uint64
+	// LeaseWaits counts the times an adoption waiting for a live owner's
+	// lease to run out (AdoptOptions.Wait) looked again.
+	LeaseWaits uint64
 	// VoidRecords counts new sessions recorded over another node's void
 	// record (a late record of a fenced node, or one of a node that died
 	// before its first write).
@@ -37,6 +40,7 @@ type counters struct {
 	created, adopted, notFound, negativeHits, ownedElsewhere, claimConflicts atomic.Uint64
 	adoptErrors, ownerReads, leaseReads, released, renewals, renewFailures   atomic.Uint64
 	fences, refreshes, lost, creationRefusals, leaseVouched, voidRecords     atomic.Uint64
+	leaseWaits                                                               atomic.Uint64
 }
 
 // Stats returns the manager's counters.
@@ -52,6 +56,6 @@ func (m *Manager) Stats() Stats {
 		OwnerReads: c.ownerReads.Load(), LeaseReads: c.leaseReads.Load(), Released: c.released.Load(),
 		Renewals: c.renewals.Load(), RenewFailures: c.renewFailures.Load(), Fences: c.fences.Load(), Fenced: fenced,
 		Refreshes: c.refreshes.Load(), Lost: c.lost.Load(), CreationRefusals: c.creationRefusals.Load(),
-		LeaseVouched: c.leaseVouched.Load(), VoidRecords: c.voidRecords.Load(),
+		LeaseVouched: c.leaseVouched.Load(), VoidRecords: c.voidRecords.Load(), LeaseWaits: c.leaseWaits.Load(),
 	}
 }

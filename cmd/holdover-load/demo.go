@@ -39,9 +39,15 @@ type demoOptions struct {
 	Parallelism     int           // sessions adopted at once by the redirect
 	// TakeoverOnExpiry runs the nodes with HOLDOVER_NODE_TAKEOVER_ON_EXPIRY.
 	TakeoverOnExpiry bool
-	ReadyTimeout     time.Duration
-	KeepKeyspace     bool
-	Verbose          bool // copy the nodes' logs to the output
+	// AdoptWait is HOLDOVER_NODE_ADOPT_WAIT of the nodes: how long an
+	// adoption waits for a live owner's lease to run out before answering 409.
+	AdoptWait time.Duration
+	// MaxHistory bounds each session's history (loadgen.Config.MaxHistory);
+	// 0: unbounded.
+	MaxHistory   int
+	ReadyTimeout time.Duration
+	KeepKeyspace bool
+	Verbose      bool // copy the nodes' logs to the output
 	// Families is HOLDOVER_FAMILIES of the nodes; empty: none. Its first
 	// shared family, if any, is shown converging from A to B.
 	Families string
@@ -121,6 +127,8 @@ func demoFlags(fs *flag.FlagSet, o *demoOptions, d demoOptions) {
 	fs.DurationVar(&o.KillAfter, "kill-after", d.KillAfter, "term-kill: time from SIGTERM to SIGKILL")
 	fs.IntVar(&o.Parallelism, "redirect-parallelism", d.Parallelism, "sessions of A adopted at once")
 	fs.BoolVar(&o.TakeoverOnExpiry, "takeover-on-expiry", d.TakeoverOnExpiry, "run the nodes with HOLDOVER_NODE_TAKEOVER_ON_EXPIRY=true: B takes over all of A's sessions the moment A's lease expires")
+	fs.DurationVar(&o.AdoptWait, "adopt-wait", d.AdoptWait, "HOLDOVER_NODE_ADOPT_WAIT of the nodes: how long B holds a request for one of A's sessions while A's lease is live (0: answer 409 at once, the generator retries)")
+	fs.IntVar(&o.MaxHistory, "max-history", d.MaxHistory, "history entries a session holds at most: past it, its appends become updates and its state stops growing (0: unbounded)")
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 90*time.Second, "how long a node may take to become ready")
 }
 
@@ -235,6 +243,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 			// window the load generator holds them to.
 			"HOLDOVER_MAX_WINDOW=" + maxWindow.String(),
 			"HOLDOVER_NODE_TAKEOVER_ON_EXPIRY=" + strconv.FormatBool(o.TakeoverOnExpiry),
+			"HOLDOVER_NODE_ADOPT_WAIT=" + o.AdoptWait.String(),
 			"HOLDOVER_FAMILIES=" + fams.fams.String(),
 		}
 		t0 := time.Now()
@@ -279,6 +288,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 		WindowAllowance:     o.WindowAllowance,
 		AdoptTimeout:        o.LeaseTTL + 10*time.Second,
 		RedirectParallelism: o.Parallelism,
+		MaxHistory:          o.MaxHistory,
 		Families:            fams.mix,
 		Progress:            stdout,
 		Failure: &loadgen.Failure{

@@ -75,6 +75,13 @@ type Config struct {
 	// AppendRatio is the share of appends among the events after create; the
 	// rest are updates. Default 0.5; range 0..1.
 	AppendRatio float64
+	// MaxHistory, when positive, bounds a session's history: a session
+	// holding that many entries gets updates in place of appends, so its
+	// state stops growing (a long run's sessions then stay the size its
+	// first seconds gave them, as a call's or a registration's does).
+	// Default 0: histories grow for as long as the run lasts; range
+	// 0..1000000.
+	MaxHistory int
 	// WindowAllowance is added to a failed node's flush delay (for a
 	// session of a family, its family's, see FamilyShare.FlushDelay) to form
 	// the durability window: the flush latency the product may need on top
@@ -210,6 +217,9 @@ func (c Config) Validate() error {
 	}
 	if c.AppendRatio < 0 || c.AppendRatio > 1 {
 		bad("AppendRatio: %g is outside 0..1", c.AppendRatio)
+	}
+	if c.MaxHistory < 0 || c.MaxHistory > 1_000_000 {
+		bad("MaxHistory: %d is outside 0..1000000", c.MaxHistory)
 	}
 	if c.WindowAllowance < 0 {
 		bad("WindowAllowance: %v is negative", c.WindowAllowance)

@@ -314,7 +314,7 @@ func (g *Generator) work(ctx context.Context, s *session) {
 		g.resync(ctx, s, n)
 		return
 	}
-	ev := s.m.next(s.rng, g.cfg.AppendRatio)
+	ev := s.m.next(s.rng, g.cfg.AppendRatio, g.cfg.MaxHistory)
 	g.mu.Lock()
 	g.stats.sent++
 	g.mu.Unlock()

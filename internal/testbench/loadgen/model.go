@@ -109,7 +109,9 @@ func (m *model) ackedBy(t time.Time) int {
 // its version as sent but not acknowledged. The event sent on the wire is
 // self-contained for attributes: an update carries every attribute, so a node
 // that merges and one that replaces reach the same state.
-func (m *model) next(rng *rand.Rand, appendRatio float64) event {
+// A session whose history holds maxHistory entries (when positive) gets
+// updates only: its state stops growing.
+func (m *model) next(rng *rand.Rand, appendRatio float64, maxHistory int) event {
 	v := len(m.recs) + 1
 	// History only grows by append, so its old header still reads the old
 	// entries; attributes change in place and are copied.
@@ -122,7 +124,7 @@ func (m *model) next(rng *rand.Rand, appendRatio float64) event {
 			"peer":  fmt.Sprintf("p%04x", rng.IntN(1<<16)),
 		}}
 		ev = event{Type: "create", Attrs: maps.Clone(m.state.Attrs)}
-	case rng.Float64() < appendRatio:
+	case rng.Float64() < appendRatio && (maxHistory <= 0 || len(m.state.History) < maxHistory):
 		e := fmt.Sprintf("e%d-%06x", v, rng.IntN(1<<24))
 		m.state.History = append(m.state.History, e)
 		ev = event{Type: "append", Entry: e}

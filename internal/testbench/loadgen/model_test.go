@@ -52,7 +52,7 @@ func TestModelEventsMatchANode(t *testing.T) {
 	var node sessionState
 	kinds := map[string]int{}
 	for v := 1; v <= 200; v++ {
-		ev := m.next(rng, 0.5)
+		ev := m.next(rng, 0.5, 0)
 		kinds[ev.Type]++
 		if (v == 1) != (ev.Type == "create") {
 			t.Fatalf("event %d is %s", v, ev.Type)
@@ -85,7 +85,7 @@ func history(n int, pending bool, base time.Time) (model, []sessionState) {
 		if v == n+1 && !pending {
 			break
 		}
-		ev := m.next(rng, 0.5)
+		ev := m.next(rng, 0.5, 0)
 		replay(&st, ev)
 		states = append(states, st.clone())
 		if v <= n {
@@ -224,16 +224,16 @@ func TestConfigValidate(t *testing.T) {
 func TestUndoRefusedEvent(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var m model
-	m.next(rng, 1)
+	m.next(rng, 1, 0)
 	if !m.ack(1, time.Now()) {
 		t.Fatal("ack of the create")
 	}
-	m.next(rng, 1) // an append
+	m.next(rng, 1, 0) // an append
 	if !m.ack(2, time.Now()) {
 		t.Fatal("ack of the first append")
 	}
 	before := m.state.digest()
-	m.next(rng, 1)
+	m.next(rng, 1, 0)
 	m.undo()
 	if m.version() != 2 || m.state.digest() != before || len(m.state.History) != 1 {
 		t.Fatalf("after undo: version %d, history %v", m.version(), m.state.History)
@@ -242,7 +242,25 @@ func TestUndoRefusedEvent(t *testing.T) {
 	if m.version() != 2 {
 		t.Fatalf("undo of an acknowledged event: version %d", m.version())
 	}
-	if ev := m.next(rng, 1); ev.Type != "append" || m.version() != 3 || len(m.state.History) != 2 {
+	if ev := m.next(rng, 1, 0); ev.Type != "append" || m.version() != 3 || len(m.state.History) != 2 {
 		t.Fatalf("next after undo: %+v version %d history %v", ev, m.version(), m.state.History)
+	}
+}
+
+// MaxHistory bounds a session's state: once its history is full, appends
+// become updates and the history stops growing.
+func TestMaxHistoryStopsTheGrowth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var m model
+	types := map[string]int{}
+	for v := 1; v <= 50; v++ {
+		ev := m.next(rng, 1, 5) // appends only, while there is room
+		types[ev.Type]++
+		if !m.ack(v, time.Now()) {
+			t.Fatalf("ack of version %d", v)
+		}
+	}
+	if len(m.state.History) != 5 || types["append"] != 5 || types["update"] != 44 || types["create"] != 1 {
+		t.Fatalf("50 events with a history bound of 5: history %d entries, events %v; want 5 appends, then updates", len(m.state.History), types)
 	}
 }

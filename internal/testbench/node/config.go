@@ -38,6 +38,12 @@ type Config struct {
 	// it while the peer was live (Options.TakeoverOnExpiry).
 	// HOLDOVER_NODE_TAKEOVER_ON_EXPIRY, true or false; default false.
 	TakeoverOnExpiry bool
+	// AdoptWait is how long an adoption refused because a live peer owns the
+	// session waits for that peer's lease to run out before the node answers
+	// 409 (adapter.AdoptOptions.Wait): a request redirected from a node that
+	// died is answered the moment the lease ends. HOLDOVER_NODE_ADOPT_WAIT, a
+	// duration; default 0s (answer 409 at once); range 0..1m.
+	AdoptWait time.Duration
 }
 
 // Defaults of the node's own variables.
@@ -45,6 +51,7 @@ const (
 	DefaultListen       = "127.0.0.1:8080"
 	DefaultDrainTimeout = 10 * time.Second
 	maxDrainTimeout     = 10 * time.Minute
+	maxAdoptWait        = time.Minute
 )
 
 // A nodeVar is one of the node's own variables. nodeVars is the one place
@@ -66,6 +73,7 @@ var nodeVars = []nodeVar{
 	{"HOLDOVER_LOG_FORMAT", "LogFormat", "text", setLogFormat},
 	{"HOLDOVER_LOG_LEVEL", "LogLevel", "info", setLogLevel},
 	{"HOLDOVER_NODE_TAKEOVER_ON_EXPIRY", "TakeoverOnExpiry", "false", setTakeoverOnExpiry},
+	{"HOLDOVER_NODE_ADOPT_WAIT", "AdoptWait", "0s", setAdoptWait},
 }
 
 func setListen(c *Config, v string) string {
@@ -92,6 +100,18 @@ func setDrainTimeout(c *Config, v string) string {
 		return fmt.Sprintf("must be between 0s and %s, got %s", strings.TrimSuffix(maxDrainTimeout.String(), "0s"), d)
 	}
 	c.DrainTimeout = d
+	return ""
+}
+
+func setAdoptWait(c *Config, v string) string {
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("must be a duration such as 2.5s, got %q", v)
+	case d < 0 || d > maxAdoptWait:
+		return fmt.Sprintf("must be between 0s and 1m, got %s", d)
+	}
+	c.AdoptWait = d
 	return ""
 }
 

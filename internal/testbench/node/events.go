@@ -166,6 +166,9 @@ func (n *Node) restore(ctx context.Context, a *adapter.Adapter, id string, opts 
 // way fetch makes the adapter's view durable (Flush) and reads it back
 // (Peek): an ended session is then ErrNotFound.
 func (n *Node) fetch(ctx context.Context, a *adapter.Adapter, id string, opts adapter.AdoptOptions) ([]adapter.Item, error) {
+	if !opts.Force {
+		opts.Wait = n.opts.AdoptWait
+	}
 	s, err := a.Adopt(ctx, id, opts)
 	if err == nil {
 		return s.Items, nil
@@ -176,6 +179,12 @@ func (n *Node) fetch(ctx context.Context, a *adapter.Adapter, id string, opts ad
 	}
 	if !errors.Is(err, adapter.ErrAlreadyOwned) {
 		return nil, sessionError(id, "adopt", err)
+	}
+	// A takeover adopted it and waits for this transaction to restore it:
+	// nothing was committed to it since its fence, so its state is what the
+	// takeover read.
+	if items, ok := n.takenOver.LoadAndDelete(id); ok {
+		return items.([]adapter.Item), nil
 	}
 	if err := a.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("session %q: flush before reading back a session this node owns: %w", id, err)

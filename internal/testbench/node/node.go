@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -31,6 +32,10 @@ type Options struct {
 	// the session, watch that peer's lease and take over all its sessions
 	// the moment it expires (HOLDOVER_NODE_TAKEOVER_ON_EXPIRY).
 	TakeoverOnExpiry bool
+	// AdoptWait: how long an adoption refused because a live peer owns the
+	// session waits for the peer's lease to run out (adapter.AdoptOptions.Wait,
+	// HOLDOVER_NODE_ADOPT_WAIT); 0 refuses at once.
+	AdoptWait time.Duration
 }
 
 // Node is a session node: the session table, the adapter persisting it and
@@ -52,6 +57,12 @@ type Node struct {
 	watching map[string]bool // peers whose lease a watcher waits out (TakeoverOnExpiry)
 	watchers sync.WaitGroup
 	stop     chan struct{} // closed by Close: watchers end
+
+	// takenOver holds the state of sessions a takeover adopted until they
+	// are restored: an event that holds such a session's transaction (so the
+	// restore waits for it) and finds it owned here takes it from here
+	// instead of flushing the whole buffer to read it back.
+	takenOver sync.Map // session -> []adapter.Item
 }
 
 // New returns a node for cfg (a validated adapter configuration). Its HTTP

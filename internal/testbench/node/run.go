@@ -43,7 +43,7 @@ func Run(ctx context.Context, stderr io.Writer) int {
 	defer func() { _ = metrics.Shutdown(context.Background()) }()
 
 	n := New(cfg.Adapter, Options{Logger: log, MeterProvider: metrics.Provider, Metrics: metrics.Handler,
-		TakeoverOnExpiry: cfg.TakeoverOnExpiry})
+		TakeoverOnExpiry: cfg.TakeoverOnExpiry, AdoptWait: cfg.AdoptWait})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		log.Error("listen", "addr", cfg.Listen, "err", err)

@@ -67,9 +67,13 @@ func (n *Node) restoreAdopted(ad *adapter.Session) bool {
 	if unknown > 0 {
 		n.log.Warn("persisted items outside the node's layout ignored", "session", ad.ID, "items", unknown)
 	}
+	n.takenOver.Store(ad.ID, ad.Items)
 	tx := n.table.Begin(ad.ID)
 	defer tx.Rollback()
-	if tx.Resident() {
+	// An event that held the transaction meanwhile took the state (fetch) and
+	// may have changed or ended the session since: it is no longer ours to
+	// restore.
+	if _, ok := n.takenOver.LoadAndDelete(ad.ID); !ok || tx.Resident() {
 		return false
 	}
 	tx.Restore(s)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdover/holdover/adapter"
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
@@ -142,5 +143,94 @@ func TestTakeoverOnExpiry(t *testing.T) {
 		if r := b.must(fmt.Sprint("e", i), `{"type":"append","entry":"on b"}`); r.Body["adopted"] != false || r.num("version") != 2 {
 			t.Fatalf("event after the takeover: %s", r.Raw)
 		}
+	}
+}
+
+// With AdoptWait (HOLDOVER_NODE_ADOPT_WAIT), an event for a session whose
+// owner's lease is live waits for that lease to run out instead of being
+// answered 409: a request redirected from a node that died is served the
+// moment its lease ends, and the client never retries.
+func TestAdoptWaitServesOnceTheLeaseEnds(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	a, cmd := startBinary(t, "aw-a", ks, "HOLDOVER_LEASE_TTL=2s", "HOLDOVER_FLUSH_DELAY=20ms")
+	cfg := testConfig(t, "aw-b", ks)
+	cfg.LeaseTTL = 2 * time.Second
+	b := startNodeWith(t, cfg, Options{AdoptWait: 5 * time.Second})
+	a.must("w0", `{"type":"create","attrs":{"n":"x"}}`)
+	a.must("w0", `{"type":"append","entry":"on a"}`)
+	time.Sleep(300 * time.Millisecond) // A flushes both
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL: A's lease runs out by itself
+		t.Fatal(err)
+	}
+	r := b.event("w0", `{"type":"append","entry":"on b"}`)
+	if r.Status != 200 || r.Body["adopted"] != true || r.num("version") != 3 {
+		t.Fatalf("event for a dead node's session on a node that waits for its lease: %d %s, want 200, adopted at version 3", r.Status, r.Raw)
+	}
+}
+
+// An event that holds a session's transaction while a takeover adopts that
+// session finds it owned here (ErrAlreadyOwned) and takes the state the
+// takeover read, instead of flushing the whole buffer and reading it back;
+// the takeover, which waited for the transaction, then leaves the session
+// to the event (it may have changed or ended it since).
+func TestEventRacingATakeoverTakesItsState(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	a, cmd := startBinary(t, "rt-a", ks, "HOLDOVER_LEASE_TTL=2s", "HOLDOVER_FLUSH_DELAY=20ms")
+	cfg := testConfig(t, "rt-b", ks)
+	cfg.LeaseTTL = 2 * time.Second
+	b := startNode(t, cfg)
+	a.must("r0", `{"type":"create","attrs":{"n":"x"}}`)
+	a.must("r0", `{"type":"append","entry":"on a"}`)
+	time.Sleep(300 * time.Millisecond)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	tx := b.table.Begin("r0") // an event holds r0
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for {
+			res, err := b.Takeover(ctx, "rt-a", false)
+			if err == nil && res.Adopted == 1 && res.Restored == 0 {
+				done <- nil
+				return
+			}
+			if err == nil || ctx.Err() != nil {
+				done <- fmt.Errorf("takeover: %+v %v, want r0 adopted and left to the event", res, err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // A's lease is still live
+		}
+	}()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := b.takenOver.Load("r0"); ok {
+			break // adopted; the restore waits for tx
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the takeover never adopted r0")
+		}
+	}
+	ad, err := b.adapter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := ad.Stats().Residency.OwnerReads
+	s, err := b.restore(context.Background(), ad, "r0", adapter.AdoptOptions{})
+	if err != nil || len(s.History) != 1 || s.History[0] != "on a" {
+		t.Fatalf("the event's restore of r0: %+v %v, want the history A wrote", s, err)
+	}
+	if n := ad.Stats().Residency.OwnerReads - reads; n != 0 {
+		t.Fatalf("the event read r0 back from Cassandra (%d ownership reads): want the takeover's state", n)
+	}
+	tx.Restore(s)
+	tx.Rollback()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r := b.get("/v1/sessions/r0"); r.Status != 200 || r.num("version") != 2 {
+		t.Fatalf("r0 after the race: %d %s", r.Status, r.Raw)
 	}
 }
