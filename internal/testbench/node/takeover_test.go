@@ -160,7 +160,8 @@ func TestAdoptWaitServesOnceTheLeaseEnds(t *testing.T) {
 	a.must("w0", `{"type":"create","attrs":{"n":"x"}}`)
 	a.must("w0", `{"type":"append","entry":"on a"}`)
 	time.Sleep(300 * time.Millisecond) // A flushes both
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL: A's lease runs out by itself
+	// SIGKILL: A's lease runs out by itself.
+	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	r := b.event("w0", `{"type":"append","entry":"on b"}`)
