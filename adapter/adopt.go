@@ -50,6 +50,9 @@ type Session struct {
 	Released bool
 	// Items are the persisted items in key order.
 	Items []Item
+	// Waited is how long Adopt waited for the previous owner's lease to run
+	// out (AdoptOptions.Wait): the rest of the call was the adoption itself.
+	Waited time.Duration
 }
 
 // Map returns the items as a map from key to value. A key committed with an
@@ -100,7 +103,7 @@ func (o AdoptOptions) residency() residency.AdoptOptions {
 
 func (a *Adapter) adopted(got *residency.Adopted) *Session {
 	return &Session{ID: got.Session, Epoch: got.Epoch, Owner: a.cfg.NodeID, PreviousOwner: got.PreviousOwner,
-		Released: got.Released, Items: itemsOf(got.Items)}
+		Released: got.Released, Items: itemsOf(got.Items), Waited: got.Waited}
 }
 
 // Adopt takes ownership of a session this node does not hold (an event for it

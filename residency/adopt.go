@@ -15,6 +15,9 @@ type Adopted struct {
 	PreviousOwner string       // the node that owned it before
 	Released      bool         // the previous owner had released it (graceful shutdown)
 	Items         []store.Item // the persisted state, in key order
+	// Waited is how long the adoption waited for a live owner's lease to
+	// run out (AdoptOptions.Wait).
+	Waited time.Duration
 }
 
 // Peeked is a read-only view of a session.
@@ -108,13 +111,18 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
 	giveUp := time.Now().Add(opts.Wait)
+	var waited time.Duration
 	for {
 		a, lease, err := m.adoptOnce(ctx, session, opts)
+		if a != nil {
+			a.Waited = waited
+		}
 		// lease is set when a live owner refused it: wait for its lease to
 		// end, looking again when the cached copy runs out.
 		if lease.ends.IsZero() || opts.Wait <= 0 || lease.ends.After(giveUp) {
 			return a, err
 		}
+		waitFrom := time.Now()
 		t := time.NewTimer(time.Until(lease.until) + time.Millisecond)
 		select {
 		case <-t.C:
@@ -125,6 +133,7 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 			t.Stop()
 			return nil, ErrClosed
 		}
+		waited += time.Since(waitFrom)
 		if !m.LeaseValid() {
 			return nil, m.fencedErr()
 		}

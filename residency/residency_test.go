@@ -294,6 +294,9 @@ func TestAdoptWaitsForTheLeaseToEnd(t *testing.T) {
 	if err != nil || got.PreviousOwner != "a" || len(got.Items) != 1 {
 		t.Fatalf("adopt with a wait: %+v %v, want adopted from a", got, err)
 	}
+	if got.Waited <= 0 || got.Waited > took {
+		t.Fatalf("the adoption says it waited %v, want above 0 and at most the %v it took", got.Waited, took)
+	}
 	// Not before the lease ended (1.6 s after the renewal was sent), and
 	// soon after it: well before a host's next poll of a second would.
 	if took < ttl+100*time.Millisecond || took > ttl+100*time.Millisecond+time.Second {

@@ -17,7 +17,9 @@ import (
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 
+	"github.com/holdover/holdover/internal/store"
 	"github.com/holdover/holdover/internal/testbench/loadgen"
+	"github.com/holdover/holdover/residency"
 )
 
 // demoOptions configures the demo; the flags of "holdover-load demo".
@@ -65,6 +67,10 @@ type demoResult struct {
 	FalseFences int
 	// Shared is what the demo saw of its shared family; nil without one.
 	Shared *sharedCheck
+	// LeaseFloor is how long after A's SIGKILL its lease ended as peers
+	// judge it (its last renewal + HOLDOVER_LEASE_TTL + the clock skew): no
+	// session of A can fail over sooner. Zero when unknown.
+	LeaseFloor time.Duration
 }
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -306,10 +312,18 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 					}
 				}
 				logf("SIGKILL node A (pid %d)", a.cmd.Process.Pid)
+				killed := time.Now()
 				if !a.signal(syscall.SIGKILL, 10*time.Second) {
 					return errors.New("node A still runs 10s after SIGKILL")
 				}
 				logf("node A is dead; B may adopt its sessions once A's lease (TTL %v) expires", o.LeaseTTL)
+				if end, err := leaseEnd(hosts, res.Keyspace, "demo-a", residency.DefaultMaxClockSkew); err != nil {
+					logf("A's lease: %v", err)
+				} else {
+					res.LeaseFloor = end.Sub(killed)
+					logf("A's lease ends %d ms after the kill as peers judge it (last renewal + TTL %v + clock skew %v): the floor of its sessions' failover",
+						res.LeaseFloor.Milliseconds(), o.LeaseTTL, residency.DefaultMaxClockSkew)
+				}
 				return nil
 			},
 		},
@@ -378,15 +392,43 @@ func portFree(addr string) error {
 	return l.Close()
 }
 
-// dropKeyspace drops keyspace ks through gocql; hosts is a comma-separated
-// list, the port HOLDOVER_CASSANDRA_PORT (default 9042), with password
-// authentication when HOLDOVER_USERNAME is set.
+// dropKeyspace drops keyspace ks.
 func dropKeyspace(hosts, ks string) error {
+	s, err := connect(hosts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Query("DROP KEYSPACE IF EXISTS " + ks).Exec()
+}
+
+// leaseEnd reads node's lease in keyspace ks and returns when peers stop
+// counting it live (store.Lease.LiveAt with skew).
+func leaseEnd(hosts, ks, node string, skew time.Duration) (time.Time, error) {
+	s, err := connect(hosts)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer s.Close()
+	var (
+		renewed time.Time
+		ttlMS   int64
+	)
+	if err := s.Query("SELECT renewed_at, ttl_ms FROM "+ks+"."+store.DefaultTables.Leases+" WHERE node = ?", node).Scan(&renewed, &ttlMS); err != nil {
+		return time.Time{}, fmt.Errorf("read the lease of %s: %w", node, err)
+	}
+	return renewed.Add(time.Duration(ttlMS)*time.Millisecond + skew), nil
+}
+
+// connect opens a gocql session; hosts is a comma-separated list, the port
+// HOLDOVER_CASSANDRA_PORT (default 9042), with password authentication when
+// HOLDOVER_USERNAME is set.
+func connect(hosts string) (*gocql.Session, error) {
 	c := gocql.NewCluster(strings.Split(hosts, ",")...)
 	if p := os.Getenv("HOLDOVER_CASSANDRA_PORT"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil {
-			return fmt.Errorf("HOLDOVER_CASSANDRA_PORT=%q is not a port", p)
+			return nil, fmt.Errorf("HOLDOVER_CASSANDRA_PORT=%q is not a port", p)
 		}
 		c.Port = n
 	}
@@ -397,10 +439,5 @@ func dropKeyspace(hosts, ks string) error {
 	c.Timeout = 60 * time.Second // schema changes are slow on a small node
 	c.ConnectTimeout = 10 * time.Second
 	c.Logger = gocql.NewLogger(gocql.LogLevelNone)
-	s, err := c.CreateSession()
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return s.Query("DROP KEYSPACE IF EXISTS " + ks).Exec()
+	return c.CreateSession()
 }

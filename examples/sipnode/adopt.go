@@ -22,10 +22,6 @@ type outcome struct {
 	AdoptTime  time.Duration // the successful Adopt call alone
 }
 
-// pollEvery is how often a held request asks again whether the owner's
-// lease has expired.
-const pollEvery = 100 * time.Millisecond
-
 // resolve makes the session of tx resident by adopting it, for a request
 // that names a session this node does not hold (the proxy routed it here
 // because its node died or drains). Its outcomes:
@@ -34,32 +30,33 @@ const pollEvery = 100 * time.Millisecond
 //   - found nowhere (never created, ended, expired, or created less than the
 //     flush window before its node died): 481, or, with createIfMissing,
 //     serve it as new (a REGISTER for an unknown address of record);
-//   - owned by a node whose lease is live: the request is held, asking again
-//     every pollEvery, until that lease expires (the owner is dead: adopt)
-//     or the hold bound passes: 503 with Retry-After (the owner is alive and
-//     the request should have gone there);
+//   - owned by a node whose lease is live: the request is held until that
+//     lease expires (the owner is dead: Adopt waits for it, with
+//     AdoptOptions.Wait, and adopts the moment it ends), or, when the lease
+//     runs past the hold bound, answered at once: 503 with Retry-After (the
+//     owner is alive and the request should have gone there);
 //   - another node adopted it first, or this node is fenced: 503 with
 //     Retry-After 1;
 //   - Cassandra trouble: 503 with Retry-After 1 (Adopt is safe to retry).
 func (n *Node) resolve(ctx context.Context, tx *Tx, session, method string, createIfMissing bool) outcome {
 	began := time.Now()
 	deadline := began.Add(n.cfg.Hold)
-	waited := false
 	for attempt := 0; ; attempt++ {
-		waited = attempt > 0
-		if waited && time.Now().After(deadline) {
+		if attempt > 0 && time.Now().After(deadline) {
 			n.stats.holdTimeouts.Add(1)
 			return outcome{Status: sip.StatusServiceUnavailable, Reason: "Ownership Unsettled", RetryAfter: 1}
 		}
 		t0 := time.Now()
-		s, err := n.a.Adopt(ctx, session)
+		s, err := n.a.Adopt(ctx, session, adapter.AdoptOptions{Wait: time.Until(deadline)})
 		var owned *adapter.OwnedElsewhereError
 		switch {
 		case err == nil:
 			tx.Restore(s.Map())
-			o := outcome{Adopted: true, AdoptTime: time.Since(t0)}
-			if waited {
-				o.Held = t0.Sub(began)
+			// The time Adopt waited for the owner's lease is the hold; the
+			// rest, the adoption.
+			o := outcome{Adopted: true, AdoptTime: time.Since(t0) - s.Waited, Held: s.Waited}
+			if attempt > 0 {
+				o.Held += t0.Sub(began)
 			}
 			n.stats.adoption(session, o)
 			n.log.Info("adopted", "session", session, "method", method, "from", s.PreviousOwner,
@@ -79,17 +76,14 @@ func (n *Node) resolve(ctx context.Context, tx *Tx, session, method string, crea
 			return outcome{Status: sip.StatusCallTransactionDoesNotExists, Reason: "Call/Transaction Does Not Exist"}
 
 		case errors.As(err, &owned) && owned.Live && !owned.Raced:
-			if time.Now().Add(pollEvery).After(deadline) {
-				n.stats.holdTimeouts.Add(1)
-				n.log.Warn("owner still live after the hold bound", "session", session, "method", method,
-					"owner", owned.Owner, "held_ms", ms(time.Since(began)))
-				return outcome{Status: sip.StatusServiceUnavailable, Reason: "Owned By " + owned.Owner, RetryAfter: 1}
-			}
-			select {
-			case <-ctx.Done():
+			// Its lease runs past the hold bound (or ctx ended): alive.
+			n.stats.holdTimeouts.Add(1)
+			n.log.Warn("owner still live after the hold bound", "session", session, "method", method,
+				"owner", owned.Owner, "held_ms", ms(time.Since(began)))
+			if ctx.Err() != nil {
 				return outcome{Status: sip.StatusServiceUnavailable, Reason: "Shutting Down", RetryAfter: 1}
-			case <-time.After(pollEvery):
 			}
+			return outcome{Status: sip.StatusServiceUnavailable, Reason: "Owned By " + owned.Owner, RetryAfter: 1}
 
 		case errors.As(err, &owned):
 			n.stats.raced.Add(1)

@@ -38,6 +38,11 @@ type Failover struct {
 	// LeaseTTLMS is the lease TTL of that run, in milliseconds: the anchor of
 	// the failover times.
 	LeaseTTLMS *float64 `json:"lease_ttl_ms"`
+	// FailoverFloorMS is how long after the failure the failed node's lease
+	// ended as its peers judge it (its last renewal + the TTL + the clock
+	// skew), in milliseconds: no session can fail over sooner, and what the
+	// failover times add to it is the survivor's adoption.
+	FailoverFloorMS *float64 `json:"failover_floor_ms"`
 	// SaturationEventsPerS is the saturation load: the events per second two
 	// reference nodes acknowledged when offered more than they could take.
 	SaturationEventsPerS *float64 `json:"saturation_events_per_s"`
@@ -46,7 +51,7 @@ type Failover struct {
 }
 
 // LoadFailover copies a failover run's figures from path into r.Failover:
-// one JSON object with exactly Failover's nine keys, none null or negative,
+// one JSON object with exactly Failover's ten keys, none null or negative,
 // the lease TTL above zero and the failover times in order (p50, p99, max).
 // When path is empty or does not exist (the failover run did not happen) the
 // figures stay null and a note says so. Any other failure is an error naming
@@ -98,6 +103,7 @@ func parseFailover(b []byte) (Failover, error) {
 		{"failover_p99_ms", f.FailoverP99MS},
 		{"failover_max_ms", f.FailoverMaxMS},
 		{"lease_ttl_ms", f.LeaseTTLMS},
+		{"failover_floor_ms", f.FailoverFloorMS},
 		{"saturation_events_per_s", f.SaturationEventsPerS},
 		{"steady_events_per_s", f.SteadyEventsPerS},
 	}

@@ -17,6 +17,7 @@ const goodFailover = `{
   "failover_p99_ms": 10980,
   "failover_max_ms": 11210,
   "lease_ttl_ms": 10000,
+  "failover_floor_ms": 10050,
   "saturation_events_per_s": 2500,
   "steady_events_per_s": 1990.5
 }
@@ -52,7 +53,7 @@ func TestParseFailoverGood(t *testing.T) {
 	if len(r.Notes) != 0 {
 		t.Errorf("notes %q for measured figures", r.Notes)
 	}
-	// The results carry the same nine keys, at the top level.
+	// The results carry the same ten keys, at the top level.
 	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +136,7 @@ func TestParseFailoverNotMeasured(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []string{"overload_lost_beyond_window", "overload_refusals", "false_fences", "failover_p50_ms", "failover_p99_ms", "failover_max_ms", "lease_ttl_ms", "saturation_events_per_s", "steady_events_per_s"} {
+		for _, k := range []string{"overload_lost_beyond_window", "overload_refusals", "false_fences", "failover_p50_ms", "failover_p99_ms", "failover_max_ms", "lease_ttl_ms", "failover_floor_ms", "saturation_events_per_s", "steady_events_per_s"} {
 			if !bytes.Contains(b, []byte(`"`+k+`":null`)) {
 				t.Errorf("%q: results.json lacks %s: null", path, k)
 			}

@@ -132,6 +132,9 @@ func (r *Results) Table(w io.Writer) {
 	}
 	if r.LeaseTTLMS != nil {
 		ttl = f0(*r.LeaseTTLMS) + " lease TTL"
+		if r.FailoverFloorMS != nil {
+			ttl += " (lease ended at " + f0(*r.FailoverFloorMS) + ")"
+		}
 	}
 	load := "failover p50/p99/max (ms)"
 	if f := r.Failover; f.SteadyEventsPerS != nil && f.SaturationEventsPerS != nil {

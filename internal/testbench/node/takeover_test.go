@@ -152,18 +152,7 @@ func TestTakeoverOnExpiry(t *testing.T) {
 // moment its lease ends, and the client never retries.
 func TestAdoptWaitServesOnceTheLeaseEnds(t *testing.T) {
 	t.Parallel()
-	ks := cassandratest.Keyspace(t)
-	a, cmd := startBinary(t, "aw-a", ks, "HOLDOVER_LEASE_TTL=2s", "HOLDOVER_FLUSH_DELAY=20ms")
-	cfg := testConfig(t, "aw-b", ks)
-	cfg.LeaseTTL = 2 * time.Second
-	b := startNodeWith(t, cfg, Options{AdoptWait: 5 * time.Second})
-	a.must("w0", `{"type":"create","attrs":{"n":"x"}}`)
-	a.must("w0", `{"type":"append","entry":"on a"}`)
-	time.Sleep(300 * time.Millisecond) // A flushes both
-	// SIGKILL: A's lease runs out by itself.
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	b := afterDeath(t, "aw", "w0", Options{AdoptWait: 5 * time.Second})
 	r := b.event("w0", `{"type":"append","entry":"on b"}`)
 	if r.Status != 200 || r.Body["adopted"] != true || r.num("version") != 3 {
 		t.Fatalf("event for a dead node's session on a node that waits for its lease: %d %s, want 200, adopted at version 3", r.Status, r.Raw)
@@ -177,17 +166,7 @@ func TestAdoptWaitServesOnceTheLeaseEnds(t *testing.T) {
 // to the event (it may have changed or ended it since).
 func TestEventRacingATakeoverTakesItsState(t *testing.T) {
 	t.Parallel()
-	ks := cassandratest.Keyspace(t)
-	a, cmd := startBinary(t, "rt-a", ks, "HOLDOVER_LEASE_TTL=2s", "HOLDOVER_FLUSH_DELAY=20ms")
-	cfg := testConfig(t, "rt-b", ks)
-	cfg.LeaseTTL = 2 * time.Second
-	b := startNode(t, cfg)
-	a.must("r0", `{"type":"create","attrs":{"n":"x"}}`)
-	a.must("r0", `{"type":"append","entry":"on a"}`)
-	time.Sleep(300 * time.Millisecond)
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	b := afterDeath(t, "rt", "r0", Options{})
 	tx := b.table.Begin("r0") // an event holds r0
 	done := make(chan error, 1)
 	go func() {
@@ -234,4 +213,24 @@ func TestEventRacingATakeoverTakesItsState(t *testing.T) {
 	if r := b.get("/v1/sessions/r0"); r.Status != 200 || r.num("version") != 2 {
 		t.Fatalf("r0 after the race: %d %s", r.Status, r.Raw)
 	}
+}
+
+// afterDeath starts node <prefix>-a (the binary, lease TTL 2 s) and node
+// <prefix>-b (in process, with opts) on a fresh keyspace, creates session
+// on A with one history entry ("on a"), lets A flush it and SIGKILLs A: its
+// lease then runs out by itself. It returns B.
+func afterDeath(t *testing.T, prefix, session string, opts Options) *testNode {
+	t.Helper()
+	ks := cassandratest.Keyspace(t)
+	a, cmd := startBinary(t, prefix+"-a", ks, "HOLDOVER_LEASE_TTL=2s", "HOLDOVER_FLUSH_DELAY=20ms")
+	cfg := testConfig(t, prefix+"-b", ks)
+	cfg.LeaseTTL = 2 * time.Second
+	b := startNodeWith(t, cfg, opts)
+	a.must(session, `{"type":"create","attrs":{"n":"x"}}`)
+	a.must(session, `{"type":"append","entry":"on a"}`)
+	time.Sleep(300 * time.Millisecond) // A flushes both
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
