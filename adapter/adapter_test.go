@@ -68,21 +68,15 @@ func flush(t *testing.T, a *Adapter) {
 
 func put(k, v string) Change { return Change{Key: k, Value: []byte(v)} }
 
-// adoptEventually adopts session on b, waiting for a dead owner's lease to expire.
+// adoptEventually adopts session on b, waiting for a dead owner's lease to
+// expire (AdoptOptions.Wait).
 func adoptEventually(t *testing.T, b *Adapter, session string) *Session {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s, err := b.Adopt(context.Background(), session)
-		if err == nil {
-			return s
-		}
-		var oe *OwnedElsewhereError
-		if !errors.As(err, &oe) || !oe.Live || time.Now().After(deadline) {
-			t.Fatalf("adopt %s on %s: %v", session, b.NodeID(), err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	s, err := b.Adopt(context.Background(), session, AdoptOptions{Wait: 20 * time.Second})
+	if err != nil {
+		t.Fatalf("adopt %s on %s: %v", session, b.NodeID(), err)
 	}
+	return s
 }
 
 func TestCrashThenAdoptRestoresLastCommittedState(t *testing.T) {

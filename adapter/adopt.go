@@ -143,7 +143,11 @@ func (a *Adapter) Adopt(ctx context.Context, session string, opts ...AdoptOption
 	err = translate(err)
 	outcome := adoptOutcome(err)
 	a.tel.adoptions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
-	a.tel.adoptLatency.Record(ctx, float64(time.Since(began))/float64(time.Millisecond), metric.WithAttributes(attribute.String("outcome", outcome)))
+	took := time.Since(began)
+	if got != nil {
+		took -= got.Waited // the wait for a dead owner's lease is not the adoption's
+	}
+	a.tel.adoptLatency.Record(ctx, float64(took)/float64(time.Millisecond), metric.WithAttributes(attribute.String("outcome", outcome)))
 	span.SetAttributes(attribute.String("holdover.outcome", outcome))
 	if err != nil {
 		if outcome == "error" {

@@ -67,7 +67,7 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) *telemetry {
 	t.adoptions, _ = m.Int64Counter("holdover.adoptions", metric.WithUnit("{adoption}"),
 		metric.WithDescription("Adopt calls by outcome (adopted, not_found, owned_elsewhere, already_owned, fenced, error)."))
 	t.adoptLatency, _ = m.Float64Histogram("holdover.adoption.duration", metric.WithUnit("ms"),
-		metric.WithDescription("Time Adopt took, by outcome."), ms)
+		metric.WithDescription("Time Adopt took, by outcome; an adoption that waited for a dead owner's lease (AdoptOptions.Wait) counts from the wait's end."), ms)
 	return t
 }
 

@@ -39,7 +39,8 @@ type AdoptOptions struct {
 	// lease expired), Adopt refuses with an *OwnedElsewhereError naming that
 	// node instead of dispossessing it without its knowing. Empty: force away
 	// from whichever node owns the session.
-	From string // Wait, when positive, makes an adoption refused because the owner's
+	From string
+	// Wait, when positive, makes an adoption refused because the owner's
 	// lease is live wait for that lease to run out, for up to Wait, instead
 	// of refusing at once: the session is adopted the moment its dead
 	// owner's lease ends, with no polling by the host. The lease is read
