@@ -165,7 +165,7 @@ func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptio
 		var live bool
 		if m.vouched(o.Node, o.ClaimedAt) {
 			m.stats.leaseVouched.Add(1)
-		} else if live, lease, err = m.liveLease(ctx, o.Node); err != nil {
+		} else if live, lease, err = m.sharedLease(ctx, o.Node, o.ClaimedAt); err != nil {
 			m.stats.adoptErrors.Add(1)
 			return nil, lease, err
 		}

@@ -388,6 +388,33 @@ func (m *Manager) Live(ctx context.Context, node string) (bool, error) {
 	return live, err
 }
 
+// sharedLease is liveLease for adoptions: concurrent callers for one peer
+// share one read. A shared read may have been sent before the caller read
+// the session's ownership row, so an expiry it finds counts for a session
+// only if vouched says so (the claim predates the read); otherwise the
+// caller reads the lease itself, after its ownership read. A dead node's
+// sessions are adopted all at once when its lease ends (AdoptOptions.Wait
+// wakes them together), and each read of the lease of its own loaded
+// Cassandra in the very moment the claims needed it.
+func (m *Manager) sharedLease(ctx context.Context, node string, claimedAt time.Time) (bool, liveLease, error) {
+	type read struct {
+		live bool
+		l    liveLease
+	}
+	v, err, _ := m.leaseFlight.Do(node, func() (any, error) {
+		live, l, err := m.liveLease(context.WithoutCancel(ctx), node)
+		return read{live, l}, err
+	})
+	if err != nil {
+		return false, liveLease{}, err
+	}
+	r := v.(read)
+	if r.live || m.vouched(node, claimedAt) {
+		return r.live, r.l, nil
+	}
+	return m.liveLease(ctx, node)
+}
+
 // liveLease is Live, also returning, for a live lease, how long it is
 // trusted, when it ends and when it began (zero when unknown).
 func (m *Manager) liveLease(ctx context.Context, node string) (bool, liveLease, error) {

@@ -65,6 +65,9 @@ type Manager struct {
 	neg    *negativeCache
 	leases leaseCache
 	flight singleflight.Group
+	// leaseFlight shares one read of a peer's lease among the adoptions
+	// that need it at once (sharedLease).
+	leaseFlight singleflight.Group
 
 	indexMu     sync.Mutex     // orders indexing.Add against Close's Wait
 	indexClosed bool           // under indexMu: Close waits for indexing; nothing more joins it

@@ -342,6 +342,46 @@ func TestAdoptWaitsForTheLeaseToEnd(t *testing.T) {
 	}
 }
 
+// A dead node's sessions, adopted all at once (waiting together for its
+// lease to end), share reads of its lease instead of each reading it: the
+// reads are a handful for the whole node, not one per session and look.
+func TestWaitingAdoptionsShareTheLeaseRead(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	st := c.store(false)
+	const n = 24
+	for i := range n {
+		orphan(t, st, fmt.Sprint("sh-", i), "a", store.Item{Key: "k", Value: []byte("v")})
+	}
+	if err := st.RenewLease(ctx, "a", 1500*time.Millisecond, 100*time.Millisecond, time.Now(), "inc-a"); err != nil {
+		t.Fatal(err)
+	}
+	b := c.node("b", st)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.Adopt(ctx, fmt.Sprint("sh-", i), residency.AdoptOptions{Wait: 10 * time.Second}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a waiting adoption failed: %v", err)
+	}
+	// The waits look again every LeaseCacheTTL (about 0.8 s here) over the
+	// lease's 1.6 s: a few rounds of one read each, where one read per
+	// session and round would be over n.
+	if r := b.Stats().LeaseReads; r == 0 || r >= n/2 {
+		t.Fatalf("%d waiting adoptions read a's lease %d times, want a few shared reads", n, r)
+	}
+}
+
 // A forced adoption naming the node believed gone (From) must not dispossess
 // a live peer that adopted the session meanwhile: the soak found a forced
 // adoption away from a paused node that silently dispossessed the survivor
