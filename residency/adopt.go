@@ -113,18 +113,18 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
 	giveUp := time.Now().Add(opts.Wait)
 	var waited time.Duration
+	a, r, err := m.adoptOnce(ctx, session, opts)
 	for {
-		a, lease, err := m.adoptOnce(ctx, session, opts)
 		if a != nil {
 			a.Waited = waited
 		}
-		// lease is set when a live owner refused it: wait for its lease to
-		// end, looking again when the cached copy runs out.
-		if lease.ends.IsZero() || opts.Wait <= 0 || lease.ends.After(giveUp) {
+		// r is set when a live owner refused it: wait for its lease to end,
+		// looking again when the cached copy runs out.
+		if r.lease.ends.IsZero() || opts.Wait <= 0 || r.lease.ends.After(giveUp) {
 			return a, err
 		}
 		waitFrom := time.Now()
-		t := time.NewTimer(time.Until(lease.until) + time.Millisecond)
+		t := time.NewTimer(time.Until(r.lease.until) + time.Millisecond)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -142,22 +142,30 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 			return nil, ErrAlreadyOwned
 		}
 		m.stats.leaseWaits.Add(1)
+		a, r, err = m.adoptAfterWait(ctx, session, r.owner)
 	}
 }
 
-// adoptOnce is one attempt of adopt. When a live owner refuses it, lease is
-// that owner's lease as this node trusts it.
-func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptions) (_ *Adopted, lease liveLease, _ error) {
+// refusal is an adoption refused because the owner's lease is live: that
+// lease as this node trusts it, and the ownership row read.
+type refusal struct {
+	lease liveLease
+	owner store.Owner
+}
+
+// adoptOnce is one attempt of adopt. When a live owner refuses it, r says
+// whose lease and which row.
+func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptions) (_ *Adopted, r refusal, _ error) {
 	o, found, err := m.store.ReadOwner(ctx, session)
 	m.stats.ownerReads.Add(1)
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, lease, err
+		return nil, r, err
 	}
 	if !found || o.Ended {
 		m.neg.remember(session)
 		m.stats.notFound.Add(1)
-		return nil, lease, ErrNotFound
+		return nil, r, ErrNotFound
 	}
 	// A row naming this node but absent from the ownership map belongs to an
 	// earlier incarnation of this node: adopt it like any other.
@@ -165,13 +173,14 @@ func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptio
 		var live bool
 		if m.vouched(o.Node, o.ClaimedAt) {
 			m.stats.leaseVouched.Add(1)
-		} else if live, lease, err = m.sharedLease(ctx, o.Node, o.ClaimedAt); err != nil {
+		} else if live, r.lease, err = m.sharedLease(ctx, o.Node, o.ClaimedAt); err != nil {
 			m.stats.adoptErrors.Add(1)
-			return nil, lease, err
+			return nil, refusal{}, err
 		}
 		if live {
 			m.stats.ownedElsewhere.Add(1)
-			return nil, lease, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
+			r.owner = o
+			return nil, r, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
 		}
 	}
 	// The state is read concurrently with the claim, once the owner is known
@@ -190,28 +199,28 @@ func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptio
 	won, cur, err := m.store.Claim(ctx, session, o, m.cfg.NodeID, m.ttl(session))
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, lease, err
+		return nil, r, err
 	}
 	if !won {
 		if cur.Epoch == 0 || cur.Ended {
 			m.stats.notFound.Add(1)
-			return nil, lease, ErrNotFound
+			return nil, r, ErrNotFound
 		}
 		m.stats.claimConflicts.Add(1)
-		return nil, lease, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
+		return nil, r, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
 	}
 	items, err := state.wait()
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, lease, err
+		return nil, r, err
 	}
 	if !o.Released {
 		if err := m.store.Fence(ctx, session, cur.Epoch, items); err != nil {
 			m.stats.adoptErrors.Add(1)
-			return nil, lease, err
+			return nil, r, err
 		}
 	}
-	return m.adopted(session, o.Node, cur.Epoch, o.Released, items, true), lease, nil
+	return m.adopted(session, o.Node, cur.Epoch, o.Released, items, true), r, nil
 }
 
 // adopted records that this node owns session at epoch, won from prev with

@@ -68,6 +68,12 @@ type Manager struct {
 	// leaseFlight shares one read of a peer's lease among the adoptions
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group
+	// waitReads and waitFences group the state reads and the fences of
+	// adoptions that waited for a lease and woke together (waitadopt.go);
+	// bgCancel ends them at Close.
+	waitReads  *stateReader
+	waitFences *fencer
+	bgCancel   context.CancelFunc
 
 	indexMu     sync.Mutex     // orders indexing.Add against Close's Wait
 	indexClosed bool           // under indexMu: Close waits for indexing; nothing more joins it
@@ -104,7 +110,11 @@ func New(cfg Config, st Store) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	bg, cancel := context.WithCancel(context.Background())
 	return &Manager{
+		waitReads:   newStateReader(bg, st),
+		waitFences:  newFencer(bg, st),
+		bgCancel:    cancel,
 		cfg:         cfg,
 		store:       st,
 		incarnation: rand.Text()[:16],
@@ -576,6 +586,7 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 		return nil
 	}
 	close(m.stop)
+	defer m.bgCancel()
 	m.indexMu.Lock() // an adoption adding an index update has done so now
 	m.indexClosed = true
 	m.indexMu.Unlock()
