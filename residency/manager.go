@@ -113,7 +113,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		waitReads:   newStateReader(bg, st),
-		waitFences:  newFencer(bg, st),
+		waitFences:  newFencer(bg, st, burstRequestsInFlight),
 		bgCancel:    cancel,
 		cfg:         cfg,
 		store:       st,

@@ -74,7 +74,7 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		mu     sync.Mutex
 		wg     sync.WaitGroup
 		claims = make(chan struct{}, opts.Concurrency)
-		fences = newFencer(ctx, m.store)
+		fences = newFencer(ctx, m.store, fencesInFlight)
 		pace   = pacer{every: time.Duration(float64(time.Second) / opts.Rate)}
 		last   = time.Now()
 		index  = &indexMove{m: m, ctx: ctx, from: node} // the index is a hint, moved as sessions settle

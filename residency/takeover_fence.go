@@ -2,7 +2,6 @@ package residency
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/holdover/holdover/internal/store"
@@ -19,78 +18,56 @@ const (
 	fenceGroupBytes = 5 << 10
 	// fenceWait is how long a fence waits for others to fill its group.
 	fenceWait = 5 * time.Millisecond
-	// fencesInFlight is how many fence requests may be on their way at once.
+	// fencesInFlight is how many fence requests a takeover may have on their
+	// way at once.
 	fencesInFlight = 4
 )
 
-// fencer groups the fences of a takeover's claimed sessions: a fence joins
-// those waiting to be sent, and a group leaves when it is full (fenceGroup
-// sessions, or fenceGroupBytes) or its oldest fence has waited fenceWait,
-// with at most fencesInFlight groups on their way. A lone fence is thus
-// delayed by fenceWait at most; under load every request carries
-// fenceGroup sessions.
+// fencer groups the fences of a takeover's claimed sessions (and of a burst
+// of woken adoptions): a fence joins those waiting to be sent, and a group
+// leaves when it is full (fenceGroup sessions, or fenceGroupBytes) or its
+// oldest fence has waited fenceWait, with at most inFlight groups on their
+// way (fencesInFlight for a takeover). A lone fence is thus delayed by
+// fenceWait at most; under load every request carries fenceGroup sessions.
 type fencer struct {
 	ctx context.Context
 	st  Store
-
-	mu      sync.Mutex
-	queue   []*fenceCall // waiting to be sent, in arrival order
-	sending int          // groups on their way
-	armed   bool         // a timer will dispatch when the oldest fence waiting has waited fenceWait
+	b   batcher[*fenceCall]
 }
 
 // fenceCall is one session's fence, waiting for its group to answer.
 type fenceCall struct {
 	f     store.Fencing
 	bytes int
-	at    time.Time // when it joined the queue
 	err   error
 	done  chan struct{}
 }
 
-func newFencer(ctx context.Context, st Store) *fencer { return &fencer{ctx: ctx, st: st} }
+func newFencer(ctx context.Context, st Store, inFlight int) *fencer {
+	fc := &fencer{ctx: ctx, st: st}
+	fc.b = batcher[*fenceCall]{wait: fenceWait, inFlight: inFlight, group: fenceGroupOf, send: fc.send}
+	return fc
+}
 
 // fence writes f's fence, with others waiting at the same time, and returns
 // once it has landed (nil) or failed (the error of f's session only).
 func (fc *fencer) fence(f store.Fencing) error {
-	c := &fenceCall{f: f, bytes: f.Bytes(), at: time.Now(), done: make(chan struct{})}
-	fc.mu.Lock()
-	fc.queue = append(fc.queue, c)
-	fc.dispatch()
-	fc.mu.Unlock()
+	c := &fenceCall{f: f, bytes: f.Bytes(), done: make(chan struct{})}
+	fc.b.add(c)
 	<-c.done
 	return c.err
 }
 
-// dispatch sends the fences waiting, in arrival order, in groups that are
-// full or whose oldest fence has waited fenceWait, while fewer than
-// fencesInFlight groups are on their way; otherwise it makes sure a timer
-// will look again. mu held.
-func (fc *fencer) dispatch() {
-	for fc.sending < fencesInFlight && len(fc.queue) > 0 {
-		n, size := 1, fc.queue[0].bytes
-		for n < len(fc.queue) && n < fenceGroup && size+fc.queue[n].bytes <= fenceGroupBytes {
-			size += fc.queue[n].bytes
-			n++
-		}
-		full := n == fenceGroup || n < len(fc.queue)
-		if wait := fenceWait - time.Since(fc.queue[0].at); !full && wait > 0 {
-			if !fc.armed {
-				fc.armed = true
-				time.AfterFunc(wait, func() {
-					fc.mu.Lock()
-					fc.armed = false
-					fc.dispatch()
-					fc.mu.Unlock()
-				})
-			}
-			return
-		}
-		group := fc.queue[:n:n]
-		fc.queue = fc.queue[n:]
-		fc.sending++
-		go fc.send(group)
+// fenceGroupOf is the next group of fences: up to fenceGroup of them under
+// fenceGroupBytes (a larger fence goes alone); full when it holds
+// fenceGroup, or when the next would not fit.
+func fenceGroupOf(queue []*fenceCall) (int, bool) {
+	n, size := 1, queue[0].bytes
+	for n < len(queue) && n < fenceGroup && size+queue[n].bytes <= fenceGroupBytes {
+		size += queue[n].bytes
+		n++
 	}
+	return n, n == fenceGroup || n < len(queue)
 }
 
 // send writes one group's fences and answers each of its callers.
@@ -105,8 +82,4 @@ func (fc *fencer) send(group []*fenceCall) {
 		c.err = errs[i]
 		close(c.done)
 	}
-	fc.mu.Lock()
-	fc.sending--
-	fc.dispatch()
-	fc.mu.Unlock()
 }

@@ -56,7 +56,7 @@ func TestFencerBoundsGroupsAndAnswersEachSession(t *testing.T) {
 		return memstore.OK
 	}
 	st := &slowFences{Store: ms}
-	fc := newFencer(context.Background(), st)
+	fc := newFencer(context.Background(), st, fencesInFlight)
 
 	var fs []store.Fencing
 	// More than fencesInFlight full groups: the rest wait, and leave in

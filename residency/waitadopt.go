@@ -2,7 +2,6 @@ package residency
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/holdover/holdover/internal/store"
@@ -74,44 +73,44 @@ const (
 	stateReadGroup = 64
 	// stateReadWait is how long a read waits for others to fill its group.
 	stateReadWait = 2 * time.Millisecond
-	// stateReadsInFlight is how many grouped reads may be on their way.
-	stateReadsInFlight = 4
+	// burstRequestsInFlight is how many grouped reads, and how many grouped
+	// fences, a burst may have on their way at once. A takeover paces its
+	// claims and keeps few fences in flight; a burst's sessions are all
+	// waiting for their answers at once, and a small bound queued them
+	// behind one another on a saturated machine (a 200-session burst's last
+	// answers came 900 ms after the lease ended with 4).
+	burstRequestsInFlight = 64
 )
 
 // stateReader groups the state reads of adoptions running at once: a read
 // joins those waiting, and a group leaves when it holds stateReadGroup
 // sessions or its oldest has waited stateReadWait, with at most
-// stateReadsInFlight groups on their way.
+// burstRequestsInFlight groups on their way.
 type stateReader struct {
 	ctx context.Context
 	st  Store
-
-	mu      sync.Mutex
-	queue   []*stateCall
-	sending int
-	armed   bool
+	b   batcher[*stateCall]
 }
 
 // stateCall is one session's read, answered with its group.
 type stateCall struct {
 	session string
-	at      time.Time
 	items   []store.Item
 	err     error
 	done    chan struct{}
 }
 
 func newStateReader(ctx context.Context, st Store) *stateReader {
-	return &stateReader{ctx: ctx, st: st}
+	r := &stateReader{ctx: ctx, st: st}
+	r.b = batcher[*stateCall]{wait: stateReadWait, inFlight: burstRequestsInFlight, send: r.send,
+		group: func(q []*stateCall) (int, bool) { n := min(len(q), stateReadGroup); return n, n == stateReadGroup }}
+	return r
 }
 
 // read starts reading session's state with others; wait returns it.
 func (r *stateReader) read(session string) *stateCall {
-	c := &stateCall{session: session, at: time.Now(), done: make(chan struct{})}
-	r.mu.Lock()
-	r.queue = append(r.queue, c)
-	r.dispatch()
-	r.mu.Unlock()
+	c := &stateCall{session: session, done: make(chan struct{})}
+	r.b.add(c)
 	return c
 }
 
@@ -120,31 +119,7 @@ func (c *stateCall) wait() ([]store.Item, error) {
 	return c.items, c.err
 }
 
-// dispatch sends the reads waiting in full groups, or once the oldest has
-// waited stateReadWait, while fewer than stateReadsInFlight are on their
-// way. mu held.
-func (r *stateReader) dispatch() {
-	for r.sending < stateReadsInFlight && len(r.queue) > 0 {
-		n := min(len(r.queue), stateReadGroup)
-		if wait := stateReadWait - time.Since(r.queue[0].at); n < stateReadGroup && wait > 0 {
-			if !r.armed {
-				r.armed = true
-				time.AfterFunc(wait, func() {
-					r.mu.Lock()
-					r.armed = false
-					r.dispatch()
-					r.mu.Unlock()
-				})
-			}
-			return
-		}
-		group := r.queue[:n:n]
-		r.queue = r.queue[n:]
-		r.sending++
-		go r.send(group)
-	}
-}
-
+// send reads one group's states and answers each of its callers.
 func (r *stateReader) send(group []*stateCall) {
 	sessions := make([]string, len(group))
 	for i, c := range group {
@@ -157,8 +132,4 @@ func (r *stateReader) send(group []*stateCall) {
 		c.items, c.err = items[i], errs[i]
 		close(c.done)
 	}
-	r.mu.Lock()
-	r.sending--
-	r.dispatch()
-	r.mu.Unlock()
 }
