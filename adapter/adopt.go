@@ -86,8 +86,9 @@ type AdoptOptions struct {
 	// from a node that died is answered the moment that node's lease ends
 	// (HOLDOVER_LEASE_TTL + HOLDOVER_MAX_CLOCK_SKEW after its last renewal),
 	// with no polling by the host. The lease is read again whenever the
-	// cached copy runs out (half the renewal period), so an owner that
-	// releases the session meanwhile (a graceful shutdown) is seen; an owner
+	// cached copy runs out (half the renewal period), so an owner that shuts
+	// down gracefully meanwhile (it releases its sessions, then drops its
+	// lease) is seen then; an owner
 	// whose lease runs past Wait has renewed it (it is alive) and is refused
 	// at once with an *OwnedElsewhereError, as is one still live when Wait
 	// or ctx ends. Concurrent Adopts of one session share one adoption, and

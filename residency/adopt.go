@@ -44,9 +44,10 @@ type AdoptOptions struct {
 	// lease is live wait for that lease to run out, for up to Wait, instead
 	// of refusing at once: the session is adopted the moment its dead
 	// owner's lease ends, with no polling by the host. The lease is read
-	// again when the cached copy runs out (LeaseCacheTTL), so a release or a
-	// graceful shutdown of the owner is seen meanwhile; an owner whose lease
-	// runs past Wait (it renewed: it is alive) is refused at once. Callers
+	// again when the cached copy runs out (LeaseCacheTTL), so an owner that
+	// shuts down gracefully meanwhile (it releases its sessions, then drops
+	// its lease) is seen then; an owner whose lease runs past Wait (it
+	// renewed: it is alive) is refused at once. Callers
 	// that adopt one session concurrently share one adoption, and so the
 	// first caller's Wait.
 	Wait time.Duration
