@@ -88,10 +88,9 @@ type AdoptOptions struct {
 	// with no polling by the host. The lease is read again whenever the
 	// cached copy runs out (half the renewal period), so an owner that shuts
 	// down gracefully meanwhile (it releases its sessions, then drops its
-	// lease) is seen then; an owner
-	// whose lease runs past Wait has renewed it (it is alive) and is refused
-	// at once with an *OwnedElsewhereError, as is one still live when Wait
-	// or ctx ends. Concurrent Adopts of one session share one adoption, and
+	// lease) is seen then; an owner whose lease runs past Wait has renewed
+	// it (it is alive) and is refused at once with an *OwnedElsewhereError,
+	// as is one still live when Wait or ctx ends. Concurrent Adopts of one session share one adoption, and
 	// so the first caller's Wait. A host that holds a request while its
 	// session is in doubt sets it to the lease TTL plus the skew, plus a
 	// margin.

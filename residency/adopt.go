@@ -154,34 +154,36 @@ type refusal struct {
 	owner store.Owner
 }
 
-// adoptOnce is one attempt of adopt. When a live owner refuses it, r says
-// whose lease and which row.
-func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptions) (_ *Adopted, r refusal, _ error) {
+// adoptOnce is one attempt of adopt. When a live owner refuses it, the
+// refusal says whose lease and which row.
+func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptions) (*Adopted, refusal, error) {
 	o, found, err := m.store.ReadOwner(ctx, session)
 	m.stats.ownerReads.Add(1)
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, r, err
+		return nil, refusal{}, err
 	}
 	if !found || o.Ended {
 		m.neg.remember(session)
 		m.stats.notFound.Add(1)
-		return nil, r, ErrNotFound
+		return nil, refusal{}, ErrNotFound
 	}
 	// A row naming this node but absent from the ownership map belongs to an
 	// earlier incarnation of this node: adopt it like any other.
 	if o.Node != m.cfg.NodeID && !o.Released && !opts.forceAway(o.Node) {
-		var live bool
+		var (
+			live  bool
+			lease liveLease
+		)
 		if m.vouched(o.Node, o.ClaimedAt) {
 			m.stats.leaseVouched.Add(1)
-		} else if live, r.lease, err = m.sharedLease(ctx, o.Node, o.ClaimedAt); err != nil {
+		} else if live, lease, err = m.sharedLease(ctx, o.Node, o.ClaimedAt); err != nil {
 			m.stats.adoptErrors.Add(1)
 			return nil, refusal{}, err
 		}
 		if live {
 			m.stats.ownedElsewhere.Add(1)
-			r.owner = o
-			return nil, r, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
+			return nil, refusal{lease: lease, owner: o}, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
 		}
 	}
 	// The state is read concurrently with the claim, once the owner is known
@@ -200,28 +202,28 @@ func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptio
 	won, cur, err := m.store.Claim(ctx, session, o, m.cfg.NodeID, m.ttl(session))
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, r, err
+		return nil, refusal{}, err
 	}
 	if !won {
 		if cur.Epoch == 0 || cur.Ended {
 			m.stats.notFound.Add(1)
-			return nil, r, ErrNotFound
+			return nil, refusal{}, ErrNotFound
 		}
 		m.stats.claimConflicts.Add(1)
-		return nil, r, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
+		return nil, refusal{}, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
 	}
 	items, err := state.wait()
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
-		return nil, r, err
+		return nil, refusal{}, err
 	}
 	if !o.Released {
 		if err := m.store.Fence(ctx, session, cur.Epoch, items); err != nil {
 			m.stats.adoptErrors.Add(1)
-			return nil, r, err
+			return nil, refusal{}, err
 		}
 	}
-	return m.adopted(session, o.Node, cur.Epoch, o.Released, items, true), r, nil
+	return m.adopted(session, o.Node, cur.Epoch, o.Released, items, true), refusal{}, nil
 }
 
 // adopted records that this node owns session at epoch, won from prev with

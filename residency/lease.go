@@ -441,7 +441,7 @@ func (m *Manager) liveLease(ctx context.Context, node string) (bool, liveLease, 
 	}
 	if live {
 		// Until the cache TTL, or the lease's end if sooner.
-		left := l.RenewedAt.Add(l.TTL + m.cfg.MaxClockSkew).Sub(m.wall())
+		left := l.Ends(m.cfg.MaxClockSkew).Sub(m.wall())
 		c = liveLease{until: now.Add(min(m.leases.ttl, left)), ends: now.Add(left), since: l.Since}
 		m.leases.m[node] = c
 		delete(m.leases.expired, node)

@@ -309,7 +309,7 @@ func (m *Manager) voidRecord(ctx context.Context, session string, cur store.Owne
 	if err != nil {
 		return false, err
 	}
-	if since := l.since; live && (since.IsZero() || cur.ClaimedAt.IsZero() || !cur.ClaimedAt.Add(m.cfg.MaxClockSkew).Before(since)) {
+	if live && (l.since.IsZero() || cur.ClaimedAt.IsZero() || !cur.ClaimedAt.Add(m.cfg.MaxClockSkew).Before(l.since)) {
 		return false, nil
 	}
 	items, err := m.store.ReadState(ctx, session)

@@ -77,6 +77,14 @@ func orphan(t *testing.T, st *store.Store, session, owner string, items ...store
 	}
 }
 
+// renewAs renews node's lease for ttl, as node's last renewal would, now.
+func renewAs(t *testing.T, st *store.Store, node string, ttl time.Duration) {
+	t.Helper()
+	if err := st.RenewLease(context.Background(), node, ttl, 100*time.Millisecond, time.Now(), "inc-"+node); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func state(t *testing.T, st *store.Store, session string) map[string]string {
 	t.Helper()
 	items, err := st.ReadState(context.Background(), session)
@@ -229,9 +237,7 @@ func TestRefusedAdoptionReadsNoState(t *testing.T) {
 	st := c.store(false)
 	orphan(t, st, "live-1", "a", store.Item{Key: "k", Value: []byte("v")})
 	// a's lease is live: a holds it.
-	if err := st.RenewLease(ctx, "a", time.Hour, 100*time.Millisecond, time.Now(), "inc-a"); err != nil {
-		t.Fatal(err)
-	}
+	renewAs(t, st, "a", time.Hour)
 	cs := &counting{Store: st}
 	b := c.node("b", cs)
 	for range 5 {
@@ -280,12 +286,8 @@ func TestAdoptWaitsForTheLeaseToEnd(t *testing.T) {
 	// a renews once more and dies: its lease ends 1.5 s + the skew after it.
 	const ttl = 1500 * time.Millisecond
 	renewed := time.Now()
-	if err := st.RenewLease(ctx, "a", ttl, 100*time.Millisecond, renewed, "inc-a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.RenewLease(ctx, "alive", time.Hour, 100*time.Millisecond, renewed, "inc-alive"); err != nil {
-		t.Fatal(err)
-	}
+	renewAs(t, st, "a", ttl)
+	renewAs(t, st, "alive", time.Hour)
 	cs := &counting{Store: st}
 	b := c.node("b", cs)
 
@@ -326,9 +328,7 @@ func TestAdoptWaitsForTheLeaseToEnd(t *testing.T) {
 	// context's error, when it ends during a read), adopting nothing.
 	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if err := st.RenewLease(ctx, "alive", 2*time.Second, 100*time.Millisecond, time.Now(), "inc-alive"); err != nil {
-		t.Fatal(err)
-	}
+	renewAs(t, st, "alive", 2*time.Second)
 	time.Sleep(time.Second) // b's cached copy of the hour-long lease runs out
 	began = time.Now()
 	_, err = b.Adopt(cctx, "w-2", residency.AdoptOptions{Wait: 10 * time.Second})
@@ -355,9 +355,7 @@ func TestWaitingAdoptionsShareTheLeaseRead(t *testing.T) {
 	for i := range n {
 		orphan(t, st, fmt.Sprint("sh-", i), "a", store.Item{Key: "k", Value: []byte("v")})
 	}
-	if err := st.RenewLease(ctx, "a", 1500*time.Millisecond, 100*time.Millisecond, time.Now(), "inc-a"); err != nil {
-		t.Fatal(err)
-	}
+	renewAs(t, st, "a", 1500*time.Millisecond)
 	b := c.node("b", st)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)

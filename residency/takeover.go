@@ -122,7 +122,10 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		go func() {
 			defer wg.Done()
 			var once sync.Once
-			p := pipeline{state: state, fences: fences, claimed: func() { once.Do(func() { <-claims }) }}
+			p := pipeline{fences: fences, claimed: func() { once.Do(func() { <-claims }) }}
+			if state != nil { // a nil *aheadRead must stay a nil stateWaiter
+				p.state = state
+			}
 			defer p.claimed()
 			a, err := m.takeOne(ctx, node, o, opts.Force, p)
 			if err == nil && opts.OnAdopted != nil {
@@ -166,13 +169,21 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 // claims stay in flight while the sessions claimed wait for their reads
 // and fences.
 //
-// pipeline is one listed session's way through a takeover: the read of its
-// state started ahead of its claim (nil: read after the claim), the fencer
-// its fence joins, and what frees its claim slot (idempotent).
+// pipeline is one listed session's way through a takeover (or through a
+// burst of woken adoptions, waitadopt.go): the read of its state started
+// ahead of its claim (nil: read after the claim), the fencer its fence
+// joins, what frees its claim slot (idempotent), and whether adopted moves
+// its owner-index entry itself (a takeover moves its entries in batches).
 type pipeline struct {
-	state   *aheadRead
+	state   stateWaiter
 	fences  *fencer
 	claimed func()
+	reindex bool
+}
+
+// stateWaiter is a read of a session's state started earlier.
+type stateWaiter interface {
+	wait() ([]store.Item, error)
 }
 
 // takeOne adopts one session the owner index lists under node. Takeover has
@@ -207,7 +218,8 @@ func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force
 }
 
 // claimListed claims session o at the epoch the index lists under node (a
-// node whose lease expired: it neither writes nor releases any more), then
+// node whose lease expired: it neither writes nor releases any more; for a
+// woken adoption, the epoch of the row it read before waiting), then
 // fences with the state read ahead (or, when that read failed, after the
 // claim), as adopt does for a crashed owner: the fence shadows every older
 // write that landed after the read, so the state restored is the state
@@ -248,7 +260,7 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 		m.stats.adoptErrors.Add(1)
 		return nil, err
 	}
-	return m.adopted(o.Session, node, cur.Epoch, false, items, false), nil
+	return m.adopted(o.Session, node, cur.Epoch, false, items, p.reindex), nil
 }
 
 // pacer spaces a takeover's adoptions by its rate's interval, as a ticker

@@ -23,8 +23,10 @@ import (
 //     the fences leave several to a request (the takeover's fencer).
 
 // adoptAfterWait adopts session, whose ownership row was o when a live
-// owner refused it, once its wait is over. refused is set when the owner's
-// lease is still live.
+// owner refused it, once its wait is over: claimListed with the burst's
+// grouped read and fence, once the shared lease read finds the owner gone
+// (vouched for this session's claim, or read after o). The refusal is set
+// when the owner's lease is still live.
 func (m *Manager) adoptAfterWait(ctx context.Context, session string, o store.Owner) (*Adopted, refusal, error) {
 	live, lease, err := m.sharedLease(ctx, o.Node, o.ClaimedAt)
 	if err != nil {
@@ -35,42 +37,12 @@ func (m *Manager) adoptAfterWait(ctx context.Context, session string, o store.Ow
 		m.stats.ownedElsewhere.Add(1)
 		return nil, refusal{lease: lease, owner: o}, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
 	}
-	state := m.waitReads.read(session)
-	won, cur, err := m.store.Claim(ctx, session, o, m.cfg.NodeID, m.ttl(session))
-	switch {
-	case err != nil:
-		m.stats.adoptErrors.Add(1)
-		return nil, refusal{}, err
-	case !won && (cur.Epoch == 0 || cur.Ended):
-		m.neg.remember(session)
-		m.stats.notFound.Add(1)
-		return nil, refusal{}, ErrNotFound
-	case !won && cur.Node == o.Node:
-		// Released, or the owner came back and claimed it again: the
-		// ordinary way decides.
-		return m.adoptOnce(ctx, session, AdoptOptions{})
-	case !won:
-		m.stats.claimConflicts.Add(1)
-		return nil, refusal{}, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
-	}
-	items, err := state.wait()
-	if err != nil { // read it alone
-		items, err = m.store.ReadState(ctx, session)
-	}
-	if err == nil {
-		err = m.waitFences.fence(store.Fencing{Session: session, Epoch: cur.Epoch, Items: items})
-	}
-	if err != nil {
-		m.stats.adoptErrors.Add(1)
-		return nil, refusal{}, err
-	}
-	return m.adopted(session, o.Node, cur.Epoch, false, items, true), refusal{}, nil
+	a, err := m.claimListed(ctx, o.Node, store.Owned{Session: session, Epoch: o.Epoch},
+		pipeline{state: m.waitReads.read(session), fences: m.waitFences, claimed: func() {}, reindex: true})
+	return a, refusal{}, err
 }
 
 const (
-	// stateReadGroup bounds the sessions of one grouped state read, as the
-	// takeover's reads ahead.
-	stateReadGroup = 64
 	// stateReadWait is how long a read waits for others to fill its group.
 	stateReadWait = 2 * time.Millisecond
 	// burstRequestsInFlight is how many grouped reads, and how many grouped
@@ -83,7 +55,7 @@ const (
 )
 
 // stateReader groups the state reads of adoptions running at once: a read
-// joins those waiting, and a group leaves when it holds stateReadGroup
+// joins those waiting, and a group leaves when it holds readGroup
 // sessions or its oldest has waited stateReadWait, with at most
 // burstRequestsInFlight groups on their way.
 type stateReader struct {
@@ -103,7 +75,7 @@ type stateCall struct {
 func newStateReader(ctx context.Context, st Store) *stateReader {
 	r := &stateReader{ctx: ctx, st: st}
 	r.b = batcher[*stateCall]{wait: stateReadWait, inFlight: burstRequestsInFlight, send: r.send,
-		group: func(q []*stateCall) (int, bool) { n := min(len(q), stateReadGroup); return n, n == stateReadGroup }}
+		group: func(q []*stateCall) (int, bool) { n := min(len(q), readGroup); return n, n == readGroup }}
 	return r
 }
 

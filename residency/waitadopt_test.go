@@ -40,9 +40,7 @@ func TestWokenAdoptionsAdoptAsABurst(t *testing.T) {
 	bs := &burst{grouping: &grouping{Store: c.store(false)}}
 	b := c.node("b", bs)
 	// The dead node's last renewal: its lease ends 3 s + the skew on.
-	if err := st.RenewLease(ctx, "dead-wb", 3*time.Second, 100*time.Millisecond, time.Now(), "inc"); err != nil {
-		t.Fatal(err)
-	}
+	renewAs(t, st, "dead-wb", 3*time.Second)
 	var wg sync.WaitGroup
 	got := make([]*residency.Adopted, n)
 	errs := make([]error, n)

@@ -403,7 +403,7 @@ func dropKeyspace(hosts, ks string) error {
 }
 
 // leaseEnd reads node's lease in keyspace ks and returns when peers stop
-// counting it live (store.Lease.LiveAt with skew).
+// counting it live (store.Lease.Ends with skew).
 func leaseEnd(hosts, ks, node string, skew time.Duration) (time.Time, error) {
 	s, err := connect(hosts)
 	if err != nil {
@@ -411,13 +411,14 @@ func leaseEnd(hosts, ks, node string, skew time.Duration) (time.Time, error) {
 	}
 	defer s.Close()
 	var (
-		renewed time.Time
-		ttlMS   int64
+		l     store.Lease
+		ttlMS int64
 	)
-	if err := s.Query("SELECT renewed_at, ttl_ms FROM "+ks+"."+store.DefaultTables.Leases+" WHERE node = ?", node).Scan(&renewed, &ttlMS); err != nil {
+	if err := s.Query("SELECT renewed_at, ttl_ms FROM "+ks+"."+store.DefaultTables.Leases+" WHERE node = ?", node).Scan(&l.RenewedAt, &ttlMS); err != nil {
 		return time.Time{}, fmt.Errorf("read the lease of %s: %w", node, err)
 	}
-	return renewed.Add(time.Duration(ttlMS)*time.Millisecond + skew), nil
+	l.TTL = time.Duration(ttlMS) * time.Millisecond
+	return l.Ends(skew), nil
 }
 
 // connect opens a gocql session; hosts is a comma-separated list, the port

@@ -76,13 +76,13 @@ func (n *Node) resolve(ctx context.Context, tx *Tx, session, method string, crea
 			return outcome{Status: sip.StatusCallTransactionDoesNotExists, Reason: "Call/Transaction Does Not Exist"}
 
 		case errors.As(err, &owned) && owned.Live && !owned.Raced:
-			// Its lease runs past the hold bound (or ctx ended): alive.
+			if ctx.Err() != nil { // the wait was cut short
+				return outcome{Status: sip.StatusServiceUnavailable, Reason: "Shutting Down", RetryAfter: 1}
+			}
+			// Its lease runs past the hold bound: the owner is alive.
 			n.stats.holdTimeouts.Add(1)
 			n.log.Warn("owner still live after the hold bound", "session", session, "method", method,
 				"owner", owned.Owner, "held_ms", ms(time.Since(began)))
-			if ctx.Err() != nil {
-				return outcome{Status: sip.StatusServiceUnavailable, Reason: "Shutting Down", RetryAfter: 1}
-			}
 			return outcome{Status: sip.StatusServiceUnavailable, Reason: "Owned By " + owned.Owner, RetryAfter: 1}
 
 		case errors.As(err, &owned):

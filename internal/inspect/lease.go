@@ -53,7 +53,7 @@ func (i *Inspector) lease(sl store.Lease, now time.Time) (l Lease, live bool) {
 	if !sl.LiveAt(now, i.skew) {
 		return Lease{}, false
 	}
-	return Lease{Node: sl.Node, RenewedAt: sl.RenewedAt, TTL: sl.TTL, Remaining: sl.RenewedAt.Add(sl.TTL + i.skew).Sub(now),
+	return Lease{Node: sl.Node, RenewedAt: sl.RenewedAt, TTL: sl.TTL, Remaining: sl.Ends(i.skew).Sub(now),
 		Incarnation: sl.Incarnation, Since: sl.Since}, true
 }
 

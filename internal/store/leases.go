@@ -34,8 +34,11 @@ type Lease struct {
 // monotonic clock, so a peer that finds the lease expired knows the node has
 // stopped, whatever the node's own wall clock says.
 func (l Lease) LiveAt(now time.Time, grace time.Duration) bool {
-	return now.Before(l.RenewedAt.Add(l.TTL + grace))
+	return now.Before(l.Ends(grace))
 }
+
+// Ends is when peers stop counting the lease live (LiveAt turns false).
+func (l Lease) Ends(grace time.Duration) time.Time { return l.RenewedAt.Add(l.TTL + grace) }
 
 // RenewLease renews node's lease for ttl, stamped with the coordinator's
 // clock (toTimestamp(now()), at a server-side write timestamp, so the node's

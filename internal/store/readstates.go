@@ -50,8 +50,7 @@ func (st *Store) readGroup(ctx context.Context, sessions []string, idx []int, it
 			ids = append(ids, sessions[i])
 		}
 	}
-	stmt := fmt.Sprintf(`SELECT session, key, value, format FROM %s.%s WHERE session IN ?`, st.opts.Keyspace, st.opts.Tables.State)
-	iter := st.s.Query(stmt, ids).PageSize(readPageSize).Idempotent(true).
+	iter := st.s.Query(st.stmts.selectStates, ids).PageSize(readPageSize).Idempotent(true).
 		SetSpeculativeExecutionPolicy(st.hedged()).IterContext(ctx)
 	var (
 		session, key string

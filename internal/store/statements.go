@@ -9,6 +9,7 @@ type statements struct {
 	insertItem    string
 	deleteItem    string
 	selectItems   string
+	selectStates  string // selectItems of several sessions (ReadStates)
 	selectExpiry  string
 	refreshItem   string
 
@@ -52,6 +53,7 @@ func newStatements(ks string, t Tables) statements {
 		insertItem:    fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),
 		deleteItem:    fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE session = ? AND key = ?`, state),
 		selectItems:   fmt.Sprintf(`SELECT key, value, format FROM %s WHERE session = ?`, state),
+		selectStates:  fmt.Sprintf(`SELECT session, key, value, format FROM %s WHERE session IN ?`, state),
 		selectExpiry:  fmt.Sprintf(`SELECT key, value, format, WRITETIME(format), TTL(format) FROM %s WHERE session = ?`, state),
 		refreshItem:   fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),
 

@@ -92,26 +92,24 @@ func setListen(c *Config, v string) string {
 }
 
 func setDrainTimeout(c *Config, v string) string {
-	d, err := time.ParseDuration(v)
-	switch {
-	case err != nil:
-		return fmt.Sprintf("must be a duration such as %s, got %q", DefaultDrainTimeout, v)
-	case d < 0 || d > maxDrainTimeout:
-		return fmt.Sprintf("must be between 0s and %s, got %s", strings.TrimSuffix(maxDrainTimeout.String(), "0s"), d)
-	}
-	c.DrainTimeout = d
-	return ""
+	return setDuration(&c.DrainTimeout, v, maxDrainTimeout, DefaultDrainTimeout.String())
 }
 
 func setAdoptWait(c *Config, v string) string {
-	d, err := time.ParseDuration(v)
+	return setDuration(&c.AdoptWait, v, maxAdoptWait, "2.5s")
+}
+
+// setDuration parses v into d, a duration between 0 and max (example shows
+// the form), or returns what is wrong with it.
+func setDuration(d *time.Duration, v string, max time.Duration, example string) string {
+	got, err := time.ParseDuration(v)
 	switch {
 	case err != nil:
-		return fmt.Sprintf("must be a duration such as 2.5s, got %q", v)
-	case d < 0 || d > maxAdoptWait:
-		return fmt.Sprintf("must be between 0s and 1m, got %s", d)
+		return fmt.Sprintf("must be a duration such as %s, got %q", example, v)
+	case got < 0 || got > max:
+		return fmt.Sprintf("must be between 0s and %s, got %s", strings.TrimSuffix(max.String(), "0s"), got)
 	}
-	c.AdoptWait = d
+	*d = got
 	return ""
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,16 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	for i, v := range []string{"HOLDOVER_NODE_DRAIN_TIMEOUT", "HOLDOVER_NODE_LISTEN", "HOLDOVER_NODE_TAKEOVER_ON_EXPIRY", "HOLDOVER_TIMEOUT"} {
 		if cerr.Problems[i].Var != v {
 			t.Fatalf("problem %d is %s, want %s", i, cerr.Problems[i].Var, v)
+		}
+	}
+	// HOLDOVER_NODE_ADOPT_WAIT: default 0s, a duration up to 1m.
+	if c, err = configFrom(env(map[string]string{"HOLDOVER_NODE_ADOPT_WAIT": "2.5s"}), valid); err != nil || c.AdoptWait != 2500*time.Millisecond {
+		t.Fatalf("adopt wait 2.5s: %v %v", c.AdoptWait, err)
+	}
+	for v, want := range map[string]string{"2m": "between 0s and 1m, got 2m0s", "-1s": "between 0s and 1m", "soon": `such as 2.5s, got "soon"`} {
+		_, err := configFrom(env(map[string]string{"HOLDOVER_NODE_ADOPT_WAIT": v}), valid)
+		if !errors.As(err, &cerr) || len(cerr.Problems) != 1 || cerr.Problems[0].Var != "HOLDOVER_NODE_ADOPT_WAIT" || !strings.Contains(cerr.Problems[0].Problem, want) {
+			t.Fatalf("HOLDOVER_NODE_ADOPT_WAIT=%s: %v, want a problem saying %q", v, err, want)
 		}
 	}
 }
