@@ -251,8 +251,10 @@ type Config struct {
 	RetryMax time.Duration `env:"RETRY_MAX"`
 
 	// LeaseTTL is how long a node's liveness lease lasts without renewal.
-	// Peers may adopt a silent node's sessions after it, and a node that
-	// could not renew within it stops flushing (self-fencing).
+	// Peers may adopt a silent node's sessions LeaseTTL after its last
+	// renewal reached Cassandra, and no later: it bounds failover time. A
+	// node that could not renew within LeaseTTL - MaxClockSkew stops
+	// flushing (self-fencing).
 	// HOLDOVER_LEASE_TTL, a duration; default 10s; range 1s..10m.
 	LeaseTTL time.Duration `env:"LEASE_TTL"`
 
@@ -262,12 +264,15 @@ type Config struct {
 	LeaseRenew time.Duration `env:"LEASE_RENEW"`
 
 	// MaxClockSkew bounds how far apart the clocks of the nodes and of
-	// Cassandra may be. A node stops acting as owner HOLDOVER_LEASE_TTL after
-	// its last renewal started (on its monotonic clock); peers see its lease
-	// live until HOLDOVER_LEASE_TTL + HOLDOVER_MAX_CLOCK_SKEW after that
-	// (on theirs), so no peer adopts while the owner still acts. It adds to
-	// failover time. HOLDOVER_MAX_CLOCK_SKEW, a duration; default 100ms
-	// (clocks kept by NTP); range 1ms..HOLDOVER_LEASE_TTL.
+	// Cassandra may be. A node stops acting as owner HOLDOVER_LEASE_TTL -
+	// HOLDOVER_MAX_CLOCK_SKEW after its last renewal started (on its
+	// monotonic clock); peers see its lease live until HOLDOVER_LEASE_TTL
+	// after Cassandra stamped that renewal (on theirs), so no peer adopts
+	// while the owner still acts, and none waits longer than the TTL. The
+	// skew is taken from the owner's side: it shortens how long a renewal may
+	// lag before the node fences, not the failover. HOLDOVER_MAX_CLOCK_SKEW,
+	// a duration; default 100ms (clocks kept by NTP); range
+	// 1ms..HOLDOVER_LEASE_TTL/4.
 	MaxClockSkew time.Duration `env:"MAX_CLOCK_SKEW"`
 
 	// StateTTL is the Cassandra TTL of persisted state: state of sessions

@@ -126,7 +126,7 @@ var knobs = []knob{
 	{name: "RetryMax", def: buffer.DefaultRetryMax, min: other{name: "RetryMin"}, max: 10 * time.Minute},
 	{name: "LeaseTTL", def: residency.DefaultLeaseTTL, min: time.Second, max: 10 * time.Minute},
 	{name: "LeaseRenew", zero: "HOLDOVER_LEASE_TTL/3", min: time.Duration(0), above: true, max: other{name: "LeaseTTL", div: 2}},
-	{name: "MaxClockSkew", def: residency.DefaultMaxClockSkew, min: time.Millisecond, max: other{name: "LeaseTTL"}},
+	{name: "MaxClockSkew", def: residency.DefaultMaxClockSkew, min: time.Millisecond, max: other{name: "LeaseTTL", div: 4}},
 	{name: "StateTTL", def: residency.DefaultOwnershipTTL, min: time.Second, max: maxCassandraTTL, unit: cassandraTTLNote, seconds: true},
 	{name: "EndedTTL", def: residency.DefaultEndedTTL, min: time.Second, max: maxCassandraTTL, unit: cassandraTTLNote, seconds: true},
 	{name: "NegativeCacheTTL", def: residency.DefaultNegativeCacheTTL, min: time.Duration(0), max: time.Hour},

@@ -65,14 +65,14 @@ func TestConfigKnobIsTheOneSource(t *testing.T) {
 // while that knob is itself out of range, so one mistake is one problem.
 func TestConfigBoundOnAnotherKnob(t *testing.T) {
 	c := DefaultConfig()
-	c.LeaseTTL, c.MaxClockSkew = 30*time.Second, 20*time.Second // under the new TTL
+	c.LeaseTTL, c.MaxClockSkew = 30*time.Second, 7*time.Second // under the new TTL/4
 	if err := c.Validate(); err != nil {
-		t.Errorf("MaxClockSkew 20s under LeaseTTL 30s: %v", err)
+		t.Errorf("MaxClockSkew 7s under LeaseTTL 30s: %v", err)
 	}
-	c.MaxClockSkew = 31 * time.Second
+	c.MaxClockSkew = 8 * time.Second
 	probs := problemsOf(t, c.Validate())
-	if len(probs) != 1 || !strings.Contains(probs[0].Problem, "between 1ms and HOLDOVER_LEASE_TTL (30s), got 31s") {
-		t.Errorf("MaxClockSkew over LeaseTTL: %v", probs)
+	if len(probs) != 1 || !strings.Contains(probs[0].Problem, "between 1ms and HOLDOVER_LEASE_TTL/4 (7.5s), got 8s") {
+		t.Errorf("MaxClockSkew over LeaseTTL/4: %v", probs)
 	}
 	c.LeaseTTL = time.Hour // out of range: the skew is not compared with it
 	probs = problemsOf(t, c.Validate())

@@ -27,8 +27,8 @@ func (s *slowRenewals) RenewLease(ctx context.Context, node string, ttl, grace t
 // The node's wall clock steps back an hour, then its renewals stall. The
 // lease's life is measured on the monotonic clock and stamped by Cassandra,
 // so the step changes nothing: peers see the lease live, the node stops
-// acting as owner LeaseTTL after its last successful renewal was sent, and no
-// peer sees the lease expire before that.
+// acting as owner LeaseTTL - MaxClockSkew after its last successful renewal
+// was sent, and no peer sees the lease expire before that.
 func TestLeaseIgnoresWallClockSteps(t *testing.T) {
 	t.Parallel()
 	open := keyspaceStores(t)
@@ -76,12 +76,74 @@ func TestLeaseIgnoresWallClockSteps(t *testing.T) {
 		t.Fatalf("stopped at %v, seen dead at %v", stopped, seenDead)
 	}
 	lastSent := a.started.Add(time.Duration(a.lastRenew.Load()))
-	if life := stopped.Sub(lastSent); life < ttl || life > ttl+100*time.Millisecond {
-		t.Fatalf("the node stopped acting %v after its last renewal was sent, want %v", life, ttl)
+	if hold := ttl - DefaultMaxClockSkew; stopped.Sub(lastSent) < hold || stopped.Sub(lastSent) > hold+100*time.Millisecond {
+		t.Fatalf("the node stopped acting %v after its last renewal was sent, want %v", stopped.Sub(lastSent), hold)
 	}
 	if !seenDead.After(stopped) {
 		t.Fatalf("a peer saw the lease expire %v before the node stopped", stopped.Sub(seenDead))
 	}
 	t.Logf("node stopped %v after its last renewal; the peer saw it gone %v later",
 		stopped.Sub(lastSent).Round(time.Millisecond), seenDead.Sub(stopped).Round(time.Millisecond))
+}
+
+// The clock skew margin comes out of the owner's side: the node stops acting
+// as owner LeaseTTL - MaxClockSkew after its last renewal was sent, and peers
+// see its lease end LeaseTTL after that renewal, not LeaseTTL +
+// MaxClockSkew, so the TTL alone bounds how long a dead node's sessions wait.
+func TestPeersWaitTheTTLAlone(t *testing.T) {
+	t.Parallel()
+	open := keyspaceStores(t)
+	ctx := context.Background()
+	slow := &slowRenewals{Store: open(true)}
+	const ttl, skew = 2 * time.Second, 400 * time.Millisecond
+	a, err := New(Config{NodeID: "owner", LeaseTTL: ttl, MaxClockSkew: skew}, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx, false)
+	b, err := New(Config{NodeID: "peer", LeaseTTL: ttl, MaxClockSkew: skew, LeaseCacheTTL: time.Millisecond}, open(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx, false)
+	time.Sleep(ttl / 2)
+	slow.delay.Store(int64(time.Minute))
+	var stopped, seenDead time.Time
+	deadline := time.Now().Add(15 * time.Second)
+	for (stopped.IsZero() || seenDead.IsZero()) && time.Now().Before(deadline) {
+		if stopped.IsZero() && !a.LeaseValid() {
+			stopped = time.Now()
+		}
+		if seenDead.IsZero() {
+			if live, err := b.Live(ctx, "owner"); err != nil {
+				t.Fatal(err)
+			} else if !live {
+				seenDead = time.Now()
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if stopped.IsZero() || seenDead.IsZero() {
+		t.Fatalf("stopped at %v, seen dead at %v", stopped, seenDead)
+	}
+	lastSent := a.started.Add(time.Duration(a.lastRenew.Load()))
+	if life := stopped.Sub(lastSent); life < ttl-skew || life > ttl-skew+100*time.Millisecond {
+		t.Errorf("the node stopped acting %v after its last renewal was sent, want %v (the TTL less the skew)", life, ttl-skew)
+	}
+	if !seenDead.After(stopped) {
+		t.Errorf("a peer saw the lease expire %v before the node stopped", stopped.Sub(seenDead))
+	}
+	// The renewal reaches Cassandra a little after it was sent; the skew
+	// (400 ms) would show in full.
+	if wait := seenDead.Sub(lastSent); wait > ttl+skew/2 {
+		t.Errorf("the peer saw the lease end %v after its last renewal was sent, want about the TTL (%v), not the TTL + the skew", wait, ttl)
+	}
+	t.Logf("node stopped %v after its last renewal; the peer saw it gone %v after it",
+		stopped.Sub(lastSent).Round(time.Millisecond), seenDead.Sub(lastSent).Round(time.Millisecond))
 }

@@ -11,8 +11,11 @@ import (
 type Config struct {
 	// NodeID is this node's stable identity. Required.
 	NodeID string
-	// LeaseTTL is how long a lease lives without renewal; peers may adopt this
-	// node's sessions after it. Default 10s (DefaultLeaseTTL), range 1s..10m.
+	// LeaseTTL is how long a lease lives without renewal: peers may adopt this
+	// node's sessions LeaseTTL after its last renewal reached Cassandra, and
+	// no later (the node itself stops acting as their owner MaxClockSkew
+	// sooner). It is the failover time's ceiling, less the survivor's own
+	// work. Default 10s (DefaultLeaseTTL), range 1s..10m.
 	LeaseTTL time.Duration
 	// LeaseRenew is the renewal period. Default LeaseTTL/3; at most LeaseTTL/2.
 	// A renewal that does not answer at once is backed by further attempts
@@ -20,12 +23,15 @@ type Config struct {
 	// node fences only when its lease has really expired.
 	LeaseRenew time.Duration
 	// MaxClockSkew bounds how far apart the clocks of the nodes and of
-	// Cassandra may be. A node stops acting as owner LeaseTTL after its last
-	// successful renewal started (measured on its monotonic clock); peers
-	// treat its lease as live until LeaseTTL + MaxClockSkew after that start
-	// (on their clocks), so no peer adopts a session while its owner still
-	// acts. It adds to failover time. Default 100ms (clocks kept by NTP), range
-	// 1ms..LeaseTTL.
+	// Cassandra may be. A node stops acting as owner LeaseTTL - MaxClockSkew
+	// after its last successful renewal started (measured on its monotonic
+	// clock), and writes that as the lease's life; peers treat its lease as
+	// live until that life + MaxClockSkew after Cassandra stamped the renewal
+	// (on their clocks), that is LeaseTTL, so no peer adopts a session while
+	// its owner still acts and none waits longer than LeaseTTL. The skew
+	// comes out of the owner's side: the larger it is, the less a renewal may
+	// lag before the node fences. Default 100ms (clocks kept by NTP), range
+	// 1ms..LeaseTTL/4.
 	MaxClockSkew time.Duration
 	// OwnershipTTL is the TTL of ownership rows and index entries: a session
 	// nobody adopts vanishes after it. Default 7 days (DefaultOwnershipTTL).
@@ -122,6 +128,13 @@ const (
 	DefaultTakeoverRate = 500
 )
 
+// hold is how long this node acts as owner after a renewal was sent, and the
+// life it writes into its lease: LeaseTTL less MaxClockSkew, which peers add
+// back when they judge the lease (store.Lease.Ends), so that they wait
+// LeaseTTL at most. At least 3/4 of LeaseTTL (MaxClockSkew is at most a
+// quarter of it).
+func (c Config) hold() time.Duration { return c.LeaseTTL - c.MaxClockSkew }
+
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	if c.NodeID == "" {
@@ -142,8 +155,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = DefaultMaxClockSkew
 	}
-	if c.MaxClockSkew < time.Millisecond || c.MaxClockSkew > c.LeaseTTL {
-		errs = append(errs, fmt.Errorf("residency: MaxClockSkew %s must be between 1ms and LeaseTTL (%s)", c.MaxClockSkew, c.LeaseTTL))
+	if c.MaxClockSkew < time.Millisecond || c.MaxClockSkew > c.LeaseTTL/4 {
+		errs = append(errs, fmt.Errorf("residency: MaxClockSkew %s must be between 1ms and LeaseTTL/4 (%s)", c.MaxClockSkew, c.LeaseTTL/4))
 	}
 	if c.OwnershipTTL == 0 {
 		c.OwnershipTTL = DefaultOwnershipTTL

@@ -29,14 +29,14 @@ func (m *Manager) renewLoop() {
 		if m.replaced.Load() {
 			continue // another process holds the node ID: never renew again
 		}
-		if m.leaseAge() >= m.cfg.LeaseTTL && !m.Fenced() {
+		if m.leaseAge() >= m.cfg.hold() && !m.Fenced() {
 			m.fence()
 		}
 		renewed, lapsed := m.renew()
 		if lapsed {
 			clear(m.settled) // peers may have adopted what a recovery had settled
 		}
-		if (lapsed || m.leaseAge() >= m.cfg.LeaseTTL) && !m.Fenced() {
+		if (lapsed || m.leaseAge() >= m.cfg.hold()) && !m.Fenced() {
 			m.fence()
 		}
 		if renewed && m.Fenced() {
@@ -64,7 +64,7 @@ const renewAttempts = 4
 func (m *Manager) renew() (renewed, lapsed bool) {
 	prev := time.Duration(m.lastRenew.Load())
 	now := m.elapsed()
-	end := prev + m.cfg.LeaseTTL
+	end := prev + m.cfg.hold()
 	if m.Fenced() || end <= now {
 		end = now + m.cfg.LeaseRenew
 	}
@@ -72,7 +72,7 @@ func (m *Manager) renew() (renewed, lapsed bool) {
 	// not expire before the row); a fenced or lapsed one without, so that a
 	// successor that took the node ID over keeps it (holdsLease decides).
 	inc := m.incarnation
-	if m.Fenced() || prev+m.cfg.LeaseTTL <= now {
+	if m.Fenced() || prev+m.cfg.hold() <= now {
 		inc = ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), end-now)
@@ -87,7 +87,7 @@ func (m *Manager) renew() (renewed, lapsed bool) {
 		inFlight++
 		began := m.elapsed()
 		go func() {
-			err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime(), inc)
+			err := m.store.RenewLease(ctx, m.cfg.NodeID, m.cfg.hold(), m.cfg.MaxClockSkew, m.sinceTime(), inc)
 			results <- result{began, err}
 		}()
 	}
@@ -104,7 +104,7 @@ func (m *Manager) renew() (renewed, lapsed bool) {
 				for cur := m.lastRenew.Load(); int64(r.began) > cur && !m.lastRenew.CompareAndSwap(cur, int64(r.began)); cur = m.lastRenew.Load() {
 				}
 				m.stats.renewals.Add(1)
-				return true, acked-prev >= m.cfg.LeaseTTL
+				return true, acked-prev >= m.cfg.hold()
 			}
 			m.stats.renewFailures.Add(1)
 			lastErr = r.err
@@ -123,16 +123,16 @@ func (m *Manager) renew() (renewed, lapsed bool) {
 }
 
 // LeaseValid reports whether this node may act as an owner now: it is not
-// fenced and its last successful renewal started less than the lease TTL ago
-// (on the monotonic clock). When the lease has lapsed unseen (the process was
-// paused), it asks the lease goroutine to fence and recover at once and
+// fenced and its last successful renewal started less than LeaseTTL -
+// MaxClockSkew ago (on the monotonic clock). When the lease has lapsed
+// unseen (the process was paused), it asks the lease goroutine to fence and recover at once and
 // returns false. It costs a clock read: call it per flush or per event, not
 // per commit.
 func (m *Manager) LeaseValid() bool {
 	if m.Fenced() {
 		return false
 	}
-	if m.leaseAge() < m.cfg.LeaseTTL {
+	if m.leaseAge() < m.cfg.hold() {
 		return true
 	}
 	select {
@@ -271,7 +271,7 @@ feed:
 		m.cfg.Flusher.Discard(lost...)
 	}
 	m.recoveredLost = append(m.recoveredLost, lost...)
-	if m.leaseAge() >= m.cfg.LeaseTTL {
+	if m.leaseAge() >= m.cfg.hold() {
 		// The lease ran out while the last claims ran: peers may adopt what
 		// was settled. Settle everything again after the next renewal.
 		clear(m.settled)
@@ -307,7 +307,7 @@ func (m *Manager) holdsLease() bool {
 	// A new unbroken lease begins here: every session this node keeps, the
 	// recovery that follows claims again, after this moment.
 	m.since.Store(m.wall().UnixNano())
-	held, cur, err := m.store.CheckLease(ctx, m.cfg.NodeID, m.incarnation, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime())
+	held, cur, err := m.store.CheckLease(ctx, m.cfg.NodeID, m.incarnation, m.cfg.hold(), m.cfg.MaxClockSkew, m.sinceTime())
 	if err == nil && !held && (cur.Incarnation == "" || cur.Incarnation == m.incarnation) {
 		// Expired (or renewed after it expired, which leaves no holder):
 		// take it again unless someone else does first.
@@ -316,7 +316,7 @@ func (m *Manager) holdsLease() bool {
 		if l, found, err = m.store.ReadLease(ctx, m.cfg.NodeID); err == nil {
 			cur = l
 			if !found || l.Incarnation == "" {
-				held, cur, err = m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime())
+				held, cur, err = m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.hold(), m.cfg.MaxClockSkew, m.sinceTime())
 			}
 		}
 	}

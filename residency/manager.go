@@ -139,7 +139,7 @@ func (m *Manager) NodeID() string { return m.cfg.NodeID }
 // Start takes this node ID's lease for this process (an incarnation of the
 // node) and starts renewing it every LeaseRenew until Close. While another
 // process holds the node ID's lease and renews it, Start waits for that lease
-// to expire (a restart after a crash waits at most LeaseTTL + MaxClockSkew;
+// to expire (a restart after a crash waits at most LeaseTTL;
 // after a graceful Close, not at all); if ctx ends first it returns a
 // *NodeIDInUseError. Two live processes never share a node ID: the one that
 // took the lease over from a paused process makes the paused one fence for
@@ -165,7 +165,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		began := m.elapsed()
 		m.since.Store(m.wall().UnixNano())
-		took, _, err := m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.LeaseTTL, m.cfg.MaxClockSkew, m.sinceTime())
+		took, _, err := m.store.TakeLease(ctx, m.cfg.NodeID, m.incarnation, l, found, m.cfg.hold(), m.cfg.MaxClockSkew, m.sinceTime())
 		if err != nil {
 			return err
 		}

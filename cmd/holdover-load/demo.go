@@ -321,8 +321,8 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 					logf("A's lease: %v", err)
 				} else {
 					res.LeaseFloor = end.Sub(killed)
-					logf("A's lease ends %d ms after the kill as peers judge it (last renewal + TTL %v + clock skew %v): the floor of its sessions' failover",
-						res.LeaseFloor.Milliseconds(), o.LeaseTTL, residency.DefaultMaxClockSkew)
+					logf("A's lease ends %d ms after the kill as peers judge it (last renewal + TTL %v): the floor of its sessions' failover",
+						res.LeaseFloor.Milliseconds(), o.LeaseTTL)
 				}
 				return nil
 			},

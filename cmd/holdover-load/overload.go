@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/internal/testbench/harness"
-	"github.com/holdover/holdover/residency"
 )
 
 // overloadCmd runs the failover and overload scenarios make bench reports,
@@ -130,8 +129,8 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fig.FailoverP50MS, fig.FailoverP99MS, fig.FailoverMaxMS = &rep.FailoverP50Ms, &rep.FailoverP99Ms, &rep.FailoverMaxMs
 		floor := float64(res.LeaseFloor.Milliseconds())
 		if res.LeaseFloor <= 0 { // A's lease could not be read: its latest end
-			floor = float64((o.LeaseTTL + residency.DefaultMaxClockSkew).Milliseconds())
-			fmt.Fprintf(stdout, "overload: steady: A's lease end unknown: the floor is taken as TTL + clock skew, %.0f ms\n", floor)
+			floor = ttl
+			fmt.Fprintf(stdout, "overload: steady: A's lease end unknown: the floor is taken as the TTL, %.0f ms\n", floor)
 		}
 		fig.FailoverFloorMS = &floor
 		fmt.Fprintf(stdout, "overload: steady: failover p50/p99/max %.0f / %.0f / %.0f ms; A's lease ended %.0f ms after its kill; goal p99 <= TTL + 300 = %.0f ms\n",

@@ -46,7 +46,7 @@
 //	SIPNODE_CONTACT              host:port put in Contact (the listen address)
 //	SIPNODE_STATS                address of the HTTP /stats endpoint (none)
 //	SIPNODE_HOLD                 longest a request waits for a live owner's lease
-//	                             (HOLDOVER_LEASE_TTL + HOLDOVER_MAX_CLOCK_SKEW + 500ms)
+//	                             (HOLDOVER_LEASE_TTL + 500ms)
 //	SIPNODE_FLUSH_BEFORE_ANSWER  flush before answering an INVITE (false)
 //	SIPNODE_DRAIN_GRACE          503 to probes before releasing, on SIGTERM (1500ms;
 //	                             longer than the proxy's probe interval)
@@ -103,7 +103,7 @@ func configFromEnv(ac adapter.Config) (Config, error) {
 		Listen:     env("SIPNODE_LISTEN", "127.0.0.1:5060"),
 		Contact:    os.Getenv("SIPNODE_CONTACT"),
 		Stats:      os.Getenv("SIPNODE_STATS"),
-		Hold:       ac.LeaseTTL + ac.MaxClockSkew + 500*time.Millisecond,
+		Hold:       ac.LeaseTTL + 500*time.Millisecond,
 		DrainGrace: 1500 * time.Millisecond,
 	}
 	var err error

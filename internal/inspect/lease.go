@@ -17,10 +17,13 @@ type Lease struct {
 	Node string
 	// RenewedAt is when the node last renewed the lease (Cassandra's clock).
 	RenewedAt time.Time
-	// TTL is the lease's time to live (the node's HOLDOVER_LEASE_TTL).
+	// TTL is the lease's time to live as peers judge it (the node's
+	// HOLDOVER_LEASE_TTL): the life the node wrote (its TTL less its clock
+	// skew, how long it acts as owner after a renewal) +
+	// HOLDOVER_MAX_CLOCK_SKEW.
 	TTL time.Duration
 	// Remaining is what is left of the lease as peers judge it: until
-	// RenewedAt + TTL + HOLDOVER_MAX_CLOCK_SKEW, on this machine's clock.
+	// RenewedAt + TTL, on this machine's clock.
 	Remaining time.Duration
 	// Incarnation names the process holding the lease (a random ID chosen at
 	// each Open), so a restart of the node shows as a new incarnation.
@@ -53,7 +56,7 @@ func (i *Inspector) lease(sl store.Lease, now time.Time) (l Lease, live bool) {
 	if !sl.LiveAt(now, i.skew) {
 		return Lease{}, false
 	}
-	return Lease{Node: sl.Node, RenewedAt: sl.RenewedAt, TTL: sl.TTL, Remaining: sl.Ends(i.skew).Sub(now),
+	return Lease{Node: sl.Node, RenewedAt: sl.RenewedAt, TTL: sl.TTL + i.skew, Remaining: sl.Ends(i.skew).Sub(now),
 		Incarnation: sl.Incarnation, Since: sl.Since}, true
 }
 
