@@ -84,15 +84,15 @@ type AdoptOptions struct {
 	// Wait, when positive, makes Adopt wait up to Wait for a live owner's
 	// lease to run out instead of refusing at once: a request redirected
 	// from a node that died is answered the moment that node's lease ends
-	// (at most HOLDOVER_LEASE_TTL after its last renewal),
-	// with no polling by the host. The lease is read again whenever the
-	// cached copy runs out (half the renewal period), so an owner that shuts
-	// down gracefully meanwhile (it releases its sessions, then drops its
-	// lease) is seen then; an owner whose lease runs past Wait has renewed
-	// it (it is alive) and is refused at once with an *OwnedElsewhereError,
-	// as is one still live when Wait or ctx ends. Concurrent Adopts of one session share one adoption, and
-	// so the first caller's Wait. A host that holds a request while its
-	// session is in doubt sets it to the lease TTL plus a margin.
+	// (at most HOLDOVER_LEASE_TTL after its last renewal), with no polling
+	// by the host. The lease is read again whenever the cached copy runs out
+	// (half the renewal period), so an owner that shuts down gracefully
+	// meanwhile (it releases its sessions, then drops its lease) is seen
+	// then; an owner whose lease runs past Wait has renewed it (it is alive)
+	// and is refused at once with an *OwnedElsewhereError, as is one still
+	// live when Wait or ctx ends. Concurrent Adopts of one session share one
+	// adoption, and so the first caller's Wait. A host that holds a request
+	// while its session is in doubt sets it to the lease TTL plus a margin.
 	Wait time.Duration
 }
 

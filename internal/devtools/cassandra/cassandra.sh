@@ -32,6 +32,8 @@
 #   HEAP_NEWSIZE             young generation per node (default 200M)
 #   CASSANDRA_START_TIMEOUT  seconds to wait for a node to answer CQL (default 240)
 #   CASSANDRA_CLUSTER_NAME   cluster name (default holdover-local; a multi-DC ring appends -<D>dc)
+#   CASSANDRA_PAXOS_VARIANT  paxos_variant of the nodes started: v1 (default) or v2; a running node
+#                            keeps its own until restarted (docs/performance.md compares them)
 #   DCS                      data centers, as --dcs (default 1)
 #
 # Rings: each layout has its own node directories under $CASSANDRA_CACHE, named ring<NODES> or
@@ -74,6 +76,11 @@ SNITCH=SimpleSnitch
 BASE_CLUSTER_NAME="${CASSANDRA_CLUSTER_NAME:-holdover-local}"
 CLUSTER_NAME="$BASE_CLUSTER_NAME"
 START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
+PAXOS_VARIANT="${CASSANDRA_PAXOS_VARIANT:-v1}"
+case "$PAXOS_VARIANT" in
+v1 | v2) ;;
+*) echo "cassandra: ERROR: CASSANDRA_PAXOS_VARIANT must be v1 or v2, got '$PAXOS_VARIANT'" >&2 && exit 2 ;;
+esac
 CQL_PORT=9042
 STORAGE_PORT=7000
 CQLPING="$CACHE/bin/cqlping"
@@ -264,6 +271,7 @@ role_manager: CassandraRoleManager
 read_request_timeout: 5000ms
 write_request_timeout: 2000ms
 cas_contention_timeout: 1000ms
+paxos_variant: $PAXOS_VARIANT
 request_timeout: 10000ms
 concurrent_reads: 32
 concurrent_writes: 32

@@ -98,10 +98,17 @@ func (g *Generator) logf(format string, args ...any) {
 	fmt.Fprintf(g.cfg.Progress, "load: "+format+"\n", args...)
 }
 
-func (g *Generator) countErr(kind string) {
+// countErr counts an error of kind; the first of each kind is logged with
+// its message (err, when not nil), so that a count in the progress lines
+// can be told apart.
+func (g *Generator) countErr(kind string, err error) {
 	g.mu.Lock()
+	first := g.stats.errs[kind] == 0
 	g.stats.errs[kind]++
 	g.mu.Unlock()
+	if first && err != nil {
+		g.logf("first %s error: %v", kind, err)
+	}
 }
 
 func (g *Generator) node(name string) *nodeState {
@@ -326,22 +333,22 @@ func (g *Generator) work(ctx context.Context, s *session) {
 			// Refused before anything was applied (overload, fenced, not
 			// ready: the node's contract): nothing to read back.
 			s.m.undo()
-			g.countErr(errorKind(err))
+			g.countErr(errorKind(err), err)
 			return
 		}
 		s.resync = true // outcome unknown until read back
 		switch {
 		case n.failed.Load():
-			g.countErr("to_failed_node") // the redirect reconciles it
+			g.countErr("to_failed_node", nil) // the redirect reconciles it
 		case ctx.Err() != nil:
 		default:
-			g.countErr(errorKind(err))
+			g.countErr(errorKind(err), err)
 		}
 		return
 	}
 	if !s.m.ack(int(rep.Version), t1) {
 		s.resync = true
-		g.countErr("version_mismatch")
+		g.countErr("version_mismatch", nil)
 		g.logf("session %s: node %s answered version %d, model expected %d", s.id, n.Name, rep.Version, s.m.version())
 		return
 	}
@@ -373,7 +380,7 @@ func (g *Generator) resync(ctx context.Context, s *session, n *nodeState) {
 		rep = sessionReply{}
 	case err != nil:
 		if !n.failed.Load() && ctx.Err() == nil {
-			g.countErr("resync_" + errorKind(err))
+			g.countErr("resync_"+errorKind(err), err)
 		}
 		return
 	}

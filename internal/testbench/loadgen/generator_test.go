@@ -179,6 +179,12 @@ func TestUnknownOutcomesAreResynced(t *testing.T) {
 	if rep.Errors["http_503"] == 0 || rep.Errors["transport"] == 0 {
 		t.Fatalf("faults not seen: %v", rep.Errors)
 	}
+	// The first error of each kind is logged with its message, once.
+	for _, kind := range []string{"transport", "http_503"} {
+		if n := strings.Count(progress, "load: first "+kind+" error: "); n != 1 {
+			t.Errorf("the first %s error was logged %d times, want once:\n%s", kind, n, progress)
+		}
+	}
 }
 
 func TestRunWithoutFailure(t *testing.T) {

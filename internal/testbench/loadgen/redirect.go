@@ -164,13 +164,13 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 			g.stats.adoptRetries++ // the failed node's lease is still live
 			g.mu.Unlock()
 		case errors.As(err, &he) && he.Status == 409 && g.nodeByID(he.Owner) != nil && !g.nodeByID(he.Owner).failed.Load():
-			g.countErr("adopt_owned_by_survivor")
+			g.countErr("adopt_owned_by_survivor", nil)
 			target = g.nodeByID(he.Owner) // another survivor has it: restore from there
 			continue
 		case ctx.Err() != nil:
 			return
 		default:
-			g.countErr("adopt_" + errorKind(err))
+			g.countErr("adopt_"+errorKind(err), err)
 		}
 		if time.Now().Add(backoff).After(deadline) {
 			s.broken.Store(true)
