@@ -56,26 +56,7 @@ func TestLeaseIgnoresWallClockSteps(t *testing.T) {
 	if live, err := b.Live(ctx, "stepped"); err != nil || !live || !a.LeaseValid() {
 		t.Fatalf("after the step: peer sees live=%v (%v), node valid=%v", live, err, a.LeaseValid())
 	}
-	slow.delay.Store(int64(time.Minute))
-	var stopped, seenDead time.Time
-	deadline := time.Now().Add(15 * time.Second)
-	for (stopped.IsZero() || seenDead.IsZero()) && time.Now().Before(deadline) {
-		if stopped.IsZero() && !a.LeaseValid() {
-			stopped = time.Now()
-		}
-		if seenDead.IsZero() {
-			if live, err := b.Live(ctx, "stepped"); err != nil {
-				t.Fatal(err)
-			} else if !live {
-				seenDead = time.Now()
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if stopped.IsZero() || seenDead.IsZero() {
-		t.Fatalf("stopped at %v, seen dead at %v", stopped, seenDead)
-	}
-	lastSent := a.started.Add(time.Duration(a.lastRenew.Load()))
+	lastSent, stopped, seenDead := stallRenewals(t, slow, a, b, "stepped")
 	if hold := ttl - DefaultMaxClockSkew; stopped.Sub(lastSent) < hold || stopped.Sub(lastSent) > hold+100*time.Millisecond {
 		t.Fatalf("the node stopped acting %v after its last renewal was sent, want %v", stopped.Sub(lastSent), hold)
 	}
@@ -113,26 +94,7 @@ func TestPeersWaitTheTTLAlone(t *testing.T) {
 	}
 	defer b.Close(ctx, false)
 	time.Sleep(ttl / 2)
-	slow.delay.Store(int64(time.Minute))
-	var stopped, seenDead time.Time
-	deadline := time.Now().Add(15 * time.Second)
-	for (stopped.IsZero() || seenDead.IsZero()) && time.Now().Before(deadline) {
-		if stopped.IsZero() && !a.LeaseValid() {
-			stopped = time.Now()
-		}
-		if seenDead.IsZero() {
-			if live, err := b.Live(ctx, "owner"); err != nil {
-				t.Fatal(err)
-			} else if !live {
-				seenDead = time.Now()
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if stopped.IsZero() || seenDead.IsZero() {
-		t.Fatalf("stopped at %v, seen dead at %v", stopped, seenDead)
-	}
-	lastSent := a.started.Add(time.Duration(a.lastRenew.Load()))
+	lastSent, stopped, seenDead := stallRenewals(t, slow, a, b, "owner")
 	if life := stopped.Sub(lastSent); life < ttl-skew || life > ttl-skew+100*time.Millisecond {
 		t.Errorf("the node stopped acting %v after its last renewal was sent, want %v (the TTL less the skew)", life, ttl-skew)
 	}
@@ -146,4 +108,30 @@ func TestPeersWaitTheTTLAlone(t *testing.T) {
 	}
 	t.Logf("node stopped %v after its last renewal; the peer saw it gone %v after it",
 		stopped.Sub(lastSent).Round(time.Millisecond), seenDead.Sub(lastSent).Round(time.Millisecond))
+}
+
+// stallRenewals stalls a's renewals (through slow) and returns when a last
+// sent one, when a stopped acting as owner and when peer b first saw node's
+// lease expire, polling both every 2 ms.
+func stallRenewals(t *testing.T, slow *slowRenewals, a, b *Manager, node string) (lastSent, stopped, seenDead time.Time) {
+	t.Helper()
+	slow.delay.Store(int64(time.Minute))
+	deadline := time.Now().Add(15 * time.Second)
+	for (stopped.IsZero() || seenDead.IsZero()) && time.Now().Before(deadline) {
+		if stopped.IsZero() && !a.LeaseValid() {
+			stopped = time.Now()
+		}
+		if seenDead.IsZero() {
+			if live, err := b.Live(context.Background(), node); err != nil {
+				t.Fatal(err)
+			} else if !live {
+				seenDead = time.Now()
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if stopped.IsZero() || seenDead.IsZero() {
+		t.Fatalf("stopped at %v, seen dead at %v", stopped, seenDead)
+	}
+	return a.started.Add(time.Duration(a.lastRenew.Load())), stopped, seenDead
 }
