@@ -68,8 +68,8 @@ type demoResult struct {
 	// Shared is what the demo saw of its shared family; nil without one.
 	Shared *sharedCheck
 	// LeaseFloor is how long after A's SIGKILL its lease ended as peers
-	// judge it (its last renewal + HOLDOVER_LEASE_TTL + the clock skew): no
-	// session of A can fail over sooner. Zero when unknown.
+	// judge it (its last renewal + HOLDOVER_LEASE_TTL): no session of A can
+	// fail over sooner. Zero when unknown.
 	LeaseFloor time.Duration
 }
 

@@ -39,9 +39,10 @@ type Failover struct {
 	// the failover times.
 	LeaseTTLMS *float64 `json:"lease_ttl_ms"`
 	// FailoverFloorMS is how long after the failure the failed node's lease
-	// ended as its peers judge it (its last renewal + the TTL + the clock
-	// skew), in milliseconds: no session can fail over sooner, and what the
-	// failover times add to it is the survivor's adoption.
+	// ended as its peers judge it (its last renewal + the life it wrote, the
+	// TTL less the clock skew, + the skew: the TTL), in milliseconds: no
+	// session can fail over sooner, and what the failover times add to it
+	// is the survivor's adoption.
 	FailoverFloorMS *float64 `json:"failover_floor_ms"`
 	// SaturationEventsPerS is the saturation load: the events per second two
 	// reference nodes acknowledged when offered more than they could take.
