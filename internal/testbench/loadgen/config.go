@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/holdover/holdover/internal/testbench/wire"
 )
 
 // Node is one holdover node under load.
@@ -175,7 +177,7 @@ func (c Config) withDefaults(now time.Time) Config {
 			Transport: &http.Transport{
 				MaxIdleConns:        c.Sessions + 64,
 				MaxIdleConnsPerHost: min(c.Sessions, 1024) + 16,
-				IdleConnTimeout:     30 * time.Second,
+				IdleConnTimeout:     wire.ClientIdleConnTimeout, // before the node drops them
 			},
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/holdover/holdover/internal/testbench/wire"
 )
 
 // Exit statuses of Run.
@@ -51,9 +53,9 @@ func Run(ctx context.Context, stderr io.Writer) int {
 	}
 	srv := &http.Server{
 		Handler:           n.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: wire.ServerReadHeaderTimeout,
 		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       wire.ServerIdleTimeout,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

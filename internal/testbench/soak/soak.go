@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/holdover/holdover/internal/testbench/wire"
 )
 
 // Config configures a soak. The zero value of an optional field means its
@@ -258,7 +260,7 @@ func Run(ctx context.Context, cfg Config, cl Cluster) (Summary, error) {
 	}
 	d := &driver{cfg: cfg, hist: hist, nodes: cfg.Nodes, byID: map[string]int{},
 		cl: client{hc: &http.Client{Timeout: cfg.RequestTimeout, Transport: &http.Transport{
-			MaxIdleConns: cfg.Sessions + 64, MaxIdleConnsPerHost: cfg.Sessions + 16, IdleConnTimeout: 30 * time.Second}}},
+			MaxIdleConns: cfg.Sessions + 64, MaxIdleConnsPerHost: cfg.Sessions + 16, IdleConnTimeout: wire.ClientIdleConnTimeout}}},
 		view: &view{state: make([]nodeState, len(cfg.Nodes)), inc: make([]int, len(cfg.Nodes)),
 			url: make([]string, len(cfg.Nodes)), zombie: make([]zombie, len(cfg.Nodes))}}
 	for i, n := range cfg.Nodes {
