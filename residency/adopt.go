@@ -47,9 +47,9 @@ type AdoptOptions struct {
 	// again when the cached copy runs out (LeaseCacheTTL), so an owner that
 	// shuts down gracefully meanwhile (it releases its sessions, then drops
 	// its lease) is seen then; an owner whose lease runs past Wait (it
-	// renewed: it is alive) is refused at once. Callers
-	// that adopt one session concurrently share one adoption, and so the
-	// first caller's Wait.
+	// renewed: it is alive) is refused at once. Callers that adopt one
+	// session concurrently share one adoption, and so the first caller's
+	// Wait.
 	Wait time.Duration
 }
 

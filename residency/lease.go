@@ -125,9 +125,9 @@ func (m *Manager) renew() (renewed, lapsed bool) {
 // LeaseValid reports whether this node may act as an owner now: it is not
 // fenced and its last successful renewal started less than LeaseTTL -
 // MaxClockSkew ago (on the monotonic clock). When the lease has lapsed
-// unseen (the process was paused), it asks the lease goroutine to fence and recover at once and
-// returns false. It costs a clock read: call it per flush or per event, not
-// per commit.
+// unseen (the process was paused), it asks the lease goroutine to fence and
+// recover at once and returns false. It costs a clock read: call it per
+// flush or per event, not per commit.
 func (m *Manager) LeaseValid() bool {
 	if m.Fenced() {
 		return false

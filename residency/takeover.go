@@ -122,10 +122,7 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		go func() {
 			defer wg.Done()
 			var once sync.Once
-			p := pipeline{fences: fences, claimed: func() { once.Do(func() { <-claims }) }}
-			if state != nil { // a nil *aheadRead must stay a nil stateWaiter
-				p.state = state
-			}
+			p := pipeline{state: state, fences: fences, claimed: func() { once.Do(func() { <-claims }) }}
 			defer p.claimed()
 			a, err := m.takeOne(ctx, node, o, opts.Force, p)
 			if err == nil && opts.OnAdopted != nil {

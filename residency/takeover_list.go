@@ -113,7 +113,7 @@ func (m *Manager) readGroup(ctx context.Context, sessions []store.Owned, done fu
 // next returns the next listed session and the read of its state, which
 // may still be on its way (nil when none was wanted); ok is false past the
 // end of the list or once stopped. One goroutine calls it.
-func (l *listing) next() (o store.Owned, state *aheadRead, ok bool) {
+func (l *listing) next() (o store.Owned, state stateWaiter, ok bool) {
 	if l.cur == nil || l.at == len(l.cur.owned) {
 		if l.cur, ok = <-l.groups; !ok {
 			return o, nil, false

@@ -172,14 +172,7 @@ func (c Config) withDefaults(now time.Time) Config {
 		c.Failure = &f
 	}
 	if c.Client == nil {
-		c.Client = &http.Client{
-			Timeout: c.RequestTimeout,
-			Transport: &http.Transport{
-				MaxIdleConns:        c.Sessions + 64,
-				MaxIdleConnsPerHost: min(c.Sessions, 1024) + 16,
-				IdleConnTimeout:     wire.ClientIdleConnTimeout, // before the node drops them
-			},
-		}
+		c.Client = wire.NewClient(c.RequestTimeout, c.Sessions)
 	}
 	return c
 }

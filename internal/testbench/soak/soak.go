@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -259,8 +258,7 @@ func Run(ctx context.Context, cfg Config, cl Cluster) (Summary, error) {
 		})
 	}
 	d := &driver{cfg: cfg, hist: hist, nodes: cfg.Nodes, byID: map[string]int{},
-		cl: client{hc: &http.Client{Timeout: cfg.RequestTimeout, Transport: &http.Transport{
-			MaxIdleConns: cfg.Sessions + 64, MaxIdleConnsPerHost: cfg.Sessions + 16, IdleConnTimeout: wire.ClientIdleConnTimeout}}},
+		cl: client{hc: wire.NewClient(cfg.RequestTimeout, cfg.Sessions)},
 		view: &view{state: make([]nodeState, len(cfg.Nodes)), inc: make([]int, len(cfg.Nodes)),
 			url: make([]string, len(cfg.Nodes)), zombie: make([]zombie, len(cfg.Nodes))}}
 	for i, n := range cfg.Nodes {

@@ -1,6 +1,9 @@
 package wire
 
-import "time"
+import (
+	"net/http"
+	"time"
+)
 
 // Connection timeouts of the reference node's HTTP server and of its
 // clients' connection pools. An HTTP/1.1 client that sends a POST on a
@@ -22,3 +25,15 @@ const (
 	// connection: well below both of the above (timers fire late on a busy machine).
 	ClientIdleConnTimeout = 4 * time.Second
 )
+
+// NewClient is the HTTP client of a program that drives reference nodes
+// with up to sessions sessions at once: each request bounded by timeout,
+// about a pooled connection per session, dropped once idle for
+// ClientIdleConnTimeout.
+func NewClient(timeout time.Duration, sessions int) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		MaxIdleConns:        sessions + 64,
+		MaxIdleConnsPerHost: min(sessions, 1024) + 16,
+		IdleConnTimeout:     ClientIdleConnTimeout,
+	}}
+}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"net/http"
 	"testing"
 	"time"
 )
@@ -14,8 +15,9 @@ func TestClientsDropIdleConnectionsBeforeTheNode(t *testing.T) {
 		"ServerReadHeaderTimeout": ServerReadHeaderTimeout,
 		"ServerIdleTimeout":       ServerIdleTimeout,
 	} {
-		if ClientIdleConnTimeout >= server/2 {
-			t.Errorf("ClientIdleConnTimeout %v is not well below %s %v", ClientIdleConnTimeout, name, server)
+		idle := NewClient(time.Second, 400).Transport.(*http.Transport).IdleConnTimeout
+		if idle <= 0 || idle >= server/2 {
+			t.Errorf("NewClient keeps idle connections %v: not well below %s %v", idle, name, server)
 		}
 	}
 }
