@@ -20,6 +20,9 @@
 #                                rings, HOLDOVER_CASSANDRA_DC_HOSTS for multi-DC ones,
 #                                HOLDOVER_CASSANDRA_SECURE_HOSTS for secure. The Makefile's targets
 #                                that need Cassandra run through it.
+#   cassandra.sh config          prepare node 1's directory as start would (cassandra.yaml, and
+#                                deleting what dropped tables left), print its cassandra.yaml, start
+#                                nothing
 #   cassandra.sh clean           stop, then delete the nodes' data (the fetched server is kept)
 #   cassandra.sh nodetool N ARGS run nodetool against node N (e.g. nodetool 1 status; DCS=2 for
 #                                node N of the multi-DC ring)
@@ -280,7 +283,9 @@ disk_optimization_strategy: ssd
 user_defined_functions_enabled: false
 materialized_views_enabled: false
 sasi_indexes_enabled: false
+auto_snapshot: false
 EOF
+	prune_dropped "$dir/data"
 	cp "$HERE/conf/logback.xml" "$dir/conf/logback.xml"
 	rm -f "$dir/conf/cassandra-rackdc.properties"
 	if [[ "$SNITCH" == GossipingPropertyFileSnitch ]]; then
@@ -290,6 +295,48 @@ EOF
 	if ((SECURE)); then
 		secure_config "$dir"
 	fi
+}
+
+# prune_dropped DATA: delete what a stopped node keeps of the tables it dropped. The tests drop a
+# keyspace each, and Cassandra keeps two things of every dropped table that has seen a
+# lightweight transaction or was dropped with auto_snapshot on (its default; this script now
+# turns it off):
+# - its Paxos state tracker's files (system/_paxos_repair_state/<keyspace>-<table>-<id>-<n>.paxos,
+#   or UNKNOWN-UNKNOWN-<id>-...), which every start reads: with 15,469 of them, left by many
+#   runs, a node answered CQL after 236 s (START_TIMEOUT is 240), and after 17 s without them;
+# - a snapshot (<table dir>/snapshots/dropped-*): 22,579 of them took 2 GB.
+# A table counts as dropped when no directory of its id holds a file: Cassandra leaves a dropped
+# table's directory empty, and a live one that is empty too has no data its tracker could
+# concern (the node was drained, or its data is in the commit log, and a later transaction on a
+# key completes an unfinished one). Nothing else is touched.
+prune_dropped() {
+	local data="$1" list live state="$1/system/_paxos_repair_state"
+	[[ -d "$data" ]] || return 0
+	list="$(mktemp)"
+	find "$data" -mindepth 4 -maxdepth 4 -type d -path '*/snapshots/dropped-*' >"$list"
+	if [[ -s "$list" ]]; then
+		say "deleting $(wc -l <"$list") snapshots of dropped tables"
+		tr '\n' '\0' <"$list" | xargs -0 rm -rf
+		for _ in 1 2 3; do # snapshots/, then the table's directory, then the keyspace's
+			sed -i 's|/[^/]*$||' "$list"
+			sort -u -o "$list" "$list"
+			tr '\n' '\0' <"$list" | xargs -0 rmdir --ignore-fail-on-non-empty
+		done
+	fi
+	if [[ -d "$state" ]]; then
+		live="$(mktemp)"
+		# Table directories are <table>-<id as 32 hex digits>; each file under one makes it live.
+		find "$data" -mindepth 3 -type f -printf '%P\n' | cut -d/ -f2 | sed 's/.*-//' | sort -u >"$live"
+		find "$state" -maxdepth 1 -type f -name '*.paxos*' -printf '%f\n' |
+			sed -nE 's/^.*-([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})-[0-9]+\.paxos(\.crc)?$/\1\2\3\4\5 &/p' |
+			awk 'NR == FNR { live[$1] = 1; next } !($1 in live) { print $2 }' "$live" - >"$list"
+		if [[ -s "$list" ]]; then
+			say "deleting $(wc -l <"$list") Paxos state files of dropped tables"
+			(cd "$state" && tr '\n' '\0' <"$list" | xargs -0 rm -f)
+		fi
+		rm -f "$live"
+	fi
+	rm -f "$list"
 }
 
 # secure_config DIR: turn the node's configuration into the secured node's: password
@@ -645,6 +692,18 @@ start)
 	start_args "$@"
 	;;
 start-secure) cmd_start_secure ;;
+config)
+	# Node 1 of the one-node ring, prepared as start would prepare it, without starting it.
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock 9
+	use_ring 1 1
+	if pid="$(running 1)"; then
+		fail "node 1 is running (pid $pid); stop it first"
+	fi
+	write_config 1 "$(node_addr 1):$STORAGE_PORT"
+	cat "$(node_dir 1)/conf/cassandra.yaml"
+	;;
 stop) cmd_stop "${2:-}" ;;
 status) cmd_status ;;
 fetch)
@@ -670,7 +729,7 @@ clean)
 	say "node data removed"
 	;;
 *)
-	echo "usage: $0 start [NODES] [--dcs D] | start-secure | stop [RING] | status | with RING[,RING...] -- COMMAND | clean | fetch | fetch-stress | nodetool N ARGS" >&2
+	echo "usage: $0 start [NODES] [--dcs D] | start-secure | stop [RING] | status | with RING[,RING...] -- COMMAND | config | clean | fetch | fetch-stress | nodetool N ARGS" >&2
 	exit 2
 	;;
 esac
