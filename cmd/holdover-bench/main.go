@@ -28,13 +28,14 @@ func main() {
 	out := flag.String("out", "bench/out/results.json", "where to write the results")
 	sessions := flag.Int("sessions", 20000, "sessions in the throughput runs")
 	passes := flag.Int("passes", 5, "timed passes per throughput figure (the median is kept)")
-	adopts := flag.Int("adoptions", 300, "sessions adopted (and claimed by the floor) in the latency run")
+	adopts := flag.Int("adoptions", 1000, "sessions adopted (and claimed by the floor) in the latency run")
 	seconds := flag.Duration("duration", 10*time.Second, "length of the Zipf and window runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
 	takeovers := flag.Int("takeover-sessions", 10000, "sessions of a dead node taken over (and claimed by the anchor) in the takeover run")
 	takeoverConc := flag.Int("takeover-concurrency", 16, "claims in flight during the takeover (its fences run beside them), and claims in flight of its anchor (16: Takeover's default)")
 	failover := flag.String("failover", "", "JSON figures of a separate failover run to copy into the results; not measured when empty or absent")
 	only := flag.String("only", "", "comma-separated steps to run ("+strings.Join(allSteps, ", ")+"); all when empty")
+	rpoCommits := flag.Float64("rpo-rate", 0, "commits per second of the window run; 0: half of flush1's rows/s (or 15000 when flush1 does not run)")
 	stress := flag.String("stress", "", "cassandra-stress launcher (internal/devtools/cassandra/cassandra.sh fetch-stress prints it); the stress step is skipped without it")
 	flag.Parse()
 	steps, err := parseSteps(*only)
@@ -57,7 +58,7 @@ func main() {
 		delete(steps, "stress")
 	}
 	stressBin = *stress
-	takeoverSessions, takeoverConcurrency, failoverPath = *takeovers, *takeoverConc, *failover
+	takeoverSessions, takeoverConcurrency, failoverPath, rpoRate = *takeovers, *takeoverConc, *failover, *rpoCommits
 	if err := run(steps, *gobench, *out, *sessions, *passes, *adopts, *seconds); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
@@ -76,10 +77,12 @@ var (
 var stressBin string
 
 // The takeover run's size and concurrency (-takeover-sessions,
-// -takeover-concurrency), and the failover run's figures (-failover).
+// -takeover-concurrency), the failover run's figures (-failover), and the
+// window run's commit rate (-rpo-rate, 0 for half of flush1's).
 var (
 	takeoverSessions, takeoverConcurrency int
 	failoverPath                          string
+	rpoRate                               float64
 )
 
 // takeoverRate is the takeover's rate limit: HOLDOVER_ADOPT_RATE's upper
@@ -213,7 +216,10 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 	}
 	if steps["rpo"] {
 		done := step("data-loss window at half the saturation load")
-		rate := r.FlushRowsPerS / 2
+		rate := rpoRate
+		if rate == 0 {
+			rate = r.FlushRowsPerS / 2
+		}
 		if rate == 0 {
 			rate = rpoFallbackRate
 			fmt.Printf("bench: flush1 did not run; the window is measured at %.0f commits/s\n", rate)

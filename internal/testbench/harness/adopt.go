@@ -120,28 +120,30 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 		return took, nil
 	}
 	var ours, floors, fenced, released []float64
+	timedFloor := func(fence bool) func(string) (float64, error) {
+		return func(id string) (float64, error) {
+			began := time.Now()
+			err := floor(id, fence)
+			return ms(time.Since(began)), err
+		}
+	}
+	runs := []struct {
+		kind string
+		run  func(id string) (float64, error)
+		took *[]float64
+	}{{"ours", adopt, &ours}, {"released", adopt, &released}, {"floor", timedFloor(false), &floors}, {"fenced", timedFloor(true), &fenced}}
 	for i := 0; i < sessions; i++ {
-		took, err := adopt(fmt.Sprintf("adopt-ours-%d", i))
-		if err != nil {
-			return AdoptResult{}, err
+		// The four take turns, starting one further each time, so that none
+		// always follows the same one (the adapter's work after an adoption,
+		// a connection just used).
+		for j := range runs {
+			r := runs[(i+j)%len(runs)]
+			took, err := r.run(fmt.Sprintf("adopt-%s-%d", r.kind, i))
+			if err != nil {
+				return AdoptResult{}, err
+			}
+			*r.took = append(*r.took, took)
 		}
-		ours = append(ours, took)
-		if took, err = adopt(fmt.Sprintf("adopt-released-%d", i)); err != nil {
-			return AdoptResult{}, err
-		}
-		released = append(released, took)
-
-		began := time.Now()
-		if err := floor(fmt.Sprintf("adopt-floor-%d", i), false); err != nil {
-			return AdoptResult{}, err
-		}
-		floors = append(floors, ms(time.Since(began)))
-
-		began = time.Now()
-		if err := floor(fmt.Sprintf("adopt-fenced-%d", i), true); err != nil {
-			return AdoptResult{}, err
-		}
-		fenced = append(fenced, ms(time.Since(began)))
 	}
 	return AdoptResult{
 		OursP50: percentile(ours, 50), OursP99: percentile(ours, 99),

@@ -92,6 +92,7 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 			}
 		}
 	}()
+	before := a.Stats().Buffer
 	sched := readSched()
 	pressure, havePressure := cpuPressure()
 	began := time.Now()
@@ -107,6 +108,12 @@ func (e *Env) RPO(ctx context.Context, rate float64, d time.Duration) (RPOResult
 	mu.Lock()
 	ran := len(starts)
 	mu.Unlock()
+	after := a.Stats().Buffer
+	if writes := after.Flushes - before.Flushes; writes > 0 {
+		grouped := after.Grouped - before.Grouped
+		requests := after.Groups - before.Groups + writes - grouped
+		e.logf("  window: %d writes in %d requests to Cassandra (%.1f sessions a request)", writes, requests, float64(writes)/float64(requests))
+	}
 	if err := a.Flush(ctx); err != nil {
 		close(stop)
 		return RPOResult{}, err
