@@ -235,7 +235,8 @@ type Config struct {
 	// change plus the recent flush latency exceeds it (flushes cannot keep up:
 	// a backlog, Cassandra slow or down), Commit and End refuse with
 	// ErrOverloaded instead of acknowledging changes that would likely stay
-	// unwritten longer; they accept again once that falls under 3/4 of it.
+	// unwritten longer; they accept again once that falls under
+	// HOLDOVER_FLUSH_DELAY + 3/4 of (HOLDOVER_MAX_WINDOW − HOLDOVER_FLUSH_DELAY).
 	// 0 means 10 × HOLDOVER_FLUSH_DELAY, at least 1s (see MaxWindowBound).
 	// HOLDOVER_MAX_WINDOW, a duration; default 0; range 0, or above
 	// HOLDOVER_FLUSH_DELAY, at most 24h.

@@ -15,7 +15,8 @@ var (
 	// store): a change accepted now would likely stay unwritten longer than that.
 	// Nothing of the call was applied; the refusal is counted in Stats.Overloads. It
 	// is retryable: the refusal lifts once the oldest unwritten change plus the
-	// recent flush latency is back under three quarters of MaxWindow.
+	// recent flush latency is back under the Delay plus three quarters of
+	// MaxWindow − Delay.
 	ErrOverloaded = errors.New("buffer: overloaded: unwritten changes would outlive MaxWindow")
 
 	// ErrSessionTooLarge is wrapped by the error with which Commit refuses a change

@@ -19,7 +19,11 @@ import (
 // cannot keep up (a backlog, a slow or unreachable store) and a change accepted
 // now would likely wait longer than MaxWindow, so Commit and End of the
 // family's sessions refuse with ErrOverloaded. The refusal lifts once the
-// prediction is back under three quarters of MaxWindow.
+// prediction is back under the Delay plus three quarters of the margin above it
+// (MaxWindow − Delay). Three quarters of MaxWindow itself would never be
+// reached by a family whose Delay is at least that (a 1s Delay under a 1.25s
+// bound): the prediction is never below the Delay, so one slow flush left the
+// family refusing every commit for good.
 //
 // Each family is judged on its own figures: a family whose sessions wait 5s by
 // design has a 5s-old change pending all the time, which says nothing about a
@@ -100,7 +104,7 @@ func (b *Buffer) checkWindow() {
 			b.overloadedFams.Add(1)
 			w.trips.Add(1)
 			b.overloadChanged(fam, true, age, flight)
-		case exposure < w.max/4*3 && w.overloaded.Load():
+		case exposure < fam.delay+(w.max-fam.delay)/4*3 && w.overloaded.Load():
 			w.overloaded.Store(false)
 			b.overloadedFams.Add(-1)
 			b.overloadChanged(fam, false, age, flight)

@@ -123,3 +123,24 @@ func TestWindowForgetsASlowFlushAfterAboutAWindow(t *testing.T) {
 		t.Fatalf("stats: %+v, want one trip, lifted", st)
 	}
 }
+
+// A family whose Delay is most of its bound (the demo's registrations: 1s
+// under 1.25s) must also recover from one slow flush. The prediction is never
+// below the Delay, so a refusal that lifted only under three quarters of the
+// bound (0.9375s) never lifted: every commit of the family was refused for good.
+func TestWindowRecoversWhenTheDelayIsMostOfTheBound(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: time.Second, MaxWindow: 1250 * time.Millisecond})
+	h.b.flew(0, h.clk.Now().Add(-300*time.Millisecond), 0) // one 300 ms call: 1s + 300 ms > 1.25s
+	h.step(10*time.Millisecond, 5)
+	if err := h.b.Commit("s1", Change{Key: "k", Value: []byte("1")}); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("commit just after a 300 ms flush with a 1s delay and a 1.25s bound: %v, want ErrOverloaded", err)
+	}
+	h.step(10*time.Millisecond, 200) // 2 s: two spans of 1 s, with no slow call
+	if err := h.b.Commit("s1", Change{Key: "k", Value: []byte("1")}); err != nil {
+		t.Fatalf("commit 2 s after the only slow flush: %v", err)
+	}
+	if st := h.b.Stats(); st.OverloadTrips != 1 || st.Overloaded {
+		t.Fatalf("stats: %+v, want one trip, lifted", st)
+	}
+}

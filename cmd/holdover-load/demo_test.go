@@ -132,6 +132,18 @@ func TestDemoAgainstRealNodes(t *testing.T) {
 			t.Errorf("family %q: %v; want delay %v, %d sessions, half of them redirected, nothing lost beyond the window", w.name, f, w.delay, w.sessions)
 		}
 	}
+	// Each family's sessions take events at the same rate as the others', so
+	// each family's share of the acknowledged events is about its share of
+	// the sessions: a light load must not leave one family refused. (A 1s
+	// family under a 1.25s bound once stayed refused after one slow flush:
+	// reg got 100 of about 1,000 events, and nothing else failed.)
+	for i, w := range want {
+		f := r.Families[i]
+		share := r.Acknowledged * int64(w.sessions) / int64(r.Sessions)
+		if f.Acknowledged < share/2 {
+			t.Errorf("family %q: %d events acknowledged, under half of its share (%d of %d): its sessions were refused", w.name, f.Acknowledged, share, r.Acknowledged)
+		}
+	}
 	// The shared family: B served A's setting within its delay (100ms),
 	// refresh (500ms) and 2s, and after A's death.
 	c := res.Shared
