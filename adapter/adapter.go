@@ -264,14 +264,13 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		NegativeCacheTTL:     cfg.NegativeCacheTTL,
 		NegativeCacheSize:    cfg.NegativeCacheSize,
 		MaxConcurrentCreates: cfg.ConcurrentCreates(),
-		// Half of what the window leaves after the flush delay: the rest is
-		// for the first write.
-		CreationBudget: (cfg.MaxWindowBound() - cfg.FlushDelay) / 2,
-		AdmitLead:      cfg.FlushDelay,
-		OnFenced:       o.hooks.OnFenced,
-		OnRecovered:    o.hooks.OnRecovered,
-		Flusher:        a.buf,
-		Logger:         o.logger,
+		CreationBudget:       cfg.creationBudget(Family{}),
+		CreationBudgetOf:     cfg.creationBudgetOf(fams),
+		AdmitLead:            cfg.FlushDelay,
+		OnFenced:             o.hooks.OnFenced,
+		OnRecovered:          o.hooks.OnRecovered,
+		Flusher:              a.buf,
+		Logger:               o.logger,
 	}, st)
 	if err == nil {
 		err = a.res.Start(ctx)

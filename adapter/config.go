@@ -175,8 +175,9 @@ type Config struct {
 	// (a lightweight transaction each, on their first flush) in flight at
 	// once. While that many are in flight and the creations queued behind
 	// them would, at the recent creation latency, take more than half of
-	// what HOLDOVER_MAX_WINDOW leaves after the flush delay, Commit and End
-	// refuse a session this node does not own yet with ErrOverloaded: a
+	// what HOLDOVER_MAX_WINDOW leaves after the flush delay (for a session of
+	// a family, what its family's window leaves after its delay), Commit and
+	// End refuse a session this node does not own yet with ErrOverloaded: a
 	// burst of new sessions is turned away (retryable) before it holds up the
 	// flushes of the sessions already running, and those keep being accepted.
 	// HOLDOVER_MAX_CONCURRENT_CREATES; default 0, meaning half of

@@ -333,6 +333,27 @@ func (c Config) familyWindow(f Family) time.Duration {
 	return max(10*f.FlushDelay, time.Second)
 }
 
+// creationBudget is how long a new session of f (Family{}: of no family)
+// may wait for its ownership record: half of what its window bound leaves
+// after its flush delay, the rest being for its first write.
+func (c Config) creationBudget(f Family) time.Duration {
+	return (c.familyWindow(f) - cmp.Or(f.FlushDelay, c.FlushDelay)) / 2
+}
+
+// creationBudgetOf is residency's CreationBudgetOf: the creation budget of
+// a session's family, 0 for a session of none (nil without families).
+func (c Config) creationBudgetOf(fams *familyTable) func(string) time.Duration {
+	if fams == nil {
+		return nil
+	}
+	return func(session string) time.Duration {
+		if f := fams.of(session); f != nil {
+			return c.creationBudget(*f)
+		}
+		return 0
+	}
+}
+
 // bufferFamilies are the buffer's families: the shared ones for the shared
 // families' buffer, the others for the node's.
 func (c Config) bufferFamilies(shared bool) []buffer.Family {

@@ -140,3 +140,41 @@ func TestFamilyOfASession(t *testing.T) {
 		t.Error("no families configured, yet a family was found")
 	}
 }
+
+// A new session may wait for its ownership record half of what its own
+// family's window leaves after its own delay: a 60 ms call family is not
+// judged by the default family's 450 ms.
+func TestCreationBudgetIsTheFamilys(t *testing.T) {
+	c, err := configFromEnviron(map[string]string{
+		"HOLDOVER_FLUSH_DELAY": "100ms",
+		"HOLDOVER_FAMILIES":    "call:delay=10ms,window=60ms;reg:delay=1s,window=1250ms;bulk:delay=10ms;slow:window=3s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{
+		"":     450 * time.Millisecond,  // (1s, 10 × the delay at least 1s) − 100ms, halved
+		"call": 25 * time.Millisecond,   // (60ms − 10ms) / 2
+		"reg":  125 * time.Millisecond,  // (1.25s − 1s) / 2
+		"bulk": 495 * time.Millisecond,  // its window is 10 × 10ms, at least 1s
+		"slow": 1450 * time.Millisecond, // (3s − the default 100ms) / 2
+	}
+	got := map[string]time.Duration{"": c.creationBudget(Family{})}
+	for _, f := range c.Families {
+		got[f.Name] = c.creationBudget(f)
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("family %q: creation budget %v, want %v", name, got[name], w)
+		}
+	}
+	// What residency gets: the family's budget by session, 0 (its default,
+	// the first above) for a session of no family.
+	of := c.creationBudgetOf(newFamilyTable(c.Families))
+	if of("call:c1") != want["call"] || of("reg:r1") != want["reg"] || of("plain") != 0 {
+		t.Errorf("creationBudgetOf: call %v, reg %v, none %v", of("call:c1"), of("reg:r1"), of("plain"))
+	}
+	if (Config{}).creationBudgetOf(nil) != nil {
+		t.Error("creationBudgetOf without families is not nil")
+	}
+}

@@ -76,6 +76,12 @@ type Config struct {
 	// queue ahead, at the recent creation latency, would take longer than
 	// this, AdmitNew refuses sessions this node does not own. 0: never.
 	CreationBudget time.Duration
+	// CreationBudgetOf, when set, gives a session a creation budget of its
+	// own (its family's: what its family's window bound leaves after its
+	// flush delay) in place of CreationBudget where it returns non-zero. The
+	// queue it is judged against is every family's: the creations share the
+	// slots.
+	CreationBudgetOf func(session string) time.Duration
 	// AdmitLead is how long a session admitted now waits before its
 	// creation starts (the adapter passes its flush delay: a new session's
 	// first flush records it). AdmitNew counts the new sessions it admitted

@@ -359,17 +359,24 @@ func (m *Manager) indexed(session string, err error) {
 // AdmitNew reports whether a change to session may be accepted as far as
 // ownership creation goes: always for a session this node owns; for others
 // unless the creations queued ahead of it, at the recent creation latency,
-// would keep it waiting longer than CreationBudget (then the refusal is
-// counted: Stats.CreationRefusals). The queue ahead is the creations started
-// (in flight or waiting for a slot) plus the new sessions admitted within the
-// last AdmitLead, whose creations are still to start; it takes one round of
-// MaxConcurrentCreates at a time; while one creation alone takes longer than
-// the budget, new sessions are admitted one at a time. Until the first
-// creation ends the latency is that of taking the lease at Start. A burst of new sessions is turned away
-// before it holds up the flushes of the sessions already running, which stay
+// would keep it waiting longer than its creation budget (CreationBudgetOf,
+// else CreationBudget; then the refusal is counted: Stats.CreationRefusals).
+// The queue ahead is the creations started (in flight or waiting for a slot)
+// plus the new sessions admitted within the last AdmitLead, whose creations
+// are still to start; it takes one round of MaxConcurrentCreates at a time;
+// while one creation alone takes longer than the budget, new sessions are
+// admitted one at a time. Until the first creation ends the latency is that
+// of taking the lease at Start. A burst of new sessions is turned away before
+// it holds up the flushes of the sessions already running, which stay
 // admitted.
 func (m *Manager) AdmitNew(session string) bool {
-	if m.cfg.CreationBudget <= 0 {
+	budget := m.cfg.CreationBudget
+	if m.cfg.CreationBudgetOf != nil {
+		if b := m.cfg.CreationBudgetOf(session); b > 0 {
+			budget = b
+		}
+	}
+	if budget <= 0 {
 		return true
 	}
 	if _, ok := m.Epoch(session); ok {
@@ -380,7 +387,7 @@ func (m *Manager) AdmitNew(session string) bool {
 	rounds := queued/int64(m.cfg.MaxConcurrentCreates) + 1 // the queue ahead, then its own
 	// With nothing queued one is always admitted, so that the latency keeps
 	// being measured when a single creation outlasts the budget.
-	if queued == 0 || time.Duration(rounds*m.createNS.Load()) <= m.cfg.CreationBudget {
+	if queued == 0 || time.Duration(rounds*m.createNS.Load()) <= budget {
 		m.admits.add(now, m.cfg.AdmitLead)
 		return true
 	}

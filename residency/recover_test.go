@@ -255,6 +255,54 @@ func TestNewSessionsWaitWhileCreationsAreBackedUp(t *testing.T) {
 	}
 }
 
+// A session of a family with a tight window is judged by its own budget
+// (CreationBudgetOf): with both creation slots taken, a new session of it is
+// refused while one of no family, under the ample default budget, is
+// admitted. (With the default budget alone, a 60 ms family's new sessions
+// were admitted behind a queue the default's 450 ms allowed, and their first
+// writes came far past their window.)
+func TestNewSessionsAreJudgedByTheirFamilysBudget(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	slow := &counting{Store: c.store(false), createDelay: 300 * time.Millisecond}
+	m := c.node("budget-of", slow, func(cfg *residency.Config) {
+		cfg.MaxConcurrentCreates, cfg.CreationBudget = 2, time.Minute
+		cfg.CreationBudgetOf = func(session string) time.Duration {
+			if strings.HasPrefix(session, "call:") {
+				return 100 * time.Millisecond
+			}
+			return 0
+		}
+	})
+	ctx := context.Background()
+	if _, err := m.EnsureOwned(ctx, "running"); err != nil { // measures a creation: ~300ms
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := m.EnsureOwned(ctx, fmt.Sprint("burst-", i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for slow.creating.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if m.AdmitNew("call:fresh") {
+		t.Fatal("a new session of the 100 ms family admitted behind two 300 ms creations")
+	}
+	if !m.AdmitNew("fresh") {
+		t.Fatal("a new session of no family refused under the one-minute default budget")
+	}
+	if n := m.Stats().CreationRefusals; n != 1 {
+		t.Fatalf("CreationRefusals %d, want 1", n)
+	}
+	wg.Wait()
+}
+
 // A burst of new sessions is metered from its first commits: before any
 // creation has started (their flush delay has not passed) or ended, AdmitNew
 // counts the sessions it admitted within the last AdmitLead as queued and
