@@ -265,7 +265,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		NegativeCacheSize:    cfg.NegativeCacheSize,
 		MaxConcurrentCreates: cfg.ConcurrentCreates(),
 		CreationBudget:       cfg.creationBudget(Family{}),
-		CreationBudgetOf:     cfg.creationBudgetOf(fams),
+		AdmissionOf:          cfg.admissionOf(fams),
 		AdmitLead:            cfg.FlushDelay,
 		OnFenced:             o.hooks.OnFenced,
 		OnRecovered:          o.hooks.OnRecovered,

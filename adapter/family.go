@@ -340,17 +340,18 @@ func (c Config) creationBudget(f Family) time.Duration {
 	return (c.familyWindow(f) - cmp.Or(f.FlushDelay, c.FlushDelay)) / 2
 }
 
-// creationBudgetOf is residency's CreationBudgetOf: the creation budget of
-// a session's family, 0 for a session of none (nil without families).
-func (c Config) creationBudgetOf(fams *familyTable) func(string) time.Duration {
+// admissionOf is residency's AdmissionOf: the creation budget and the flush
+// delay of a session's family, zeros for a session of none (nil without
+// families).
+func (c Config) admissionOf(fams *familyTable) func(string) (time.Duration, time.Duration) {
 	if fams == nil {
 		return nil
 	}
-	return func(session string) time.Duration {
+	return func(session string) (time.Duration, time.Duration) {
 		if f := fams.of(session); f != nil {
-			return c.creationBudget(*f)
+			return c.creationBudget(*f), cmp.Or(f.FlushDelay, c.FlushDelay)
 		}
-		return 0
+		return 0, 0
 	}
 }
 

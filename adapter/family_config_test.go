@@ -168,13 +168,22 @@ func TestCreationBudgetIsTheFamilys(t *testing.T) {
 			t.Errorf("family %q: creation budget %v, want %v", name, got[name], w)
 		}
 	}
-	// What residency gets: the family's budget by session, 0 (its default,
-	// the first above) for a session of no family.
-	of := c.creationBudgetOf(newFamilyTable(c.Families))
-	if of("call:c1") != want["call"] || of("reg:r1") != want["reg"] || of("plain") != 0 {
-		t.Errorf("creationBudgetOf: call %v, reg %v, none %v", of("call:c1"), of("reg:r1"), of("plain"))
+	// What residency gets: the family's budget and flush delay (the lead
+	// its admissions count as queued) by session, zeros (its defaults, the
+	// first budget above and HOLDOVER_FLUSH_DELAY) for a session of no
+	// family.
+	of := c.admissionOf(newFamilyTable(c.Families))
+	for session, w := range map[string][2]time.Duration{
+		"call:c1": {want["call"], 10 * time.Millisecond},
+		"reg:r1":  {want["reg"], time.Second},
+		"slow:s1": {want["slow"], 100 * time.Millisecond},
+		"plain":   {0, 0},
+	} {
+		if b, l := of(session); b != w[0] || l != w[1] {
+			t.Errorf("admissionOf(%q) = %v, %v; want %v, %v", session, b, l, w[0], w[1])
+		}
 	}
-	if (Config{}).creationBudgetOf(nil) != nil {
-		t.Error("creationBudgetOf without families is not nil")
+	if (Config{}).admissionOf(nil) != nil {
+		t.Error("admissionOf without families is not nil")
 	}
 }

@@ -76,18 +76,20 @@ type Config struct {
 	// queue ahead, at the recent creation latency, would take longer than
 	// this, AdmitNew refuses sessions this node does not own. 0: never.
 	CreationBudget time.Duration
-	// CreationBudgetOf, when set, gives a session a creation budget of its
-	// own (its family's: what its family's window bound leaves after its
-	// flush delay) in place of CreationBudget where it returns non-zero. The
-	// queue it is judged against is every family's: the creations share the
-	// slots.
-	CreationBudgetOf func(session string) time.Duration
+	// AdmissionOf, when set, gives a session a creation budget and an admit
+	// lead of its own (its family's: half of what its family's window leaves
+	// after its flush delay, and that delay) in place of CreationBudget and
+	// AdmitLead where it returns non-zero. The queue a session is judged
+	// against is every family's (the creations share the slots): the
+	// creations started plus, for each lead, the sessions admitted within it.
+	AdmissionOf func(session string) (budget, lead time.Duration)
 	// AdmitLead is how long a session admitted now waits before its
 	// creation starts (the adapter passes its flush delay: a new session's
 	// first flush records it). AdmitNew counts the new sessions it admitted
-	// within the last AdmitLead as queued for creation, so a burst of new
-	// sessions is metered as it arrives, not only once its creations have
-	// taken every slot. 0: only creations already started count.
+	// within the last AdmitLead (a session's own, from AdmissionOf) as queued
+	// for creation, so a burst of new sessions is metered as it arrives, not
+	// only once its creations have taken every slot. 0: only creations
+	// already started count.
 	AdmitLead time.Duration
 	// OnFenced is called (from the lease goroutine) when this node self-fences,
 	// with the sessions it owned and those it had not recorded yet (new

@@ -1,6 +1,7 @@
 package residency
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -57,7 +58,7 @@ type Manager struct {
 	creates  chan struct{} // a slot per ownership creation in flight
 	creating atomic.Int64  // ownership creations in flight or waiting for a slot
 	createNS atomic.Int64  // recent latency of an ownership creation (moving average), ns
-	admits   admitMeter    // new sessions admitted lately, not yet creating
+	admits   admitMeters   // new sessions admitted lately, not yet creating
 	// createSeen: a creation has ended; until then createNS holds the
 	// latency of taking the lease, which the first creation replaces.
 	createSeen atomic.Bool
@@ -359,22 +360,22 @@ func (m *Manager) indexed(session string, err error) {
 // AdmitNew reports whether a change to session may be accepted as far as
 // ownership creation goes: always for a session this node owns; for others
 // unless the creations queued ahead of it, at the recent creation latency,
-// would keep it waiting longer than its creation budget (CreationBudgetOf,
-// else CreationBudget; then the refusal is counted: Stats.CreationRefusals).
-// The queue ahead is the creations started (in flight or waiting for a slot)
-// plus the new sessions admitted within the last AdmitLead, whose creations
-// are still to start; it takes one round of MaxConcurrentCreates at a time;
+// would keep it waiting longer than its creation budget (AdmissionOf, else
+// CreationBudget; then the refusal is counted: Stats.CreationRefusals). The
+// queue ahead is the creations started (in flight or waiting for a slot) plus
+// the new sessions admitted within the last lead of each (AdmissionOf, else
+// AdmitLead: their flush delay), whose creations are still to start; it takes
+// one round of MaxConcurrentCreates at a time;
 // while one creation alone takes longer than the budget, new sessions are
 // admitted one at a time. Until the first creation ends the latency is that
 // of taking the lease at Start. A burst of new sessions is turned away before
 // it holds up the flushes of the sessions already running, which stay
 // admitted.
 func (m *Manager) AdmitNew(session string) bool {
-	budget := m.cfg.CreationBudget
-	if m.cfg.CreationBudgetOf != nil {
-		if b := m.cfg.CreationBudgetOf(session); b > 0 {
-			budget = b
-		}
+	budget, lead := m.cfg.CreationBudget, m.cfg.AdmitLead
+	if m.cfg.AdmissionOf != nil {
+		b, l := m.cfg.AdmissionOf(session)
+		budget, lead = cmp.Or(b, budget), cmp.Or(l, lead)
 	}
 	if budget <= 0 {
 		return true
@@ -383,16 +384,54 @@ func (m *Manager) AdmitNew(session string) bool {
 		return true
 	}
 	now := m.elapsed()
-	queued := m.creating.Load() + m.admits.recent(now, m.cfg.AdmitLead)
+	queued := m.creating.Load() + m.admits.pending(now)
 	rounds := queued/int64(m.cfg.MaxConcurrentCreates) + 1 // the queue ahead, then its own
 	// With nothing queued one is always admitted, so that the latency keeps
 	// being measured when a single creation outlasts the budget.
 	if queued == 0 || time.Duration(rounds*m.createNS.Load()) <= budget {
-		m.admits.add(now, m.cfg.AdmitLead)
+		m.admits.add(now, lead)
 		return true
 	}
 	m.stats.creationRefusals.Add(1)
 	return false
+}
+
+// admitMeters counts the new sessions admitted lately, one meter per lead:
+// a session admitted with a lead of 1s starts its creation a second later,
+// and counts as queued until then, while one of 50ms stops counting after
+// 50ms.
+type admitMeters struct {
+	mu     sync.Mutex
+	byLead map[time.Duration]*admitMeter
+}
+
+// add counts one admission at now, with its lead.
+func (a *admitMeters) add(now, lead time.Duration) {
+	if lead <= 0 {
+		return
+	}
+	a.mu.Lock()
+	m := a.byLead[lead]
+	if m == nil {
+		if a.byLead == nil {
+			a.byLead = make(map[time.Duration]*admitMeter)
+		}
+		m = &admitMeter{}
+		a.byLead[lead] = m
+	}
+	a.mu.Unlock()
+	m.add(now, lead)
+}
+
+// pending is the number of admissions still within their lead at now.
+func (a *admitMeters) pending(now time.Duration) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var n int64
+	for lead, m := range a.byLead {
+		n += m.recent(now, lead)
+	}
+	return n
 }
 
 // admitMeter counts admissions over a sliding span, in two buckets of the
@@ -422,7 +461,9 @@ func (a *admitMeter) recent(now, span time.Duration) int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.rotate(now, span)
-	return a.cur + a.prev*int64(span-(now-a.start))/int64(span)
+	// Rounded up: an admission that may still be within the span counts (a
+	// lone one in the previous bucket counted 0 as soon as a new bucket began).
+	return a.cur + (a.prev*int64(span-(now-a.start))+int64(span)-1)/int64(span)
 }
 
 // add counts one admission at now.
