@@ -222,19 +222,7 @@ func TestNewSessionsWaitWhileCreationsAreBackedUp(t *testing.T) {
 		if !m.AdmitNew(fresh) {
 			t.Fatalf("%s: a new session refused with no creation in flight", tc.name)
 		}
-		var wg sync.WaitGroup
-		for i := range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := m.EnsureOwned(ctx, fmt.Sprint("burst-", tc.name, i)); err != nil {
-					t.Error(err)
-				}
-			}()
-		}
-		for slow.creating.Load() < 2 {
-			time.Sleep(time.Millisecond)
-		}
+		wg := takeCreationSlots(t, m, slow, "burst-"+tc.name, 2)
 		if got := !m.AdmitNew(fresh); got != tc.refused {
 			t.Fatalf("%s: new session refused=%v while both creation slots are taken, want %v", tc.name, got, tc.refused)
 		}
@@ -253,6 +241,27 @@ func TestNewSessionsWaitWhileCreationsAreBackedUp(t *testing.T) {
 			t.Fatalf("%s: a new session still refused after the creations finished", tc.name)
 		}
 	}
+}
+
+// takeCreationSlots creates n new sessions named prefix<i> on m in the
+// background and returns once all n are in slow's CreateOwner; the group is
+// done when they are.
+func takeCreationSlots(t *testing.T, m *residency.Manager, slow *counting, prefix string, n int) *sync.WaitGroup {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := m.EnsureOwned(context.Background(), fmt.Sprint(prefix, i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for slow.creating.Load() < int64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	return &wg
 }
 
 // A session of a family with a tight window is judged by its own budget
@@ -274,23 +283,10 @@ func TestNewSessionsAreJudgedByTheirFamilysBudget(t *testing.T) {
 			return 0, 0
 		}
 	})
-	ctx := context.Background()
-	if _, err := m.EnsureOwned(ctx, "running"); err != nil { // measures a creation: ~300ms
+	if _, err := m.EnsureOwned(context.Background(), "running"); err != nil { // measures a creation: ~300ms
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := m.EnsureOwned(ctx, fmt.Sprint("burst-", i)); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	for slow.creating.Load() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	wg := takeCreationSlots(t, m, slow, "burst-", 2)
 	if m.AdmitNew("call:fresh") {
 		t.Fatal("a new session of the 100 ms family admitted behind two 300 ms creations")
 	}
