@@ -226,7 +226,7 @@ func (c Config) checkFamilies(k *checker, v string) {
 		if d := f.Refresh; d != 0 && (d < 100*time.Millisecond || d > time.Hour) {
 			k.add(v, "%s: refresh must be between 100ms and 1h, got %s", label, fmtDuration(d))
 		}
-		switch delay := cmp.Or(f.FlushDelay, c.FlushDelay); {
+		switch delay := c.familyDelay(f); {
 		case f.MaxWindow != 0 && (f.MaxWindow <= delay || f.MaxWindow > 24*time.Hour):
 			k.add(v, "%s: window must be above its delay (%s) and at most 24h, got %s", label, fmtDuration(delay), fmtDuration(f.MaxWindow))
 		case f.MaxWindow == 0 && c.MaxWindow != 0 && f.FlushDelay != 0 && delay >= c.MaxWindow:
@@ -333,11 +333,15 @@ func (c Config) familyWindow(f Family) time.Duration {
 	return max(10*f.FlushDelay, time.Second)
 }
 
+// familyDelay is the flush delay of f's sessions: its own, or
+// HOLDOVER_FLUSH_DELAY.
+func (c Config) familyDelay(f Family) time.Duration { return cmp.Or(f.FlushDelay, c.FlushDelay) }
+
 // creationBudget is how long a new session of f (Family{}: of no family)
 // may wait for its ownership record: half of what its window bound leaves
 // after its flush delay, the rest being for its first write.
 func (c Config) creationBudget(f Family) time.Duration {
-	return (c.familyWindow(f) - cmp.Or(f.FlushDelay, c.FlushDelay)) / 2
+	return (c.familyWindow(f) - c.familyDelay(f)) / 2
 }
 
 // admissionOf is residency's AdmissionOf: the creation budget and the flush
@@ -349,7 +353,7 @@ func (c Config) admissionOf(fams *familyTable) func(string) (time.Duration, time
 	}
 	return func(session string) (time.Duration, time.Duration) {
 		if f := fams.of(session); f != nil {
-			return c.creationBudget(*f), cmp.Or(f.FlushDelay, c.FlushDelay)
+			return c.creationBudget(*f), c.familyDelay(*f)
 		}
 		return 0, 0
 	}

@@ -365,22 +365,26 @@ func (m *Manager) indexed(session string, err error) {
 // queue ahead is the creations started (in flight or waiting for a slot) plus
 // the new sessions admitted within the last lead of each (AdmissionOf, else
 // AdmitLead: their flush delay), whose creations are still to start; it takes
-// one round of MaxConcurrentCreates at a time;
-// while one creation alone takes longer than the budget, new sessions are
-// admitted one at a time. Until the first creation ends the latency is that
-// of taking the lease at Start. A burst of new sessions is turned away before
-// it holds up the flushes of the sessions already running, which stay
-// admitted.
+// one round of MaxConcurrentCreates at a time; while one creation alone takes
+// longer than the budget, new sessions are admitted one at a time. Until the
+// first creation ends the latency is that of taking the lease at Start. A
+// burst of new sessions is turned away before it holds up the flushes of the
+// sessions already running, which stay admitted.
 func (m *Manager) AdmitNew(session string) bool {
+	if m.cfg.CreationBudget <= 0 && m.cfg.AdmissionOf == nil {
+		return true
+	}
+	// A session this node owns (most commits that reach here) is admitted
+	// before its family is looked up.
+	if _, ok := m.Epoch(session); ok {
+		return true
+	}
 	budget, lead := m.cfg.CreationBudget, m.cfg.AdmitLead
 	if m.cfg.AdmissionOf != nil {
 		b, l := m.cfg.AdmissionOf(session)
 		budget, lead = cmp.Or(b, budget), cmp.Or(l, lead)
 	}
 	if budget <= 0 {
-		return true
-	}
-	if _, ok := m.Epoch(session); ok {
 		return true
 	}
 	now := m.elapsed()
@@ -411,16 +415,17 @@ func (a *admitMeters) add(now, lead time.Duration) {
 		return
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	m := a.byLead[lead]
 	if m == nil {
 		if a.byLead == nil {
 			a.byLead = make(map[time.Duration]*admitMeter)
 		}
-		m = &admitMeter{}
+		m = &admitMeter{span: lead}
 		a.byLead[lead] = m
 	}
-	a.mu.Unlock()
-	m.add(now, lead)
+	m.rotate(now)
+	m.cur++
 }
 
 // pending is the number of admissions still within their lead at now.
@@ -428,53 +433,38 @@ func (a *admitMeters) pending(now time.Duration) int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var n int64
-	for lead, m := range a.byLead {
-		n += m.recent(now, lead)
+	for _, m := range a.byLead {
+		n += m.recent(now)
 	}
 	return n
 }
 
 // admitMeter counts admissions over a sliding span, in two buckets of the
 // span's width: the count at a time is the current bucket's plus the
-// previous one's share that is still within the span.
+// previous one's share that is still within the span. admitMeters.mu guards
+// it.
 type admitMeter struct {
-	mu        sync.Mutex
+	span      time.Duration
 	start     time.Duration // when the current bucket began
 	cur, prev int64
 }
 
-// rotate moves the buckets on to now; mu held.
-func (a *admitMeter) rotate(now, span time.Duration) {
+// rotate moves the buckets on to now.
+func (a *admitMeter) rotate(now time.Duration) {
 	switch {
-	case now-a.start >= 2*span:
+	case now-a.start >= 2*a.span:
 		a.start, a.cur, a.prev = now, 0, 0
-	case now-a.start >= span:
-		a.start, a.cur, a.prev = a.start+span, 0, a.cur
+	case now-a.start >= a.span:
+		a.start, a.cur, a.prev = a.start+a.span, 0, a.cur
 	}
 }
 
-// recent is the number of admissions within span before now.
-func (a *admitMeter) recent(now, span time.Duration) int64 {
-	if span <= 0 {
-		return 0
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.rotate(now, span)
-	// Rounded up: an admission that may still be within the span counts (a
-	// lone one in the previous bucket counted 0 as soon as a new bucket began).
-	return a.cur + (a.prev*int64(span-(now-a.start))+int64(span)-1)/int64(span)
-}
-
-// add counts one admission at now.
-func (a *admitMeter) add(now, span time.Duration) {
-	if span <= 0 {
-		return
-	}
-	a.mu.Lock()
-	a.rotate(now, span)
-	a.cur++
-	a.mu.Unlock()
+// recent is the number of admissions within the span before now, rounded
+// up: an admission that may still be within it counts (a lone one in the
+// previous bucket counted 0 as soon as a new bucket began).
+func (a *admitMeter) recent(now time.Duration) int64 {
+	a.rotate(now)
+	return a.cur + (a.prev*int64(a.span-(now-a.start))+int64(a.span)-1)/int64(a.span)
 }
 
 // createTook folds the latency of one ownership creation into the moving
