@@ -306,3 +306,26 @@ func TestCommitUpdateAllocs(t *testing.T) {
 		t.Errorf("transaction update: %v allocs", n)
 	}
 }
+
+// A delete's Value is ignored: the buffer neither keeps nor counts it.
+// Before, the tombstone entry copied it, so a host that sent the old value
+// (or a reused buffer) with a delete held memory MaxPendingBytes never saw.
+func TestDeleteDoesNotKeepItsIgnoredValue(t *testing.T) {
+	h := newHarness(t, Config{Delay: time.Hour})
+	for _, tc := range []struct{ name, key string }{{"new key", "k1"}, {"pending key", "k2"}} {
+		if tc.key == "k2" {
+			h.commit("s", put("k2", string(make([]byte, 2000)))) // capacity > 1 KiB: the delete makes a new entry
+		}
+		h.commit("s", Change{Key: tc.key, Value: make([]byte, 1<<20), Delete: true})
+		sh := h.b.shardOf("s")
+		sh.mu.Lock()
+		e, _ := sh.sessions["s"].lookup(tc.key)
+		mem := entryHeader + int(e.k) + int(e.c)
+		counted := entryBytes(len(tc.key), e.size())
+		sh.mu.Unlock()
+		if mem > 1<<10 {
+			t.Errorf("%s: a pending delete holds a %d-byte entry, counted as %d bytes against MaxPendingBytes (Stats.PendingBytes %d): the ignored Value was copied",
+				tc.name, mem, counted, h.b.Stats().PendingBytes)
+		}
+	}
+}

@@ -61,7 +61,7 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	var grow int64
 	for i := range changes {
 		c := &changes[i]
-		if c.Key == "" || len(c.Key) > MaxKeyLen || len(c.Value) > MaxValueLen {
+		if c.Key == "" || len(c.Key) > MaxKeyLen || !c.Delete && len(c.Value) > MaxValueLen {
 			sh.mu.Unlock()
 			return changeError(i, c)
 		}
@@ -79,7 +79,13 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	if fam.hardBytes != 0 && grow > 0 {
 		if size := unflushedAfter(s, changes); size > fam.hardBytes {
 			sh.fams[f].tooLarge++
+			// Make room, as at the bound: what the session holds is
+			// written now, so that a retry can succeed soon.
+			hurried := s != nil && sh.hurry(s)
 			sh.mu.Unlock()
+			if hurried {
+				b.kickNow()
+			}
 			return fam.tooLarge(session, size)
 		}
 	}
@@ -122,11 +128,7 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	if !wasDirty {
 		kick = b.dirtied(sh, s, fresh)
 	}
-	if s.where == placeDue && s.due != minDue &&
-		(s.items.n >= b.maxItems || s.bytes >= fam.maxSessionBytes) {
-		due := &sh.fams[f].due
-		due.remove(s)
-		due.pushFront(s)
+	if (s.items.n >= b.maxItems || s.bytes >= fam.maxSessionBytes) && sh.hurry(s) {
 		kick = true
 	}
 	sh.mu.Unlock()

@@ -36,6 +36,9 @@ const (
 
 // newEntry allocates an entry for key holding v, or a delete when del.
 func newEntry(key string, v []byte, del bool) *entry {
+	if del {
+		v = nil // a delete's Value is ignored: neither kept nor counted
+	}
 	size := max(entryHeader+len(key)+len(v), minEntry)
 	buf := slices.Grow([]byte(nil), size) // rounds the capacity up to the size class
 	buf = buf[:cap(buf)]

@@ -394,3 +394,24 @@ func TestFamilyStats(t *testing.T) {
 		}
 	}
 }
+
+// A commit refused at its family's MaxSessionBytes makes the session
+// urgent, as reaching the bound does: what it holds is written at once and
+// a retry succeeds soon after ("it is flushed early at the bound"). Before,
+// only a session landing exactly on the bound was hurried; one refused just
+// under it waited its family's whole delay, refusing every retry meanwhile.
+func TestRefusalAtTheFamilysBoundFlushesEarly(t *testing.T) {
+	h := newHarness(t, Config{Families: []Family{{Name: "small", Prefix: "s:", Delay: time.Second, MaxSessionBytes: 1024}}})
+	h.commit("s:1", put("a", strings.Repeat("x", 900))) // 941 bytes
+	if err := h.b.Commit("s:1", put("b", strings.Repeat("y", 100))); !errors.Is(err, ErrSessionTooLarge) {
+		t.Fatalf("commit over the bound: %v, want ErrSessionTooLarge", err)
+	}
+	h.advance(10 * time.Millisecond)
+	if h.ncalls() == 0 {
+		t.Errorf("session refused at its family's bound was not flushed early: no flush 10ms after the refusal (Delay 1s)")
+	}
+	h.advance(10 * time.Millisecond)
+	if err := h.b.Commit("s:1", put("b", strings.Repeat("y", 100))); err != nil {
+		t.Errorf("retry 20ms after the refusal: %v", err)
+	}
+}

@@ -101,6 +101,18 @@ func (l *dueList) pushFront(s *session) {
 	l.head = s
 }
 
+// hurry makes s, a dirty session waiting for its due time, urgent: the
+// next pass writes it. It reports whether s was waiting; sh.mu is held.
+func (sh *shard) hurry(s *session) bool {
+	if s.where != placeDue || s.due == minDue {
+		return false
+	}
+	due := &sh.famOf(s).due
+	due.remove(s)
+	due.pushFront(s)
+	return true
+}
+
 func (l *dueList) remove(s *session) {
 	if s.prev != nil {
 		s.prev.next = s.next

@@ -59,11 +59,7 @@ func (b *Buffer) expedite() *waiter {
 			}
 			w.n.Add(1)
 			s.waits = append(s.waits, flushWait{w: w, need: need})
-			if s.where == placeDue && s.due != minDue {
-				due := &sh.famOf(s).due
-				due.remove(s)
-				due.pushFront(s)
-			}
+			sh.hurry(s)
 		}
 		sh.mu.Unlock()
 	}
