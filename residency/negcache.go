@@ -27,6 +27,10 @@ func newNegativeCache(size int, ttl time.Duration) (*negativeCache, error) {
 		NumCounters: int64(size) * 10,
 		MaxCost:     int64(size),
 		BufferItems: 64,
+		// Each entry costs 1: without this, ristretto adds its own item's
+		// size (tens of bytes) to the cost, and the cache held a fiftieth
+		// of its size in entries (none at all under about 60).
+		IgnoreInternalCost: true,
 	})
 	if err != nil {
 		return nil, err
