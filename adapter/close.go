@@ -74,7 +74,10 @@ const (
 
 // Close refuses new commits (ErrClosed), drains the buffer, releases every
 // session whose state it wrote, stops renewing the lease and closes the
-// Cassandra session. Sessions left unwritten stay owned and become adoptable
+// Cassandra session. Adoptions waiting for a dead owner's lease
+// (AdoptOptions.Wait) return ErrClosed at once, and a Takeover in progress
+// starts no further adoption (it returns ErrClosed); what they adopted
+// before is released with the rest. Sessions left unwritten stay owned and become adoptable
 // when the lease expires. Close is for graceful shutdown (SIGTERM); call it
 // once.
 //
@@ -110,12 +113,27 @@ func (a *Adapter) Close(ctx context.Context) (CloseReport, error) {
 		// more, so do not wait for the deadline.
 		cancelDrain()
 	}
+	// Adoptions waiting for a dead owner's lease, and takeovers, stop now:
+	// those past their wait finish, and what they adopt is released below.
+	a.res.StopAdopting()
+	// Shared writes need no lease: drained beside, in the same time, and
+	// refused from now on as Commit is.
+	var (
+		sharedRep  buffer.Report
+		sharedErr  error
+		sharedDone = make(chan struct{})
+	)
+	go func() {
+		defer close(sharedDone)
+		if a.sharedBuf != nil {
+			sharedRep, sharedErr = a.sharedBuf.Close(drainCtx)
+			a.shared.close()
+		}
+	}()
 	buffered, bufErr := a.buf.Close(drainCtx)
+	<-sharedDone
 	rep.Unwritten = unwritten(buffered)
 	if a.sharedBuf != nil {
-		// Shared writes need no lease: drained beside, in the same time.
-		sharedRep, sharedErr := a.sharedBuf.Close(drainCtx)
-		a.shared.close()
 		rep.Unwritten = rep.Unwritten.join(unwritten(sharedRep))
 		bufErr = errors.Join(bufErr, sharedErr)
 	}

@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -217,5 +218,124 @@ func TestTakeoverHandsAdapterSessions(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 3 || got["t1"] != "t1" || got["t2"] != "t2" || got["t3"] != "t3" {
 		t.Fatalf("OnAdopted received %v", got)
+	}
+}
+
+// Close ends an adoption that waits for a dead owner's lease (Adopt with
+// AdoptOptions.Wait, what a host does for a redirected request) with
+// ErrClosed, and releases what this node wrote. Before, Close waited for
+// the adoption to finish before releasing anything: with the owner's lease
+// running past Close's deadline, it released nothing and returned the
+// deadline's error, so peers waited out this node's lease for sessions it
+// had written and could have handed over.
+func TestCloseEndsAdoptionsWaitingForALease(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	ctx := context.Background()
+	cb := testConfig(t, "wait-dead", ks)
+	cb.LeaseTTL = 30 * time.Second // outlives Close's deadline below
+	b := openNode(t, cb)
+	if err := b.Commit("theirs", put("k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, b)
+	b.crash()
+
+	a := openNode(t, testConfig(t, "wait-closing", ks))
+	if err := a.Commit("mine", put("k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, a)
+	adopted := make(chan error, 1)
+	go func() {
+		_, err := a.Adopt(ctx, "theirs", AdoptOptions{Wait: time.Minute})
+		adopted <- err
+	}()
+	for giveUp := time.Now().Add(10 * time.Second); a.res.Stats().OwnedElsewhere == 0; {
+		if time.Now().After(giveUp) {
+			t.Fatal("the adoption never met the dead owner's live lease")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rep, err := a.Close(closeCtx)
+	if err != nil || rep.Released != 1 {
+		t.Errorf("Close: released %d, err %v; want the one session written released and no error", rep.Released, err)
+	}
+	select {
+	case err := <-adopted:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("the waiting Adopt returned %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the waiting Adopt did not return after Close")
+	}
+}
+
+// CommitShared is refused with ErrClosed as soon as Close has begun, as
+// Commit is. Before, the shared families' buffer was closed only after the
+// node's buffer had drained, so a shared change committed meanwhile was
+// acknowledged and then handed a drain whose deadline could have passed.
+func TestCommitSharedIsRefusedOnceCloseBegins(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "close-shared", cassandratest.Keyspace(t))
+	cfg.Families = Families{{Name: "settings", Shared: true}}
+	hold, entered := make(chan struct{}), make(chan struct{}, 1)
+	a := openNode(t, cfg, WithHooks(Hooks{OnFlushed: func(ev FlushEvent) {
+		if ev.Session == "call-1" {
+			entered <- struct{}{}
+			<-hold // the drain waits for this write
+		}
+	}}))
+	if err := a.Commit("call-1", put("k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := a.Close(ctx)
+		closed <- err
+	}()
+	for giveUp := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if err := a.Commit("call-2", put("k", "v")); errors.Is(err, ErrClosed) {
+			break
+		}
+		if time.Now().After(giveUp) {
+			close(hold)
+			t.Fatal("Commit still accepted 5 s into Close")
+		}
+	}
+	sharedErr := a.CommitShared("settings:codecs", put("audio", "opus"))
+	close(hold)
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if !errors.Is(sharedErr, ErrClosed) {
+		t.Errorf("CommitShared while Close drained: %v, want ErrClosed (Commit returned it)", sharedErr)
+	}
+}
+
+// Takeover refuses a node ID no node may have, and this node's own, with a
+// *LimitError naming the field. Before, a malformed ID was looked up as a
+// dead node and the takeover "succeeded" with nothing listed, and this
+// node's own ID came back as residency's bare error.
+func TestTakeoverRefusesBadNodeIDs(t *testing.T) {
+	t.Parallel()
+	a := openNode(t, testConfig(t, "taker", cassandratest.Keyspace(t)))
+	for node, want := range map[string]string{
+		"":                      "node ID is empty; it must be 1 to 64 bytes",
+		"node b":                `node ID "node b" must be bytes of [A-Za-z0-9._:-]`,
+		strings.Repeat("n", 65): "node ID is 65 bytes, over the limit of 64 bytes",
+		"taker":                 `node ID "taker" is this node's own`,
+	} {
+		rep, err := a.Takeover(context.Background(), node, TakeoverOptions{})
+		var le *LimitError
+		if !errors.As(err, &le) || !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Takeover(%q) = listed %d, err %v; want a *LimitError saying %q", node, rep.Listed, err, want)
+		}
 	}
 }

@@ -95,6 +95,8 @@ type Manager struct {
 	stats         counters
 
 	stop        chan struct{}
+	ending      chan struct{} // closed by StopAdopting (or Close): no more waits or takeovers
+	endOnce     sync.Once
 	kick        chan struct{} // renew now: a lapse was noticed outside the lease goroutine
 	done        chan struct{}
 	refreshDone chan struct{}
@@ -128,6 +130,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		wall:        time.Now,
 		settled:     map[string]bool{},
 		stop:        make(chan struct{}),
+		ending:      make(chan struct{}),
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		refreshDone: make(chan struct{}),
@@ -616,6 +619,16 @@ func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
 	return int(released.Load()), firstErr
 }
 
+// StopAdopting is the start of a graceful shutdown: the adoptions waiting
+// for a dead owner's lease (AdoptOptions.Wait) return ErrClosed at once,
+// and takeovers start no further adoption (they return ErrClosed with
+// their report once the adoptions they started have finished). Adoptions
+// past their wait finish as usual, so the caller can release what they
+// adopted. Close calls it; calling it again does nothing.
+func (m *Manager) StopAdopting() {
+	m.endOnce.Do(func() { close(m.ending) })
+}
+
 // Close stops renewing the lease. It does not release sessions (ReleaseAll
 // does) and leaves the lease to expire by its TTL unless dropLease is set, in
 // which case it deletes the lease so peers see the node gone at once.
@@ -623,6 +636,7 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	if !m.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	m.StopAdopting()
 	close(m.stop)
 	defer m.bgCancel()
 	m.indexMu.Lock() // an adoption adding an index update has done so now

@@ -764,6 +764,73 @@ func TestBulkTakeover(t *testing.T) {
 	}
 }
 
+// StopAdopting, the start of a graceful shutdown, ends at once an adoption
+// waiting for a live owner's lease (ErrClosed) and a takeover in progress
+// (ErrClosed, with its report): the sessions the takeover adopted stay
+// owned, indexed under this node, and are released by ReleaseAll. Before,
+// the adapter's Close waited for such calls until its deadline and
+// released nothing.
+func TestStopAdoptingEndsWaitsAndTakeovers(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	st := c.store(false)
+	orphan(t, st, "stop-w", "leaving", store.Item{Key: "k", Value: []byte("v")})
+	renewAs(t, st, "leaving", 20*time.Second)
+	const n = 40
+	for i := range n {
+		orphan(t, st, fmt.Sprintf("stop-t-%02d", i), "gone", store.Item{Key: "k", Value: []byte("v")})
+	}
+	b := c.node("b", c.store(false))
+
+	waited := make(chan error, 1)
+	go func() {
+		_, err := b.Adopt(ctx, "stop-w", residency.AdoptOptions{Wait: time.Minute})
+		waited <- err
+	}()
+	var adopted atomic.Int64
+	type result struct {
+		rep residency.TakeoverReport
+		err error
+	}
+	took := make(chan result, 1)
+	go func() {
+		rep, err := b.Takeover(ctx, "gone", residency.TakeoverOptions{Rate: 10, OnAdopted: func(*residency.Adopted) { adopted.Add(1) }})
+		took <- result{rep, err}
+	}()
+	for giveUp := time.Now().Add(20 * time.Second); b.Stats().OwnedElsewhere == 0 || adopted.Load() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(giveUp) {
+			t.Fatalf("after 20 s: %d adoptions refused by the live lease (want 1), %d taken over (want 2)", b.Stats().OwnedElsewhere, adopted.Load())
+		}
+	}
+
+	b.StopAdopting()
+	select {
+	case err := <-waited:
+		if !errors.Is(err, residency.ErrClosed) {
+			t.Errorf("the waiting adoption returned %v, want ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the waiting adoption still waits 2 s after StopAdopting")
+	}
+	var r result
+	select {
+	case r = <-took:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the takeover still runs 2 s after StopAdopting")
+	}
+	if !errors.Is(r.err, residency.ErrClosed) || r.rep.Adopted < 2 || r.rep.Adopted >= n || int64(r.rep.Adopted) != adopted.Load() {
+		t.Fatalf("takeover: %+v, err %v; want ErrClosed after some of the %d sessions (%d reported adopted)", r.rep, r.err, n, adopted.Load())
+	}
+	indexed := 0
+	if err := st.OwnedBy(ctx, "b", func(store.Owned) bool { indexed++; return true }); err != nil || indexed != r.rep.Adopted {
+		t.Errorf("b's index lists %d sessions (%v), want the %d adopted", indexed, err, r.rep.Adopted)
+	}
+	if released, err := b.ReleaseAll(ctx); err != nil || released != r.rep.Adopted {
+		t.Errorf("ReleaseAll released %d (%v), want the %d adopted", released, err, r.rep.Adopted)
+	}
+}
+
 func TestResidentSessionsOutliveTheTTL(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)

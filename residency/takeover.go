@@ -45,7 +45,7 @@ type TakeoverOptions struct {
 // adopted (OnAdopted, the report's Adopted) only once its fence has landed.
 // If listing the index fails part way, the sessions listed before the
 // failure are still taken over and reported, and the error is returned with
-// the report.
+// the report. StopAdopting ends it the same way, with ErrClosed.
 func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOptions) (TakeoverReport, error) {
 	rep := TakeoverReport{Node: node}
 	began := time.Now()
@@ -66,9 +66,20 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		opts.Concurrency = 16
 	}
 
+	// StopAdopting (a graceful shutdown) ends the listing and the pacing:
+	// the adoptions already started finish under ctx.
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	go func() {
+		select {
+		case <-m.ending:
+			stopLoop()
+		case <-loopCtx.Done():
+		}
+	}()
 	// A forced takeover adopts each session the ordinary way (Adopt), which
 	// reads its state itself: nothing is read ahead.
-	listed := m.list(ctx, node, !opts.Force)
+	listed := m.list(loopCtx, node, !opts.Force)
 	defer listed.stop()
 	var (
 		mu     sync.Mutex
@@ -79,6 +90,16 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		last   = time.Now()
 		index  = &indexMove{m: m, ctx: ctx, from: node} // the index is a hint, moved as sessions settle
 	)
+	// stopped ends a takeover the listing or pacing stopped: the sessions
+	// adopted are indexed under this node unless ctx has ended.
+	stopped := func() error {
+		if err := ctx.Err(); err != nil {
+			index.running.Wait()
+			return err
+		}
+		index.finish()
+		return ErrClosed
+	}
 	record := func(o store.Owned, a *Adopted, err error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -111,9 +132,9 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		mu.Lock()
 		rep.Listed++
 		mu.Unlock()
-		if err := pace.wait(ctx); err != nil {
+		if err := pace.wait(loopCtx); err != nil {
 			wg.Wait()
-			index.running.Wait()
+			err = stopped()
 			rep.Duration = time.Since(began)
 			return rep, err
 		}
@@ -132,8 +153,8 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		}()
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil { // the listing stopped with it
-		index.running.Wait()
+	if loopCtx.Err() != nil { // the listing stopped with it
+		err := stopped()
 		rep.Duration = time.Since(began)
 		return rep, err
 	}
