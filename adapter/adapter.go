@@ -252,6 +252,10 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 	if fams != nil {
 		ttlOf = fams.ttlOf
 	}
+	negTTL := cfg.NegativeCacheTTL
+	if cfg.NegativeCacheSize == 0 {
+		negTTL = 0 // a size of 0 disables the cache (residency reads it as its default size)
+	}
 	a.res, err = residency.New(residency.Config{
 		NodeID:               cfg.NodeID,
 		LeaseTTL:             cfg.LeaseTTL,
@@ -261,7 +265,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		OwnershipTTLOf:       ttlOf,
 		RefreshEvery:         min(max(cfg.shortestTTL()/8, time.Second), time.Hour),
 		EndedTTL:             cfg.EndedTTL,
-		NegativeCacheTTL:     cfg.NegativeCacheTTL,
+		NegativeCacheTTL:     negTTL,
 		NegativeCacheSize:    cfg.NegativeCacheSize,
 		MaxConcurrentCreates: cfg.ConcurrentCreates(),
 		CreationBudget:       cfg.creationBudget(Family{}),

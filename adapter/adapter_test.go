@@ -321,3 +321,30 @@ func TestBufferFullIsExplicit(t *testing.T) {
 		}
 	}
 }
+
+// HOLDOVER_NEGATIVE_CACHE_SIZE=0 disables the negative cache, as documented:
+// every adoption of an absent session asks Cassandra. Before, the 0 reached
+// residency, which reads a size of 0 as its default (100,000 entries), so
+// the cache stayed on and a session created elsewhere kept answering
+// ErrNotFound for the cache's TTL.
+func TestNegativeCacheSizeZeroDisablesTheCache(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	for _, size := range []int{0, 10} {
+		cfg := testConfig(t, fmt.Sprintf("negcache-%d", size), ks)
+		cfg.NegativeCacheSize = size
+		a := openNode(t, cfg)
+		for range 2 {
+			if _, err := a.Adopt(context.Background(), "nobody"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("size %d: adopt an absent session: %v", size, err)
+			}
+		}
+		hits := a.Stats().Residency.NegativeHits
+		if size == 0 && hits != 0 {
+			t.Errorf("HOLDOVER_NEGATIVE_CACHE_SIZE=0, yet %d adoption(s) were answered by the negative cache", hits)
+		}
+		if size > 0 && hits != 1 {
+			t.Errorf("size %d: %d negative cache hits, want 1 (the second adoption)", size, hits)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"unsafe"
 
@@ -39,7 +40,8 @@ func bufferChanges(cs []Change) []buffer.Change {
 // Commit never does I/O and never waits for Cassandra. It applies the whole
 // transaction or nothing: bad input returns a *LimitError (ErrInvalidInput),
 // a full buffer ErrBufferFull, a backlog that would outlive
-// HOLDOVER_MAX_WINDOW ErrOverloaded, a closed adapter ErrClosed; the host
+// HOLDOVER_MAX_WINDOW ErrOverloaded, a session over its family's max=
+// ErrSessionTooLarge, a closed adapter ErrClosed; the host
 // rolls the transaction back and refuses the event. The caller may reuse the
 // values' memory as soon as it returns.
 func (a *Adapter) Commit(session string, changes ...Change) error {
@@ -102,4 +104,13 @@ func (a *Adapter) LeaseValid() bool { return a.res.LeaseValid() }
 
 // Flush returns when everything committed before the call is durable in
 // Cassandra (or was dropped and reported through OnDropped), or ctx ends.
-func (a *Adapter) Flush(ctx context.Context) error { return translate(a.buf.Flush(ctx)) }
+// That includes the changes of shared families (CommitShared, EndShared).
+func (a *Adapter) Flush(ctx context.Context) error {
+	if a.sharedBuf == nil {
+		return translate(a.buf.Flush(ctx))
+	}
+	shared := make(chan error, 1)
+	go func() { shared <- a.sharedBuf.Flush(ctx) }()
+	err := a.buf.Flush(ctx)
+	return translate(errors.Join(err, <-shared))
+}

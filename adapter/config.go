@@ -374,6 +374,11 @@ func configFromEnviron(environ map[string]string) (Config, error) {
 	parseFailed := func(v string) bool {
 		return slices.ContainsFunc(probs[:parsed], func(p FieldProblem) bool { return p.Var == v })
 	}
+	// The map keeps the last count of a data center listed twice: a typo
+	// that would replicate to fewer data centers than written.
+	if dc := repeatedDC(environ[envPrefix+"REPLICATION_DCS"]); dc != "" && !parseFailed(envPrefix+"REPLICATION_DCS") {
+		probs = append(probs, FieldProblem{Var: envPrefix + "REPLICATION_DCS", Problem: fmt.Sprintf("lists data center %q twice", dc)})
+	}
 	var verr *ConfigError
 	if errors.As(c.Validate(), &verr) {
 		for _, p := range verr.Problems {
@@ -387,6 +392,20 @@ func configFromEnviron(environ map[string]string) (Config, error) {
 		return Config{}, &ConfigError{Problems: probs}
 	}
 	return c, nil
+}
+
+// repeatedDC returns the first data center name listed twice in v, a
+// HOLDOVER_REPLICATION_DCS value (name:count pairs separated by commas).
+func repeatedDC(v string) string {
+	seen := map[string]bool{}
+	for _, pair := range strings.Split(v, ",") {
+		name, _, _ := strings.Cut(pair, ":")
+		if seen[name] {
+			return name
+		}
+		seen[name] = true
+	}
+	return ""
 }
 
 // parseProblems turns the errors of env.ParseWithOptions into problems

@@ -349,6 +349,26 @@ func TestConfigParseProblemsNameRange(t *testing.T) {
 	}
 }
 
+// A data center listed twice in HOLDOVER_REPLICATION_DCS is refused: the
+// map kept the last count, so "dc1:3,dc1:1" (a typo for dc2) made a
+// keyspace with one data center and one replica.
+func TestReplicationDCsListedTwiceRefused(t *testing.T) {
+	_, err := configFromEnviron(map[string]string{
+		"HOLDOVER_REPLICATION_CLASS": NetworkTopologyStrategy,
+		"HOLDOVER_REPLICATION_DCS":   "dc1:3,dc1:1",
+	})
+	probs := problemsOf(t, err)
+	if len(probs) != 1 || probs[0].Var != "HOLDOVER_REPLICATION_DCS" || !strings.Contains(probs[0].Problem, `lists data center "dc1" twice`) {
+		t.Errorf("problems %v, want one saying dc1 is listed twice", probs)
+	}
+	if _, err := configFromEnviron(map[string]string{
+		"HOLDOVER_REPLICATION_CLASS": NetworkTopologyStrategy,
+		"HOLDOVER_REPLICATION_DCS":   "dc1:3,dc2:1",
+	}); err != nil {
+		t.Errorf("two data centers: %v", err)
+	}
+}
+
 func TestConfigValidateRules(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, "x.pem")

@@ -25,9 +25,9 @@
 // Errors are documented sentinels tested with errors.Is: ErrNotFound,
 // ErrOwnedElsewhere (carried by *OwnedElsewhereError, which names the owner),
 // ErrAlreadyOwned, ErrFenced, ErrReplaced, ErrNodeIDInUse (carried by
-// *NodeIDInUseError), ErrBufferFull, ErrOverloaded, ErrClosed and
-// ErrInvalidInput (carried by *LimitError, which names the field and the
-// limit). They are the adapter's own values: the errors of the building
+// *NodeIDInUseError), ErrBufferFull, ErrOverloaded, ErrSessionTooLarge,
+// ErrCorrupt, ErrClosed and ErrInvalidInput (carried by *LimitError, which
+// names the field and the limit, when a length or an encoding is at fault). They are the adapter's own values: the errors of the building
 // blocks beneath (packages buffer and residency) are translated before they
 // reach the host, which imports only this package.
 //

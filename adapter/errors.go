@@ -105,10 +105,11 @@ func (e *OwnedElsewhereError) Unwrap() error { return ErrOwnedElsewhere }
 // Commit and End refuse the whole call; the message of an error from Commit
 // also names the change ("change 1: ...").
 type LimitError struct {
-	// Field names what was wrong: "session ID", "key" or "value".
+	// Field names what was wrong: "session ID", "key" or "value" (or
+	// "node ID", the node a Takeover names).
 	Field string
 	// Limit is the field's limit in bytes (HOLDOVER_MAX_SESSION_ID_BYTES,
-	// HOLDOVER_MAX_KEY_BYTES, HOLDOVER_MAX_VALUE_BYTES).
+	// HOLDOVER_MAX_KEY_BYTES, HOLDOVER_MAX_VALUE_BYTES; 64 for a node ID).
 	Limit int
 	// Got is the field's length in bytes.
 	Got int

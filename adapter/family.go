@@ -49,7 +49,8 @@ type Family struct {
 	// unwritten changes (keys and values) one of its sessions may hold. A
 	// session that reaches it is written at once, and a Commit that would
 	// take it past is refused (ErrSessionTooLarge, naming the family and
-	// the limit) and applies nothing. 0: no bound of its own; range 1KiB..1GiB.
+	// the limit) and applies nothing. 0: no bound of its own; range 1KiB..1GiB,
+	// and at most HOLDOVER_MAX_PENDING_BYTES (64MiB for a shared family).
 	MaxSessionBytes ByteSize
 	// MaxWindow replaces HOLDOVER_MAX_WINDOW for the family's sessions: the
 	// bound on their durability window, past which Commit refuses them with
@@ -100,8 +101,16 @@ func (fs *Families) UnmarshalText(text []byte) error {
 			label = fmt.Sprintf("entry %d", i+1)
 		}
 		if strings.TrimSpace(opts) != "" {
+			set := map[string]bool{}
 			for _, opt := range strings.Split(opts, ",") {
-				if err := f.setOption(strings.TrimSpace(opt)); err != nil {
+				opt = strings.TrimSpace(opt)
+				key, _, _ := strings.Cut(opt, "=")
+				if key = strings.TrimSpace(key); key != "" && set[key] {
+					errs = append(errs, fmt.Errorf("%s: option %s given twice", label, key))
+					continue
+				}
+				set[key] = true
+				if err := f.setOption(opt); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", label, err))
 				}
 			}
@@ -219,6 +228,9 @@ func (c Config) checkFamilies(k *checker, v string) {
 		}
 		if b := f.MaxSessionBytes; b != 0 && (b < KiB || b > GiB) {
 			k.add(v, "%s: max must be between 1KiB and 1GiB, got %s", label, b)
+		} else if limit, of := c.familyPendingCap(f); b > limit && c.MaxPendingBytes >= MiB {
+			// (an out-of-range HOLDOVER_MAX_PENDING_BYTES is reported under its name)
+			k.add(v, "%s: max must be at most %s, %s, got %s", label, limit, of, b)
 		}
 		if f.Refresh != 0 && !f.Shared {
 			k.add(v, "%s: refresh is only for shared families", label)
@@ -234,6 +246,15 @@ func (c Config) checkFamilies(k *checker, v string) {
 			k.add(v, "%s: delay %s must be below HOLDOVER_MAX_WINDOW (%s), or give the family a window= of its own", label, fmtDuration(delay), fmtDuration(c.MaxWindow))
 		}
 	}
+}
+
+// familyPendingCap is the cap on the bytes pending in the buffer of family
+// f's sessions, which its largest session must fit in, and what sets it.
+func (c Config) familyPendingCap(f Family) (ByteSize, string) {
+	if f.Shared && c.MaxPendingBytes > sharedMaxPendingBytes {
+		return sharedMaxPendingBytes, "the cap of the shared families' buffer"
+	}
+	return c.MaxPendingBytes, "HOLDOVER_MAX_PENDING_BYTES"
 }
 
 // family returns the configured family of session, or nil.

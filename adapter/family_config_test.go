@@ -53,6 +53,10 @@ func TestFamiliesReportEveryProblemAtOnce(t *testing.T) {
 			`family "settings": shared takes no value`,
 			`family "big": max "lots" is not a byte size`,
 		}},
+		{"twice", "reg:delay=5s,delay=50ms;settings:shared,shared", []string{
+			`family "reg": option delay given twice`,
+			`family "settings": option shared given twice`,
+		}},
 		{"ranges", "reg:delay=2h,ttl=1500ms;call:refresh=1s;settings:shared,refresh=10ms;reg:delay=1s;bad name:delay=1s;tiny:max=10B", []string{
 			`family "reg": delay must be between 1ms and 1h, got 2h`,
 			`family "reg": ttl must be whole seconds`,
@@ -80,6 +84,30 @@ func TestFamiliesReportEveryProblemAtOnce(t *testing.T) {
 				t.Errorf("the flush delay's problem is missing:\n%s", msg)
 			}
 		})
+	}
+}
+
+// A family's largest session must fit in the buffer its sessions wait in:
+// HOLDOVER_MAX_PENDING_BYTES, and at most 64MiB for a shared family.
+// Before, such a max passed validation and Open failed after connecting,
+// with the buffer's own wording, naming neither variable.
+func TestFamilyMaxFitsItsBuffer(t *testing.T) {
+	_, err := configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:max=512MiB;settings:shared,max=128MiB"})
+	for _, w := range []string{
+		`HOLDOVER_FAMILIES: family "reg": max must be at most 256MiB, HOLDOVER_MAX_PENDING_BYTES, got 512MiB`,
+		`HOLDOVER_FAMILIES: family "settings": max must be at most 64MiB, the cap of the shared families' buffer, got 128MiB`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in: %v", w, err)
+		}
+	}
+	_, err = configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:max=2MiB;settings:shared,max=2MiB", "HOLDOVER_MAX_PENDING_BYTES": "1MiB"})
+	if err == nil || !strings.Contains(err.Error(), `family "reg": max must be at most 1MiB, HOLDOVER_MAX_PENDING_BYTES, got 2MiB`) ||
+		!strings.Contains(err.Error(), `family "settings": max must be at most 1MiB, HOLDOVER_MAX_PENDING_BYTES, got 2MiB`) {
+		t.Errorf("under a 1MiB cap: %v", err)
+	}
+	if _, err := configFromEnviron(map[string]string{"HOLDOVER_FAMILIES": "reg:max=256MiB;settings:shared,max=64MiB"}); err != nil {
+		t.Errorf("families at their caps: %v", err)
 	}
 }
 

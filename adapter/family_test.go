@@ -273,6 +273,25 @@ func TestSharedFamilyConvergesOnTwoNodes(t *testing.T) {
 	}
 }
 
+// Flush writes the shared families' changes committed before it too: a
+// node that opens afterwards loads them. Before, Flush waited for the
+// owned sessions' buffer only and returned with the shared change still
+// pending for its family's delay.
+func TestFlushWritesSharedChanges(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	fams := Families{{Name: "settings", Shared: true, FlushDelay: time.Hour, MaxWindow: 2 * time.Hour}}
+	ca, cb := testConfig(t, "flush-sh-a", ks), testConfig(t, "flush-sh-b", ks)
+	ca.Families, cb.Families = fams, fams
+	a := openNode(t, ca)
+	if err := a.CommitShared("settings:codecs", put("audio", "opus")); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, a)
+	b := openNode(t, cb) // loads the family from Cassandra at Open
+	waitShared(t, b, "settings:codecs", "audio", "opus", false, 0)
+}
+
 // Shared and owned sessions do not mix: each path refuses the other's
 // sessions, naming the family.
 func TestSharedAndOwnedPathsRefuseEachOther(t *testing.T) {

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/holdover/holdover/residency"
@@ -64,7 +65,12 @@ func takeoverReport(r residency.TakeoverReport) TakeoverReport {
 // so its state is warm here before redirected events arrive. A session that
 // another node adopted meanwhile is skipped. It returns when every listed
 // session was tried, or ctx ended (with the report so far and ctx's error).
+// A node ID that no node may have (HOLDOVER_NODE_ID's rules), or this
+// node's own, is refused with a *LimitError (ErrInvalidInput).
 func (a *Adapter) Takeover(ctx context.Context, node string, opts TakeoverOptions) (TakeoverReport, error) {
+	if err := a.checkTakeoverNode(node); err != nil {
+		return TakeoverReport{Node: node}, err
+	}
 	if !a.enter() {
 		return TakeoverReport{Node: node}, ErrClosed
 	}
@@ -81,4 +87,19 @@ func (a *Adapter) Takeover(ctx context.Context, node string, opts TakeoverOption
 	}
 	rep, err := a.res.Takeover(ctx, node, ro)
 	return takeoverReport(rep), translate(err)
+}
+
+// checkTakeoverNode checks the node ID a takeover names.
+func (a *Adapter) checkTakeoverNode(node string) error {
+	e := &LimitError{Field: "node ID", Limit: maxNodeIDBytes, Got: len(node)}
+	switch {
+	case node == a.cfg.NodeID:
+		e.Reason = fmt.Sprintf("%q is this node's own: a node cannot take over its own sessions", node)
+	case len(node) > 0 && len(node) <= maxNodeIDBytes && !validNodeID(node):
+		e.Reason = fmt.Sprintf("%q must be bytes of [A-Za-z0-9._:-] (HOLDOVER_NODE_ID's rules)", node)
+	case !validNodeID(node):
+	default:
+		return nil
+	}
+	return e
 }
