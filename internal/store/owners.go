@@ -80,10 +80,11 @@ func (st *Store) CreateOwner(ctx context.Context, session, node string, ended ui
 	// it unless the ID is ended and started again faster than that.
 	for range 4 {
 		prev := map[string]any{}
-		q := st.s.Query(st.stmts.createOwner, session, node, time.Now(), ttlSeconds(ttl))
+		now := time.Now()
+		q := st.s.Query(st.stmts.createOwner, session, node, now, ttlSeconds(ttl))
 		applied, err := q.MapScanCASContext(ctx, prev)
 		if err != nil {
-			created, cur, err = st.settleCAS(ctx, "create owner", session, node, 1, err)
+			created, cur, err = st.settleCAS(ctx, "create owner", session, node, 1, now, err)
 			if err != nil || created || !cur.Ended {
 				return created, cur, err
 			}
@@ -110,7 +111,7 @@ func (st *Store) recreate(ctx context.Context, session string, prev Owner, node 
 	row := map[string]any{}
 	applied, err := st.s.Query(st.stmts.claimEnded, ttlSeconds(ttl), node, int64(next), now, session, int64(prev.Epoch)).MapScanCASContext(ctx, row)
 	if err != nil {
-		return st.settleCAS(ctx, "create owner", session, node, next, err)
+		return st.settleCAS(ctx, "create owner", session, node, next, now, err)
 	}
 	if applied {
 		return true, Owner{Node: node, Epoch: next, ClaimedAt: now}, nil
@@ -146,7 +147,7 @@ func (st *Store) Claim(ctx context.Context, session string, prev Owner, node str
 	q := st.s.Query(stmt, ttlSeconds(ttl), node, int64(next), now, session, prev.Node, int64(prev.Epoch))
 	applied, err := q.MapScanCASContext(ctx, row)
 	if err != nil {
-		return st.settleCAS(ctx, "claim", session, node, next, err)
+		return st.settleCAS(ctx, "claim", session, node, next, now, err)
 	}
 	if applied {
 		return true, Owner{Node: node, Epoch: next, ClaimedAt: now}, nil
@@ -169,12 +170,16 @@ func (st *Store) Claim(ctx context.Context, session string, prev Owner, node str
 // settleCAS decides the outcome of a lightweight transaction whose reply was
 // lost (a timeout or an unknown CAS write): it reads the row at serial
 // consistency, which completes any in-progress Paxos round, and reports
-// whether node now owns the session at epoch.
-func (st *Store) settleCAS(ctx context.Context, op, session, node string, epoch uint64, casErr error) (bool, Owner, error) {
+// whether node now owns the session at epoch by this very write, the one
+// that stamped claimed_at with stamp. A row naming node at epoch with
+// another stamp is an earlier incarnation's of this node ID (released,
+// say): this write did not apply, and the caller must claim that row as
+// any other (and fence it), not take it as its own.
+func (st *Store) settleCAS(ctx context.Context, op, session, node string, epoch uint64, stamp time.Time, casErr error) (bool, Owner, error) {
 	if !isPermanent(casErr) && ctx.Err() == nil {
 		o, found, err := st.ReadOwnerSerial(ctx, session)
 		if err == nil {
-			if found && o.Node == node && o.Epoch == epoch {
+			if found && o.Node == node && o.Epoch == epoch && o.ClaimedAt.Equal(stamp.Truncate(time.Millisecond)) {
 				return true, o, nil
 			}
 			if found {
