@@ -73,7 +73,8 @@ type Config struct {
 	MaxSessionBytes int64
 
 	// MaxBatchBytes splits a snapshot larger than this into parts of at most this many
-	// bytes (an item larger than it forms a part of its own). Each part is one call of
+	// bytes (an item larger than it forms a part of its own), and of at most
+	// MaxPartItems items (a Cassandra batch holds at most 65,535 statements). Each part is one call of
 	// the FlushFunc with the same Seq, in key order, one after the other. Atomicity holds
 	// per part only; splits are counted in Stats.Splits. Default 4 MiB; range 1 KiB to
 	// 1 GiB.

@@ -57,7 +57,8 @@
 //
 // # Oversized sessions
 //
-// A snapshot larger than Config.MaxBatchBytes is split, in key order, into parts
+// A snapshot larger than Config.MaxBatchBytes, or of more than MaxPartItems items,
+// is split, in key order, into parts
 // written one after the other with the same Seq. Atomicity then holds per part only:
 // a crash between parts leaves the session with some parts of that state written and
 // others not. A permanent error in one part drops the parts after it unwritten (each

@@ -266,16 +266,23 @@ type groupScratch struct {
 	errs    []error
 }
 
-// split cuts sorted items into parts of at most MaxBatchBytes; it returns the end
-// index of each part. An Ended snapshot without items is one empty part.
+// MaxPartItems bounds the items of one part of a snapshot: a Cassandra batch
+// holds at most 65,535 statements, and a part's batch may carry an End's
+// partition delete beside its items.
+const MaxPartItems = 65_534
+
+// split cuts sorted items into parts of at most MaxBatchBytes and MaxPartItems
+// items; it returns the end index of each part. An Ended snapshot without
+// items is one empty part.
 func (b *Buffer) split(items []Item) []int {
 	var parts []int
 	var size int64
+	start := 0
 	for i, it := range items {
 		n := entryBytes(len(it.Key), len(it.Value))
-		if size > 0 && size+n > b.cfg.MaxBatchBytes {
+		if size > 0 && (size+n > b.cfg.MaxBatchBytes || i-start == MaxPartItems) {
 			parts = append(parts, i)
-			size = 0
+			size, start = 0, i
 		}
 		size += n
 	}

@@ -498,3 +498,31 @@ func TestFlushWhilePaused(t *testing.T) {
 		t.Errorf("Flush after Resume: %v, %d calls", err, h.ncalls())
 	}
 }
+
+// A snapshot of more items than a Cassandra batch holds is split by count
+// too, however small its bytes: before, a part could carry any number of
+// items under MaxBatchBytes, and a store that sends each part as one batch
+// was refused every time (65,535 statements at most).
+func TestSplitCapsThePartsItems(t *testing.T) {
+	h := newHarness(t, Config{MaxBatchBytes: 64 << 20, MaxPendingBytes: 1 << 30, MaxSessionItems: 1 << 20})
+	changes := make([]Change, 2*MaxPartItems+1)
+	for i := range changes {
+		changes[i] = put(fmt.Sprintf("k%06d", i), "")
+	}
+	h.commit("s", changes...)
+	if err := h.flushAll(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := range h.ncalls() {
+		c := h.call(i)
+		got = append(got, fmt.Sprintf("%d/%d %d", c.Part, c.Parts, len(c.Items)))
+	}
+	want := fmt.Sprintf("1/3 %d|2/3 %d|3/3 1", MaxPartItems, MaxPartItems)
+	if g := strings.Join(got, "|"); g != want {
+		t.Errorf("parts %s, want %s", g, want)
+	}
+	if got := h.st.read("s"); len(got) != len(changes) {
+		t.Errorf("store holds %d items, want %d", len(got), len(changes))
+	}
+}

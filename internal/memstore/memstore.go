@@ -224,6 +224,13 @@ func (m *Store) put(p *partition, key string, c cell) {
 			return
 		case c.ts == old.ts && old.deleted:
 			return
+		case c.ts == old.ts && !c.deleted && !c.expires.Equal(old.expires):
+			// Cassandra's tie-break between two live cells: the later
+			// expiry (local deletion time, in seconds) wins, a cell that
+			// never expires above all, before values are compared.
+			if !c.expires.IsZero() && (old.expires.IsZero() || c.expires.Before(old.expires)) {
+				return
+			}
 		case c.ts == old.ts && !c.deleted && bytes.Compare(c.val, old.val) <= 0:
 			return
 		}
@@ -237,7 +244,7 @@ func (m *Store) live(c cell) bool { return c.expires.IsZero() || m.Now().Before(
 const stateTTL = 7 * 24 * time.Hour
 
 func (m *Store) writeItems(p *partition, ts int64, items []store.Item) {
-	exp := m.Now().Add(stateTTL)
+	exp := m.Now().Truncate(time.Second).Add(stateTTL) // Cassandra counts expiry in whole seconds
 	for _, it := range items {
 		c := cell{ts: ts, val: bytes.Clone(it.Value), deleted: it.Delete, expires: exp}
 		if it.Delete {

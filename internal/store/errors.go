@@ -91,6 +91,9 @@ func isPermanent(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	if errors.Is(err, gocql.ErrTooManyStmts) {
+		return true // a batch of more statements than the protocol carries
+	}
 	var req gocql.RequestError
 	if errors.As(err, &req) {
 		switch req.Code() {

@@ -84,12 +84,43 @@ func (st *Store) fenceGroup(ctx context.Context, fs []Fencing, idx []int, errs [
 	}
 }
 
-// fence writes one checked fence as a single-partition batch.
+// fence writes one checked fence as a single-partition batch. A fence too
+// large for one (over fenceChunkBytes, or more statements than a batch
+// holds) restores its items in several batches first and writes its
+// tombstone with the last: the tombstone never lands before every item is
+// restored above it, so a fence cut short loses nothing (the adoption fails
+// and is tried again), and a complete one shadows every older write as a
+// single batch would.
 func (st *Store) fence(ctx context.Context, f *Fencing) error {
-	b := st.s.Batch(gocql.UnloggedBatch)
-	b.Entries = st.fenceEntries(make([]gocql.BatchEntry, 0, len(f.Items)+1), f)
-	return st.exec(ctx, "fence", f.Session, b)
+	base := EpochBase(f.Epoch)
+	items := f.Items
+	for {
+		n, size := 0, 0
+		for n < len(items) && n < gocql.BatchSizeMaximum-1 && (n == 0 || size+len(items[n].Key)+len(items[n].Value) <= fenceChunkBytes) {
+			size += len(items[n].Key) + len(items[n].Value)
+			n++
+		}
+		last := n == len(items)
+		b := st.s.Batch(gocql.UnloggedBatch)
+		b.Entries = make([]gocql.BatchEntry, 0, n+1)
+		if last {
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{base, f.Session}, Idempotent: true})
+		}
+		b.Entries = st.appendItems(b.Entries, f.Session, base+1, items[:n])
+		if err := st.exec(ctx, "fence", f.Session, b); err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+		items = items[n:]
+	}
 }
+
+// fenceChunkBytes bounds the keys and values of one batch of a fence, well
+// under Cassandra's largest mutation (half its commit log segment, 16 MiB
+// by default) and the native protocol's largest message.
+const fenceChunkBytes = 4 << 20
 
 // checkFence refuses a fence whose session ID is outside the limits or whose
 // epoch no timestamp can carry. Its items are not checked: they are what the

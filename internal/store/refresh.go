@@ -47,7 +47,7 @@ func (st *Store) RefreshState(ctx context.Context, session string, minRemaining 
 	done := 0
 	for len(entries) > 0 {
 		n, size := 0, 0
-		for n < len(entries) && (n == 0 || size < refreshBatchBytes) {
+		for n < len(entries) && n < gocql.BatchSizeMaximum && (n == 0 || size < refreshBatchBytes) {
 			size += len(entries[n].Args[2].([]byte)) + len(entries[n].Args[1].(string))
 			n++
 		}
