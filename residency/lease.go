@@ -243,7 +243,7 @@ func (m *Manager) recover() {
 	}
 	renew := time.NewTicker(m.cfg.LeaseRenew)
 	defer renew.Stop()
-	aborted := false
+	aborted, relapsed := false, false
 feed:
 	for s := range check {
 		for sent := false; !sent; {
@@ -252,9 +252,7 @@ feed:
 				sent = true
 			case <-renew.C:
 				if renewed, lapsed := m.renew(); !renewed || lapsed {
-					if lapsed {
-						clear(m.settled)
-					}
+					relapsed = lapsed // settled is cleared once the claims have stopped
 					aborted = true
 					break feed
 				}
@@ -266,6 +264,9 @@ feed:
 		cancel()
 	}
 	wg.Wait()
+	if relapsed {
+		clear(m.settled) // peers may have adopted what was settled
+	}
 
 	if m.cfg.Flusher != nil && len(lost) > 0 {
 		m.cfg.Flusher.Discard(lost...)
@@ -305,8 +306,13 @@ func (m *Manager) holdsLease() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
 	defer cancel()
 	// A new unbroken lease begins here: every session this node keeps, the
-	// recovery that follows claims again, after this moment.
-	m.since.Store(m.wall().UnixNano())
+	// recovery that follows claims again, after this moment. A recovery
+	// that settled some sessions and stopped keeps its beginning: those it
+	// will not claim again were claimed after it, and the lease has not
+	// lapsed since (a lapse clears settled).
+	if len(m.settled) == 0 {
+		m.since.Store(m.wall().UnixNano())
+	}
 	held, cur, err := m.store.CheckLease(ctx, m.cfg.NodeID, m.incarnation, m.cfg.hold(), m.cfg.MaxClockSkew, m.sinceTime())
 	if err == nil && !held && (cur.Incarnation == "" || cur.Incarnation == m.incarnation) {
 		// Expired (or renewed after it expired, which leaves no holder):

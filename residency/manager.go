@@ -216,6 +216,10 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	if e, ok := m.Epoch(session); ok {
 		return e, nil
 	}
+	// A fence from here on discarded this session's changes: counted
+	// before the lease is checked, so one during the wait for a creation
+	// slot is seen too.
+	fences := m.stats.fences.Load()
 	if !m.LeaseValid() {
 		return 0, m.fencedErr()
 	}
@@ -226,8 +230,12 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 		m.creating.Add(-1)
 		return 0, ctx.Err()
 	}
+	if m.stats.fences.Load() != fences {
+		<-m.creates
+		m.creating.Add(-1)
+		return 0, ErrCreationLapsed
+	}
 	began := time.Now()
-	fences := m.stats.fences.Load()
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.ttl(session))
 	m.createTook(time.Since(began))
 	<-m.creates
@@ -568,12 +576,14 @@ func (m *Manager) raiseOwned(session string, from, to uint64) {
 }
 
 // forgetOwned removes session if it is still owned at epoch.
-func (m *Manager) forgetOwned(session string, epoch uint64) {
+func (m *Manager) forgetOwned(session string, epoch uint64) (forgot bool) {
 	m.mu.Lock()
-	if m.owned[session] == epoch {
+	if e, ok := m.owned[session]; ok && e == epoch {
 		delete(m.owned, session)
+		forgot = true
 	}
 	m.mu.Unlock()
+	return forgot
 }
 
 // ReleaseAll marks every session this node owns as released, so peers adopt

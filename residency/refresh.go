@@ -72,9 +72,14 @@ func (m *Manager) refresh(session string, epoch uint64) bool {
 		return false
 	}
 	if !ok {
-		// Another node adopted it: nothing of ours can become visible any more.
+		// Another node adopted it: nothing of ours can become visible any
+		// more. Unless this node no longer holds it at that epoch: ended,
+		// started again or raised by a recovery while the refresh ran, it
+		// is not lost.
+		if !m.forgetOwned(session, epoch) {
+			return false
+		}
 		m.stats.lost.Add(1)
-		m.forgetOwned(session, epoch)
 		if m.cfg.Flusher != nil {
 			m.cfg.Flusher.Discard(session)
 		}
