@@ -2,7 +2,6 @@ package residency
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -71,15 +70,8 @@ func TestRefreshAtAStaleEpochKeepsARecreatedSession(t *testing.T) {
 	st.Now = func() time.Time { return frozen } // nothing expires in the store
 	g := &refreshGate{Store: st, entered: make(chan string, 1), release: make(chan struct{}), calls: make(chan [2]any, 64)}
 	buf := &discardLog{}
-	m, err := New(Config{NodeID: "a", LeaseTTL: 10 * time.Minute, OwnershipTTL: 60 * time.Millisecond,
-		RefreshEvery: 5 * time.Millisecond, Flusher: buf, Logger: slog.New(slog.DiscardHandler)}, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx, false)
+	m := started(t, Config{NodeID: "a", LeaseTTL: 10 * time.Minute, OwnershipTTL: 60 * time.Millisecond,
+		RefreshEvery: 5 * time.Millisecond, Flusher: buf}, g)
 	for _, s := range []string{"x", "y"} {
 		if _, err := m.EnsureOwned(ctx, s); err != nil {
 			t.Fatal(err)

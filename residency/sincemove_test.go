@@ -47,20 +47,7 @@ func TestSecondRecoveryAttemptKeepsSinceBeforeItsSettledClaims(t *testing.T) {
 		return Config{NodeID: id, LeaseTTL: 10 * time.Minute, MaxClockSkew: time.Millisecond,
 			Logger: slog.New(slog.DiscardHandler)}
 	}
-	x, err := New(cfg("x"), fx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := New(cfg("y"), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range []*Manager{x, y} {
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close(ctx, false)
-	}
+	x, y := started(t, cfg("x"), fx), started(t, cfg("y"), st)
 	// Two new sessions recorded by x; their first writes have not landed.
 	for _, s := range []string{"a", "b"} {
 		if _, err := x.EnsureOwned(ctx, s); err != nil {

@@ -35,15 +35,7 @@ func TestCreationWaitingForASlotAcrossAFenceIsRefused(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New()
 	h := &slotHog{Store: st, session: "first", entered: make(chan struct{}), release: make(chan struct{})}
-	m, err := New(Config{NodeID: "a", LeaseTTL: 10 * time.Minute, MaxConcurrentCreates: 1,
-		Logger: slog.New(slog.DiscardHandler)}, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx, false)
+	m := started(t, Config{NodeID: "a", LeaseTTL: 10 * time.Minute, MaxConcurrentCreates: 1}, h)
 
 	firstErr := make(chan error, 1)
 	go func() { _, err := m.EnsureOwned(ctx, "first"); firstErr <- err }()
@@ -76,4 +68,22 @@ func TestCreationWaitingForASlotAcrossAFenceIsRefused(t *testing.T) {
 	if _, ok := st.Owner("second"); ok {
 		t.Fatalf("a fenced node recorded a new session's ownership")
 	}
+}
+
+// started returns a Manager for cfg over st, started, closed when the test
+// ends (its node ID's lease is released with it).
+func started(t *testing.T, cfg Config, st Store) *Manager {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := New(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background(), false) })
+	return m
 }

@@ -3,7 +3,6 @@ package residency
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -51,14 +50,7 @@ func TestTakeoverKeepsIndexOfASessionItsLiveOwnerRecovered(t *testing.T) {
 			t.Error("x's recovery claim:", won, err)
 		}
 	}
-	m, err := New(Config{NodeID: "b", LeaseTTL: 10 * time.Minute, Logger: slog.New(slog.DiscardHandler)}, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx, false)
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute}, w)
 
 	rep, err := m.Takeover(ctx, "x", TakeoverOptions{})
 	if err != nil && !errors.Is(err, ErrClosed) {

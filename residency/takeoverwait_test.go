@@ -2,7 +2,6 @@ package residency
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -53,14 +52,7 @@ func TestTakeoverDoesNotWaitOnAdoptionsIndexUpdates(t *testing.T) {
 		}
 	}
 	w := &slowIndex{Store: st, held: make(chan struct{}), release: make(chan struct{}), unindexd: make(chan string, 4)}
-	m, err := New(Config{NodeID: "b", LeaseTTL: 10 * time.Minute, Logger: slog.New(slog.DiscardHandler)}, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx, false)
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute}, w)
 
 	w.mu.Lock()
 	w.hold = "s1"

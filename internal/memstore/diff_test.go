@@ -12,20 +12,28 @@ import (
 	"github.com/holdover/holdover/internal/store"
 )
 
+// realStore opens the real store over a keyspace of its own, closed when
+// the test ends.
+func realStore(ctx context.Context, t *testing.T) *store.Store {
+	t.Helper()
+	hosts, port := cassandratest.Hosts(t)
+	real, err := store.Open(ctx, store.Options{Hosts: hosts, Port: port, Keyspace: cassandratest.Keyspace(t), CreateSchema: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(real.Close)
+	return real
+}
+
 // TestSameAsCassandra applies the same random sequences of store operations
 // to the in-memory model and to a real Cassandra and compares every answer
 // and every read: the randomized protocol tests are only as good as the
 // model.
 func TestSameAsCassandra(t *testing.T) {
 	t.Parallel()
-	hosts, port := cassandratest.Hosts(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	real, err := store.Open(ctx, store.Options{Hosts: hosts, Port: port, Keyspace: cassandratest.Keyspace(t), CreateSchema: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer real.Close()
+	real := realStore(ctx, t)
 	model := memstore.New()
 	const rounds = 1500
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))

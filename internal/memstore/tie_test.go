@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdover/holdover/internal/devtools/cassandratest"
 	"github.com/holdover/holdover/internal/memstore"
 	"github.com/holdover/holdover/internal/store"
 )
@@ -20,14 +19,9 @@ import (
 // between two writers of one epoch otherwise than Cassandra does.
 func TestEqualTimestampsResolveAsInCassandra(t *testing.T) {
 	t.Parallel()
-	hosts, port := cassandratest.Hosts(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	real, err := store.Open(ctx, store.Options{Hosts: hosts, Port: port, Keyspace: cassandratest.Keyspace(t), CreateSchema: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer real.Close()
+	real := realStore(ctx, t)
 	model := memstore.New()
 	now := time.Now()
 	model.Now = func() time.Time { return now }
