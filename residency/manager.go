@@ -269,6 +269,9 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 		if err != nil {
 			return 0, err
 		}
+		if m.stats.fences.Load() != fences {
+			return 0, ErrCreationLapsed // as above: the fence came while it was fenced
+		}
 		m.stats.created.Add(1)
 		m.neg.forget(session)
 		m.setOwned(session, epoch)
@@ -291,7 +294,7 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 			return 0, err
 		} else if ok {
 			// Another node's record that holds nothing: start afresh over it.
-			return m.createOver(ctx, session, cur)
+			return m.createOver(ctx, session, cur, fences)
 		}
 		return 0, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch}
 	}
@@ -333,8 +336,9 @@ func (m *Manager) voidRecord(ctx context.Context, session string, cur store.Owne
 
 // createOver records session as this node's over a void record (voidRecord):
 // a claim on the record's epoch, then a fence with nothing restored, so the
-// session starts afresh from this node's changes.
-func (m *Manager) createOver(ctx context.Context, session string, cur store.Owner) (uint64, error) {
+// session starts afresh from this node's changes. fences is the node's fence
+// count when the creation began: a fence since discarded its changes.
+func (m *Manager) createOver(ctx context.Context, session string, cur store.Owner, fences uint64) (uint64, error) {
 	won, now, err := m.store.Claim(ctx, session, cur, m.cfg.NodeID, m.ttl(session))
 	if err != nil {
 		return 0, err
@@ -351,6 +355,9 @@ func (m *Manager) createOver(ctx context.Context, session string, cur store.Owne
 	m.indexed(session, <-idx)
 	if err != nil {
 		return 0, err
+	}
+	if m.stats.fences.Load() != fences {
+		return 0, ErrCreationLapsed // the node fenced since the creation began
 	}
 	m.stats.created.Add(1)
 	m.stats.voidRecords.Add(1)
