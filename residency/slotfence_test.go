@@ -130,7 +130,7 @@ func TestCreationOverAVoidRecordAcrossAFenceIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Millisecond) // past the skew
-	started(t, cfg, st) // x again: a live lease that began after the record
+	started(t, cfg, st)               // x again: a live lease that began after the record
 	h := &fenceHog{Store: st, session: "v", entered: make(chan struct{}), release: make(chan struct{})}
 	y := started(t, Config{NodeID: "y", LeaseTTL: 10 * time.Minute, MaxClockSkew: time.Millisecond}, h)
 	done := make(chan error, 1)
