@@ -504,8 +504,10 @@ func (m *Manager) createTook(d time.Duration) {
 // Ended forgets a session that ended, once its End is written: its ownership
 // row (if this node still owns it at the same epoch) is marked ended for
 // EndedTTL, so a session started afresh with the same ID ranks above the End,
-// and its index entry is removed. On an error the session stays owned: call
-// Ended again.
+// and its index entry is removed. When marking the row fails the session
+// stays owned: call Ended again. When only removing the index entry (a hint
+// for takeovers) fails, the session is already forgotten and the error says
+// so; a takeover of this node skips the stale entry.
 func (m *Manager) Ended(ctx context.Context, session string) error {
 	e, ok := m.Epoch(session)
 	if !ok {
