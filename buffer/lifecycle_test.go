@@ -526,3 +526,21 @@ func TestSplitCapsThePartsItems(t *testing.T) {
 		t.Errorf("store holds %d items, want %d", len(got), len(changes))
 	}
 }
+
+// The backoff doubles from RetryMin up to RetryMax and stays there, for any
+// RetryMin in range and any number of attempts. Before, RetryMin<<(n-1)
+// could overflow for a RetryMin of several seconds after some twenty
+// failures in a row and wrap to a short wait: 2^33+1 ns (8.6 s) at attempt
+// 32 waited about 2 s instead of RetryMax.
+func TestBackoffNeverWrapsBelowRetryMax(t *testing.T) {
+	h := newHarness(t, Config{RetryMin: 1<<33 + 1, RetryMax: time.Hour})
+	for attempt := 1; attempt <= 100; attempt++ {
+		want := time.Hour
+		if attempt <= 9 { // 8.6 s << 8 = 36.6 min, << 9 over the hour
+			want = time.Duration(1<<33+1) << (attempt - 1)
+		}
+		if d := time.Duration(h.b.backoff(attempt)); d < want/2 || d > want {
+			t.Fatalf("backoff of attempt %d: %v, want between %v and %v", attempt, d, want/2, want)
+		}
+	}
+}

@@ -206,8 +206,8 @@ func (b *Buffer) work(sessions []*session) {
 // between half and all of min(RetryMin<<(attempt-1), RetryMax).
 func (b *Buffer) backoff(attempt int) int64 {
 	d := b.cfg.RetryMax
-	if attempt-1 < 32 {
-		d = min(b.cfg.RetryMin<<(attempt-1), b.cfg.RetryMax)
+	if n := attempt - 1; n >= 0 && n < 63 && b.cfg.RetryMin <= b.cfg.RetryMax>>n {
+		d = b.cfg.RetryMin << n // cannot overflow: at most RetryMax
 	}
 	if d <= 0 {
 		d = b.cfg.RetryMax
