@@ -29,6 +29,12 @@ fail() {
 
 answers() { docker info >/dev/null 2>&1; }
 
+# running: pid is a process that has not exited (one that exited stays a zombie until reaped).
+running() {
+	local st
+	st="$(ps -o stat= -p "$1" 2>/dev/null)" && [[ -n "$st" && "$st" != Z* ]]
+}
+
 # ours: the pid of the dockerd this script started, when it is still alive.
 ours() {
 	[[ -f "$PID_FILE" ]] || return 1
@@ -66,14 +72,19 @@ cmd_start() {
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.engine.lock"
 	flock 9
-	if ! ours >/dev/null; then
+	local pid
+	if ! pid="$(ours)"; then
 		say "no engine answers; starting dockerd (log: ${LOG#"$ROOT"/})"
 		setsid nohup dockerd >"$LOG" 2>&1 </dev/null 9>&- &
-		echo $! >"$PID_FILE"
+		pid=$!
+		echo "$pid" >"$PID_FILE"
 	fi
 	local started=$SECONDS
 	until answers; do
-		if ! ours >/dev/null; then
+		# Whether the process lives, not what it is called: until it has executed
+		# dockerd it still bears this script's name (ours would say it is gone).
+		if ! running "$pid"; then
+			rm -f "$PID_FILE"
 			tail -n 20 "$LOG" >&2 || true
 			fail "dockerd exited during start-up (log above)"
 		fi
