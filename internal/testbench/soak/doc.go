@@ -82,8 +82,9 @@
 //     node is counted (probe_acks), no violation unless it is observed later.
 //     Two nodes asked at once must not both adopt (double_adoption).
 //   - I1: an observation on the line must show at least the deepest state it
-//     owes: one restored from Cassandra earlier, or one acknowledged that no
-//     failure excuses. The first failure of the acknowledging node after the
+//     owes: one restored from Cassandra earlier (by an adoption, explicit or
+//     implied by an event or an End answered adopted=true, or seen absent
+//     or ended there), or one acknowledged that no failure excuses. The first failure of the acknowledging node after the
 //     event was sent (SIGKILL, SIGKILL in a drain, SIGSTOP, a partition, a
 //     self-fence the node logged, or a forced adoption of that session away
 //     from it) excuses the acknowledgement when
@@ -95,7 +96,7 @@
 //     generation started afresh after an end owes acknowledged states
 //     (recreated_lost_writes); showing a state from before an end or a
 //     re-create (ended_came_back); a final ownership row marked ended while
-//     items of a session never ended persist (ended_row_with_items). Expiry of
+//     items of a generation never ended persist (ended_row_with_items). Expiry of
 //     untouched state (HOLDOVER_STATE_TTL) is not checked: a soak is far
 //     shorter.
 //

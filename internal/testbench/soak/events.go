@@ -131,6 +131,19 @@ func (c *Checker) event(s *sess, r Record, probe bool) {
 	if n.st != nil {
 		n.digest = n.st.Digest()
 	}
+	if r.Kind == OpEnd && r.Outcome == OutAck && r.Adopted && !probe && r.Version > 1 {
+		// The node restored version r.Version-1 from Cassandra and ended it:
+		// no read follows an End, so check that restoration here.
+		for x := b; x != nil && x.kind == kLive; x = x.parent {
+			if x.version == r.Version-1 {
+				c.rep.Observations++
+				c.rep.Restores++
+				c.checkLoss(s, Record{Type: RecOp, Seq: r.Seq, Kind: "implicit adoption by end", Node: r.Node, Session: s.id}, x, b, r.End)
+				x.durable = true
+				break
+			}
+		}
+	}
 	if r.Outcome == OutAck {
 		n.acked, n.ackAt = true, r.End
 		if r.Version != n.version {
@@ -181,6 +194,9 @@ func (c *Checker) final(r Record) {
 			if n.kind == kEnded {
 				ended = true
 				break
+			}
+			if n.kind == kLive && n.parent != nil && n.parent.kind != kLive {
+				break // this generation's create: an earlier generation's End does not count
 			}
 		}
 		if !ended {

@@ -58,7 +58,7 @@ func (c *Checker) observe(s *sess, r Record, o Observed, t time.Time) {
 	default:
 		c.checkBranch(s, r, m, tip, t)
 	}
-	if o.Restored && o.Found {
+	if o.Restored { // Cassandra showed it: found, or the End (or nothing) it holds
 		m.durable = true
 	}
 	if m.st == nil && o.Found && o.State != nil && !m.unknown {
@@ -86,7 +86,12 @@ func (c *Checker) resolvePending(s *sess, o Observed) {
 	}
 	d := o.State.Digest()
 	if p.child.digest == d && p.child.version == o.Version {
-		return // as assumed
+		// As assumed: the node restored the state below from Cassandra.
+		if p.rec.Adopted && p.rec.Outcome == OutAck && p.rec.Kind != OpCreate && p.child.parent != nil {
+			p.child.parent.durable = true
+			c.rep.Restores++
+		}
+		return
 	}
 	if p.rec.Outcome != OutAck || p.rec.Version != o.Version || o.Version == 0 || p.rec.Kind == OpCreate || p.rec.Kind == OpEnd {
 		return
