@@ -131,7 +131,7 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 		case <-ctx.Done():
 			t.Stop()
 			return nil, err
-		case <-m.ending:
+		case <-m.ending.Done():
 			t.Stop()
 			return nil, ErrClosed
 		}

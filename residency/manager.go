@@ -94,9 +94,10 @@ type Manager struct {
 	replaced      atomic.Bool // another process took this node ID's lease: fenced for good
 	stats         counters
 
-	stop        chan struct{}
-	ending      chan struct{} // closed by StopAdopting (or Close): no more waits or takeovers
-	endOnce     sync.Once
+	stop chan struct{}
+	// ending ends with StopAdopting (or Close): no more waits or takeovers.
+	ending      context.Context
+	endAdopts   context.CancelFunc
 	kick        chan struct{} // renew now: a lapse was noticed outside the lease goroutine
 	done        chan struct{}
 	refreshDone chan struct{}
@@ -114,7 +115,10 @@ func New(cfg Config, st Store) (*Manager, error) {
 		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
+	ending, endAdopts := context.WithCancel(context.Background())
 	return &Manager{
+		ending:      ending,
+		endAdopts:   endAdopts,
 		waitReads:   newStateReader(bg, st),
 		waitFences:  newFencer(bg, st, burstRequestsInFlight),
 		bgCancel:    cancel,
@@ -130,7 +134,6 @@ func New(cfg Config, st Store) (*Manager, error) {
 		wall:        time.Now,
 		settled:     map[string]bool{},
 		stop:        make(chan struct{}),
-		ending:      make(chan struct{}),
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		refreshDone: make(chan struct{}),
@@ -645,7 +648,7 @@ func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
 // past their wait finish as usual, so the caller can release what they
 // adopted. Close calls it; calling it again does nothing.
 func (m *Manager) StopAdopting() {
-	m.endOnce.Do(func() { close(m.ending) })
+	m.endAdopts()
 }
 
 // Close stops renewing the lease. It does not release sessions (ReleaseAll

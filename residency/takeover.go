@@ -70,13 +70,7 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 	// the adoptions already started finish under ctx.
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
-	go func() {
-		select {
-		case <-m.ending:
-			stopLoop()
-		case <-loopCtx.Done():
-		}
-	}()
+	defer context.AfterFunc(m.ending, stopLoop)()
 	// A forced takeover adopts each session the ordinary way (Adopt), which
 	// reads its state itself: nothing is read ahead.
 	listed := m.list(loopCtx, node, !opts.Force)
