@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -36,6 +37,7 @@ func main() {
 	failover := flag.String("failover", "", "JSON figures of a separate failover run to copy into the results; not measured when empty or absent")
 	only := flag.String("only", "", "comma-separated steps to run ("+strings.Join(allSteps, ", ")+"); all when empty")
 	rpoCommits := flag.Float64("rpo-rate", 0, "commits per second of the window run; 0: half of flush1's rows/s (or 15000 when flush1 does not run)")
+	pids := flag.String("cassandra-pids", "", "pids of the Cassandra nodes on this machine (internal/devtools/cassandra/cassandra.sh pids prints them), space- or comma-separated: the window run is repeated with their CPU priority lowered (nice 10), this process then scheduled ahead of them as on its own cores; the first run's figures go under window_shared")
 	stress := flag.String("stress", "", "cassandra-stress launcher (internal/devtools/cassandra/cassandra.sh fetch-stress prints it); the stress step is skipped without it")
 	flag.Parse()
 	steps, err := parseSteps(*only)
@@ -58,6 +60,10 @@ func main() {
 		delete(steps, "stress")
 	}
 	stressBin = *stress
+	if cassandraPids, err = parsePids(*pids); err != nil {
+		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
+		os.Exit(2)
+	}
 	takeoverSessions, takeoverConcurrency, failoverPath, rpoRate = *takeovers, *takeoverConc, *failover, *rpoCommits
 	if err := run(steps, *gobench, *out, *sessions, *passes, *adopts, *seconds); err != nil {
 		pprof.StopCPUProfile()
@@ -83,7 +89,24 @@ var (
 	takeoverSessions, takeoverConcurrency int
 	failoverPath                          string
 	rpoRate                               float64
+	cassandraPids                         []int
 )
+
+// windowNice is the nice the Cassandra nodes run at during the second window run.
+const windowNice = 10
+
+// parsePids reads -cassandra-pids.
+func parsePids(s string) ([]int, error) {
+	var pids []int
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("-cassandra-pids: %q is not a process id", f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
 
 // takeoverRate is the takeover's rate limit: HOLDOVER_ADOPT_RATE's upper
 // bound, so that the run measures how fast a takeover goes, not the limiter
@@ -224,14 +247,9 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 			rate = rpoFallbackRate
 			fmt.Printf("bench: flush1 did not run; the window is measured at %.0f commits/s\n", rate)
 		}
-		rp, err := e.RPO(ctx, rate, d)
-		if err != nil {
+		if err := window(ctx, e, r, rate, d); err != nil {
 			return err
 		}
-		r.RPOMaxMS, r.RPOBoundMS, r.RPOLoadPerS = rp.MaxMS, rp.BoundMS, rp.Rate
-		r.RPOWorstLateMS, r.RPOWorstFlightMS = rp.WorstLateMS, rp.WorstFlightMS
-		r.RPOSchedP99MS, r.RPOSchedMaxMS, r.RPOCPUPressurePct = rp.SchedP99MS, rp.SchedMaxMS, rp.CPUPressurePct
-		r.FlushStartLateP99MS, r.FlushStartLateMaxMS = rp.FlushStartLateP99MS, rp.FlushStartLateMaxMS
 		done()
 	}
 
@@ -244,6 +262,44 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 	fmt.Println()
 	r.Table(os.Stdout)
 	fmt.Printf("bench: results in %s\n", out)
+	return nil
+}
+
+// window runs the window step: at equal priority with Cassandra, then, when
+// -cassandra-pids names its nodes, again with their CPU priority lowered.
+// The second run's figures are the rpo_* and flush_start_* keys, the first
+// run's go under window_shared; without a second run the first's are the keys.
+func window(ctx context.Context, e *harness.Env, r *harness.Results, rate float64, d time.Duration) error {
+	rp, err := e.RPO(ctx, rate, d)
+	if err != nil {
+		return err
+	}
+	r.SetWindow(rp.Window())
+	r.WindowPriority = "at equal priority with Cassandra (the cores shared)"
+	if len(cassandraPids) == 0 {
+		r.Notes = append(r.Notes, "window: measured once, at equal priority with Cassandra (-cassandra-pids not given)")
+		return nil
+	}
+	restore, how, err := harness.Yield(cassandraPids, windowNice)
+	if err != nil {
+		if rerr := restore(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		fmt.Printf("bench: window measured once, at equal priority: lowering Cassandra's priority failed: %v\n", err)
+		r.Notes = append(r.Notes, fmt.Sprintf("window: measured once, at equal priority with Cassandra: lowering its priority failed: %v", err))
+		return nil
+	}
+	fmt.Printf("bench: window again, this process scheduled ahead of Cassandra (%s) ...\n", how)
+	ahead, err := e.RPO(ctx, rate, d)
+	if rerr := restore(); rerr != nil {
+		fmt.Printf("bench: Cassandra keeps its lowered priority until it stops: restoring it: %v\n", rerr)
+	}
+	if err != nil {
+		return err
+	}
+	r.WindowShared = rp.Window()
+	r.SetWindow(ahead.Window())
+	r.WindowPriority = "with this process scheduled ahead of the Cassandra nodes it shares the cores with (" + how + "); window_shared: at equal priority"
 	return nil
 }
 

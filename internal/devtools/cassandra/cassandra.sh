@@ -11,6 +11,9 @@
 #   cassandra.sh stop [RING]     stop exactly the nodes this script started (by pid file); only
 #                                those of RING (ring1, ring3, ring3dc2, ..., secure) when it is given
 #   cassandra.sh status          print each node's state
+#   cassandra.sh pids [RING]     print the pids of RING's running nodes (default ring1), one a line;
+#                                nothing when none runs (make bench lowers their CPU priority for
+#                                one run of its window step)
 #   cassandra.sh with RING[,RING...] -- COMMAND [ARGS...]
 #                                run COMMAND with each RING running (ring1, ring3, ring3dc2, ...,
 #                                secure), starting those that are not and stopping afterwards (also
@@ -580,6 +583,16 @@ cmd_status() {
 	((any)) || say "no node has been started"
 }
 
+# cmd_pids RING: the pids of RING's running nodes, one a line.
+cmd_pids() {
+	local ring="${1:-ring1}" dir pid
+	[[ "$ring" == secure || "$ring" =~ ^ring[0-9]+(dc[0-9]+)?$ ]] || fail "pids takes a ring name such as ring1 or ring3dc2, or secure, got '$ring'"
+	for dir in "$CACHE/$ring"/node*; do
+		[[ -d "$dir" ]] || continue
+		if pid="$(running_in "$dir")"; then echo "$pid"; fi
+	done
+}
+
 # jvm_module_opts: the --add-exports/--add-opens options of conf/jvm.options, for tools.
 jvm_module_opts() {
 	local line
@@ -706,6 +719,7 @@ config)
 	;;
 stop) cmd_stop "${2:-}" ;;
 status) cmd_status ;;
+pids) cmd_pids "${2:-}" ;;
 fetch)
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
@@ -729,7 +743,7 @@ clean)
 	say "node data removed"
 	;;
 *)
-	echo "usage: $0 start [NODES] [--dcs D] | start-secure | stop [RING] | status | with RING[,RING...] -- COMMAND | config | clean | fetch | fetch-stress | nodetool N ARGS" >&2
+	echo "usage: $0 start [NODES] [--dcs D] | start-secure | stop [RING] | status | pids [RING] | with RING[,RING...] -- COMMAND | config | clean | fetch | fetch-stress | nodetool N ARGS" >&2
 	exit 2
 	;;
 esac

@@ -56,8 +56,18 @@ type Results struct {
 	RPOCPUPressurePct       *float64 `json:"rpo_cpu_pressure_pct"`
 	FlushStartLateP99MS     float64  `json:"flush_start_late_p99_ms"`
 	FlushStartLateMaxMS     float64  `json:"flush_start_late_max_ms"`
-	TakeoverSessionsPerS    float64  `json:"takeover_sessions_per_s"`
-	RawClaimsPerS           float64  `json:"raw_claims_per_s"`
+	FlushStartsHeld         int      `json:"flush_starts_held"`
+	FlushStartLateOwnP99MS  float64  `json:"flush_start_late_unheld_p99_ms"`
+	FlushStartLateOwnMaxMS  float64  `json:"flush_start_late_unheld_max_ms"`
+	// WindowPriority says how the window figures above (rpo_* and
+	// flush_start_*) were measured: with this process scheduled ahead of
+	// the Cassandra nodes it shares the cores with (how they were lowered),
+	// or at equal priority. WindowShared holds the same figures from a run
+	// at equal priority just before, null when the priority was not lowered.
+	WindowPriority       string  `json:"window_priority"`
+	WindowShared         *Window `json:"window_shared"`
+	TakeoverSessionsPerS float64 `json:"takeover_sessions_per_s"`
+	RawClaimsPerS        float64 `json:"raw_claims_per_s"`
 	// Failover holds the figures of a separate failover run (-failover),
 	// null when it was not measured.
 	Failover
@@ -66,6 +76,46 @@ type Results struct {
 	CassandraVersion string   `json:"cassandra_version"`
 	Date             string   `json:"date"`
 	Notes            []string `json:"notes,omitempty"`
+}
+
+// Window is one window run's figures, as the rpo_* and flush_start_* keys.
+type Window struct {
+	MaxMS               float64  `json:"rpo_max_ms"`
+	BoundMS             float64  `json:"rpo_bound_ms"`
+	LoadPerS            float64  `json:"rpo_load_commits_per_s"`
+	WorstLateMS         float64  `json:"rpo_worst_late_ms"`
+	WorstFlightMS       float64  `json:"rpo_worst_flight_ms"`
+	SchedP99MS          float64  `json:"rpo_sched_latency_p99_ms"`
+	SchedMaxMS          float64  `json:"rpo_sched_latency_max_ms"`
+	CPUPressurePct      *float64 `json:"rpo_cpu_pressure_pct"`
+	FlushStartLateP99MS float64  `json:"flush_start_late_p99_ms"`
+	FlushStartLateMaxMS float64  `json:"flush_start_late_max_ms"`
+	// FlushStartsHeld counts the late starts that waited for the session's
+	// previous write to land (a session has one write in flight at a time);
+	// FlushStartLateOwn* are the lateness of all the other starts.
+	FlushStartsHeld        int     `json:"flush_starts_held"`
+	FlushStartLateOwnP99MS float64 `json:"flush_start_late_unheld_p99_ms"`
+	FlushStartLateOwnMaxMS float64 `json:"flush_start_late_unheld_max_ms"`
+}
+
+// Window returns the run's figures.
+func (rp RPOResult) Window() *Window {
+	return &Window{
+		MaxMS: rp.MaxMS, BoundMS: rp.BoundMS, LoadPerS: rp.Rate,
+		WorstLateMS: rp.WorstLateMS, WorstFlightMS: rp.WorstFlightMS,
+		SchedP99MS: rp.SchedP99MS, SchedMaxMS: rp.SchedMaxMS, CPUPressurePct: rp.CPUPressurePct,
+		FlushStartLateP99MS: rp.FlushStartLateP99MS, FlushStartLateMaxMS: rp.FlushStartLateMaxMS,
+		FlushStartsHeld: rp.HeldStarts, FlushStartLateOwnP99MS: rp.FreeStartLateP99MS, FlushStartLateOwnMaxMS: rp.FreeStartLateMaxMS,
+	}
+}
+
+// SetWindow copies w into the flat rpo_* and flush_start_* keys.
+func (r *Results) SetWindow(w *Window) {
+	r.RPOMaxMS, r.RPOBoundMS, r.RPOLoadPerS = w.MaxMS, w.BoundMS, w.LoadPerS
+	r.RPOWorstLateMS, r.RPOWorstFlightMS = w.WorstLateMS, w.WorstFlightMS
+	r.RPOSchedP99MS, r.RPOSchedMaxMS, r.RPOCPUPressurePct = w.SchedP99MS, w.SchedMaxMS, w.CPUPressurePct
+	r.FlushStartLateP99MS, r.FlushStartLateMaxMS, r.FlushStartsHeld = w.FlushStartLateP99MS, w.FlushStartLateMaxMS, w.FlushStartsHeld
+	r.FlushStartLateOwnP99MS, r.FlushStartLateOwnMaxMS = w.FlushStartLateOwnP99MS, w.FlushStartLateOwnMaxMS
 }
 
 // Machine describes where the run happened.
@@ -126,6 +176,12 @@ func (r *Results) Table(w io.Writer) {
 	row("claim LWT p50 / p99 (ms)", f2(r.ClaimP50MS)+" / "+f2(r.ClaimP99MS), f2(r.PlainReadP50MS)+" / "+f2(r.PlainReadP99MS)+" read", ratio(r.ClaimP50MS, r.PlainReadP50MS), "")
 	row("largest unflushed age (ms)", f1(r.RPOMaxMS), f1(r.RPOBoundMS)+" bound", ratio(r.RPOMaxMS, r.RPOBoundMS), "<= 1.0x")
 	row("flush start past due p99 / max (ms)", f1(r.FlushStartLateP99MS)+" / "+f1(r.FlushStartLateMaxMS), f1(r.RPOSchedP99MS)+" / "+f1(r.RPOSchedMaxMS)+" sched", "-", "max < 20 ms")
+	row("  not held behind the session's write", f1(r.FlushStartLateOwnP99MS)+" / "+f1(r.FlushStartLateOwnMaxMS), f1(r.RPOSchedP99MS)+" / "+f1(r.RPOSchedMaxMS)+" sched", "-",
+		fmt.Sprintf("max < 20 ms (%d starts held)", r.FlushStartsHeld))
+	if s := r.WindowShared; s != nil {
+		row("  at equal priority: largest age (ms)", f1(s.MaxMS), f1(s.BoundMS)+" bound", ratio(s.MaxMS, s.BoundMS), "reference (cores shared)")
+		row("  at equal priority: past due (ms)", f1(s.FlushStartLateP99MS)+" / "+f1(s.FlushStartLateMaxMS), f1(s.SchedP99MS)+" / "+f1(s.SchedMaxMS)+" sched", "-", "reference (cores shared)")
+	}
 	failover, ttl := "not measured", "-"
 	if f := r.Failover; f.FailoverP50MS != nil && f.FailoverP99MS != nil && f.FailoverMaxMS != nil {
 		failover = f0(*f.FailoverP50MS) + " / " + f0(*f.FailoverP99MS) + " / " + f0(*f.FailoverMaxMS)
@@ -152,6 +208,9 @@ func (r *Results) Table(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  window's worst write: started %.1f ms past due, flew %.1f ms; goroutines waited for a core p99 %.1f ms, max %.1f ms; tasks waited for a CPU %s\n",
 		r.RPOWorstLateMS, r.RPOWorstFlightMS, r.RPOSchedP99MS, r.RPOSchedMaxMS, pressure)
+	if r.WindowPriority != "" {
+		fmt.Fprintf(w, "  window measured %s\n", r.WindowPriority)
+	}
 	fmt.Fprintf(w, "machine: %s; Cassandra %s; %s\n", r.Machine, r.CassandraVersion, r.Date)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
