@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -96,6 +97,26 @@ type AdoptOptions struct {
 	Wait time.Duration
 }
 
+// check refuses a From that cannot mean what its caller meant: one set
+// without Force (it would be ignored: the adoption would not be forced), or
+// one no node ID can be.
+func (o AdoptOptions) check() error {
+	if o.From == "" {
+		return nil
+	}
+	e := &LimitError{Field: "AdoptOptions.From", Limit: maxNodeIDBytes, Got: len(o.From)}
+	switch {
+	case !o.Force:
+		e.Reason = fmt.Sprintf("%q is set without AdoptOptions.Force: it names the node a forced adoption takes the session from", o.From)
+	case len(o.From) <= maxNodeIDBytes && !validNodeID(o.From):
+		e.Reason = fmt.Sprintf("%q must be bytes of [A-Za-z0-9._:-] (HOLDOVER_NODE_ID's rules)", o.From)
+	case !validNodeID(o.From):
+	default:
+		return nil
+	}
+	return e
+}
+
 func (o AdoptOptions) residency() residency.AdoptOptions {
 	return residency.AdoptOptions{Force: o.Force, From: o.From, Wait: o.Wait}
 }
@@ -120,7 +141,8 @@ func (a *Adapter) adopted(got *residency.Adopted) *Session {
 //     the host's copy.
 //   - ErrFenced: this node's lease lapsed: refuse the event.
 //   - ErrClosed: the adapter is closed or closing.
-//   - *LimitError (ErrInvalidInput): the session ID is invalid.
+//   - *LimitError (ErrInvalidInput): the session ID is invalid, or
+//     AdoptOptions.From is set without Force or is no node ID.
 //   - any other error (a Cassandra timeout, unavailable replicas, ctx ended):
 //     refuse the event; Adopt is safe to retry.
 func (a *Adapter) Adopt(ctx context.Context, session string, opts ...AdoptOptions) (*Session, error) {
@@ -134,6 +156,9 @@ func (a *Adapter) Adopt(ctx context.Context, session string, opts ...AdoptOption
 	var o AdoptOptions
 	if len(opts) > 0 {
 		o = opts[0]
+	}
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	ctx, span := a.tel.tracer.Start(ctx, "holdover.adopt")
 	span.SetAttributes(attribute.String("holdover.session", session), attribute.Bool("holdover.force", o.Force))

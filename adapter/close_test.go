@@ -339,3 +339,30 @@ func TestTakeoverRefusesBadNodeIDs(t *testing.T) {
 		}
 	}
 }
+
+// AdoptOptions.From without Force was ignored: the caller meant a forced
+// adoption away from a node known to be gone, and got an unforced one
+// (refused by that node's live lease) without a word. It is refused now, as
+// is a From that no node ID can be, before anything is looked up.
+func TestAdoptRefusesABadFrom(t *testing.T) {
+	t.Parallel()
+	a := openNode(t, testConfig(t, "adopter", cassandratest.Keyspace(t)))
+	for _, c := range []struct {
+		opts AdoptOptions
+		want string
+	}{
+		{AdoptOptions{From: "gone"}, `AdoptOptions.From "gone" is set without AdoptOptions.Force`},
+		{AdoptOptions{From: "gone", Wait: time.Second}, `AdoptOptions.From "gone" is set without AdoptOptions.Force`},
+		{AdoptOptions{Force: true, From: "node b"}, `AdoptOptions.From "node b" must be bytes of [A-Za-z0-9._:-]`},
+		{AdoptOptions{Force: true, From: strings.Repeat("n", 65)}, "AdoptOptions.From is 65 bytes, over the limit of 64 bytes"},
+	} {
+		got, err := a.Adopt(context.Background(), "s-1", c.opts)
+		var le *LimitError
+		if !errors.As(err, &le) || !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Adopt(%+v) = %v, %v; want a *LimitError saying %q", c.opts, got, err, c.want)
+		}
+	}
+	if got, err := a.Adopt(context.Background(), "s-1", AdoptOptions{Force: true, From: "gone"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a forced adoption from a valid node of an unknown session = %v, %v; want ErrNotFound", got, err)
+	}
+}

@@ -106,7 +106,7 @@ func (e *OwnedElsewhereError) Unwrap() error { return ErrOwnedElsewhere }
 // also names the change ("change 1: ...").
 type LimitError struct {
 	// Field names what was wrong: "session ID", "key" or "value" (or
-	// "node ID", the node a Takeover names).
+	// "node ID", the node a Takeover names, or "AdoptOptions.From").
 	Field string
 	// Limit is the field's limit in bytes (HOLDOVER_MAX_SESSION_ID_BYTES,
 	// HOLDOVER_MAX_KEY_BYTES, HOLDOVER_MAX_VALUE_BYTES; 64 for a node ID).

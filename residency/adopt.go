@@ -61,7 +61,9 @@ func (o AdoptOptions) forceAway(owner string) bool {
 // Adopt takes ownership of a non-resident session and returns its state.
 //
 // In order: an ID confirmed absent moments ago answers ErrNotFound without a
-// query; concurrent calls for one ID share one lookup; the ownership row is
+// query; concurrent calls for one ID share one lookup (and its first caller's
+// options, but not its context: a caller whose lookup ended because the first
+// caller's context did looks again); the ownership row is
 // read (none: ErrNotFound); a live owner that did not release the session gives
 // an *OwnedElsewhereError naming it, unless opts force it away from that
 // node (Force, and From empty or naming it); otherwise a
@@ -94,10 +96,14 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 	// adoption of one session on one node must not both claim it. A forced
 	// caller that joined a normal lookup refused by a live owner looks again,
 	// forced.
+	// A caller that joined a lookup ended by its leader's context (cancelled
+	// or past its deadline) looks again while its own context lives.
 	for {
 		v, err, shared := m.flight.Do(session, func() (any, error) { return m.adopt(ctx, session, opts) })
 		var oe *OwnedElsewhereError
-		if shared && errors.As(err, &oe) && oe.Live && opts.forceAway(oe.Owner) {
+		forced := errors.As(err, &oe) && oe.Live && opts.forceAway(oe.Owner)
+		leaders := ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+		if shared && (forced || leaders) {
 			if _, ok := m.Epoch(session); ok {
 				return nil, ErrAlreadyOwned
 			}
