@@ -58,7 +58,10 @@ type Manager struct {
 	creates  chan struct{} // a slot per ownership creation in flight
 	creating atomic.Int64  // ownership creations in flight or waiting for a slot
 	createNS atomic.Int64  // recent latency of an ownership creation (moving average), ns
-	admits   admitMeters   // new sessions admitted lately, not yet creating
+	// createMoved: when the creations last made progress (one ended, or
+	// one began with none in flight), as elapsed ns.
+	createMoved atomic.Int64
+	admits      admitMeters // new sessions admitted lately, not yet creating
 	// createSeen: a creation has ended; until then createNS holds the
 	// latency of taking the lease, which the first creation replaces.
 	createSeen atomic.Bool
@@ -226,7 +229,9 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	if !m.LeaseValid() {
 		return 0, m.fencedErr()
 	}
-	m.creating.Add(1)
+	if m.creating.Add(1) == 1 {
+		m.createMoved.Store(int64(m.elapsed()))
+	}
 	select {
 	case m.creates <- struct{}{}:
 	case <-ctx.Done():
@@ -380,8 +385,10 @@ func (m *Manager) indexed(session string, err error) {
 
 // AdmitNew reports whether a change to session may be accepted as far as
 // ownership creation goes: always for a session this node owns; for others
-// unless the creations queued ahead of it, at the recent creation latency,
-// would keep it waiting longer than its creation budget (AdmissionOf, else
+// unless the creations queued ahead of it, at the recent creation latency
+// (raised at once by a slower creation, and at least the time the creations
+// in flight have gone without one ending), would keep it waiting longer than
+// its creation budget (AdmissionOf, else
 // CreationBudget; then the refusal is counted: Stats.CreationRefusals). The
 // queue ahead is the creations started (in flight or waiting for a slot) plus
 // the new sessions admitted within the last lead of each (AdmissionOf, else
@@ -409,11 +416,19 @@ func (m *Manager) AdmitNew(session string) bool {
 		return true
 	}
 	now := m.elapsed()
-	queued := m.creating.Load() + m.admits.pending(now)
+	creating := m.creating.Load()
+	queued := creating + m.admits.pending(now)
 	rounds := queued/int64(m.cfg.MaxConcurrentCreates) + 1 // the queue ahead, then its own
+	// A creation takes at least as long as those in flight have gone
+	// without progress: a store that stalls at once stops admissions at
+	// once, not after its slow creations have ended and moved the average.
+	latency := m.createNS.Load()
+	if creating > 0 {
+		latency = max(latency, int64(now)-m.createMoved.Load())
+	}
 	// With nothing queued one is always admitted, so that the latency keeps
 	// being measured when a single creation outlasts the budget.
-	if queued == 0 || time.Duration(rounds*m.createNS.Load()) <= budget {
+	if queued == 0 || time.Duration(rounds*latency) <= budget {
 		m.admits.add(now, lead)
 		return true
 	}
@@ -488,14 +503,18 @@ func (a *admitMeter) recent(now time.Duration) int64 {
 	return a.cur + (a.prev*int64(a.span-(now-a.start))+int64(a.span)-1)/int64(a.span)
 }
 
-// createTook folds the latency of one ownership creation into the moving
-// average AdmitNew judges the queue by (weight 1/8; the first sets it).
+// createTook folds the latency of one ownership creation into the estimate
+// AdmitNew judges the queue by: a slower creation raises it to its own
+// latency at once, a faster one lowers it by an eighth of the difference
+// (the first sets it), so that admissions stop as soon as the store slows
+// and resume as it keeps up again. It also marks the creations' progress.
 func (m *Manager) createTook(d time.Duration) {
+	m.createMoved.Store(int64(m.elapsed()))
 	for {
 		old := m.createNS.Load()
 		next := int64(d)
-		if old != 0 && m.createSeen.Load() {
-			next = old + (int64(d)-old)/8
+		if old != 0 && m.createSeen.Load() && next < old {
+			next = old + (next-old)/8
 		}
 		if m.createNS.CompareAndSwap(old, max(next, 1)) {
 			m.createSeen.Store(true)
