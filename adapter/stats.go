@@ -118,7 +118,10 @@ type ResidencyStats struct {
 	// while ownership creations were backed up
 	// (HOLDOVER_MAX_CONCURRENT_CREATES).
 	CreationRefusals uint64
-	Fenced           bool // whether the node is fenced now
+	// CreationProbes counts the serial reads that measured Cassandra while
+	// new sessions were refused with no creation left to measure it by.
+	CreationProbes uint64
+	Fenced         bool // whether the node is fenced now
 }
 
 // Stats returns the adapter's counters. Buffer.OldestPendingAge is the live

@@ -114,3 +114,52 @@ func TestASlowCreationRaisesTheEstimateAtOnce(t *testing.T) {
 		t.Fatalf("a new session admitted behind a creation in flight although the last creation took 300 ms, over the 100 ms budget (estimate %v)", time.Duration(m.createNS.Load()))
 	}
 }
+
+// serialGate is createGate whose serial reads (the admission probe's) take
+// serial each.
+type serialGate struct {
+	*createGate
+	serial time.Duration
+}
+
+func (g *serialGate) ReadOwnerSerial(ctx context.Context, s string) (store.Owner, bool, error) {
+	time.Sleep(g.serial)
+	return g.Store.ReadOwnerSerial(ctx, s)
+}
+
+// With nothing queued, a new session is refused while a single creation is
+// estimated to outlast its budget: it used to be admitted anyway, one at a
+// time to keep the estimate measured, and make bench's burst lost such a
+// session (acknowledged alone while creations took over half a second, its
+// node failed before its creation ended). A probe that acknowledges nothing
+// (serial reads) measures the store instead: once it is fast again, new
+// sessions are admitted; while it is slow, they stay refused.
+func TestASlowEstimateAdmitsNothingUntilAProbeFindsTheStoreFast(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		serial time.Duration
+		admit  bool
+	}{{"fast store", 0, true}, {"slow store", 300 * time.Millisecond, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &serialGate{createGate: &createGate{Store: memstore.New(), release: make(chan struct{}), slow: 300 * time.Millisecond}, serial: tc.serial}
+			m := started(t, admitConfig(), g)
+			if _, err := m.EnsureOwned(context.Background(), "slow-1"); err != nil {
+				t.Fatal(err)
+			}
+			if m.AdmitNew("fresh") {
+				t.Fatal("a new session admitted with nothing queued while a creation is estimated at 300 ms, over the 100 ms budget")
+			}
+			deadline := time.Now().Add(time.Second)
+			for m.probing.Load() && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if got := m.AdmitNew("fresh"); got != tc.admit {
+				t.Fatalf("after the probe (estimate %v, %d probe reads) admitted=%v, want %v",
+					time.Duration(m.createNS.Load()), m.Stats().CreationProbes, got, tc.admit)
+			}
+			if n := m.Stats().CreationProbes; n == 0 || n > probeReads {
+				t.Fatalf("%d probe reads, want 1 to %d", n, probeReads)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -18,6 +19,9 @@ import (
 // Store is what residency needs from Cassandra; *store.Store implements it.
 type Store interface {
 	ReadOwner(ctx context.Context, session string) (store.Owner, bool, error)
+	// ReadOwnerSerial is ReadOwner at the serial consistency level: a Paxos
+	// round that writes nothing (AdmitNew's probe of the store).
+	ReadOwnerSerial(ctx context.Context, session string) (store.Owner, bool, error)
 	CreateOwner(ctx context.Context, session, node string, ended uint64, ttl time.Duration) (bool, store.Owner, error)
 	Claim(ctx context.Context, session string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error)
 	Release(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error)
@@ -77,7 +81,10 @@ type Manager struct {
 	// bgCancel ends them at Close.
 	waitReads  *stateReader
 	waitFences *fencer
+	bg         context.Context
 	bgCancel   context.CancelFunc
+	// probing: AdmitNew's probe of the store is running.
+	probing atomic.Bool
 
 	indexMu     sync.Mutex     // orders indexing.Add against Close's Wait
 	indexClosed bool           // under indexMu: Close waits for indexing; nothing more joins it
@@ -124,6 +131,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		endAdopts:   endAdopts,
 		waitReads:   newStateReader(bg, st),
 		waitFences:  newFencer(bg, st, burstRequestsInFlight),
+		bg:          bg,
 		bgCancel:    cancel,
 		cfg:         cfg,
 		store:       st,
@@ -394,7 +402,8 @@ func (m *Manager) indexed(session string, err error) {
 // the new sessions admitted within the last lead of each (AdmissionOf, else
 // AdmitLead: their flush delay), whose creations are still to start; it takes
 // one round of MaxConcurrentCreates at a time; while one creation alone takes
-// longer than the budget, new sessions are admitted one at a time. Until the
+// longer than the budget, no new session is admitted, and with no creation
+// left to measure the store by, a probe measures it (see probe). Until the
 // first creation ends the latency is that of taking the lease at Start. A
 // burst of new sessions is turned away before it holds up the flushes of the
 // sessions already running, which stay admitted.
@@ -426,14 +435,58 @@ func (m *Manager) AdmitNew(session string) bool {
 	if creating > 0 {
 		latency = max(latency, int64(now)-m.createMoved.Load())
 	}
-	// With nothing queued one is always admitted, so that the latency keeps
-	// being measured when a single creation outlasts the budget.
-	if queued == 0 || time.Duration(rounds*latency) <= budget {
+	if time.Duration(rounds*latency) <= budget {
 		m.admits.add(now, lead)
 		return true
 	}
 	m.stats.creationRefusals.Add(1)
+	if queued == 0 {
+		// No creation is left to measure the store by: probe it, so that
+		// new sessions are admitted again as soon as it is fast again.
+		m.probe(session, budget)
+	}
 	return false
+}
+
+// Probing. While a single creation is estimated to take longer than a new
+// session's budget, that session is refused even with no creation queued:
+// admitting it anyway (one at a time, to keep measuring) acknowledged a
+// session whose creation then outlived its window, lost when its node
+// failed. The estimate is measured instead by a probe that acknowledges
+// nothing: serial reads of the refused session's row (a Paxos round, as a
+// creation is, without its write), one after another, each folded into the
+// estimate as a creation is, until it fits the budget or probeReads have
+// run; one probe at a time.
+const (
+	probeReads   = 16
+	probeTimeout = 2 * time.Second
+)
+
+func (m *Manager) probe(session string, budget time.Duration) {
+	if m.closed.Load() || !m.probing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer m.probing.Store(false)
+		for range probeReads {
+			ctx, cancel := context.WithTimeout(m.bg, probeTimeout)
+			began := time.Now()
+			_, _, err := m.store.ReadOwnerSerial(ctx, session)
+			took := time.Since(began)
+			cancel()
+			switch {
+			case m.bg.Err() != nil:
+				return // closed
+			case err != nil && !errors.Is(err, context.DeadlineExceeded):
+				return // no measure: a later refusal probes again
+			}
+			m.stats.probes.Add(1)
+			m.createTook(took) // a read past the timeout counts as taking that long
+			if m.creating.Load() > 0 || time.Duration(m.createNS.Load()) <= budget {
+				return
+			}
+		}
+	}()
 }
 
 // admitMeters counts the new sessions admitted lately, one meter per lead:

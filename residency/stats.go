@@ -33,14 +33,17 @@ type Stats struct {
 	// CreationRefusals counts changes to sessions not owned yet refused
 	// while ownership creations were backed up (AdmitNew).
 	CreationRefusals uint64
-	Fenced           bool // whether it is fenced now
+	// CreationProbes counts the serial reads AdmitNew's probe made to
+	// measure the store while it refused new sessions with none queued.
+	CreationProbes uint64
+	Fenced         bool // whether it is fenced now
 }
 
 type counters struct {
 	created, adopted, notFound, negativeHits, ownedElsewhere, claimConflicts atomic.Uint64
 	adoptErrors, ownerReads, leaseReads, released, renewals, renewFailures   atomic.Uint64
 	fences, refreshes, lost, creationRefusals, leaseVouched, voidRecords     atomic.Uint64
-	leaseWaits                                                               atomic.Uint64
+	leaseWaits, probes                                                       atomic.Uint64
 }
 
 // Stats returns the manager's counters.
@@ -55,7 +58,7 @@ func (m *Manager) Stats() Stats {
 		ClaimConflicts: c.claimConflicts.Load(), AdoptErrors: c.adoptErrors.Load(),
 		OwnerReads: c.ownerReads.Load(), LeaseReads: c.leaseReads.Load(), Released: c.released.Load(),
 		Renewals: c.renewals.Load(), RenewFailures: c.renewFailures.Load(), Fences: c.fences.Load(), Fenced: fenced,
-		Refreshes: c.refreshes.Load(), Lost: c.lost.Load(), CreationRefusals: c.creationRefusals.Load(),
+		Refreshes: c.refreshes.Load(), Lost: c.lost.Load(), CreationRefusals: c.creationRefusals.Load(), CreationProbes: c.probes.Load(),
 		LeaseVouched: c.leaseVouched.Load(), VoidRecords: c.voidRecords.Load(), LeaseWaits: c.leaseWaits.Load(),
 	}
 }

@@ -129,6 +129,17 @@ func (m *Store) ReadOwner(_ context.Context, session string) (o store.Owner, fou
 	return o, found, err
 }
 
+// ReadOwnerSerial implements residency.Store: the model is linearizable, so
+// it is ReadOwner, counted as its own operation.
+func (m *Store) ReadOwnerSerial(_ context.Context, session string) (o store.Owner, found bool, err error) {
+	err = m.call("read_owner_serial", session, func() {
+		var r ownerRow
+		r, found = m.owner(session)
+		o = r.Owner
+	})
+	return o, found, err
+}
+
 // CreateOwner implements residency.Store: epoch 1 for a new ID, one above an
 // ended row, nothing for a live one.
 // The ended hint only saves the real store a round; the outcome is the same.
