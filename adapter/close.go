@@ -123,6 +123,11 @@ func (a *Adapter) Close(ctx context.Context) (CloseReport, error) {
 		sharedErr  error
 		sharedDone = make(chan struct{})
 	)
+	if a.sharedBuf != nil {
+		// Refused before either drain starts: a Commit refused now means a
+		// CommitShared is too.
+		a.sharedBuf.Refuse()
+	}
 	go func() {
 		defer close(sharedDone)
 		if a.sharedBuf != nil {

@@ -44,6 +44,19 @@ func (b *Buffer) Resume() {
 	b.kickNow()
 }
 
+// Refuse makes every later commit fail with ErrClosed, as Close does first;
+// what was committed before stays pending until Close drains it. A caller
+// closing several buffers side by side refuses commits to all of them
+// before it drains any.
+func (b *Buffer) Refuse() {
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		sh.closed = true
+		sh.mu.Unlock()
+	}
+}
+
 // Close refuses new commits (ErrClosed), drains everything committed so far and stops
 // the buffer. It honours Pause: a paused buffer is not drained until Resume (so a node
 // that must not write does not), and Close then waits for ctx.
@@ -62,12 +75,7 @@ func (b *Buffer) Close(ctx context.Context) (Report, error) {
 			return Report{}, ctx.Err()
 		}
 	}
-	for i := range b.shards {
-		sh := &b.shards[i]
-		sh.mu.Lock()
-		sh.closed = true
-		sh.mu.Unlock()
-	}
+	b.Refuse()
 	w := b.expedite()
 	var err error
 	select {

@@ -359,6 +359,29 @@ func TestClose(t *testing.T) {
 	}
 }
 
+// Refuse turns commits away at once, as Close does first, and leaves what
+// was committed before for Close to drain.
+func TestRefuseThenClose(t *testing.T) {
+	h := newHarness(t, Config{Delay: time.Hour})
+	h.commit("a", put("k", "1"))
+	h.b.Refuse()
+	if err := h.b.Commit("b", put("k", "1")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Commit after Refuse: %v, want ErrClosed", err)
+	}
+	if err := h.b.End("a"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("End after Refuse: %v, want ErrClosed", err)
+	}
+	if n := h.ncalls(); n != 0 {
+		t.Fatalf("Refuse flushed %d sessions, want none (Close drains)", n)
+	}
+	if r, err := h.b.Close(context.Background()); err != nil || len(r.Sessions) != 0 {
+		t.Fatalf("Close after Refuse: %v %+v", err, r)
+	}
+	if n := h.ncalls(); n != 1 {
+		t.Fatalf("Close after Refuse flushed %d sessions, want 1 (a)", n)
+	}
+}
+
 func TestCloseReport(t *testing.T) {
 	h := newHarness(t, Config{RetryMin: time.Millisecond, RetryMax: time.Millisecond})
 	h.setFail(func(s *Snapshot) error {
