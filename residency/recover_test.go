@@ -396,7 +396,7 @@ func TestAdmissionsCountForTheirOwnLead(t *testing.T) {
 // admitted: on a cold three-node ring at RF 3, creations took seconds and
 // the soak lost twelve acknowledged new sessions to a pause 1.8 s after their
 // acknowledgement. Then one at a time was admitted, to keep the estimate
-// measured, and make bench's burst lost such a lone session.) A probe of
+// measured, and a burst run by hand lost such a lone session.) A probe of
 // serial reads measures the store instead; here it is fast (only taking the
 // lease was slow), so new sessions are admitted again soon, one round of the
 // budget at a time.
