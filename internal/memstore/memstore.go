@@ -120,19 +120,18 @@ func (m *Store) setOwner(session string, o store.Owner, ttl time.Duration) {
 }
 
 // ReadOwner implements residency.Store.
-func (m *Store) ReadOwner(_ context.Context, session string) (o store.Owner, found bool, err error) {
-	err = m.call("read_owner", session, func() {
-		var r ownerRow
-		r, found = m.owner(session)
-		o = r.Owner
-	})
-	return o, found, err
+func (m *Store) ReadOwner(_ context.Context, session string) (store.Owner, bool, error) {
+	return m.readOwner("read_owner", session)
 }
 
 // ReadOwnerSerial implements residency.Store: the model is linearizable, so
 // it is ReadOwner, counted as its own operation.
-func (m *Store) ReadOwnerSerial(_ context.Context, session string) (o store.Owner, found bool, err error) {
-	err = m.call("read_owner_serial", session, func() {
+func (m *Store) ReadOwnerSerial(_ context.Context, session string) (store.Owner, bool, error) {
+	return m.readOwner("read_owner_serial", session)
+}
+
+func (m *Store) readOwner(op, session string) (o store.Owner, found bool, err error) {
+	err = m.call(op, session, func() {
 		var r ownerRow
 		r, found = m.owner(session)
 		o = r.Owner
