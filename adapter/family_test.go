@@ -233,11 +233,16 @@ func TestSharedFamilyConvergesOnTwoNodes(t *testing.T) {
 		t.Fatal("a's hook was told of its own write")
 	}
 
-	// Both write the key; b writes last, so b's value wins on both.
+	// Both write the key; b writes last, so b's value wins on both. A write
+	// is stamped when its flush takes it, not at its commit: a's is written
+	// before b commits (5 ms apart, a's flush on a loaded machine could start
+	// after b's and win).
 	if err := a.CommitShared("settings:codecs", put("video", "h264")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
+	if err := a.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.CommitShared("settings:codecs", put("video", "av1")); err != nil {
 		t.Fatal(err)
 	}
