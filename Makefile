@@ -153,8 +153,16 @@ demo: deps
 DURATION   ?= 2m
 SEED       ?= 0
 SOAK_FLAGS ?=
-.PHONY: soak soak-ci
-soak: deps
+.PHONY: soak soak-ci soak-deps
+# soak-deps installs iptables as root when it is missing: the partition fault (which needs root)
+# cuts a node off with it, and a fresh Debian lacks it until docker.io brings it along.
+soak-deps:
+	@if [ "$$(id -u)" = 0 ] && ! command -v iptables >/dev/null && [ ! -x /usr/sbin/iptables ]; then \
+	   echo "make: installing iptables (the soak's partition fault)"; \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; \
+	 fi
+
+soak: deps soak-deps
 	@mkdir -p bin e2e/out
 	$(GO) build -o bin/holdover-node ./cmd/holdover-node
 	$(GO) build -o bin/holdover-load ./cmd/holdover-load
