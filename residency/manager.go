@@ -61,7 +61,7 @@ type Manager struct {
 
 	creates  chan struct{} // a slot per ownership creation in flight
 	creating atomic.Int64  // ownership creations in flight or waiting for a slot
-	createNS atomic.Int64  // recent latency of an ownership creation (moving average), ns
+	createNS atomic.Int64  // recent latency of an ownership creation (see createTook), ns
 	// createMoved: when the creations last made progress (one ended, or
 	// one began with none in flight), as elapsed ns.
 	createMoved atomic.Int64

@@ -274,7 +274,7 @@ func window(ctx context.Context, e *harness.Env, r *harness.Results, rate float6
 	if err != nil {
 		return err
 	}
-	r.SetWindow(rp.Window())
+	r.Window = rp.Window()
 	r.WindowPriority = "at equal priority with Cassandra (the cores shared)"
 	if len(cassandraPids) == 0 {
 		r.Notes = append(r.Notes, "window: measured once, at equal priority with Cassandra (-cassandra-pids not given)")
@@ -297,8 +297,8 @@ func window(ctx context.Context, e *harness.Env, r *harness.Results, rate float6
 	if err != nil {
 		return err
 	}
-	r.WindowShared = rp.Window()
-	r.SetWindow(ahead.Window())
+	shared := rp.Window()
+	r.WindowShared, r.Window = &shared, ahead.Window()
 	r.WindowPriority = "with this process scheduled ahead of the Cassandra nodes it shares the cores with (" + how + "); window_shared: at equal priority"
 	return nil
 }

@@ -46,19 +46,9 @@ type Results struct {
 	ClaimP99MS              float64  `json:"claim_p99_ms"`
 	PlainReadP50MS          float64  `json:"plain_read_p50_ms"`
 	PlainReadP99MS          float64  `json:"plain_read_p99_ms"`
-	RPOMaxMS                float64  `json:"rpo_max_ms"`
-	RPOBoundMS              float64  `json:"rpo_bound_ms"`
-	RPOLoadPerS             float64  `json:"rpo_load_commits_per_s"`
-	RPOWorstLateMS          float64  `json:"rpo_worst_late_ms"`
-	RPOWorstFlightMS        float64  `json:"rpo_worst_flight_ms"`
-	RPOSchedP99MS           float64  `json:"rpo_sched_latency_p99_ms"`
-	RPOSchedMaxMS           float64  `json:"rpo_sched_latency_max_ms"`
-	RPOCPUPressurePct       *float64 `json:"rpo_cpu_pressure_pct"`
-	FlushStartLateP99MS     float64  `json:"flush_start_late_p99_ms"`
-	FlushStartLateMaxMS     float64  `json:"flush_start_late_max_ms"`
-	FlushStartsHeld         int      `json:"flush_starts_held"`
-	FlushStartLateOwnP99MS  float64  `json:"flush_start_late_unheld_p99_ms"`
-	FlushStartLateOwnMaxMS  float64  `json:"flush_start_late_unheld_max_ms"`
+	// Window holds the window step's figures (its rpo_* and flush_start_*
+	// keys, inline).
+	Window
 	// WindowPriority says how the window figures above (rpo_* and
 	// flush_start_*) were measured: with this process scheduled ahead of
 	// the Cassandra nodes it shares the cores with (how they were lowered),
@@ -78,16 +68,16 @@ type Results struct {
 	Notes            []string `json:"notes,omitempty"`
 }
 
-// Window is one window run's figures, as the rpo_* and flush_start_* keys.
+// Window is one window run's figures: the rpo_* and flush_start_* keys.
 type Window struct {
-	MaxMS               float64  `json:"rpo_max_ms"`
-	BoundMS             float64  `json:"rpo_bound_ms"`
-	LoadPerS            float64  `json:"rpo_load_commits_per_s"`
-	WorstLateMS         float64  `json:"rpo_worst_late_ms"`
-	WorstFlightMS       float64  `json:"rpo_worst_flight_ms"`
-	SchedP99MS          float64  `json:"rpo_sched_latency_p99_ms"`
-	SchedMaxMS          float64  `json:"rpo_sched_latency_max_ms"`
-	CPUPressurePct      *float64 `json:"rpo_cpu_pressure_pct"`
+	RPOMaxMS            float64  `json:"rpo_max_ms"`
+	RPOBoundMS          float64  `json:"rpo_bound_ms"`
+	RPOLoadPerS         float64  `json:"rpo_load_commits_per_s"`
+	RPOWorstLateMS      float64  `json:"rpo_worst_late_ms"`
+	RPOWorstFlightMS    float64  `json:"rpo_worst_flight_ms"`
+	RPOSchedP99MS       float64  `json:"rpo_sched_latency_p99_ms"`
+	RPOSchedMaxMS       float64  `json:"rpo_sched_latency_max_ms"`
+	RPOCPUPressurePct   *float64 `json:"rpo_cpu_pressure_pct"`
 	FlushStartLateP99MS float64  `json:"flush_start_late_p99_ms"`
 	FlushStartLateMaxMS float64  `json:"flush_start_late_max_ms"`
 	// FlushStartsHeld counts the late starts that waited for the session's
@@ -99,23 +89,14 @@ type Window struct {
 }
 
 // Window returns the run's figures.
-func (rp RPOResult) Window() *Window {
-	return &Window{
-		MaxMS: rp.MaxMS, BoundMS: rp.BoundMS, LoadPerS: rp.Rate,
-		WorstLateMS: rp.WorstLateMS, WorstFlightMS: rp.WorstFlightMS,
-		SchedP99MS: rp.SchedP99MS, SchedMaxMS: rp.SchedMaxMS, CPUPressurePct: rp.CPUPressurePct,
+func (rp RPOResult) Window() Window {
+	return Window{
+		RPOMaxMS: rp.MaxMS, RPOBoundMS: rp.BoundMS, RPOLoadPerS: rp.Rate,
+		RPOWorstLateMS: rp.WorstLateMS, RPOWorstFlightMS: rp.WorstFlightMS,
+		RPOSchedP99MS: rp.SchedP99MS, RPOSchedMaxMS: rp.SchedMaxMS, RPOCPUPressurePct: rp.CPUPressurePct,
 		FlushStartLateP99MS: rp.FlushStartLateP99MS, FlushStartLateMaxMS: rp.FlushStartLateMaxMS,
 		FlushStartsHeld: rp.HeldStarts, FlushStartLateOwnP99MS: rp.FreeStartLateP99MS, FlushStartLateOwnMaxMS: rp.FreeStartLateMaxMS,
 	}
-}
-
-// SetWindow copies w into the flat rpo_* and flush_start_* keys.
-func (r *Results) SetWindow(w *Window) {
-	r.RPOMaxMS, r.RPOBoundMS, r.RPOLoadPerS = w.MaxMS, w.BoundMS, w.LoadPerS
-	r.RPOWorstLateMS, r.RPOWorstFlightMS = w.WorstLateMS, w.WorstFlightMS
-	r.RPOSchedP99MS, r.RPOSchedMaxMS, r.RPOCPUPressurePct = w.SchedP99MS, w.SchedMaxMS, w.CPUPressurePct
-	r.FlushStartLateP99MS, r.FlushStartLateMaxMS, r.FlushStartsHeld = w.FlushStartLateP99MS, w.FlushStartLateMaxMS, w.FlushStartsHeld
-	r.FlushStartLateOwnP99MS, r.FlushStartLateOwnMaxMS = w.FlushStartLateOwnP99MS, w.FlushStartLateOwnMaxMS
 }
 
 // Machine describes where the run happened.
@@ -179,8 +160,8 @@ func (r *Results) Table(w io.Writer) {
 	row("  not held behind the session's write", f1(r.FlushStartLateOwnP99MS)+" / "+f1(r.FlushStartLateOwnMaxMS), f1(r.RPOSchedP99MS)+" / "+f1(r.RPOSchedMaxMS)+" sched", "-",
 		fmt.Sprintf("max < 20 ms (%d starts held)", r.FlushStartsHeld))
 	if s := r.WindowShared; s != nil {
-		row("  at equal priority: largest age (ms)", f1(s.MaxMS), f1(s.BoundMS)+" bound", ratio(s.MaxMS, s.BoundMS), "reference (cores shared)")
-		row("  at equal priority: past due (ms)", f1(s.FlushStartLateP99MS)+" / "+f1(s.FlushStartLateMaxMS), f1(s.SchedP99MS)+" / "+f1(s.SchedMaxMS)+" sched", "-", "reference (cores shared)")
+		row("  at equal priority: largest age (ms)", f1(s.RPOMaxMS), f1(s.RPOBoundMS)+" bound", ratio(s.RPOMaxMS, s.RPOBoundMS), "reference (cores shared)")
+		row("  at equal priority: past due (ms)", f1(s.FlushStartLateP99MS)+" / "+f1(s.FlushStartLateMaxMS), f1(s.RPOSchedP99MS)+" / "+f1(s.RPOSchedMaxMS)+" sched", "-", "reference (cores shared)")
 	}
 	failover, ttl := "not measured", "-"
 	if f := r.Failover; f.FailoverP50MS != nil && f.FailoverP99MS != nil && f.FailoverMaxMS != nil {
