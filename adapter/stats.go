@@ -121,6 +121,12 @@ type ResidencyStats struct {
 	// CreationProbes counts the serial reads that measured Cassandra while
 	// new sessions were refused with no creation left to measure it by.
 	CreationProbes uint64
+	// CreationWindow is the queue of ownership creations a new session is
+	// admitted behind now without more ado: it starts at a quarter of
+	// HOLDOVER_MAX_CONCURRENT_CREATES and grows as creations end in time (a
+	// slow start; beyond it a session is admitted only where the queue would
+	// fit its budget one creation at a time).
+	CreationWindow int64
 	Fenced         bool // whether the node is fenced now
 }
 

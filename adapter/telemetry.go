@@ -115,6 +115,7 @@ func (t *telemetry) register(a *Adapter) error {
 	}
 	inFlight := gauge("holdover.buffer.flushes_in_flight", "{flush}", "Flushes running now.")
 	owned := gauge("holdover.sessions.owned", "{session}", "Sessions this node owns.")
+	window := gauge("holdover.creation.window", "{session}", "Queue of ownership creations a new session is admitted behind without more ado (a slow start from a quarter of HOLDOVER_MAX_CONCURRENT_CREATES).")
 	fenced := gauge("holdover.lease.fenced", "1", "1 while this node is self-fenced.")
 	overloaded := gauge("holdover.buffer.overloaded", "1", "1 while commits are refused because unwritten changes would outlive HOLDOVER_MAX_WINDOW.")
 	commits := counter("holdover.commits", "{commit}", "Commit calls applied.")
@@ -156,6 +157,7 @@ func (t *telemetry) register(a *Adapter) error {
 		o.ObserveFloat64(oldest, float64(b.OldestPendingAge.Microseconds())/1000)
 		o.ObserveInt64(inFlight, int64(b.InFlight))
 		o.ObserveInt64(owned, int64(r.Owned))
+		o.ObserveInt64(window, r.CreationWindow)
 		f := int64(0)
 		if r.Fenced {
 			f = 1
@@ -190,7 +192,7 @@ func (t *telemetry) register(a *Adapter) error {
 		o.ObserveInt64(refreshed, int64(r.Refreshes))
 		o.ObserveInt64(lost, int64(r.Lost))
 		return nil
-	}, pendingSessions, pendingBytes, oldest, inFlight, owned, fenced, commits, changes, coalesced, flushes,
+	}, pendingSessions, pendingBytes, oldest, inFlight, owned, window, fenced, commits, changes, coalesced, flushes,
 		flushedItems, retries, drops, droppedItems, refusals, splits, groups, grouped, created, conflicts, negHits, renewals, renewFails, released,
 		refreshed, lost, fences, overloaded, overloads, creationRefusals, famOldest, famPending)
 	return err

@@ -66,6 +66,7 @@ type Manager struct {
 	// one began with none in flight), as elapsed ns.
 	createMoved atomic.Int64
 	admits      admitMeters // new sessions admitted lately, not yet creating
+	window      *creationWindow
 	// createSeen: a creation has ended; until then createNS holds the
 	// latency of taking the lease, which the first creation replaces.
 	createSeen atomic.Bool
@@ -139,6 +140,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		owned:       make(map[string]uint64),
 		ended:       make(map[string]uint64),
 		creates:     make(chan struct{}, cfg.MaxConcurrentCreates),
+		window:      newCreationWindow(cfg.MaxConcurrentCreates),
 		neg:         neg,
 		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]liveLease{}, expired: map[string]time.Time{}},
 		started:     time.Now(),
@@ -237,8 +239,9 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	if !m.LeaseValid() {
 		return 0, m.fencedErr()
 	}
+	requested := m.elapsed()
 	if m.creating.Add(1) == 1 {
-		m.createMoved.Store(int64(m.elapsed()))
+		m.createMoved.Store(int64(requested))
 	}
 	select {
 	case m.creates <- struct{}{}:
@@ -255,7 +258,11 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.ttl(session))
 	m.createTook(time.Since(began))
 	<-m.creates
-	m.creating.Add(-1)
+	left := m.creating.Add(-1)
+	if budget, _ := m.admission(session); budget > 0 {
+		now := m.elapsed()
+		m.window.ended(now, now-requested, budget, left+m.admits.pending(now))
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -404,7 +411,10 @@ func (m *Manager) indexed(session string, err error) {
 // one round of MaxConcurrentCreates at a time; while one creation alone takes
 // longer than the budget, no new session is admitted, and with no creation
 // left to measure the store by, a probe measures it (see probe). Until the
-// first creation ends the latency is that of taking the lease at Start. A
+// first creation ends the latency is that of taking the lease at Start. That
+// latency was measured at the concurrency the creations ran at, so a queue
+// longer than the creation window (a slow start: see creationWindow) is
+// admitted only where it would fit the budget one creation at a time. A
 // burst of new sessions is turned away before it holds up the flushes of the
 // sessions already running, which stay admitted.
 func (m *Manager) AdmitNew(session string) bool {
@@ -416,11 +426,7 @@ func (m *Manager) AdmitNew(session string) bool {
 	if _, ok := m.Epoch(session); ok {
 		return true
 	}
-	budget, lead := m.cfg.CreationBudget, m.cfg.AdmitLead
-	if m.cfg.AdmissionOf != nil {
-		b, l := m.cfg.AdmissionOf(session)
-		budget, lead = cmp.Or(b, budget), cmp.Or(l, lead)
-	}
+	budget, lead := m.admission(session)
 	if budget <= 0 {
 		return true
 	}
@@ -435,7 +441,7 @@ func (m *Manager) AdmitNew(session string) bool {
 	if creating > 0 {
 		latency = max(latency, int64(now)-m.createMoved.Load())
 	}
-	if time.Duration(rounds*latency) <= budget {
+	if time.Duration(rounds*latency) <= budget && m.window.admits(queued, time.Duration(latency), budget) {
 		m.admits.add(now, lead)
 		return true
 	}
@@ -446,6 +452,17 @@ func (m *Manager) AdmitNew(session string) bool {
 		m.probe(session, budget)
 	}
 	return false
+}
+
+// admission is session's creation budget and admit lead: its family's
+// (AdmissionOf), else CreationBudget and AdmitLead.
+func (m *Manager) admission(session string) (budget, lead time.Duration) {
+	budget, lead = m.cfg.CreationBudget, m.cfg.AdmitLead
+	if m.cfg.AdmissionOf != nil {
+		b, l := m.cfg.AdmissionOf(session)
+		budget, lead = cmp.Or(b, budget), cmp.Or(l, lead)
+	}
+	return budget, lead
 }
 
 // Probing. While a single creation is estimated to take longer than a new

@@ -36,6 +36,9 @@ type Stats struct {
 	// CreationProbes counts the serial reads AdmitNew's probe made to
 	// measure the store while it refused new sessions with none queued.
 	CreationProbes uint64
+	// CreationWindow is the creation window now: the queue of creations
+	// a new session is admitted behind without more ado (creationWindow).
+	CreationWindow int64
 	Fenced         bool // whether it is fenced now
 }
 
@@ -60,5 +63,6 @@ func (m *Manager) Stats() Stats {
 		Renewals: c.renewals.Load(), RenewFailures: c.renewFailures.Load(), Fences: c.fences.Load(), Fenced: fenced,
 		Refreshes: c.refreshes.Load(), Lost: c.lost.Load(), CreationRefusals: c.creationRefusals.Load(), CreationProbes: c.probes.Load(),
 		LeaseVouched: c.leaseVouched.Load(), VoidRecords: c.voidRecords.Load(), LeaseWaits: c.leaseWaits.Load(),
+		CreationWindow: m.window.current(),
 	}
 }

@@ -403,6 +403,7 @@ start_node() {
 		"-Dcassandra-foreground=yes"
 		"-XX:HeapDumpPath=$dir/logs"
 		"-XX:ErrorFile=$dir/logs/hs_err_%p.log"
+		"-Xlog:gc=info,safepoint=info:file=$dir/logs/gc.log:time,uptime,level,tags:filecount=4,filesize=10M"
 		"${JVM_EXTRA[@]}"
 	)
 	: >"$dir/logs/stdout.log"

@@ -1,0 +1,81 @@
+package residency
+
+import (
+	"sync"
+	"time"
+)
+
+// creationWindow bounds the queue of ownership creations (in flight, waiting
+// for a slot, or admitted and still within their lead) a new session may be
+// admitted behind, beyond what AdmitNew's estimate allows: a slow start, as
+// TCP's congestion window.
+//
+// The estimate judges the queue in rounds of MaxConcurrentCreates at the
+// latency creations took lately. But that latency was measured at the
+// concurrency they ran at, and a store short of CPU takes longer per
+// creation as more run at once: before the first creations end it is the
+// latency of taking the lease, a single lightweight transaction. On a
+// Cassandra node started seconds before, that latency admitted about 240
+// new sessions per node at once, whose creations then took over three
+// seconds to drain (about 400 a second, both nodes together), and a node
+// failed meanwhile lost acknowledged sessions beyond their window.
+//
+// So the queue may grow past the window only where it would fit the budget
+// even run one creation at a time (a generous budget, or a fast store); the
+// window starts at a quarter of MaxConcurrentCreates, grows by one for each
+// creation that ended within half its budget while the window was at least
+// half used (so it grows with the load that tests it, doubling each round,
+// and not in idle periods), and halves, at most once a round, when one ended
+// past its budget.
+type creationWindow struct {
+	mu    sync.Mutex
+	size  int64
+	min   int64
+	max   int64
+	cutAt time.Duration // elapsed time of the last cut
+}
+
+// Bounds of the creation window: a cut never takes it below windowFloor.
+const windowFloor = 4
+
+func newCreationWindow(slots int) *creationWindow {
+	start := max(windowFloor, int64(slots)/4)
+	return &creationWindow{size: start, min: windowFloor, max: max(start, 64*int64(slots))}
+}
+
+// admits reports whether a new session may queue behind queued creations:
+// within the window, or (past it) when even one creation at a time at
+// latency, the queue and its own would fit budget.
+func (w *creationWindow) admits(queued int64, latency, budget time.Duration) bool {
+	w.mu.Lock()
+	size := w.size
+	w.mu.Unlock()
+	return queued < size || time.Duration(queued+1)*latency <= budget
+}
+
+// ended folds in one creation that ended at now, took long from its request
+// to its end (waiting for a slot included), of a session with budget, with
+// queued creations left in the queue.
+func (w *creationWindow) ended(now, took, budget time.Duration, queued int64) {
+	if budget <= 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case took > budget:
+		if w.cutAt == 0 || now-w.cutAt >= took {
+			w.size = max(w.min, w.size/2)
+			w.cutAt = now
+		}
+	case took <= budget/2 && 2*(queued+1) >= w.size:
+		w.size = min(w.max, w.size+1)
+	}
+}
+
+// current is the window's size.
+func (w *creationWindow) current() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.size
+}
