@@ -71,6 +71,33 @@ func (a *Adapter) checkSession(session string) error {
 	return nil
 }
 
+// CheckNew returns the error a Commit to session would get now for want of
+// room, before the host does any work for a new session: nil when this node
+// owns session or would admit it; a *LimitError (ErrInvalidInput) for a bad
+// ID; ErrOverloaded while its family's unwritten changes would outlive
+// HOLDOVER_MAX_WINDOW or while ownership creations are backed up
+// (HOLDOVER_MAX_CONCURRENT_CREATES). It does no I/O and applies nothing; the
+// Commit that follows may still be refused. A host that looks up a new
+// session's ID in Cassandra before creating it (Adopt, to replace a stale
+// session under that ID) calls CheckNew first: otherwise a burst of new
+// sessions it refuses costs Cassandra a read each, which on a slow node
+// starves the creations and writes of the sessions it admitted.
+func (a *Adapter) CheckNew(session string) error {
+	if err := a.limits.CheckSession(session); err != nil {
+		return translate(err)
+	}
+	if f := a.fams.of(session); f != nil && f.Shared {
+		return errSharedSession(session, f)
+	}
+	if err := a.buf.Overloaded(session); err != nil {
+		return translate(err)
+	}
+	if !a.res.WouldAdmitNew(session) {
+		return errCreationsBusy
+	}
+	return nil
+}
+
 // errCreationsBusy refuses a new session while ownership creations are
 // backed up.
 var errCreationsBusy = fmt.Errorf("%w: new sessions wait while ownership creations are backed up (HOLDOVER_MAX_CONCURRENT_CREATES); sessions already owned are accepted", ErrOverloaded)

@@ -56,10 +56,14 @@ func TestInvalidUTF8InputIsRefused(t *testing.T) {
 		refused(fmt.Sprintf("Commit(ok, key %q)", bad), a.Commit("ok", put("k", "partial"), put(bad, "v")), "key")
 		refused(fmt.Sprintf("Commit(ended, key %q)", bad), a.Commit("ended", put(bad, "v")), "key")
 		refused(fmt.Sprintf("End(%q)", bad), a.End(bad), "session ID")
+		refused(fmt.Sprintf("CheckNew(%q)", bad), a.CheckNew(bad), "session ID")
 		_, err := a.Peek(ctx, bad)
 		refused(fmt.Sprintf("Peek(%q)", bad), err, "session ID")
 		_, err = a.Adopt(ctx, bad)
 		refused(fmt.Sprintf("Adopt(%q)", bad), err, "session ID")
+	}
+	if err := a.CheckNew("alongside"); err != nil {
+		t.Fatalf("CheckNew of a valid new session on an idle node: %v", err)
 	}
 	if err := a.Commit("alongside", put("k", "v"), put("Grüße 🎉", "ü")); err != nil {
 		t.Fatalf("valid UTF-8: %v", err)

@@ -284,6 +284,20 @@ func (b *Buffer) family(sh *shard, s *session, id string) (uint8, error) {
 	return f, nil
 }
 
+// Overloaded returns the ErrOverloaded a Commit to session would get now
+// because its family's unwritten changes would outlive the family's MaxWindow,
+// or nil. It counts nothing and takes no lock: a host asks it before doing
+// work for a new session that a Commit would refuse anyway.
+func (b *Buffer) Overloaded(session string) error {
+	if b.overloadedFams.Load() == 0 {
+		return nil
+	}
+	if f := b.match(session); b.fams[f].window.overloaded.Load() {
+		return b.fams[f].errOverloaded
+	}
+	return nil
+}
+
 // overloaded refuses a Commit or End of a session of family f while the family is
 // overloaded. sh is locked; overloaded unlocks it.
 func (b *Buffer) overloaded(sh *shard, f uint8) error {

@@ -241,6 +241,17 @@ func TestFamilyOverloadIsolated(t *testing.T) {
 	if err := h.b.End("f:9"); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("End in the overloaded fast family: %v", err)
 	}
+	// Overloaded, which a host asks before doing work for a new session,
+	// says the same of each family, and counts nothing.
+	if err := h.b.Overloaded("f:new"); !errors.Is(err, ErrOverloaded) || !strings.Contains(err.Error(), `"fast"`) {
+		t.Fatalf("Overloaded of a new session of the overloaded fast family: %v", err)
+	}
+	if err := h.b.Overloaded("s:new"); err != nil {
+		t.Fatalf("Overloaded of a new session of the slow family: %v", err)
+	}
+	if err := h.b.Overloaded("new"); err != nil {
+		t.Fatalf("Overloaded of a new session of no family: %v", err)
+	}
 	if err := h.b.Commit("s:2", put("k", "2")); err != nil {
 		t.Fatalf("commit to the slow family while the fast one is overloaded: %v", err)
 	}

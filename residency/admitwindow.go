@@ -22,11 +22,15 @@ import (
 //
 // So the queue may grow past the window only where it would fit the budget
 // even run one creation at a time (a generous budget, or a fast store); the
-// window starts at a quarter of MaxConcurrentCreates, grows by one for each
-// creation that ended within half its budget while the window was at least
-// half used (so it grows with the load that tests it, doubling each round,
-// and not in idle periods), and halves, at most once a round, when one ended
-// past its budget.
+// window starts at a quarter of MaxConcurrentCreates, grows for each creation
+// that ended within half its budget while the window was at least half used
+// (so it grows with the load that tests it, and not in idle periods), and
+// halves, at most once a round, when one ended past its budget. A creation
+// that took d shows room for budget/(2d) more, even served one at a time
+// after it: the window grows by that much, at least one (doubling each
+// round, as TCP's slow start, where the budget is tight; at once where it is
+// generous: a host with a minute's window bound that creates thousands of
+// sessions at once is not held to the pace of a slow start).
 type creationWindow struct {
 	mu    sync.Mutex
 	size  int64
@@ -35,12 +39,12 @@ type creationWindow struct {
 	cutAt time.Duration // elapsed time of the last cut
 }
 
-// Bounds of the creation window: a cut never takes it below windowFloor.
+// A cut never takes the creation window below windowFloor.
 const windowFloor = 4
 
 func newCreationWindow(slots int) *creationWindow {
 	start := max(windowFloor, int64(slots)/4)
-	return &creationWindow{size: start, min: windowFloor, max: max(start, 64*int64(slots))}
+	return &creationWindow{size: start, min: windowFloor, max: 1 << 30}
 }
 
 // admits reports whether a new session may queue behind queued creations:
@@ -69,7 +73,7 @@ func (w *creationWindow) ended(now, took, budget time.Duration, queued int64) {
 			w.cutAt = now
 		}
 	case took <= budget/2 && 2*(queued+1) >= w.size:
-		w.size = min(w.max, w.size+1)
+		w.size = min(w.max, w.size+max(1, int64(budget/(2*max(took, 1)))))
 	}
 }
 

@@ -105,3 +105,70 @@ func TestABurstOnAStoreShortOfCPUIsAdmittedAWindowAtATime(t *testing.T) {
 		t.Errorf("an admitted session waited %v for its ownership record, past three times its %v budget", longest, budget)
 	}
 }
+
+// WouldAdmitNew, which a host asks before doing any work for a new session,
+// answers as AdmitNew does but does not count the session as queued: asked
+// for every event of a burst the commit then refuses or never makes, it
+// would otherwise fill the queue with sessions that never create.
+func TestWouldAdmitNewQueuesNothing(t *testing.T) {
+	m := started(t, Config{NodeID: "a", LeaseTTL: 10 * time.Minute, MaxConcurrentCreates: 64,
+		CreationBudget: 100 * time.Millisecond, AdmitLead: time.Minute}, memstore.New())
+	for i := range 100 {
+		if !m.WouldAdmitNew(fmt.Sprint("asked-", i)) {
+			t.Fatalf("WouldAdmitNew refused session %d of 100 with nothing queued on a fast store", i)
+		}
+	}
+	if n := m.admits.pending(m.elapsed()); n != 0 {
+		t.Fatalf("%d sessions queued after 100 calls of WouldAdmitNew, want none", n)
+	}
+	if !m.AdmitNew("committed") {
+		t.Fatal("AdmitNew refused a new session with nothing queued on a fast store")
+	}
+	if n := m.admits.pending(m.elapsed()); n != 1 {
+		t.Fatalf("%d sessions queued after one AdmitNew, want 1", n)
+	}
+}
+
+// The creation window grows by the room a creation in time showed (budget
+// over twice its latency, at least one) while it is at least half used, not
+// while it is idle; it halves when one ends past its budget, at most once in
+// that creation's time, and never below windowFloor.
+func TestCreationWindowGrowsByTheRoomShownAndHalvesOnALateOne(t *testing.T) {
+	ms := time.Millisecond
+	w := newCreationWindow(64)
+	if w.current() != 16 {
+		t.Fatalf("a window for 64 slots starts at %d, want 16", w.current())
+	}
+	steps := []struct {
+		name              string
+		now, took, budget time.Duration
+		queued            int64
+		want              int64
+	}{
+		{"idle: half the window unused", 10 * ms, 10 * ms, time.Second, 6, 16},
+		{"in time, generous budget: grows by budget/2took", 20 * ms, 10 * ms, time.Second, 8, 66},
+		{"in time, tight budget: grows by one", 30 * ms, 60 * ms, 125 * ms, 40, 67},
+		{"past half the budget, within it: unchanged", 40 * ms, 100 * ms, 125 * ms, 40, 67},
+		{"past the budget: halves", 50 * ms, 200 * ms, 125 * ms, 40, 33},
+		{"another within that creation's time: no second cut", 100 * ms, 200 * ms, 125 * ms, 40, 33},
+		{"one later: halves again", 300 * ms, 200 * ms, 125 * ms, 40, 16},
+		{"and again", 600 * ms, 200 * ms, 125 * ms, 40, 8},
+		{"never below the floor", 900 * ms, 200 * ms, 125 * ms, 40, windowFloor},
+		{"no budget: unchanged", time.Second, 10 * ms, 0, 40, windowFloor},
+	}
+	for _, s := range steps {
+		w.ended(s.now, s.took, s.budget, s.queued)
+		if got := w.current(); got != s.want {
+			t.Fatalf("%s: window %d, want %d", s.name, got, s.want)
+		}
+	}
+	if !w.admits(windowFloor-1, time.Second, time.Millisecond) {
+		t.Fatal("a queue within the window refused")
+	}
+	if w.admits(windowFloor, 10*ms, 40*ms) {
+		t.Fatal("a queue past the window admitted although one creation at a time it would take 50 ms, over the 40 ms budget")
+	}
+	if !w.admits(windowFloor, 10*ms, 50*ms) {
+		t.Fatal("a queue past the window refused although one creation at a time it fits the 50 ms budget")
+	}
+}

@@ -417,7 +417,17 @@ func (m *Manager) indexed(session string, err error) {
 // admitted only where it would fit the budget one creation at a time. A
 // burst of new sessions is turned away before it holds up the flushes of the
 // sessions already running, which stay admitted.
-func (m *Manager) AdmitNew(session string) bool {
+func (m *Manager) AdmitNew(session string) bool { return m.admit(session, true) }
+
+// WouldAdmitNew is AdmitNew without counting the session as admitted: a host
+// asks it before it does any work for a new session (such as looking for a
+// stale session under its ID), so that a burst it would refuse anyway costs
+// the store nothing; the Commit that follows asks AdmitNew. A refusal is
+// counted, and probes the store, as AdmitNew's.
+func (m *Manager) WouldAdmitNew(session string) bool { return m.admit(session, false) }
+
+// admit is AdmitNew; record counts an admission as queued.
+func (m *Manager) admit(session string, record bool) bool {
 	if m.cfg.CreationBudget <= 0 && m.cfg.AdmissionOf == nil {
 		return true
 	}
@@ -442,7 +452,9 @@ func (m *Manager) AdmitNew(session string) bool {
 		latency = max(latency, int64(now)-m.createMoved.Load())
 	}
 	if time.Duration(rounds*latency) <= budget && m.window.admits(queued, time.Duration(latency), budget) {
-		m.admits.add(now, lead)
+		if record {
+			m.admits.add(now, lead)
+		}
 		return true
 	}
 	m.stats.creationRefusals.Add(1)

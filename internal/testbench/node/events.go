@@ -35,6 +35,11 @@ func (n *Node) Apply(ctx context.Context, id string, ev wire.Event) (wire.Result
 		if tx.Resident() {
 			return res, residentError{id: id, node: n.cfg.NodeID}
 		}
+		// Refuse a new session the commit would refuse before looking
+		// for a stale one under its ID: a refused burst costs no reads.
+		if err := a.CheckNew(id); err != nil {
+			return res, fmt.Errorf("session %q: create event not applied: %w", id, err)
+		}
 		items, err := n.fetch(ctx, a, id, adapter.AdoptOptions{})
 		switch {
 		case errors.Is(err, adapter.ErrNotFound):
