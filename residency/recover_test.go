@@ -88,8 +88,10 @@ func TestRecoveryOutlastingTheLease(t *testing.T) {
 	if st.Fences != 1 || st.Fenced || st.Owned != n || !a.LeaseValid() {
 		t.Fatalf("after recovery: %+v, lease valid %v", st, a.LeaseValid())
 	}
-	if got := cs.claims.Load(); got != n {
-		t.Fatalf("%d ownership claims, want %d", got, n)
+	// One claim a session, and one more for each that failed (timed out
+	// on a loaded machine: the recovery's next round claims it again).
+	if got, failed := cs.claims.Load(), cs.claimErrs.Load(); got-failed != n {
+		t.Fatalf("%d ownership claims, %d of them failed; want %d that did not", got, failed, n)
 	}
 	// The recovery outlasted the lease TTL, so it must have renewed on the
 	// way (the renewal that started it is one).

@@ -104,6 +104,7 @@ type counting struct {
 	ownerReads atomic.Int64
 	stateReads atomic.Int64
 	claims     atomic.Int64
+	claimErrs  atomic.Int64 // claims that returned an error (a timeout under load: retried)
 	fences     atomic.Int64
 	readDelay  time.Duration
 	renewFails atomic.Bool
@@ -163,7 +164,11 @@ func (c *counting) RenewLease(ctx context.Context, node string, ttl, grace time.
 func (c *counting) Claim(ctx context.Context, s string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error) {
 	c.claims.Add(1)
 	time.Sleep(c.readDelay)
-	return c.Store.Claim(ctx, s, prev, node, ttl)
+	ok, cur, err := c.Store.Claim(ctx, s, prev, node, ttl)
+	if err != nil {
+		c.claimErrs.Add(1)
+	}
+	return ok, cur, err
 }
 
 func TestAdoptRestoresAndFences(t *testing.T) {
