@@ -162,13 +162,32 @@ func TestCreationWindowGrowsByTheRoomShownAndHalvesOnALateOne(t *testing.T) {
 			t.Fatalf("%s: window %d, want %d", s.name, got, s.want)
 		}
 	}
-	if !w.admits(windowFloor-1, time.Second, time.Millisecond) {
+	if !w.admits(time.Second, windowFloor-1, time.Second, time.Millisecond) {
 		t.Fatal("a queue within the window refused")
 	}
-	if w.admits(windowFloor, 10*ms, 40*ms) {
+	if w.admits(time.Hour, windowFloor, 10*ms, 40*ms) {
 		t.Fatal("a queue past the window admitted although one creation at a time it would take 50 ms, over the 40 ms budget")
 	}
-	if !w.admits(windowFloor, 10*ms, 50*ms) {
+	if !w.admits(time.Hour, windowFloor, 10*ms, 50*ms) {
 		t.Fatal("a queue past the window refused although one creation at a time it fits the 50 ms budget")
+	}
+
+	// Past the window, a queue also fits where creations ending at the
+	// last second's pace would be through within half the budget: 100
+	// ended over the last second, so 50 fit a 1 s budget, 51 do not; a
+	// second later, with none ended since, the pace is gone.
+	p := newCreationWindow(64)
+	for i := range 100 {
+		p.ended(time.Hour+time.Duration(i)*5*ms, 2*time.Second, time.Second, 0) // late ones: no growth
+	}
+	now := time.Hour + 600*ms
+	if !p.admits(now, 49, time.Second, time.Second) {
+		t.Fatal("a queue of 49 refused although 100 creations ended over the last second and the budget is 1 s")
+	}
+	if p.admits(now, 50, time.Second, time.Second) {
+		t.Fatal("a queue of 50 admitted: at 100 a second it is not through within half of a 1 s budget")
+	}
+	if p.admits(now+2*time.Second, 20, time.Second, time.Second) {
+		t.Fatal("a queue of 20 past the window admitted on a pace two seconds old")
 	}
 }

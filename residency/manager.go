@@ -451,7 +451,7 @@ func (m *Manager) admit(session string, record bool) bool {
 	if creating > 0 {
 		latency = max(latency, int64(now)-m.createMoved.Load())
 	}
-	if time.Duration(rounds*latency) <= budget && m.window.admits(queued, time.Duration(latency), budget) {
+	if time.Duration(rounds*latency) <= budget && m.window.admits(now, queued, time.Duration(latency), budget) {
 		if record {
 			m.admits.add(now, lead)
 		}

@@ -147,7 +147,15 @@ func (st *Store) Claim(ctx context.Context, session string, prev Owner, node str
 	q := st.s.Query(stmt, ttlSeconds(ttl), node, int64(next), now, session, prev.Node, int64(prev.Epoch))
 	applied, err := q.MapScanCASContext(ctx, row)
 	if err != nil {
-		return st.settleCAS(ctx, "claim", session, node, next, now, err)
+		won, cur, serr := st.settleCAS(ctx, "claim", session, node, next, now, err)
+		if serr == nil && !won && cur.Node == prev.Node && cur.Epoch == prev.Epoch && cur.Released == prev.Released {
+			// The row is as the claim expected it: the claim did not
+			// apply, and nobody else's did either. That is the error to
+			// retry, not a claim lost to the row's owner (who may be this
+			// very node, recovering its own row).
+			return false, Owner{}, wrap("claim", session, err)
+		}
+		return won, cur, serr
 	}
 	if applied {
 		return true, Owner{Node: node, Epoch: next, ClaimedAt: now}, nil
