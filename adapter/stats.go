@@ -123,7 +123,8 @@ type ResidencyStats struct {
 	CreationProbes uint64
 	// CreationWindow is the queue of ownership creations a new session is
 	// admitted behind now without more ado: it starts at a quarter of
-	// HOLDOVER_MAX_CONCURRENT_CREATES and grows as creations end in time (a
+	// HOLDOVER_MAX_CONCURRENT_CREATES (or what the budget holds one creation
+	// at a time at the lease's latency, if more) and grows as creations end in time (a
 	// slow start; beyond it a session is admitted only where the queue would
 	// fit its budget one creation at a time).
 	CreationWindow int64

@@ -23,11 +23,12 @@ import (
 // So the queue may grow past the window only where it would fit the budget
 // even run one creation at a time (a generous budget, or a fast store), or
 // would be through within half the budget at the pace creations ended over
-// the last second (a pace measured, not extrapolated: on a three-node ring
-// whose creations took a second each, a 30 s budget admitted only 29 new
-// sessions one at a time, and refused 136 events of a drill whose creations
-// ended 64 a second); the
-// window starts at a quarter of MaxConcurrentCreates, grows for each creation
+// the last second (a pace measured, not extrapolated). The window starts at
+// a quarter of MaxConcurrentCreates, or at what the default budget holds one
+// creation at a time at the latency of taking the lease, if more (on a
+// three-node ring whose creations took a second each, a drill's 30 s budget
+// started at 16 and refused 136 to 327 create events in the first seconds,
+// before any creation had ended to show a pace), grows for each creation
 // that ended within half its budget while the window was at least half used
 // (so it grows with the load that tests it, and not in idle periods), and
 // halves, at most once a round, when one ended past its budget. A creation
@@ -51,6 +52,19 @@ const windowFloor = 4
 func newCreationWindow(slots int) *creationWindow {
 	start := max(windowFloor, int64(slots)/4)
 	return &creationWindow{size: start, min: windowFloor, max: 1 << 30, done: admitMeter{span: time.Second}}
+}
+
+// seed widens the window to what the default budget holds one creation at a
+// time at latency (taking the lease's, at Start): a node whose budget is a
+// minute wide does not start as narrow as one whose budget is 125 ms. The
+// window still halves from there when a creation ends past its budget.
+func (w *creationWindow) seed(budget, latency time.Duration) {
+	if budget <= 0 || latency <= 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.size = min(w.max, max(w.size, int64(budget/latency)))
 }
 
 // admits reports whether a new session may queue behind queued creations at

@@ -191,3 +191,26 @@ func TestCreationWindowGrowsByTheRoomShownAndHalvesOnALateOne(t *testing.T) {
 		t.Fatal("a queue of 20 past the window admitted on a pace two seconds old")
 	}
 }
+
+// The window starts at what the default budget holds one creation at a time
+// at the latency of taking the lease, when that is more than a quarter of the
+// slots: 300 for a 30 s budget and a 100 ms lease (a drill's three-node ring,
+// which refused 136 to 327 create events in its first seconds at 16), 25 for
+// 125 ms and 5 ms, and a quarter of the slots when that is more.
+func TestCreationWindowIsSeededByTheBudgetAndTheLeasesLatency(t *testing.T) {
+	for _, tc := range []struct {
+		budget, latency time.Duration
+		want            int64
+	}{
+		{30 * time.Second, 100 * time.Millisecond, 300},
+		{125 * time.Millisecond, 5 * time.Millisecond, 25},
+		{125 * time.Millisecond, 50 * time.Millisecond, 16},
+		{0, 5 * time.Millisecond, 16},
+	} {
+		w := newCreationWindow(64)
+		w.seed(tc.budget, tc.latency)
+		if got := w.current(); got != tc.want {
+			t.Errorf("seeded with a %v budget and a %v lease: window %d, want %d", tc.budget, tc.latency, got, tc.want)
+		}
+	}
+}

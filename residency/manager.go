@@ -191,7 +191,9 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		// Taking the lease is a lightweight transaction, as a creation is:
 		// its latency is AdmitNew's estimate until the first creation ends.
-		m.createNS.CompareAndSwap(0, max(int64(m.elapsed()-began), 1))
+		if m.createNS.CompareAndSwap(0, max(int64(m.elapsed()-began), 1)) {
+			m.window.seed(m.cfg.CreationBudget, time.Duration(m.createNS.Load()))
+		}
 		if took {
 			m.lastRenew.Store(int64(began))
 			m.stats.renewals.Add(1)
