@@ -2,42 +2,11 @@ package store
 
 import (
 	"context"
-	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
-
-// requestDropDialer dials real connections whose writes, while dropping is
-// set, are swallowed: a request never reaches Cassandra, and its caller times
-// out not knowing that (a replica dying under a lightweight transaction
-// leaves the coordinator's caller the same way).
-type requestDropDialer struct {
-	dropping atomic.Bool
-	d        net.Dialer
-}
-
-func (dd *requestDropDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := dd.d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return &requestDropConn{Conn: c, dd: dd}, nil
-}
-
-type requestDropConn struct {
-	net.Conn
-	dd *requestDropDialer
-}
-
-func (c *requestDropConn) Write(p []byte) (int, error) {
-	if c.dd.dropping.Load() {
-		return len(p), nil
-	}
-	return c.Conn.Write(p)
-}
 
 // A claim whose request failed without applying (it timed out; the serial
 // read that settles it finds the row unchanged, at the owner and epoch the
@@ -64,21 +33,7 @@ func TestAClaimThatDidNotApplyIsAnErrorNotALostRace(t *testing.T) {
 		t.Fatalf("read: %+v %v %v", prev, found, err)
 	}
 
-	o, err := Options{Hosts: hosts, Port: port, Keyspace: ks, Timeout: 500 * time.Millisecond}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dd := &requestDropDialer{}
-	c := o.cluster()
-	c.Keyspace = o.Keyspace
-	c.Dialer = dd
-	sess, err := c.CreateSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	st := &Store{s: sess, lease: sess, opts: o, ttl: int(o.StateTTL / time.Second), logger: o.Logger,
-		policy: c.PoolConfig.HostSelectionPolicy, hedge: noHedge, stmts: newStatements(o.Keyspace, o.Tables)}
+	st, dd := openFaulty(t, ks, 500*time.Millisecond)
 	// Warm up: prepare the claim, so that the dropped request is the
 	// claim itself (a claim of another session, which does not apply).
 	if _, _, err := st.Claim(ctx, "warm", Owner{Node: "nobody", Epoch: 1}, "n1", time.Hour); err != nil {

@@ -10,45 +10,57 @@ import (
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
-// replyStallDialer dials real connections whose replies, while a stall is
-// armed, are held until it ends: a request reaches Cassandra and applies (or
-// not), but its reply comes late, as over a congested network.
-type replyStallDialer struct {
-	until atomic.Int64 // unix nanoseconds
-	d     net.Dialer
+// faultyDialer dials real connections that misbehave on demand. While a
+// stall is armed (until), replies are held until it ends: a request reaches
+// Cassandra and applies (or not), but its reply comes late, as over a
+// congested network. While dropping is set, writes are swallowed: a request
+// never reaches Cassandra, and its caller times out not knowing that (a
+// replica dying under a lightweight transaction leaves the coordinator's
+// caller the same way).
+type faultyDialer struct {
+	until    atomic.Int64 // unix nanoseconds
+	dropping atomic.Bool
+	d        net.Dialer
 }
 
-func (sd *replyStallDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := sd.d.DialContext(ctx, network, addr)
+func (fd *faultyDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := fd.d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	return &replyStallConn{Conn: c, sd: sd}, nil
+	return &faultyConn{Conn: c, fd: fd}, nil
 }
 
-type replyStallConn struct {
+type faultyConn struct {
 	net.Conn
-	sd *replyStallDialer
+	fd *faultyDialer
 }
 
-func (c *replyStallConn) Read(p []byte) (int, error) {
+func (c *faultyConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if d := time.Until(time.Unix(0, c.sd.until.Load())); d > 0 {
+	if d := time.Until(time.Unix(0, c.fd.until.Load())); d > 0 {
 		time.Sleep(d)
 	}
 	return n, err
 }
 
-// openReplyStalled opens a Store, as Open does, on connections that can be
-// stalled.
-func openReplyStalled(t *testing.T, keyspace string, timeout time.Duration) (*Store, *replyStallDialer) {
+func (c *faultyConn) Write(p []byte) (int, error) {
+	if c.fd.dropping.Load() {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// openFaulty opens a Store, as Open does, on connections that can be
+// stalled or made to drop requests.
+func openFaulty(t *testing.T, keyspace string, timeout time.Duration) (*Store, *faultyDialer) {
 	t.Helper()
 	hosts, port := cassandratest.Hosts(t)
 	o, err := Options{Hosts: hosts, Port: port, Keyspace: keyspace, Timeout: timeout}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd := &replyStallDialer{}
+	sd := &faultyDialer{}
 	c := o.cluster()
 	c.Keyspace = o.Keyspace
 	c.Dialer = sd
@@ -98,7 +110,7 @@ func TestLostCreateReplyDoesNotTakeAnEarlierIncarnationsRow(t *testing.T) {
 		t.Fatalf("earlier incarnation's release: %v %v", ok, err)
 	}
 
-	st, sd := openReplyStalled(t, ks, time.Second)
+	st, sd := openFaulty(t, ks, time.Second)
 	// Warm up: prepare the statements, so the stall holds the transaction's
 	// reply itself.
 	if _, _, err := st.CreateOwner(ctx, "warm", "n2", 0, time.Hour); err != nil {
