@@ -39,19 +39,21 @@ import (
 // sessions at once is not held to the pace of a slow start).
 type creationWindow struct {
 	mu    sync.Mutex
-	size  int64
-	min   int64
-	max   int64
+	size  int64         // between windowFloor and windowCeiling
 	cutAt time.Duration // elapsed time of the last cut
 	done  admitMeter    // creations that ended, over the last second
 }
 
-// A cut never takes the creation window below windowFloor.
-const windowFloor = 4
+// A cut never takes the creation window below windowFloor; growth stops at
+// windowCeiling (AdmitNew's rounds bound the queue long before).
+const (
+	windowFloor   = 4
+	windowCeiling = 1 << 30
+)
 
 func newCreationWindow(slots int) *creationWindow {
 	start := max(windowFloor, int64(slots)/4)
-	return &creationWindow{size: start, min: windowFloor, max: 1 << 30, done: admitMeter{span: time.Second}}
+	return &creationWindow{size: start, done: admitMeter{span: time.Second}}
 }
 
 // seed widens the window to what the default budget holds one creation at a
@@ -64,7 +66,7 @@ func (w *creationWindow) seed(budget, latency time.Duration) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.size = min(w.max, max(w.size, int64(budget/latency)))
+	w.size = min(windowCeiling, max(w.size, int64(budget/latency)))
 }
 
 // admits reports whether a new session may queue behind queued creations at
@@ -94,11 +96,11 @@ func (w *creationWindow) ended(now, took, budget time.Duration, queued int64) {
 	switch {
 	case took > budget:
 		if w.cutAt == 0 || now-w.cutAt >= took {
-			w.size = max(w.min, w.size/2)
+			w.size = max(windowFloor, w.size/2)
 			w.cutAt = now
 		}
 	case took <= budget/2 && 2*(queued+1) >= w.size:
-		w.size = min(w.max, w.size+max(1, int64(budget/(2*max(took, 1)))))
+		w.size = min(windowCeiling, w.size+max(1, int64(budget/(2*max(took, 1)))))
 	}
 }
 

@@ -84,7 +84,7 @@ func (st *Store) CreateOwner(ctx context.Context, session, node string, ended ui
 		q := st.s.Query(st.stmts.createOwner, session, node, now, ttlSeconds(ttl))
 		applied, err := q.MapScanCASContext(ctx, prev)
 		if err != nil {
-			created, cur, err = st.settleCAS(ctx, "create owner", session, node, 1, now, err)
+			created, cur, err = st.settleCAS(ctx, "create owner", session, node, 1, now, Owner{}, err)
 			if err != nil || created || !cur.Ended {
 				return created, cur, err
 			}
@@ -111,7 +111,7 @@ func (st *Store) recreate(ctx context.Context, session string, prev Owner, node 
 	row := map[string]any{}
 	applied, err := st.s.Query(st.stmts.claimEnded, ttlSeconds(ttl), node, int64(next), now, session, int64(prev.Epoch)).MapScanCASContext(ctx, row)
 	if err != nil {
-		return st.settleCAS(ctx, "create owner", session, node, next, now, err)
+		return st.settleCAS(ctx, "create owner", session, node, next, now, prev, err)
 	}
 	if applied {
 		return true, Owner{Node: node, Epoch: next, ClaimedAt: now}, nil
@@ -147,15 +147,7 @@ func (st *Store) Claim(ctx context.Context, session string, prev Owner, node str
 	q := st.s.Query(stmt, ttlSeconds(ttl), node, int64(next), now, session, prev.Node, int64(prev.Epoch))
 	applied, err := q.MapScanCASContext(ctx, row)
 	if err != nil {
-		won, cur, serr := st.settleCAS(ctx, "claim", session, node, next, now, err)
-		if serr == nil && !won && cur.Node == prev.Node && cur.Epoch == prev.Epoch && cur.Released == prev.Released {
-			// The row is as the claim expected it: the claim did not
-			// apply, and nobody else's did either. That is the error to
-			// retry, not a claim lost to the row's owner (who may be this
-			// very node, recovering its own row).
-			return false, Owner{}, wrap("claim", session, err)
-		}
-		return won, cur, serr
+		return st.settleCAS(ctx, "claim", session, node, next, now, prev, err)
 	}
 	if applied {
 		return true, Owner{Node: node, Epoch: next, ClaimedAt: now}, nil
@@ -182,15 +174,22 @@ func (st *Store) Claim(ctx context.Context, session string, prev Owner, node str
 // that stamped claimed_at with stamp. A row naming node at epoch with
 // another stamp is an earlier incarnation's of this node ID (released,
 // say): this write did not apply, and the caller must claim that row as
-// any other (and fence it), not take it as its own.
-func (st *Store) settleCAS(ctx context.Context, op, session, node string, epoch uint64, stamp time.Time, casErr error) (bool, Owner, error) {
+// any other (and fence it), not take it as its own. A row still as the
+// transaction expected it (was: its condition's owner, epoch, release and
+// end; zero for a create, which expected none) means the transaction did not
+// apply and nobody else's did: casErr is the answer, to retry, not a row that
+// beat it (a claim told so named the row's owner, perhaps this very node
+// recovering its own row, as the winner, and its flush dropped the session's
+// acknowledged changes as adopted elsewhere).
+func (st *Store) settleCAS(ctx context.Context, op, session, node string, epoch uint64, stamp time.Time, was Owner, casErr error) (bool, Owner, error) {
 	if !isPermanent(casErr) && ctx.Err() == nil {
 		o, found, err := st.ReadOwnerSerial(ctx, session)
 		if err == nil {
 			if found && o.Node == node && o.Epoch == epoch && o.ClaimedAt.Equal(stamp.Truncate(time.Millisecond)) {
 				return true, o, nil
 			}
-			if found {
+			unchanged := was.Epoch != 0 && o.Node == was.Node && o.Epoch == was.Epoch && o.Released == was.Released && o.Ended == was.Ended
+			if found && !unchanged {
 				return false, o, nil
 			}
 		}
