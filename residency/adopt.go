@@ -18,6 +18,9 @@ type Adopted struct {
 	// Waited is how long the adoption waited for a live owner's lease to
 	// run out (AdoptOptions.Wait).
 	Waited time.Duration
+	// reindexed: the adoption moves the session's owner-index entry itself
+	// (a takeover that joined it has nothing to move).
+	reindexed bool
 }
 
 // Peeked is a read-only view of a session.
@@ -118,6 +121,8 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 }
 
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
+	m.adopting.Store(session, struct{}{})
+	defer m.adopting.Delete(session)
 	giveUp := time.Now().Add(opts.Wait)
 	var waited time.Duration
 	a, r, err := m.adoptOnce(ctx, session, opts)
@@ -244,7 +249,8 @@ func (m *Manager) adopted(session, prev string, epoch uint64, released bool, ite
 		return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items}
 	}
 	m.indexMu.Lock()
-	if !m.indexClosed {
+	reindexed := !m.indexClosed
+	if reindexed {
 		m.indexing.Add(1)
 		go func() {
 			defer m.indexing.Done()
@@ -252,7 +258,7 @@ func (m *Manager) adopted(session, prev string, epoch uint64, released bool, ite
 		}()
 	}
 	m.indexMu.Unlock()
-	return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items}
+	return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items, reindexed: reindexed}
 }
 
 // pendingRead is a read of a session's state running in the background.

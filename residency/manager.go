@@ -74,6 +74,11 @@ type Manager struct {
 	neg    *negativeCache
 	leases leaseCache
 	flight singleflight.Group
+	// adopting holds the sessions an adoption is working on (inside
+	// flight, its wait for a live owner's lease included): a takeover
+	// joins those instead of claiming them, so it reads none of their
+	// states ahead either.
+	adopting sync.Map // session -> struct{}
 	// leaseFlight shares one read of a peer's lease among the adoptions
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group

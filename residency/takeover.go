@@ -101,7 +101,9 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		switch {
 		case err == nil:
 			rep.Adopted++
-			index.add(&store.Owned{Session: o.Session, Epoch: a.Epoch, TTL: m.ttl(o.Session)}, "")
+			if !a.reindexed { // an adoption this one joined, or fell back to, moves its own
+				index.add(&store.Owned{Session: o.Session, Epoch: a.Epoch, TTL: m.ttl(o.Session)}, "")
+			}
 		case errors.As(err, &oe) && oe.Owner == node:
 			rep.Skipped++ // node is back and holds it: its entry stays
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyOwned), errors.As(err, &oe):
@@ -170,11 +172,12 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 //
 //   - the states of the sessions listed are read readGroup to a request
 //     (store.ReadStates) as the index is listed, ahead of their claims
-//     (takeover_list.go). Neither the claim nor the read waits for the
-//     other; the fence waits for both. Reading before the claim restores
-//     what reading after it would: the fence shadows every write of an
-//     older epoch, those that land between the read and the claim included
-//     (see adopt);
+//     (takeover_list.go; not those an adoption is working on: the
+//     takeover joins it, and it reads its own). Neither the claim nor the
+//     read waits for the other; the fence waits for both. Reading before
+//     the claim restores what reading after it would: the fence shadows
+//     every write of an older epoch, those that land between the read and
+//     the claim included (see adopt);
 //   - the fences of the sessions claimed leave fenceGroup to a request
 //     (store.FenceSessions: each session's fence is still one partition
 //     update, applied atomically), after waiting fenceWait at most for the

@@ -28,10 +28,12 @@ type listing struct {
 }
 
 // listedGroup is up to readGroup listed sessions and the read of their
-// states (nil when none was wanted).
+// states (nil when none was wanted or none needed it): at[i] is the index
+// in read of owned[i]'s state, or -1 when it is not read ahead.
 type listedGroup struct {
 	owned []store.Owned
 	read  *groupRead
+	at    []int
 }
 
 // groupRead is one read-ahead request; done closes when it has answered.
@@ -76,13 +78,13 @@ func (m *Manager) list(ctx context.Context, node string, read bool) *listing {
 				l.listErr = listErr // owned is closed: OwnedBy has returned
 				return
 			}
-			if read {
+			if ahead := m.readAhead(g, read); len(ahead) > 0 {
 				select {
 				case reads <- struct{}{}:
 				case <-ctx.Done():
 					return
 				}
-				g.read = m.readGroup(ctx, g.owned, func() { <-reads })
+				g.read = m.readGroup(ctx, ahead, func() { <-reads })
 			}
 			select {
 			case l.groups <- g:
@@ -94,14 +96,38 @@ func (m *Manager) list(ctx context.Context, node string, read bool) *listing {
 	return l
 }
 
+// readAhead sets g.at and returns the sessions of g whose states are to be
+// read ahead (none unless read): not those this node owns already, nor
+// those an adoption is working on (adopting). The takeover joins that
+// adoption for them (takeOne), and it reads their state itself: a dead
+// node's sessions whose hosts' adoptions waited for its lease, woken as
+// the takeover began, had every state read twice in the very burst the
+// failover time measures.
+func (m *Manager) readAhead(g *listedGroup, read bool) []string {
+	g.at = make([]int, len(g.owned))
+	var ahead []string
+	for i, o := range g.owned {
+		g.at[i] = -1
+		if !read {
+			continue
+		}
+		if _, busy := m.adopting.Load(o.Session); busy {
+			continue
+		}
+		if _, owned := m.Epoch(o.Session); owned {
+			continue
+		}
+		g.at[i] = len(ahead)
+		ahead = append(ahead, o.Session)
+	}
+	return ahead
+}
+
 // readGroup starts reading the states of sessions in one request and calls
 // done once it has answered.
-func (m *Manager) readGroup(ctx context.Context, sessions []store.Owned, done func()) *groupRead {
-	r := &groupRead{done: make(chan struct{}), sessions: make([]string, len(sessions)),
+func (m *Manager) readGroup(ctx context.Context, sessions []string, done func()) *groupRead {
+	r := &groupRead{done: make(chan struct{}), sessions: sessions,
 		items: make([][]store.Item, len(sessions)), errs: make([]error, len(sessions))}
-	for i, o := range sessions {
-		r.sessions[i] = o.Session
-	}
 	go func() {
 		m.store.ReadStates(ctx, r.sessions, r.items, r.errs)
 		close(r.done)
@@ -122,8 +148,8 @@ func (l *listing) next() (o store.Owned, state stateWaiter, ok bool) {
 	}
 	i := l.at
 	l.at++
-	if l.cur.read != nil {
-		state = &aheadRead{g: l.cur.read, i: i}
+	if j := l.cur.at[i]; j >= 0 {
+		state = &aheadRead{g: l.cur.read, i: j}
 	}
 	return l.cur.owned[i], state, true
 }

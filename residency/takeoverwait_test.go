@@ -2,11 +2,15 @@ package residency
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/holdover/holdover/internal/memstore"
+	"github.com/holdover/holdover/internal/store"
 )
 
 // slowIndex holds the owner-index update of one session until released.
@@ -75,5 +79,118 @@ func TestTakeoverDoesNotWaitOnAdoptionsIndexUpdates(t *testing.T) {
 	<-w.unindexd
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// stateCounter counts the sessions whose states are read and whose
+// owner-index entries are written, and holds each claim for claimDelay, so
+// that woken adoptions are still under way when a takeover of their node
+// lists them.
+type stateCounter struct {
+	*memstore.Store
+	read, indexed atomic.Int64
+	claimDelay    time.Duration
+}
+
+func (s *stateCounter) IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error {
+	s.indexed.Add(1)
+	return s.Store.IndexOwner(ctx, node, session, epoch, ttl)
+}
+
+func (s *stateCounter) MoveIndex(ctx context.Context, from, to string, moved []store.Owned, stale []string, ttl time.Duration) error {
+	s.indexed.Add(int64(len(moved)))
+	return s.Store.MoveIndex(ctx, from, to, moved, stale, ttl)
+}
+
+func (s *stateCounter) ReadState(ctx context.Context, session string) ([]store.Item, error) {
+	s.read.Add(1)
+	return s.Store.ReadState(ctx, session)
+}
+
+func (s *stateCounter) ReadStates(ctx context.Context, sessions []string, items [][]store.Item, errs []error) {
+	s.read.Add(int64(len(sessions)))
+	s.Store.ReadStates(ctx, sessions, items, errs)
+}
+
+func (s *stateCounter) Claim(ctx context.Context, session string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error) {
+	time.Sleep(s.claimDelay)
+	return s.Store.Claim(ctx, session, prev, node, ttl)
+}
+
+// When a node dies, its hosts' adoptions wait for its lease to end, and the
+// reference node's watcher starts a takeover of the node the moment it
+// does: both want the same sessions at once. The takeover joins the
+// adoptions under way; it read every one of their states ahead all the
+// same, in the burst the failover time measures, and moved their
+// owner-index entries again after each adoption had moved its own: each
+// state read twice and each entry written twice (2n of each for n sessions
+// before the fix).
+func TestATakeoverReadsNoStateOfSessionsAnAdoptionIsWorkingOn(t *testing.T) {
+	ctx := context.Background()
+	st := &stateCounter{Store: memstore.New(), claimDelay: 200 * time.Millisecond}
+	const n = 40
+	for i := range n {
+		s := fmt.Sprint("w-", i)
+		if ok, _, err := st.CreateOwner(ctx, s, "a", 0, time.Hour); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		if err := st.IndexOwner(ctx, "a", s, 1, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.WriteSession(ctx, &store.Write{Session: s, Epoch: 1, Seq: 1, Items: []store.Item{{Key: "k", Value: []byte(s)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.RenewLease(ctx, "a", time.Second, 100*time.Millisecond, time.Now(), "inc-a"); err != nil {
+		t.Fatal(err)
+	}
+	st.indexed.Store(0) // the orphans' own entries
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Second}, st)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := fmt.Sprint("w-", i)
+			a, err := m.Adopt(ctx, s, AdoptOptions{Wait: 10 * time.Second})
+			if err == nil && (len(a.Items) != 1 || string(a.Items[0].Value) != s) {
+				err = fmt.Errorf("%s adopted with %v", s, a.Items)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	// The watcher: a takeover asked for until a's lease has ended.
+	var rep TakeoverReport
+	for {
+		var err error
+		rep, err = m.Takeover(ctx, "a", TakeoverOptions{})
+		var oe *OwnedElsewhereError
+		if errors.As(err, &oe) && oe.Live {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if rep.Listed != n || rep.Adopted+rep.Skipped != n {
+		t.Fatalf("takeover: %+v; want %d listed, each adopted with an adoption or skipped", rep, n)
+	}
+	if r := st.read.Load(); r != n {
+		t.Fatalf("%d states read for %d sessions adopted, want each read once", r, n)
+	}
+	m.indexing.Wait() // the adoptions' entries, moved in the background
+	if r := st.indexed.Load(); r != n {
+		t.Fatalf("%d owner-index entries written for %d sessions adopted, want one each", r, n)
 	}
 }
