@@ -83,10 +83,12 @@ type Manager struct {
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group
 	// waitReads and waitFences group the state reads and the fences of
-	// adoptions that waited for a lease and woke together (waitadopt.go);
-	// bgCancel ends them at Close.
+	// adoptions that waited for a lease and woke together (waitadopt.go),
+	// and waitIndex their owner-index moves; bgCancel ends the first two at
+	// Close, which waits for the moves (indexing).
 	waitReads  *stateReader
 	waitFences *fencer
+	waitIndex  *indexMover
 	bg         context.Context
 	bgCancel   context.CancelFunc
 	// probing: AdmitNew's probe of the store is running.
@@ -132,7 +134,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	ending, endAdopts := context.WithCancel(context.Background())
-	return &Manager{
+	m := &Manager{
 		ending:      ending,
 		endAdopts:   endAdopts,
 		waitReads:   newStateReader(bg, st),
@@ -155,7 +157,9 @@ func New(cfg Config, st Store) (*Manager, error) {
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		refreshDone: make(chan struct{}),
-	}, nil
+	}
+	m.waitIndex = newIndexMover(m)
+	return m, nil
 }
 
 // NodeID is this node's identity.

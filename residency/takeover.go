@@ -191,12 +191,14 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 // burst of woken adoptions, waitadopt.go): the read of its state started
 // ahead of its claim (nil: read after the claim), the fencer its fence
 // joins, what frees its claim slot (idempotent), and whether adopted moves
-// its owner-index entry itself (a takeover moves its entries in batches).
+// its owner-index entry itself (a takeover moves its entries in batches)
+// or, when index is set, has it moved with other sessions' (a burst).
 type pipeline struct {
 	state   stateWaiter
 	fences  *fencer
 	claimed func()
 	reindex bool
+	index   *indexMover
 }
 
 // stateWaiter is a read of a session's state started earlier.
@@ -278,7 +280,12 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 		m.stats.adoptErrors.Add(1)
 		return nil, err
 	}
-	return m.adopted(o.Session, node, cur.Epoch, false, items, p.reindex), nil
+	if p.index == nil || node == m.cfg.NodeID { // (a move from this node to itself would delete its entry)
+		return m.adopted(o.Session, node, cur.Epoch, false, items, p.reindex || p.index != nil), nil
+	}
+	a := m.adopted(o.Session, node, cur.Epoch, false, items, false)
+	a.reindexed = p.index.move(node, o.Session, cur.Epoch)
+	return a, nil
 }
 
 // pacer spaces a takeover's adoptions by its rate's interval, as a ticker

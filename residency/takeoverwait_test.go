@@ -89,17 +89,73 @@ func TestTakeoverDoesNotWaitOnAdoptionsIndexUpdates(t *testing.T) {
 type stateCounter struct {
 	*memstore.Store
 	read, indexed atomic.Int64
+	indexWrites   atomic.Int64 // requests to the owner index
 	claimDelay    time.Duration
 }
 
 func (s *stateCounter) IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error {
 	s.indexed.Add(1)
+	s.indexWrites.Add(1)
 	return s.Store.IndexOwner(ctx, node, session, epoch, ttl)
+}
+
+func (s *stateCounter) UnindexOwner(ctx context.Context, node, session string) error {
+	s.indexWrites.Add(1)
+	return s.Store.UnindexOwner(ctx, node, session)
 }
 
 func (s *stateCounter) MoveIndex(ctx context.Context, from, to string, moved []store.Owned, stale []string, ttl time.Duration) error {
 	s.indexed.Add(int64(len(moved)))
+	s.indexWrites.Add(1)
 	return s.Store.MoveIndex(ctx, from, to, moved, stale, ttl)
+}
+
+// orphans makes n sessions of node a, indexed under it, each with one item,
+// and a's lease live for a second from now.
+func orphans(t *testing.T, st *stateCounter, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		s := fmt.Sprint("w-", i)
+		if ok, _, err := st.CreateOwner(ctx, s, "a", 0, time.Hour); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		if err := st.IndexOwner(ctx, "a", s, 1, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.WriteSession(ctx, &store.Write{Session: s, Epoch: 1, Seq: 1, Items: []store.Item{{Key: "k", Value: []byte(s)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.RenewLease(ctx, "a", time.Second, 100*time.Millisecond, time.Now(), "inc-a"); err != nil {
+		t.Fatal(err)
+	}
+	st.indexed.Store(0) // the orphans' own entries
+	st.indexWrites.Store(0)
+}
+
+// adoptWaiting starts an adoption of each of a's n sessions on m, waiting
+// for a's lease; the channel returned gets their failures, and closes once
+// all have ended.
+func adoptWaiting(m *Manager, n int) <-chan error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := fmt.Sprint("w-", i)
+			a, err := m.Adopt(context.Background(), s, AdoptOptions{Wait: 10 * time.Second})
+			if err == nil && (len(a.Items) != 1 || string(a.Items[0].Value) != s) {
+				err = fmt.Errorf("%s adopted with %v", s, a.Items)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(errs) }()
+	return errs
 }
 
 func (s *stateCounter) ReadState(ctx context.Context, session string) ([]store.Item, error) {
@@ -129,40 +185,10 @@ func TestATakeoverReadsNoStateOfSessionsAnAdoptionIsWorkingOn(t *testing.T) {
 	ctx := context.Background()
 	st := &stateCounter{Store: memstore.New(), claimDelay: 200 * time.Millisecond}
 	const n = 40
-	for i := range n {
-		s := fmt.Sprint("w-", i)
-		if ok, _, err := st.CreateOwner(ctx, s, "a", 0, time.Hour); err != nil || !ok {
-			t.Fatal(ok, err)
-		}
-		if err := st.IndexOwner(ctx, "a", s, 1, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.WriteSession(ctx, &store.Write{Session: s, Epoch: 1, Seq: 1, Items: []store.Item{{Key: "k", Value: []byte(s)}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := st.RenewLease(ctx, "a", time.Second, 100*time.Millisecond, time.Now(), "inc-a"); err != nil {
-		t.Fatal(err)
-	}
-	st.indexed.Store(0) // the orphans' own entries
+	orphans(t, st, n)
 	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Second}, st)
 
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := fmt.Sprint("w-", i)
-			a, err := m.Adopt(ctx, s, AdoptOptions{Wait: 10 * time.Second})
-			if err == nil && (len(a.Items) != 1 || string(a.Items[0].Value) != s) {
-				err = fmt.Errorf("%s adopted with %v", s, a.Items)
-			}
-			if err != nil {
-				errs <- err
-			}
-		}()
-	}
+	errs := adoptWaiting(m, n)
 	// The watcher: a takeover asked for until a's lease has ended.
 	var rep TakeoverReport
 	for {
@@ -178,8 +204,6 @@ func TestATakeoverReadsNoStateOfSessionsAnAdoptionIsWorkingOn(t *testing.T) {
 		}
 		break
 	}
-	wg.Wait()
-	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
@@ -192,5 +216,40 @@ func TestATakeoverReadsNoStateOfSessionsAnAdoptionIsWorkingOn(t *testing.T) {
 	m.indexing.Wait() // the adoptions' entries, moved in the background
 	if r := st.indexed.Load(); r != n {
 		t.Fatalf("%d owner-index entries written for %d sessions adopted, want one each", r, n)
+	}
+}
+
+// The adoptions of a dead node's sessions, woken together when its lease
+// ends, move their owner-index entries several to a request, as a
+// takeover does: each moved its own before, an insert and a delete, two
+// requests a session in the burst.
+func TestABurstOfWokenAdoptionsMovesItsIndexEntriesInGroups(t *testing.T) {
+	ctx := context.Background()
+	st := &stateCounter{Store: memstore.New()}
+	const n = 40
+	orphans(t, st, n)
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Second}, st)
+	for err := range adoptWaiting(m, n) {
+		t.Fatal(err)
+	}
+	m.indexing.Wait()
+	if w := st.indexWrites.Load(); w == 0 || w > n/4 {
+		t.Fatalf("%d sessions adopted in a burst: %d requests to the owner index, want a few", n, w)
+	}
+	listed := map[string]uint64{}
+	for _, node := range []string{"a", "b"} {
+		if err := st.OwnedBy(ctx, node, func(o store.Owned) bool { listed[node+"/"+o.Session] = o.Epoch; return true }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		s := fmt.Sprint("w-", i)
+		e, ok := m.Epoch(s)
+		if !ok || listed["b/"+s] != e {
+			t.Errorf("%s: owned at %d (%v), indexed under b at %d", s, e, ok, listed["b/"+s])
+		}
+		if _, ok := listed["a/"+s]; ok {
+			t.Errorf("%s: still indexed under a", s)
+		}
 	}
 }

@@ -19,8 +19,9 @@ import (
 //     that moved on meanwhile, ended or adopted elsewhere, loses the claim,
 //     and a dead owner's session whose claim predates the expiry the read
 //     saw may be claimed, as vouched allows);
-//   - the states are read several sessions to a request (stateReader), and
-//     the fences leave several to a request (the takeover's fencer).
+//   - the states are read several sessions to a request (stateReader), the
+//     fences leave several to a request (the takeover's fencer), and the
+//     owner-index entries move several to a request (indexMover).
 
 // adoptAfterWait adopts session, whose ownership row was o when a live
 // owner refused it, once its wait is over: claimListed with the burst's
@@ -38,7 +39,7 @@ func (m *Manager) adoptAfterWait(ctx context.Context, session string, o store.Ow
 		return nil, refusal{lease: lease, owner: o}, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
 	}
 	a, err := m.claimListed(ctx, o.Node, store.Owned{Session: session, Epoch: o.Epoch},
-		pipeline{state: m.waitReads.read(session), fences: m.waitFences, claimed: func() {}, reindex: true})
+		pipeline{state: m.waitReads.read(session), fences: m.waitFences, claimed: func() {}, index: m.waitIndex})
 	return a, refusal{}, err
 }
 
@@ -103,5 +104,71 @@ func (r *stateReader) send(group []*stateCall) {
 	for i, c := range group {
 		c.items, c.err = items[i], errs[i]
 		close(c.done)
+	}
+}
+
+// indexMoveWait is how long an owner-index move waits for others to fill
+// its group: the index is a hint, so nobody waits for the move itself.
+const indexMoveWait = 50 * time.Millisecond
+
+// indexMover moves the owner-index entries of a burst's adoptions several
+// to a request, as a takeover moves its own (store.MoveIndex: per previous
+// owner, a batch of entries under this node and one of deletions under
+// the owner), where each adoption alone writes two rows in two requests:
+// 400 requests for a dead node's 200 sessions, in the very moments the
+// burst needs Cassandra. A move that fails is logged; Close waits for the
+// moves queued (indexing).
+type indexMover struct {
+	m *Manager
+	b batcher[indexCall]
+}
+
+// indexCall is one adopted session's entry, to move from the node that
+// owned it.
+type indexCall struct {
+	from string
+	o    store.Owned
+}
+
+func newIndexMover(m *Manager) *indexMover {
+	x := &indexMover{m: m}
+	x.b = batcher[indexCall]{wait: indexMoveWait, inFlight: 4, send: x.send,
+		group: func(q []indexCall) (int, bool) {
+			n := 1
+			for n < len(q) && n < moveChunk && q[n].from == q[0].from {
+				n++
+			}
+			return n, n == moveChunk || n < len(q) // full, or another owner's next
+		}}
+	return x
+}
+
+// move queues the entry of session, adopted at epoch from the node from,
+// and reports whether it did (not once Close has begun waiting for the
+// index updates).
+func (x *indexMover) move(from, session string, epoch uint64) bool {
+	m := x.m
+	m.indexMu.Lock()
+	defer m.indexMu.Unlock()
+	if m.indexClosed {
+		return false
+	}
+	m.indexing.Add(1)
+	x.b.add(indexCall{from: from, o: store.Owned{Session: session, Epoch: epoch, TTL: m.ttl(session)}})
+	return true
+}
+
+// send moves one group's entries, all from the same node.
+func (x *indexMover) send(group []indexCall) {
+	m := x.m
+	defer m.indexing.Add(-len(group))
+	moved := make([]store.Owned, len(group))
+	for i, c := range group {
+		moved[i] = c.o
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.store.MoveIndex(ctx, group[0].from, m.cfg.NodeID, moved, nil, m.cfg.OwnershipTTL); err != nil {
+		m.cfg.Logger.Warn("holdover: owner index not moved after adoptions", "node", group[0].from, "sessions", len(group), "err", err)
 	}
 }
