@@ -58,29 +58,24 @@ func (a *Adapter) Commit(session string, changes ...Change) error {
 // nothing of a session: the session ID against the limits, and, while
 // ownership creations are backed up, the admission of a session this node
 // does not own yet (HOLDOVER_MAX_CONCURRENT_CREATES).
-func (a *Adapter) checkSession(session string) error { return a.checkNew(session, false) }
+func (a *Adapter) checkSession(session string) error {
+	if err := a.checkID(session); err != nil {
+		return err
+	}
+	if !a.res.AdmitNew(session) {
+		return errCreationsBusy
+	}
+	return nil
+}
 
-// checkNew is checkSession, or with ask CheckNew's question: the family's
-// window bound is checked too (Commit's buffer checks it itself), and the
-// session is not counted as admitted.
-func (a *Adapter) checkNew(session string, ask bool) error {
+// checkID is what checkSession and CheckNew both check first: the session
+// ID against the limits, and that it is not a shared family's.
+func (a *Adapter) checkID(session string) error {
 	if err := a.limits.CheckSession(session); err != nil {
 		return translate(err)
 	}
 	if f := a.fams.of(session); f != nil && f.Shared {
 		return errSharedSession(session, f)
-	}
-	if !ask {
-		if !a.res.AdmitNew(session) {
-			return errCreationsBusy
-		}
-		return nil
-	}
-	if err := a.buf.Overloaded(session); err != nil {
-		return translate(err)
-	}
-	if !a.res.WouldAdmitNew(session) {
-		return errCreationsBusy
 	}
 	return nil
 }
@@ -96,7 +91,21 @@ func (a *Adapter) checkNew(session string, ask bool) error {
 // session under that ID) calls CheckNew first: otherwise a burst of new
 // sessions it refuses costs Cassandra a read each, which on a slow node
 // starves the creations and writes of the sessions it admitted.
-func (a *Adapter) CheckNew(session string) error { return a.checkNew(session, true) }
+//
+// It checks the family's window bound itself, which Commit leaves to its
+// buffer, and does not count the session as admitted.
+func (a *Adapter) CheckNew(session string) error {
+	if err := a.checkID(session); err != nil {
+		return err
+	}
+	if err := a.buf.Overloaded(session); err != nil {
+		return translate(err)
+	}
+	if !a.res.WouldAdmitNew(session) {
+		return errCreationsBusy
+	}
+	return nil
+}
 
 // errCreationsBusy refuses a new session while ownership creations are
 // backed up.

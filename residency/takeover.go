@@ -280,11 +280,10 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 		m.stats.adoptErrors.Add(1)
 		return nil, err
 	}
-	if p.index == nil || node == m.cfg.NodeID { // (a move from this node to itself would delete its entry)
-		return m.adopted(o.Session, node, cur.Epoch, false, items, p.reindex || p.index != nil), nil
+	a := m.adopted(o.Session, node, cur.Epoch, false, items, p.reindex)
+	if p.index != nil {
+		a.reindexed = p.index.move(node, o.Session, cur.Epoch)
 	}
-	a := m.adopted(o.Session, node, cur.Epoch, false, items, false)
-	a.reindexed = p.index.move(node, o.Session, cur.Epoch)
 	return a, nil
 }
 

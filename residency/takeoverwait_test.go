@@ -82,29 +82,29 @@ func TestTakeoverDoesNotWaitOnAdoptionsIndexUpdates(t *testing.T) {
 	}
 }
 
-// stateCounter counts the sessions whose states are read and whose
+// burstCounter counts the sessions whose states are read and whose
 // owner-index entries are written, and holds each claim for claimDelay, so
 // that woken adoptions are still under way when a takeover of their node
 // lists them.
-type stateCounter struct {
+type burstCounter struct {
 	*memstore.Store
 	read, indexed atomic.Int64
 	indexWrites   atomic.Int64 // requests to the owner index
 	claimDelay    time.Duration
 }
 
-func (s *stateCounter) IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error {
+func (s *burstCounter) IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error {
 	s.indexed.Add(1)
 	s.indexWrites.Add(1)
 	return s.Store.IndexOwner(ctx, node, session, epoch, ttl)
 }
 
-func (s *stateCounter) UnindexOwner(ctx context.Context, node, session string) error {
+func (s *burstCounter) UnindexOwner(ctx context.Context, node, session string) error {
 	s.indexWrites.Add(1)
 	return s.Store.UnindexOwner(ctx, node, session)
 }
 
-func (s *stateCounter) MoveIndex(ctx context.Context, from, to string, moved []store.Owned, stale []string, ttl time.Duration) error {
+func (s *burstCounter) MoveIndex(ctx context.Context, from, to string, moved []store.Owned, stale []string, ttl time.Duration) error {
 	s.indexed.Add(int64(len(moved)))
 	s.indexWrites.Add(1)
 	return s.Store.MoveIndex(ctx, from, to, moved, stale, ttl)
@@ -112,7 +112,7 @@ func (s *stateCounter) MoveIndex(ctx context.Context, from, to string, moved []s
 
 // orphans makes n sessions of node a, indexed under it, each with one item,
 // and a's lease live for a second from now.
-func orphans(t *testing.T, st *stateCounter, n int) {
+func orphans(t *testing.T, st *burstCounter, n int) {
 	t.Helper()
 	ctx := context.Background()
 	for i := range n {
@@ -158,17 +158,17 @@ func adoptWaiting(m *Manager, n int) <-chan error {
 	return errs
 }
 
-func (s *stateCounter) ReadState(ctx context.Context, session string) ([]store.Item, error) {
+func (s *burstCounter) ReadState(ctx context.Context, session string) ([]store.Item, error) {
 	s.read.Add(1)
 	return s.Store.ReadState(ctx, session)
 }
 
-func (s *stateCounter) ReadStates(ctx context.Context, sessions []string, items [][]store.Item, errs []error) {
+func (s *burstCounter) ReadStates(ctx context.Context, sessions []string, items [][]store.Item, errs []error) {
 	s.read.Add(int64(len(sessions)))
 	s.Store.ReadStates(ctx, sessions, items, errs)
 }
 
-func (s *stateCounter) Claim(ctx context.Context, session string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error) {
+func (s *burstCounter) Claim(ctx context.Context, session string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error) {
 	time.Sleep(s.claimDelay)
 	return s.Store.Claim(ctx, session, prev, node, ttl)
 }
@@ -183,7 +183,7 @@ func (s *stateCounter) Claim(ctx context.Context, session string, prev store.Own
 // before the fix).
 func TestATakeoverReadsNoStateOfSessionsAnAdoptionIsWorkingOn(t *testing.T) {
 	ctx := context.Background()
-	st := &stateCounter{Store: memstore.New(), claimDelay: 200 * time.Millisecond}
+	st := &burstCounter{Store: memstore.New(), claimDelay: 200 * time.Millisecond}
 	const n = 40
 	orphans(t, st, n)
 	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Second}, st)
@@ -225,7 +225,7 @@ func TestATakeoverReadsNoStateOfSessionsAnAdoptionIsWorkingOn(t *testing.T) {
 // requests a session in the burst.
 func TestABurstOfWokenAdoptionsMovesItsIndexEntriesInGroups(t *testing.T) {
 	ctx := context.Background()
-	st := &stateCounter{Store: memstore.New()}
+	st := &burstCounter{Store: memstore.New()}
 	const n = 40
 	orphans(t, st, n)
 	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Second}, st)

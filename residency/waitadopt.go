@@ -145,7 +145,9 @@ func newIndexMover(m *Manager) *indexMover {
 
 // move queues the entry of session, adopted at epoch from the node from,
 // and reports whether it did (not once Close has begun waiting for the
-// index updates).
+// index updates). from is another node: a burst adopts only sessions a
+// live peer refused (a move from this node to itself would delete the
+// entry it writes).
 func (x *indexMover) move(from, session string, epoch uint64) bool {
 	m := x.m
 	m.indexMu.Lock()
