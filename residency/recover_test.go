@@ -368,9 +368,9 @@ func TestBurstOfNewSessionsIsMeteredFromTheStart(t *testing.T) {
 func TestAdmissionsCountForTheirOwnLead(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	slow := &counting{Store: c.store(false), takeDelay: 100 * time.Millisecond}
+	slow := &counting{Store: c.store(false), takeDelay: 300 * time.Millisecond}
 	m := c.node("lead-of", slow, func(cfg *residency.Config) {
-		cfg.MaxConcurrentCreates, cfg.CreationBudget, cfg.AdmitLead = 1, 150*time.Millisecond, 100*time.Millisecond
+		cfg.MaxConcurrentCreates, cfg.CreationBudget, cfg.AdmitLead = 1, 500*time.Millisecond, 100*time.Millisecond
 		cfg.AdmissionOf = func(session string) (time.Duration, time.Duration) {
 			if strings.HasPrefix(session, "reg:") {
 				return 0, time.Second
@@ -378,8 +378,11 @@ func TestAdmissionsCountForTheirOwnLead(t *testing.T) {
 			return 0, 0
 		}
 	})
-	// A creation takes at least 100 ms (taking the lease did): with one slot
-	// and a 150 ms budget, no session may queue ahead of a new one.
+	// A creation takes at least 300 ms (taking the lease did): with one slot
+	// and a 500 ms budget, no session may queue ahead of a new one, and a
+	// session with nothing ahead fits with 200 ms to spare. (With 100 ms and
+	// a 150 ms budget, a clean-clone make test on a loaded machine took the
+	// lease in over 150 ms and refused the first session.)
 	if !m.AdmitNew("reg:1") {
 		t.Fatal("a new session refused with nothing queued ahead of it")
 	}
