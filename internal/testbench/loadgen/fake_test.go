@@ -96,8 +96,15 @@ func (n *fakeNode) kill() {
 		c.mu.Unlock()
 		return
 	}
+	// A node that keeps its promise has written, by the time it dies,
+	// every change due before then. The flusher goroutine may not have
+	// run for a while on a loaded machine (the race detector, parallel
+	// suites): write what is due here, so the fake's promise does not
+	// depend on the scheduler.
+	now := time.Now()
+	n.flushDueLocked(now)
 	n.resident = nil
-	c.leases[n.id] = time.Now().Add(c.leaseTTL)
+	c.leases[n.id] = now.Add(c.leaseTTL)
 	c.mu.Unlock()
 	close(n.stop)
 	<-n.done
@@ -114,15 +121,21 @@ func (n *fakeNode) flusher() {
 		case <-n.stop:
 			return
 		case now := <-t.C:
-			c := n.c
-			c.mu.Lock()
-			for id, s := range n.resident {
-				if !s.dirtySince.IsZero() && now.Sub(s.dirtySince) >= c.delayOf(id)+c.flushLag {
-					s.dirtySince = time.Time{}
-					c.stored[id] = &fakeSession{version: s.version, st: s.st.clone(), owner: n.id}
-				}
-			}
-			c.mu.Unlock()
+			n.c.mu.Lock()
+			n.flushDueLocked(now)
+			n.c.mu.Unlock()
+		}
+	}
+}
+
+// flushDueLocked writes every resident session whose first unflushed
+// change is at least its flush delay (plus the fault's lag) old at now.
+func (n *fakeNode) flushDueLocked(now time.Time) {
+	c := n.c
+	for id, s := range n.resident {
+		if !s.dirtySince.IsZero() && now.Sub(s.dirtySince) >= c.delayOf(id)+c.flushLag {
+			s.dirtySince = time.Time{}
+			c.stored[id] = &fakeSession{version: s.version, st: s.st.clone(), owner: n.id}
 		}
 	}
 }
