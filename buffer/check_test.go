@@ -82,3 +82,42 @@ func TestPendingSessions(t *testing.T) {
 		t.Fatalf("pending after flushing everything: %v", got)
 	}
 }
+
+// Bad input is named as such before any refusal for load: a new session
+// whose change is invalid gets the change's error, not the "try again" of a
+// busy creation path that would send its host retrying a request that can
+// never succeed; and the session check (which counts an admission) is not
+// made for a commit the buffer's own limits refuse.
+func TestInvalidChangesAreNamedBeforeABusySession(t *testing.T) {
+	t.Parallel()
+	busy, badKey := errors.New("busy: try again"), errors.New("key refused")
+	var sessions int
+	h := newHarness(t, Config{
+		Delay: time.Hour,
+		CheckSession: func(string) error {
+			sessions++
+			return busy
+		},
+		CheckChange: func(key string, _ []byte, _ bool) error {
+			if key == "bad" {
+				return badKey
+			}
+			return nil
+		},
+	})
+	if err := h.b.Commit("new", put("k", "1"), put("bad", "x")); !errors.Is(err, badKey) || errors.Is(err, busy) {
+		t.Fatalf("new session with a refused key: %v, want the key's error", err)
+	}
+	if err := h.b.Commit("new", put("", "1")); !errors.Is(err, ErrInvalid) || errors.Is(err, busy) {
+		t.Fatalf("new session with an empty key: %v, want ErrInvalid", err)
+	}
+	if err := h.b.Commit("new", put(strings.Repeat("k", MaxKeyLen+1), "1")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("new session with a key over MaxKeyLen: %v, want ErrInvalid", err)
+	}
+	if sessions != 0 {
+		t.Fatalf("%d session checks for commits refused as invalid, want 0", sessions)
+	}
+	if err := h.b.Commit("new", put("k", "1")); !errors.Is(err, busy) {
+		t.Fatalf("valid change of a busy new session: %v", err)
+	}
+}

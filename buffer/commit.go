@@ -54,6 +54,15 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	// Validate and bound the growth first, so that the call applies whole or not at all.
 	// Config.CheckSession and CheckChange see what the fast path above never meets
 	// unchecked: a session the buffer holds nothing of, every change outside it.
+	// Bad input is named before any refusal for load (CheckSession may
+	// refuse a new session while creations are busy, a "try again" that
+	// no retry of an invalid change would ever get past).
+	for i := range changes {
+		if c := &changes[i]; c.Key == "" || len(c.Key) > MaxKeyLen || !c.Delete && len(c.Value) > MaxValueLen {
+			sh.mu.Unlock()
+			return changeError(i, c)
+		}
+	}
 	if err := b.check(session, s == nil, changes); err != nil {
 		sh.mu.Unlock()
 		return err
@@ -61,10 +70,6 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	var grow int64
 	for i := range changes {
 		c := &changes[i]
-		if c.Key == "" || len(c.Key) > MaxKeyLen || !c.Delete && len(c.Value) > MaxValueLen {
-			sh.mu.Unlock()
-			return changeError(i, c)
-		}
 		var e *entry
 		if s != nil {
 			e, _ = s.lookup(c.Key)
@@ -138,21 +143,19 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	return nil
 }
 
-// check runs Config.CheckSession on a new session and Config.CheckChange on
-// changes, naming the change.
+// check runs Config.CheckChange on changes, naming the change, then
+// Config.CheckSession on a new session: the changes' limits first, so that
+// an invalid change is not refused as a busy session.
 func (b *Buffer) check(session string, fresh bool, changes []Change) error {
+	if b.cfg.CheckChange != nil {
+		for i := range changes {
+			if err := b.cfg.CheckChange(changes[i].Key, changes[i].Value, changes[i].Delete); err != nil {
+				return fmt.Errorf("change %d: %w", i, err)
+			}
+		}
+	}
 	if fresh && b.cfg.CheckSession != nil {
-		if err := b.cfg.CheckSession(session); err != nil {
-			return err
-		}
-	}
-	if b.cfg.CheckChange == nil {
-		return nil
-	}
-	for i := range changes {
-		if err := b.cfg.CheckChange(changes[i].Key, changes[i].Value, changes[i].Delete); err != nil {
-			return fmt.Errorf("change %d: %w", i, err)
-		}
+		return b.cfg.CheckSession(session)
 	}
 	return nil
 }
