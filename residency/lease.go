@@ -234,7 +234,7 @@ func (m *Manager) recover() {
 					m.settled[s] = true
 				default:
 					m.forgetOwned(s, e)
-					m.settled[s] = true
+					m.settled[s] = false
 					lost = append(lost, s)
 				}
 				mu.Unlock()
@@ -284,7 +284,12 @@ feed:
 		return
 	}
 	lost, m.recoveredLost = m.recoveredLost, nil
-	kept := len(m.settled) - len(lost)
+	kept := 0
+	for _, k := range m.settled {
+		if k {
+			kept++
+		}
+	}
 	clear(m.settled)
 	m.mu.Lock()
 	m.fenced = false

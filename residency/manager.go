@@ -106,7 +106,8 @@ type Manager struct {
 	since     atomic.Int64     // wall clock (Unix ns) when the current unbroken lease began: store.Lease.Since
 	// recoveredLost holds the sessions found lost by recoveries that stopped
 	// before the node could unfence, for OnRecovered; settled the sessions a
-	// recovery already settled since the fence. Lease goroutine only.
+	// recovery already settled since the fence, true for those kept and
+	// false for those lost. Lease goroutine only.
 	recoveredLost []string
 	settled       map[string]bool
 	replaced      atomic.Bool // another process took this node ID's lease: fenced for good

@@ -38,14 +38,21 @@ func (g *refreshGate) RefreshOwner(ctx context.Context, s, node string, epoch ui
 	return ok, err
 }
 
+// discardLog records what a Manager discards from its buffer; pending is
+// what the buffer holds unwritten.
 type discardLog struct {
 	mu        sync.Mutex
 	discarded []string
+	pending   []string
 }
 
-func (d *discardLog) Pause()                    {}
-func (d *discardLog) Resume()                   {}
-func (d *discardLog) PendingSessions() []string { return nil }
+func (d *discardLog) Pause()  {}
+func (d *discardLog) Resume() {}
+func (d *discardLog) PendingSessions() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.DeleteFunc(slices.Clone(d.pending), func(s string) bool { return slices.Contains(d.discarded, s) })
+}
 func (d *discardLog) Discard(s ...string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
