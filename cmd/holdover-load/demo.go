@@ -73,6 +73,13 @@ type demoResult struct {
 	LeaseFloor time.Duration
 }
 
+// demoWaitCreated bounds how long A's failure waits, past the warm-up, for
+// every session of A to exist (its creation acknowledged a durability window
+// before): on a machine busy enough that A refuses new sessions for a while
+// (creations backed up), failing it earlier would leave sessions that never
+// existed, which B cannot adopt.
+const demoWaitCreated = 20 * time.Second
+
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o demoOptions
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -280,7 +287,8 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 	if o.Fail == "term-kill" {
 		how = fmt.Sprintf("SIGTERM and, %v into its drain, SIGKILL", o.KillAfter)
 	}
-	logf("load: %d sessions at %.0f events/s; %s of A after %v; A's sessions then go to B", o.Sessions, o.Rate, how, o.Warmup)
+	logf("load: %d sessions at %.0f events/s; %s of A after %v, or once every session of A exists if that is later (at most %v more); A's sessions then go to B",
+		o.Sessions, o.Rate, how, o.Warmup, demoWaitCreated)
 	var aFences int // A's self-fences before it failed
 	// The shared family: a setting written through A while the load runs,
 	// watched until B serves it; A is not killed before that is settled.
@@ -301,6 +309,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 			Node:        "A",
 			After:       o.Warmup,
 			ContinueFor: o.Continue,
+			WaitCreated: demoWaitCreated,
 			Fail: func(context.Context, loadgen.Node) error {
 				<-sharedDone
 				aFences = a.log.fences()

@@ -38,6 +38,14 @@ type Failure struct {
 	// ContinueFor is how long load goes on at least after the redirect
 	// completed, so the new owners are seen to carry on. Default 3s.
 	ContinueFor time.Duration
+	// WaitCreated, when positive, holds the failure past After until every
+	// session of the node has had its creation acknowledged at least its
+	// durability window before, for at most this long: a node that refuses new sessions while its creations are
+	// backed up (a loaded machine, a Cassandra just started) would
+	// otherwise fail with sessions that never existed, and a redirect finds
+	// nothing of them. The progress says how long it waited and, if the
+	// wait ran out, how many were never created. 0 fails at After.
+	WaitCreated time.Duration
 }
 
 // FamilyShare is the share of the sessions in one family of the nodes.
@@ -267,6 +275,9 @@ func (c Config) Validate() error {
 		}
 		if f.ContinueFor < 0 {
 			bad("Failure.ContinueFor: %v is negative", f.ContinueFor)
+		}
+		if f.WaitCreated < 0 {
+			bad("Failure.WaitCreated: %v is negative", f.WaitCreated)
 		}
 	}
 	return errors.Join(errs...)

@@ -36,6 +36,7 @@ type fakeCluster struct {
 	corruptRestore bool          // restore an altered state
 	flakyEvery     int           // every n-th event: 503 (not applied) or applied and the connection cut, in turn
 	replyDelay     time.Duration // between applying an event and answering: events are in flight at a kill
+	refuseCreates  time.Time     // until then, creations are refused with 503 (creations backed up)
 	events         int
 }
 
@@ -201,6 +202,11 @@ func (n *fakeNode) event(w http.ResponseWriter, r *http.Request) {
 	if fault == 1 {
 		c.mu.Unlock()
 		reply(w, 503, map[string]string{"error": "buffer full"})
+		return
+	}
+	if ev.Type == "create" && time.Now().Before(c.refuseCreates) {
+		c.mu.Unlock()
+		reply(w, 503, map[string]string{"error": "overloaded: new sessions wait while ownership creations are backed up"})
 		return
 	}
 	s, adopted := n.resident[id], false

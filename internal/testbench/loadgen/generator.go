@@ -51,6 +51,7 @@ type session struct {
 	node   atomic.Int32 // index of the node it is assigned to
 	parked atomic.Bool  // its node failed; waiting for a redirect
 	broken atomic.Bool  // a redirect could not restore it; no more load
+	born   atomic.Int64 // when a node acknowledged its creation or was found to hold it (Unix ns); 0: not yet
 	resync bool         // the outcome of its last request is unknown (guarded by mu)
 	m      model        // guarded by mu
 	rng    *rand.Rand   // guarded by mu
@@ -240,6 +241,9 @@ func (g *Generator) failAndRedirect(ctx context.Context, f *Failure) error {
 		return ctx.Err()
 	}
 	n := g.node(f.Node)
+	if f.WaitCreated > 0 {
+		g.waitCreated(ctx, n, f.WaitCreated)
+	}
 	at := time.Now()
 	g.markFailed(n, at)
 	g.logf("failing node %s at t=%.1fs", n.Name, at.Sub(g.start).Seconds())
@@ -247,6 +251,42 @@ func (g *Generator) failAndRedirect(ctx context.Context, f *Failure) error {
 		return fmt.Errorf("loadgen: failing node %s: %w", n.Name, err)
 	}
 	return g.Redirect(ctx, n.Name, at)
+}
+
+// waitCreated waits, at most limit, until every session assigned to n has
+// had its creation acknowledged at least its durability window ago (so it
+// must be found after the failure), and says how long it waited.
+func (g *Generator) waitCreated(ctx context.Context, n *nodeState, limit time.Duration) {
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		missing, now := 0, time.Now()
+		for _, s := range g.sessions {
+			if int(s.node.Load()) != n.index || s.broken.Load() {
+				continue
+			}
+			if b := s.born.Load(); b == 0 || now.Sub(time.Unix(0, b)) < g.window(n, s.fam) {
+				missing++
+			}
+		}
+		waited := now.Sub(start)
+		switch {
+		case missing == 0:
+			if waited >= 20*time.Millisecond {
+				g.logf("every session of %s created; failure held %.1fs past its time for that", n.Name, waited.Seconds())
+			}
+			return
+		case waited >= limit:
+			g.logf("%d sessions of %s still not created after %.1fs of waiting: failing it anyway", missing, n.Name, waited.Seconds())
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func later(a, b time.Time) time.Time {
@@ -352,6 +392,9 @@ func (g *Generator) work(ctx context.Context, s *session) {
 		g.logf("session %s: node %s answered version %d, model expected %d", s.id, n.Name, rep.Version, s.m.version())
 		return
 	}
+	if s.born.Load() == 0 {
+		s.born.Store(t1.UnixNano())
+	}
 	g.mu.Lock()
 	g.stats.acked++
 	g.stats.fams[s.fam].acked++
@@ -386,6 +429,12 @@ func (g *Generator) resync(ctx context.Context, s *session, n *nodeState) {
 	}
 	c := s.m.reconcile(int(rep.Version), stateOf(rep), required, time.Now())
 	s.resync = false
+	switch {
+	case rep.Version == 0:
+		s.born.Store(0)
+	case s.born.Load() == 0:
+		s.born.Store(asked.UnixNano())
+	}
 	g.account(s, c, "resync on "+n.Name, asked)
 }
 

@@ -124,6 +124,37 @@ func TestFailoverNothingLost(t *testing.T) {
 	}
 }
 
+// A node that refuses new sessions (its creations backed up) when its
+// failure is due has sessions that never existed: failing it then leaves the
+// redirect nothing to find. With WaitCreated the failure waits for them.
+func TestFailureWaitsForItsSessionsToBeCreated(t *testing.T) {
+	for _, wait := range []time.Duration{0, 3 * time.Second} {
+		rep, progress, err := failoverRun(t, func(c *fakeCluster, cfg *Config) {
+			// Creations refused until 300ms after the failure is due.
+			c.refuseCreates = time.Now().Add(900 * time.Millisecond)
+			cfg.Failure.WaitCreated = wait
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.LostBeyondWindow != 0 || rep.Corrupt != 0 || rep.Redirected != 20 {
+			t.Fatalf("wait %v: %v", wait, rep)
+		}
+		if wait == 0 {
+			if rep.NotFound == 0 || rep.Adopted+rep.NotFound != 20 {
+				t.Fatalf("no wait: adopted=%d not_found=%d; want sessions of A that never existed", rep.Adopted, rep.NotFound)
+			}
+			continue
+		}
+		if rep.NotFound != 0 || rep.Adopted != 20 {
+			t.Fatalf("wait %v: adopted=%d not_found=%d, want all 20 adopted:\n%s", wait, rep.Adopted, rep.NotFound, progress)
+		}
+		if !strings.Contains(progress, "every session of A created; failure held") {
+			t.Fatalf("progress does not say the failure waited:\n%s", progress)
+		}
+	}
+}
+
 func TestFailoverCountsLossBeyondWindow(t *testing.T) {
 	// The node flushes 250ms later than it says: events acknowledged
 	// 70..320ms before the kill are lost although outside the window.
