@@ -60,7 +60,7 @@ func newStatements(ks string, t Tables) statements {
 		selectOwner:  fmt.Sprintf(`SELECT owner, epoch, released, claimed_at, ended FROM %s WHERE session = ?`, owners),
 		createOwner:  fmt.Sprintf(`INSERT INTO %s (session, owner, epoch, released, claimed_at) VALUES (?, ?, 1, false, ?) IF NOT EXISTS USING TTL ?`, owners),
 		claimOwner:   fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
-		claimEnded:   fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, ended = false, claimed_at = ? WHERE session = ? IF epoch = ? AND ended = true`, owners),
+		claimEnded:   fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, ended = false, claimed_at = ? WHERE session = ? IF owner = '' AND epoch = ? AND ended = true`, owners),
 		endOwner:     fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = '', epoch = ?, released = false, ended = true, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		claimRelease: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ? AND released = true`, owners),
 		releaseOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET released = true WHERE session = ? IF owner = ? AND epoch = ?`, owners),
