@@ -54,15 +54,7 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	// Validate and bound the growth first, so that the call applies whole or not at all.
 	// Config.CheckSession and CheckChange see what the fast path above never meets
 	// unchecked: a session the buffer holds nothing of, every change outside it.
-	// Bad input is named before any refusal for load (CheckSession may
-	// refuse a new session while creations are busy, a "try again" that
-	// no retry of an invalid change would ever get past).
-	for i := range changes {
-		if c := &changes[i]; c.Key == "" || len(c.Key) > MaxKeyLen || !c.Delete && len(c.Value) > MaxValueLen {
-			sh.mu.Unlock()
-			return changeError(i, c)
-		}
-	}
+	// Bad input is named before any refusal for load (see check).
 	if err := b.check(session, s == nil, changes); err != nil {
 		sh.mu.Unlock()
 		return err
@@ -143,15 +135,24 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	return nil
 }
 
-// check runs Config.CheckChange on changes, naming the change, then
-// Config.CheckSession on a new session: the changes' limits first, so that
-// an invalid change is not refused as a busy session.
+// check runs Config.CheckChange on changes, naming the change (the caller's
+// limits, which name the field and the limit), then the buffer's own limits,
+// then Config.CheckSession on a new session: an invalid change is never
+// refused as a busy session (CheckSession may refuse a new session while
+// creations are backed up, a "try again" no retry of an invalid change gets
+// past), and a session check, which counts an admission, is made only for
+// changes that can be applied.
 func (b *Buffer) check(session string, fresh bool, changes []Change) error {
 	if b.cfg.CheckChange != nil {
 		for i := range changes {
 			if err := b.cfg.CheckChange(changes[i].Key, changes[i].Value, changes[i].Delete); err != nil {
 				return fmt.Errorf("change %d: %w", i, err)
 			}
+		}
+	}
+	for i := range changes {
+		if c := &changes[i]; c.Key == "" || len(c.Key) > MaxKeyLen || !c.Delete && len(c.Value) > MaxValueLen {
+			return changeError(i, c)
 		}
 	}
 	if fresh && b.cfg.CheckSession != nil {
