@@ -109,7 +109,8 @@ func TestStoreOptionsMapsEveryField(t *testing.T) {
 func TestStoreOptionsCoverStoreFields(t *testing.T) {
 	// PasswordFunc is set instead of Password when the password comes from
 	// HOLDOVER_PASSWORD_FILE (TestPasswordFileReachesStore).
-	leftToStore := map[string]bool{"Tables": true, "NumConns": true, "Logger": true, "PasswordFunc": true, "TTLFor": true, "SharedTable": true}
+	// RebaseDeletes keeps the store's default (store.DefaultRebaseDeletes).
+	leftToStore := map[string]bool{"Tables": true, "NumConns": true, "Logger": true, "PasswordFunc": true, "TTLFor": true, "SharedTable": true, "RebaseDeletes": true}
 	// CreateSchema and TLS are on here so that no field is zero by chance.
 	c := DefaultConfig()
 	c.LocalDC = "dc1"

@@ -45,13 +45,29 @@ func (w *Write) Bytes() int {
 // explicit timestamp and puts carry the session's state TTL (Options.TTLFor,
 // or StateTTL), so a retry is idempotent
 // and a write with an older (epoch, seq) never replaces a newer one.
+//
+// A write that brings the deletes written to its session since it was last
+// written whole to Options.RebaseDeletes writes the session whole instead
+// (see rebase.go): Cassandra would otherwise fail every read of a session
+// that deleted more items than its tombstone_failure_threshold.
 func (st *Store) WriteSession(ctx context.Context, w *Write) error {
+	if st.rebaseDue(w) {
+		return st.rebase(ctx, w)
+	}
+	return st.writePlain(ctx, w)
+}
+
+// writePlain is WriteSession without the check for a rebase.
+func (st *Store) writePlain(ctx context.Context, w *Write) error {
 	b := st.s.Batch(gocql.UnloggedBatch)
 	var err error
 	if b.Entries, err = st.writeEntries(nil, w); err != nil {
 		return err
 	}
-	return st.exec(ctx, "write", w.Session, b) // one statement runs as a plain write
+	if err = st.exec(ctx, "write", w.Session, b); err == nil { // one statement runs as a plain write
+		st.counted(w, false)
+	}
+	return err
 }
 
 // writeEntries appends the statements of w to entries, after checking w against
@@ -103,19 +119,31 @@ func (st *Store) checkWrite(w *Write) (endTS, itemTS int64, err error) {
 // batch_size_fail_threshold (50 KiB).
 func (st *Store) WriteSessions(ctx context.Context, ws []*Write, errs []error) {
 	valid := make([]int, 0, len(ws))
+	var whole []int // written whole, each on its own (see WriteSession)
 	for i, w := range ws {
 		if _, _, err := st.checkWrite(w); err != nil {
 			errs[i] = err
 			continue
 		}
+		if st.rebaseDue(w) {
+			whole = append(whole, i)
+			continue
+		}
 		valid = append(valid, i)
 	}
 	groups := st.replicaGroups(valid, func(i int) string { return ws[i].Session })
-	if len(groups) == 1 {
+	if len(groups) == 1 && len(whole) == 0 {
 		st.writeGroup(ctx, ws, groups[0], errs)
 		return
 	}
 	var wg sync.WaitGroup
+	for _, i := range whole {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = st.rebase(ctx, ws[i])
+		}()
+	}
 	for _, g := range groups {
 		wg.Add(1)
 		go func() {
@@ -132,7 +160,7 @@ func (st *Store) writeGroup(ctx context.Context, ws []*Write, idx []int, errs []
 	case 0:
 		return
 	case 1:
-		errs[idx[0]] = st.WriteSession(ctx, ws[idx[0]])
+		errs[idx[0]] = st.writePlain(ctx, ws[idx[0]])
 		return
 	}
 	b := st.s.Batch(gocql.UnloggedBatch)
@@ -141,11 +169,14 @@ func (st *Store) writeGroup(ctx context.Context, ws []*Write, idx []int, errs []
 	}
 	err := b.SpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	if err == nil {
+		for _, i := range idx {
+			st.counted(ws[i], false)
+		}
 		return
 	}
 	if isPermanent(err) {
 		for _, i := range idx {
-			errs[i] = st.WriteSession(ctx, ws[i])
+			errs[i] = st.writePlain(ctx, ws[i])
 		}
 		return
 	}

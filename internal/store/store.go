@@ -64,6 +64,15 @@ type Options struct {
 	// Default nil: every session has StateTTL, at no extra cost.
 	TTLFor func(session string) time.Duration
 	Limits Limits
+	// RebaseDeletes is how many item deletes the store writes to one
+	// session's partition before it writes the session whole, above a
+	// partition tombstone that shadows their row tombstones (see rebase.go):
+	// Cassandra fails every read of a partition holding more tombstones than
+	// its tombstone_failure_threshold (100,000 by default), and such a
+	// session could not be adopted. Default DefaultRebaseDeletes (10,000);
+	// keep it well under the cluster's threshold. -1 never writes a session
+	// whole.
+	RebaseDeletes int
 
 	Logger *slog.Logger // default slog.Default()
 }
@@ -113,6 +122,9 @@ type Store struct {
 	// policy is the driver's host selection policy, consulted to group writes
 	// by replica (WriteSessions).
 	policy gocql.HostSelectionPolicy
+	// deletes counts the deletes written to each session since it was last
+	// written whole (rebase.go).
+	deletes deleteCounts
 }
 
 // Open connects to Cassandra, creates the keyspace and tables when
@@ -231,6 +243,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Limits.MaxValueBytes == 0 {
 		o.Limits.MaxValueBytes = DefaultLimits.MaxValueBytes
+	}
+	if o.RebaseDeletes == 0 {
+		o.RebaseDeletes = DefaultRebaseDeletes
+	}
+	if err := o.checkRebase(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

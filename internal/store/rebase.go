@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+)
+
+// Deleting an item writes a row tombstone, which Cassandra keeps for the
+// table's gc_grace_seconds (10 days by default) and until a compaction
+// purges it. A read scans a partition's tombstones with its rows, and
+// Cassandra fails a read that scans more than tombstone_failure_threshold
+// (100,000 by default) of them (READ_TOO_MANY_TOMBSTONES). A session that
+// deleted that many keys within gc_grace could then never be read again:
+// no adoption could restore it, and a failover would lose it.
+//
+// So the store counts the deletes it writes to each session's partition and,
+// once they reach Options.RebaseDeletes, writes the session whole instead of
+// its snapshot: the persisted state, read back, with the snapshot's changes
+// applied, above a partition tombstone at the snapshot's own timestamp.
+// The partition tombstone shadows every earlier row tombstone, and a read
+// skips what it shadows (as the adoption's fence, which does the same at an
+// epoch's base, has always relied on). The count is per owner and epoch, in
+// memory: a new epoch starts it afresh (a fence or an End wrote a partition
+// tombstone; a released session's previous owner kept its own count under
+// the same bound), so a partition holds at most a small multiple of
+// RebaseDeletes unshadowed tombstones.
+
+// DefaultRebaseDeletes is Options.RebaseDeletes' default: a tenth of
+// Cassandra's default tombstone_failure_threshold, and ten times its
+// tombstone_warn_threshold.
+const DefaultRebaseDeletes = 10000
+
+// maxDeleteCounts bounds the sessions whose deletes are counted; past it the
+// counts start afresh (each session then reaches at most twice the bound).
+const maxDeleteCounts = 200000
+
+// deleteCounts counts the deletes written to sessions' partitions since
+// each was last written whole.
+type deleteCounts struct {
+	mu sync.Mutex
+	m  map[string]deleteCount
+}
+
+type deleteCount struct {
+	epoch uint64
+	n     int
+}
+
+func deletesOf(w *Write) int {
+	n := 0
+	for i := range w.Items {
+		if w.Items[i].Delete {
+			n++
+		}
+	}
+	return n
+}
+
+// rebaseDue reports whether w should be written whole: it deletes items and
+// would bring its session's count to RebaseDeletes.
+func (st *Store) rebaseDue(w *Write) bool {
+	if w.Ended || st.opts.RebaseDeletes < 0 {
+		return false
+	}
+	d := deletesOf(w)
+	if d == 0 {
+		return false
+	}
+	st.deletes.mu.Lock()
+	c := st.deletes.m[w.Session]
+	st.deletes.mu.Unlock()
+	if c.epoch != w.Epoch {
+		c.n = 0
+	}
+	return c.n+d >= st.opts.RebaseDeletes
+}
+
+// counted records that w was written: its deletes add to its session's
+// count, or start it when w wrote a partition tombstone or a new epoch.
+func (st *Store) counted(w *Write, whole bool) {
+	d := deletesOf(w)
+	if whole {
+		d = 0 // a session written whole carries no delete
+	}
+	st.deletes.mu.Lock()
+	defer st.deletes.mu.Unlock()
+	c, ok := st.deletes.m[w.Session]
+	if !ok && d == 0 {
+		return
+	}
+	if w.Ended || whole || c.epoch != w.Epoch {
+		c = deleteCount{epoch: w.Epoch}
+	}
+	c.n += d
+	if c.n == 0 {
+		delete(st.deletes.m, w.Session)
+		return
+	}
+	if st.deletes.m == nil {
+		st.deletes.m = map[string]deleteCount{}
+	}
+	if !ok && len(st.deletes.m) >= maxDeleteCounts {
+		clear(st.deletes.m)
+	}
+	st.deletes.m[w.Session] = c
+}
+
+// rebase writes w's session whole: the persisted items with w's changes
+// applied, at Timestamp(Epoch, Seq+1), above a partition tombstone at
+// Timestamp(Epoch, Seq) (the End's place in a write, so nothing of w's
+// session written before w survives but what this rewrites). The buffer
+// never has two writes of a session in flight, so nothing of the session's
+// lands between the read and this write but an older write still in
+// flight, which the tombstone shadows as it would have been overwritten.
+// The items go in chunks as a fence's do, the tombstone with the last: a
+// rebase that fails half-way has rewritten some items at their persisted
+// or new values and deleted nothing. When the state cannot be read, w is
+// written as it is (a later write tries again).
+func (st *Store) rebase(ctx context.Context, w *Write) error {
+	persisted, err := st.ReadState(ctx, w.Session)
+	if err != nil {
+		st.logger.Warn("holdover: a session with many deleted items could not be read back to be written whole; writing its changes alone",
+			"session", w.Session, "err", err)
+		return st.writePlain(ctx, w)
+	}
+	items := applyChanges(persisted, w.Items)
+	whole := len(items)
+	endTS, itemTS, err := st.checkWrite(w)
+	if err != nil {
+		return err
+	}
+	for {
+		n, size := 0, 0
+		for n < len(items) && n < gocql.BatchSizeMaximum-1 && (n == 0 || size+len(items[n].Key)+len(items[n].Value) <= fenceChunkBytes) {
+			size += len(items[n].Key) + len(items[n].Value)
+			n++
+		}
+		last := n == len(items)
+		b := st.s.Batch(gocql.UnloggedBatch)
+		b.Entries = make([]gocql.BatchEntry, 0, n+1)
+		if last {
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{endTS, w.Session}, Idempotent: true})
+		}
+		b.Entries = st.appendItems(b.Entries, w.Session, itemTS, items[:n])
+		if err := st.exec(ctx, "write", w.Session, b); err != nil {
+			return err
+		}
+		if last {
+			break
+		}
+		items = items[n:]
+	}
+	st.counted(w, true)
+	st.logger.Info("holdover: session written whole to shed the tombstones of its deleted items",
+		"session", w.Session, "items", whole, "rebase_deletes", st.opts.RebaseDeletes)
+	return nil
+}
+
+// applyChanges returns persisted (in key order) with changes applied: puts
+// replace or add, deletes remove. Neither slice is modified.
+func applyChanges(persisted, changes []Item) []Item {
+	byKey := make(map[string]int, len(changes))
+	for i := range changes {
+		byKey[changes[i].Key] = i // the last change of a key wins
+	}
+	out := make([]Item, 0, len(persisted)+len(changes))
+	for _, it := range persisted {
+		if _, ok := byKey[it.Key]; !ok {
+			out = append(out, it)
+		}
+	}
+	for i := range changes {
+		if byKey[changes[i].Key] == i && !changes[i].Delete {
+			out = append(out, Item{Key: changes[i].Key, Value: changes[i].Value})
+		}
+	}
+	return out
+}
+
+func (o Options) checkRebase() error {
+	if o.RebaseDeletes < -1 {
+		return fmt.Errorf("RebaseDeletes %d: want a positive count, 0 for the default (%d) or -1 to never write a session whole", o.RebaseDeletes, DefaultRebaseDeletes)
+	}
+	return nil
+}
