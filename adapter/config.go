@@ -284,6 +284,15 @@ type Config struct {
 	// Cassandra's largest TTL).
 	StateTTL time.Duration `env:"STATE_TTL"`
 
+	// RebaseDeletes is how many item deletes a session's partition takes
+	// before the node writes the session whole, above a partition tombstone
+	// that shadows their row tombstones: Cassandra fails every read of a
+	// partition holding more tombstones than its tombstone_failure_threshold
+	// (100,000 by default), and such a session could not be adopted. Keep it
+	// under a third of that threshold; a small value rewrites sessions often.
+	// HOLDOVER_REBASE_DELETES, deletes; default 10000; range 1..1000000.
+	RebaseDeletes int `env:"REBASE_DELETES"`
+
 	// EndedTTL is how long the ownership row of an ended session is kept,
 	// marked ended, so that a session started afresh with the same ID ranks
 	// above the End's tombstone in the state table. Keep it at least the

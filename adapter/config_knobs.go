@@ -128,6 +128,7 @@ var knobs = []knob{
 	{name: "LeaseRenew", zero: "HOLDOVER_LEASE_TTL/3", min: time.Duration(0), above: true, max: other{name: "LeaseTTL", div: 2}},
 	{name: "MaxClockSkew", def: residency.DefaultMaxClockSkew, min: time.Millisecond, max: other{name: "LeaseTTL", div: 4}},
 	{name: "StateTTL", def: residency.DefaultOwnershipTTL, min: time.Second, max: maxCassandraTTL, unit: cassandraTTLNote, seconds: true},
+	{name: "RebaseDeletes", def: store.DefaultRebaseDeletes, min: 1, max: 1000000},
 	{name: "EndedTTL", def: residency.DefaultEndedTTL, min: time.Second, max: maxCassandraTTL, unit: cassandraTTLNote, seconds: true},
 	{name: "NegativeCacheTTL", def: residency.DefaultNegativeCacheTTL, min: time.Duration(0), max: time.Hour},
 	{name: "NegativeCacheSize", def: residency.DefaultNegativeCacheSize, min: 0, max: 100000000},

@@ -60,6 +60,7 @@ func (c Config) storeOptions() (store.Options, error) {
 		Password:             c.Password,
 		PasswordFunc:         c.passwordSource(),
 		StateTTL:             c.StateTTL,
+		RebaseDeletes:        c.RebaseDeletes,
 		Limits: store.Limits{
 			MaxSessionIDBytes: c.MaxSessionIDBytes,
 			MaxKeyBytes:       c.MaxKeyBytes,

@@ -60,6 +60,7 @@ func TestStoreOptionsMapsEveryField(t *testing.T) {
 	c.Username = "holdover"
 	c.Password = testPassword
 	c.StateTTL = 720 * time.Hour
+	c.RebaseDeletes = 25000
 	c.MaxSessionIDBytes = 200
 	c.MaxKeyBytes = 512
 	c.MaxValueBytes = 3 * MiB
@@ -91,6 +92,7 @@ func TestStoreOptionsMapsEveryField(t *testing.T) {
 		Username:             "holdover",
 		Password:             testPassword,
 		StateTTL:             720 * time.Hour,
+		RebaseDeletes:        25000,
 		Limits:               store.Limits{MaxSessionIDBytes: 200, MaxKeyBytes: 512, MaxValueBytes: 3 << 20},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -109,8 +111,7 @@ func TestStoreOptionsMapsEveryField(t *testing.T) {
 func TestStoreOptionsCoverStoreFields(t *testing.T) {
 	// PasswordFunc is set instead of Password when the password comes from
 	// HOLDOVER_PASSWORD_FILE (TestPasswordFileReachesStore).
-	// RebaseDeletes keeps the store's default (store.DefaultRebaseDeletes).
-	leftToStore := map[string]bool{"Tables": true, "NumConns": true, "Logger": true, "PasswordFunc": true, "TTLFor": true, "SharedTable": true, "RebaseDeletes": true}
+	leftToStore := map[string]bool{"Tables": true, "NumConns": true, "Logger": true, "PasswordFunc": true, "TTLFor": true, "SharedTable": true}
 	// CreateSchema and TLS are on here so that no field is zero by chance.
 	c := DefaultConfig()
 	c.LocalDC = "dc1"
