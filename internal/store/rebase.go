@@ -115,9 +115,10 @@ func (st *Store) counted(w *Write, whole bool) {
 // never has two writes of a session in flight, so nothing of the session's
 // lands between the read and this write but an older write still in
 // flight, which the tombstone shadows as it would have been overwritten.
-// The items go in chunks as a fence's do, the tombstone with the last: a
-// rebase that fails half-way has rewritten some items at their persisted
-// or new values and deleted nothing. When the state cannot be read, w is
+// The items go in chunks as a fence's do, the persisted ones first and w's
+// changes last, in the chunk of the tombstone (when they fit in one): a
+// rebase that fails half-way has rewritten persisted items at their values
+// and deleted nothing. When the state cannot be read, w is
 // written as it is (a later write tries again).
 func (st *Store) rebase(ctx context.Context, w *Write) error {
 	persisted, err := st.ReadState(ctx, w.Session)

@@ -34,12 +34,14 @@ func schema(o Options) []string {
 			claimed_at timestamp,
 			ended boolean
 		) WITH comment = 'holdover: session ownership, written only by lightweight transactions'`, ks, t.Owners),
+		// One partition per node, whose entries every ended or adopted
+		// session deletes: see indexGCGrace.
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
 			owner text,
 			session text,
 			epoch bigint,
 			PRIMARY KEY ((owner), session)
-		) WITH comment = 'holdover: sessions by owner, for bulk takeover'`, ks, t.OwnerIndex),
+		) WITH comment = 'holdover: sessions by owner, for bulk takeover' AND gc_grace_seconds = %d`, ks, t.OwnerIndex, indexGCGrace),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.%s (
 			node text PRIMARY KEY,
 			renewed_at timestamp,
@@ -64,6 +66,20 @@ func schema(o Options) []string {
 	}
 	return ddl
 }
+
+// indexGCGrace is the owner index's gc_grace_seconds. Each node's entries
+// are one partition, and every session the node ends or loses to an
+// adoption deletes its entry there: a node that ends sessions at a few
+// hundred a second would otherwise hold more tombstones than Cassandra's
+// tombstone_failure_threshold (100,000 by default) within the default
+// gc_grace_seconds (10 days), and every listing of it, so the bulk takeover
+// after its death, would fail (READ_TOO_MANY_TOMBSTONES). A read drops the
+// tombstones older than gc_grace_seconds before it counts them, so at 0 it
+// counts none. The index is a hint: a delete that a replica missed may come
+// back as a stale entry, which a takeover checks against the ownership row,
+// skips and removes, and hints for the table are not kept (an entry a
+// replica missed is still read from the others at LOCAL_QUORUM).
+const indexGCGrace = 0
 
 // migrations bring a schema created by an earlier release up to date. Each
 // may fail with "already exists" (InvalidRequest), which is success.
@@ -95,10 +111,27 @@ func createSchema(ctx context.Context, o Options) error {
 			return wrap("update schema", "", err)
 		}
 	}
+	if err := setIndexGCGrace(ctx, sess, o); err != nil {
+		return wrap("update schema", "", err)
+	}
 	if err := sess.AwaitSchemaAgreement(ctx); err != nil {
 		return wrap("await schema agreement", "", err)
 	}
 	return nil
+}
+
+// setIndexGCGrace gives an owner index created by an earlier release
+// indexGCGrace, altering the table only when it has another value (DDL is
+// slow, and every Open with CreateSchema runs this).
+func setIndexGCGrace(ctx context.Context, sess *gocql.Session, o Options) error {
+	var gc int
+	// Unquoted identifiers are stored lower-cased.
+	err := sess.Query(`SELECT gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?`,
+		strings.ToLower(o.Keyspace), strings.ToLower(o.Tables.OwnerIndex)).ScanContext(ctx, &gc)
+	if err != nil || gc == indexGCGrace {
+		return err
+	}
+	return sess.Query(fmt.Sprintf(`ALTER TABLE %s.%s WITH gc_grace_seconds = %d`, o.Keyspace, o.Tables.OwnerIndex, indexGCGrace)).ExecContext(ctx)
 }
 
 // alreadyExists reports a DDL refused because what it adds exists.
