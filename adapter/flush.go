@@ -40,7 +40,7 @@ func (a *Adapter) flush(ctx context.Context, s *buffer.Snapshot) (err error) {
 	if !write || err != nil {
 		return err
 	}
-	w := store.Write{Session: s.Session, Epoch: epoch, Seq: s.Seq, Ended: s.Ended, Items: s.Items}
+	w := store.Write{Session: s.Session, Epoch: epoch, Seq: s.Seq, Ended: s.Ended, Items: s.Items, More: s.Part < s.Parts}
 	if err := a.store.WriteSession(ctx, &w); err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (a *Adapter) writeGroup(ctx context.Context, group []*buffer.Snapshot, idx 
 	at := make([]int, 0, len(idx))
 	for _, i := range idx {
 		if s := group[i]; write[i] && errs[i] == nil {
-			ws = append(ws, &store.Write{Session: s.Session, Epoch: epochs[i], Seq: s.Seq, Ended: s.Ended, Items: s.Items})
+			ws = append(ws, &store.Write{Session: s.Session, Epoch: epochs[i], Seq: s.Seq, Ended: s.Ended, Items: s.Items, More: s.Part < s.Parts})
 			at = append(at, i)
 		}
 	}

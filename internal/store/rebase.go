@@ -60,9 +60,10 @@ func deletesOf(w *Write) int {
 }
 
 // rebaseDue reports whether w should be written whole: it deletes items and
-// would bring its session's count to RebaseDeletes.
+// would bring its session's count to RebaseDeletes, and it is a snapshot's
+// last part (a later part writes at the same timestamp as the rewrite).
 func (st *Store) rebaseDue(w *Write) bool {
-	if w.Ended || st.opts.RebaseDeletes < 0 {
+	if w.Ended || w.More || st.opts.RebaseDeletes < 0 {
 		return false
 	}
 	d := deletesOf(w)

@@ -77,3 +77,32 @@ func TestRebaseDeletesOutsideItsRangeIsRefused(t *testing.T) {
 		t.Fatalf("RebaseDeletes -2: %v, want an error naming the field and what it takes", err)
 	}
 }
+
+// A snapshot the buffer split goes in parts of one Seq, written one after
+// the other. A part that is not the last is never written whole: the rewrite
+// puts the persisted values at Seq+1, where a later part's new value of the
+// same key would tie with it, and at equal timestamps Cassandra keeps the
+// greater value, "old" over "new" here.
+func TestAPartOfASplitSnapshotIsNotWrittenWhole(t *testing.T) {
+	t.Parallel()
+	st := open(t, func(o *store.Options) { o.RebaseDeletes = 3 })
+	c := ctx(t)
+	write(t, st, store.Write{Session: "s", Epoch: 1, Seq: 2, Items: []store.Item{{Key: "k", Value: []byte("old")}}})
+	parts := []store.Write{
+		{Session: "s", Epoch: 1, Seq: 4, More: true, Items: []store.Item{{Key: "d1", Delete: true}, {Key: "d2", Delete: true}, {Key: "d3", Delete: true}}},
+		{Session: "s", Epoch: 1, Seq: 4, Items: []store.Item{{Key: "k", Value: []byte("new")}}},
+	}
+	for i := range parts {
+		if err := st.WriteSession(c, &parts[i]); err != nil {
+			t.Fatalf("part %d: %v", i+1, err)
+		}
+	}
+	if got := read(t, st, "s"); len(got) != 1 || string(got["k"]) != "new" {
+		t.Fatalf("after the split snapshot: %q, want k=new", got)
+	}
+	// The count carries over: the next write with a delete is written whole.
+	write(t, st, store.Write{Session: "s", Epoch: 1, Seq: 6, Items: []store.Item{{Key: "d4", Delete: true}, {Key: "j", Value: []byte("v")}}})
+	if got := read(t, st, "s"); len(got) != 2 || string(got["k"]) != "new" || string(got["j"]) != "v" {
+		t.Fatalf("after the next write: %q, want k=new and j=v", got)
+	}
+}

@@ -29,6 +29,11 @@ type Write struct {
 	Seq   uint64
 	Ended bool // delete the whole partition before writing Items
 	Items []Item
+	// More reports that more parts of the same snapshot follow, at the same
+	// Seq (a snapshot split by the buffer): such a part is never written
+	// whole (see rebase.go), since the later parts' items, at the same
+	// timestamp, would tie with the persisted values it rewrote.
+	More bool
 }
 
 // Bytes is an estimate of the write's size: keys plus values.
