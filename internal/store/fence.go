@@ -93,7 +93,14 @@ func (st *Store) fenceGroup(ctx context.Context, fs []Fencing, idx []int, errs [
 // single batch would.
 func (st *Store) fence(ctx context.Context, f *Fencing) error {
 	base := EpochBase(f.Epoch)
-	items := f.Items
+	return st.writeAbove(ctx, "fence", f.Session, base, base+1, f.Items)
+}
+
+// writeAbove writes items at itemTS above a partition tombstone at tombTS,
+// in batches of at most fenceChunkBytes of keys and values, the tombstone
+// with the last: it never lands before every item is written above it. A
+// fence and a session written whole (rebase.go) both write so.
+func (st *Store) writeAbove(ctx context.Context, op, session string, tombTS, itemTS int64, items []Item) error {
 	for {
 		n, size := 0, 0
 		for n < len(items) && n < gocql.BatchSizeMaximum-1 && (n == 0 || size+len(items[n].Key)+len(items[n].Value) <= fenceChunkBytes) {
@@ -104,10 +111,10 @@ func (st *Store) fence(ctx context.Context, f *Fencing) error {
 		b := st.s.Batch(gocql.UnloggedBatch)
 		b.Entries = make([]gocql.BatchEntry, 0, n+1)
 		if last {
-			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{base, f.Session}, Idempotent: true})
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{tombTS, session}, Idempotent: true})
 		}
-		b.Entries = st.appendItems(b.Entries, f.Session, base+1, items[:n])
-		if err := st.exec(ctx, "fence", f.Session, b); err != nil {
+		b.Entries = st.appendItems(b.Entries, session, itemTS, items[:n])
+		if err := st.exec(ctx, op, session, b); err != nil {
 			return err
 		}
 		if last {

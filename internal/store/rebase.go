@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-
-	gocql "github.com/apache/cassandra-gocql-driver/v2"
 )
 
 // Deleting an item writes a row tombstone, which Cassandra keeps for the
@@ -116,10 +114,10 @@ func (st *Store) counted(w *Write, whole bool) {
 // never has two writes of a session in flight, so nothing of the session's
 // lands between the read and this write but an older write still in
 // flight, which the tombstone shadows as it would have been overwritten.
-// The items go in chunks as a fence's do, the persisted ones first and w's
-// changes last, in the chunk of the tombstone (when they fit in one): a
-// rebase that fails half-way has rewritten persisted items at their values
-// and deleted nothing. When the state cannot be read, w is
+// The items go in chunks as a fence's do (writeAbove), the persisted ones
+// first and w's changes last, in the chunk of the tombstone when they fit
+// in one: a rebase that fails half-way has rewritten persisted items at
+// their values and deleted nothing. When the state cannot be read, w is
 // written as it is (a later write tries again).
 func (st *Store) rebase(ctx context.Context, w *Write) error {
 	persisted, err := st.ReadState(ctx, w.Session)
@@ -129,35 +127,16 @@ func (st *Store) rebase(ctx context.Context, w *Write) error {
 		return st.writePlain(ctx, w)
 	}
 	items := applyChanges(persisted, w.Items)
-	whole := len(items)
 	endTS, itemTS, err := st.checkWrite(w)
 	if err != nil {
 		return err
 	}
-	for {
-		n, size := 0, 0
-		for n < len(items) && n < gocql.BatchSizeMaximum-1 && (n == 0 || size+len(items[n].Key)+len(items[n].Value) <= fenceChunkBytes) {
-			size += len(items[n].Key) + len(items[n].Value)
-			n++
-		}
-		last := n == len(items)
-		b := st.s.Batch(gocql.UnloggedBatch)
-		b.Entries = make([]gocql.BatchEntry, 0, n+1)
-		if last {
-			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{endTS, w.Session}, Idempotent: true})
-		}
-		b.Entries = st.appendItems(b.Entries, w.Session, itemTS, items[:n])
-		if err := st.exec(ctx, "write", w.Session, b); err != nil {
-			return err
-		}
-		if last {
-			break
-		}
-		items = items[n:]
+	if err := st.writeAbove(ctx, "write", w.Session, endTS, itemTS, items); err != nil {
+		return err
 	}
 	st.counted(w, true)
 	st.logger.Info("holdover: session written whole to shed the tombstones of its deleted items",
-		"session", w.Session, "items", whole, "rebase_deletes", st.opts.RebaseDeletes)
+		"session", w.Session, "items", len(items), "rebase_deletes", st.opts.RebaseDeletes)
 	return nil
 }
 
