@@ -97,13 +97,14 @@ func (st *Store) fence(ctx context.Context, f *Fencing) error {
 }
 
 // writeAbove writes items at itemTS above a partition tombstone at tombTS,
-// in batches of at most fenceChunkBytes of keys and values, the tombstone
-// with the last: it never lands before every item is written above it. A
-// fence and a session written whole (rebase.go) both write so.
+// in batches of at most fenceChunkBytes of keys and values and
+// fenceChunkItems items, the tombstone with the last: it never lands before
+// every item is written above it. A fence and a session written whole
+// (rebase.go) both write so.
 func (st *Store) writeAbove(ctx context.Context, op, session string, tombTS, itemTS int64, items []Item) error {
 	for {
 		n, size := 0, 0
-		for n < len(items) && n < gocql.BatchSizeMaximum-1 && (n == 0 || size+len(items[n].Key)+len(items[n].Value) <= fenceChunkBytes) {
+		for n < len(items) && n < fenceChunkItems && (n == 0 || size+len(items[n].Key)+len(items[n].Value) <= fenceChunkBytes) {
 			size += len(items[n].Key) + len(items[n].Value)
 			n++
 		}
@@ -128,6 +129,15 @@ func (st *Store) writeAbove(ctx context.Context, op, session string, tombTS, ite
 // under Cassandra's largest mutation (half its commit log segment, 16 MiB
 // by default) and the native protocol's largest message.
 const fenceChunkBytes = 4 << 20
+
+// fenceChunkItems bounds the items of one batch of a fence, well under the
+// 65,535 statements a batch holds: Cassandra applies a batch as one
+// mutation within its write_request_timeout (2 s by default), and on a busy
+// node a mutation of 65,535 rows timed out, every time the adoption of such
+// a session was tried (TestTooManyStatementsIsPermanentAndAFenceSplits, two
+// runs of three while the residency suite ran beside it). The chunks cost
+// nothing in safety: the tombstone goes with the last.
+const fenceChunkItems = 8192
 
 // checkFence refuses a fence whose session ID is outside the limits or whose
 // epoch no timestamp can carry. Its items are not checked: they are what the
