@@ -330,10 +330,10 @@ func TestNewSessionsAreJudgedByTheirFamilysBudget(t *testing.T) {
 func TestBurstOfNewSessionsIsMeteredFromTheStart(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	slow := &counting{Store: c.store(false), takeDelay: 120 * time.Millisecond}
+	slow := &counting{Store: c.store(false), takeDelay: 300 * time.Millisecond}
 	const lead = 300 * time.Millisecond
 	m := c.node("burst-meter", slow, func(cfg *residency.Config) {
-		cfg.MaxConcurrentCreates, cfg.CreationBudget, cfg.AdmitLead = 2, 300*time.Millisecond, lead
+		cfg.MaxConcurrentCreates, cfg.CreationBudget, cfg.AdmitLead = 2, 750*time.Millisecond, lead
 	})
 	admitted := 0
 	for i := range 20 {
@@ -341,14 +341,15 @@ func TestBurstOfNewSessionsIsMeteredFromTheStart(t *testing.T) {
 			admitted++
 		}
 	}
-	// A round takes at least 120 ms: the budget holds two rounds (three
+	// A round takes at least 300 ms: the budget holds two rounds (three
 	// never), so at most the two sessions that fill the first round and two
 	// more are admitted; the first round fits whatever taking the lease
-	// added to its 120 ms, up to 180 ms. (With a 40 ms delay and a 100 ms
-	// budget, a loaded machine made taking the lease outlast the budget, and
-	// only the first session was admitted.)
+	// added to its 300 ms, up to 450 ms. (With a 40 ms delay and a 100 ms
+	// budget, then a 120 ms delay and a 300 ms budget, a loaded machine made
+	// taking the lease outlast the budget, and only the first session, then
+	// none, was admitted.)
 	if admitted < 2 || admitted > 4 {
-		t.Fatalf("%d of a burst of 20 new sessions admitted with 2 creation slots, a 300 ms budget and a >=120 ms creation; want 2 to 4", admitted)
+		t.Fatalf("%d of a burst of 20 new sessions admitted with 2 creation slots, a 750 ms budget and a >=300 ms creation; want 2 to 4", admitted)
 	}
 	if n := m.Stats().CreationRefusals; n != uint64(20-admitted) {
 		t.Fatalf("CreationRefusals %d, want %d", n, 20-admitted)
