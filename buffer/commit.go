@@ -135,23 +135,22 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	return nil
 }
 
-// check runs Config.CheckChange on changes, naming the change (the caller's
-// limits, which name the field and the limit), then the buffer's own limits,
-// then Config.CheckSession on a new session: an invalid change is never
+// check runs, on each change, Config.CheckChange, naming the change (the
+// caller's limits, which name the field and the limit), then the buffer's
+// own limits; then Config.CheckSession on a new session: an invalid change is never
 // refused as a busy session (CheckSession may refuse a new session while
 // creations are backed up, a "try again" no retry of an invalid change gets
 // past), and a session check, which counts an admission, is made only for
 // changes that can be applied.
 func (b *Buffer) check(session string, fresh bool, changes []Change) error {
-	if b.cfg.CheckChange != nil {
-		for i := range changes {
-			if err := b.cfg.CheckChange(changes[i].Key, changes[i].Value, changes[i].Delete); err != nil {
+	for i := range changes {
+		c := &changes[i]
+		if b.cfg.CheckChange != nil {
+			if err := b.cfg.CheckChange(c.Key, c.Value, c.Delete); err != nil {
 				return fmt.Errorf("change %d: %w", i, err)
 			}
 		}
-	}
-	for i := range changes {
-		if c := &changes[i]; c.Key == "" || len(c.Key) > MaxKeyLen || !c.Delete && len(c.Value) > MaxValueLen {
+		if c.Key == "" || len(c.Key) > MaxKeyLen || !c.Delete && len(c.Value) > MaxValueLen {
 			return changeError(i, c)
 		}
 	}

@@ -78,33 +78,38 @@ func (st *Store) rebaseDue(w *Write) bool {
 }
 
 // counted records that w was written: its deletes add to its session's
-// count, or start it when w wrote a partition tombstone or a new epoch.
-func (st *Store) counted(w *Write, whole bool) {
+// count, which starts afresh when w wrote a partition tombstone or at a new
+// epoch. A write with neither deletes nor an End changes nothing (a count of
+// another epoch is ignored by rebaseDue) and takes no lock.
+func (st *Store) counted(w *Write) {
 	d := deletesOf(w)
-	if whole {
-		d = 0 // a session written whole carries no delete
+	if d == 0 && !w.Ended {
+		return
 	}
 	st.deletes.mu.Lock()
 	defer st.deletes.mu.Unlock()
 	c, ok := st.deletes.m[w.Session]
-	if !ok && d == 0 {
-		return
-	}
-	if w.Ended || whole || c.epoch != w.Epoch {
+	if w.Ended || c.epoch != w.Epoch {
 		c = deleteCount{epoch: w.Epoch}
 	}
 	c.n += d
-	if c.n == 0 {
+	switch {
+	case c.n == 0:
 		delete(st.deletes.m, w.Session)
 		return
-	}
-	if st.deletes.m == nil {
+	case st.deletes.m == nil:
 		st.deletes.m = map[string]deleteCount{}
-	}
-	if !ok && len(st.deletes.m) >= maxDeleteCounts {
+	case !ok && len(st.deletes.m) >= maxDeleteCounts:
 		clear(st.deletes.m)
 	}
 	st.deletes.m[w.Session] = c
+}
+
+// forget drops session's count: it was written whole.
+func (st *Store) forget(session string) {
+	st.deletes.mu.Lock()
+	delete(st.deletes.m, session)
+	st.deletes.mu.Unlock()
 }
 
 // rebase writes w's session whole: the persisted items with w's changes
@@ -134,7 +139,7 @@ func (st *Store) rebase(ctx context.Context, w *Write) error {
 	if err := st.writeAbove(ctx, "write", w.Session, endTS, itemTS, items); err != nil {
 		return err
 	}
-	st.counted(w, true)
+	st.forget(w.Session)
 	st.logger.Info("holdover: session written whole to shed the tombstones of its deleted items",
 		"session", w.Session, "items", len(items), "rebase_deletes", st.opts.RebaseDeletes)
 	return nil

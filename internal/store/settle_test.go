@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
@@ -53,7 +55,8 @@ func (c *faultyConn) Write(p []byte) (int, error) {
 
 // openFaulty opens a Store, as Open does, on connections that can be
 // stalled or made to drop requests.
-func openFaulty(t *testing.T, keyspace string, timeout time.Duration) (*Store, *faultyDialer) {
+// tweak, when given, adjusts the driver's configuration first.
+func openFaulty(t *testing.T, keyspace string, timeout time.Duration, tweak ...func(*gocql.ClusterConfig)) (*Store, *faultyDialer) {
 	t.Helper()
 	hosts, port := cassandratest.Hosts(t)
 	o, err := Options{Hosts: hosts, Port: port, Keyspace: keyspace, Timeout: timeout}.withDefaults()
@@ -64,6 +67,9 @@ func openFaulty(t *testing.T, keyspace string, timeout time.Duration) (*Store, *
 	c := o.cluster()
 	c.Keyspace = o.Keyspace
 	c.Dialer = sd
+	for _, f := range tweak {
+		f(c)
+	}
 	sess, err := c.CreateSession()
 	if err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func (st *Store) writePlain(ctx context.Context, w *Write) error {
 		return err
 	}
 	if err = st.exec(ctx, "write", w.Session, b); err == nil { // one statement runs as a plain write
-		st.counted(w, false)
+		st.counted(w)
 	}
 	return err
 }
@@ -175,7 +175,7 @@ func (st *Store) writeGroup(ctx context.Context, ws []*Write, idx []int, errs []
 	err := b.SpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	if err == nil {
 		for _, i := range idx {
-			st.counted(ws[i], false)
+			st.counted(ws[i])
 		}
 		return
 	}

@@ -1,0 +1,67 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/holdover/holdover/internal/devtools/cassandratest"
+)
+
+// batchSizes records the statements of each batch a session sends.
+type batchSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchSizes) ObserveBatch(_ context.Context, o gocql.ObservedBatch) {
+	b.mu.Lock()
+	b.sizes = append(b.sizes, len(o.Statements))
+	b.mu.Unlock()
+}
+
+// A fence goes in batches of at most fenceChunkItems items, its tombstone
+// with the last. It went in batches of up to 65,535 statements, one
+// mutation that a busy node could not apply within its write timeout, so
+// the adoption of such a session failed every time it was tried.
+func TestAFenceOfManyItemsGoesInBoundedBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ks := cassandratest.Keyspace(t)
+	hosts, port := cassandratest.Hosts(t)
+	setup, err := Open(ctx, Options{Hosts: hosts, Port: port, Keyspace: ks, CreateSchema: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup.Close()
+	seen := &batchSizes{}
+	st, _ := openFaulty(t, ks, 10*time.Second, func(c *gocql.ClusterConfig) { c.BatchObserver = seen })
+	items := make([]Item, 20000)
+	for i := range items {
+		items[i] = Item{Key: fmt.Sprintf("k%05d", i), Value: []byte{}}
+	}
+	if err := st.Fence(ctx, "big", 2, items); err != nil {
+		t.Fatal(err)
+	}
+	seen.mu.Lock()
+	sizes := append([]int(nil), seen.sizes...)
+	seen.mu.Unlock()
+	total := 0
+	for _, n := range sizes {
+		if n > fenceChunkItems+1 {
+			t.Fatalf("a fence batch of %d statements (batches %v), want at most %d items and the tombstone", n, sizes, fenceChunkItems)
+		}
+		total += n
+	}
+	if len(sizes) < 3 || total < len(items)+1 {
+		t.Fatalf("batches %v for %d items and a tombstone", sizes, len(items))
+	}
+	got, err := st.ReadState(ctx, "big")
+	if err != nil || len(got) != len(items) {
+		t.Fatalf("after the fence %d items (%v), want %d", len(got), err, len(items))
+	}
+}
