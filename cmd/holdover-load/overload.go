@@ -45,6 +45,7 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.DurationVar(&steadyFor, "steady-for", 20*time.Second, "steady: load before A is SIGKILLed")
 	fs.Float64Var(&probeRate, "probe-rate", 4000, "steady: events per second the saturation probe offers")
 	fs.Float64Var(&steadyPart, "steady-share", 0.8, "steady: share of the saturation load offered")
+	fs.BoolVar(&o.Verbose, "v", false, "copy the nodes' logs to stderr")
 	fs.Float64Var(&steadyRate, "steady-rate", 0, "steady: events per second offered instead of the share of the probe's (0: the share); for long runs, 80% of a rate sustained that long")
 	demoFlags(fs, &o, demoOptions{Sessions: 3000, Rate: 1500, Warmup: 4 * time.Second, Continue: 3 * time.Second,
 		LeaseTTL: 2 * time.Second, KillAfter: 120 * time.Millisecond, Parallelism: 256, TakeoverOnExpiry: true,

@@ -459,8 +459,8 @@ func (g *Generator) account(s *session, c check, where string, at time.Time) {
 		g.logf("CORRUPT session %s (%s): %s", s.id, where, c.Detail)
 	}
 	if c.LostBeyondWindow > 0 {
-		g.logf("LOST session %s (%s): restored version %d, required %d, last acknowledged %d",
-			s.id, where, c.Restored, c.Required, c.LastAcked)
+		g.logf("LOST session %s (%s): restored version %d, required %d, last acknowledged %d; the first lost acknowledged %d ms before",
+			s.id, where, c.Restored, c.Required, c.LastAcked, at.Sub(c.OldestLost).Milliseconds())
 	}
 }
 
