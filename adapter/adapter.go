@@ -38,6 +38,36 @@ type Adapter struct {
 	// before it releases sessions and closes residency.
 	gate  sync.RWMutex
 	calls sync.WaitGroup
+	late  lateLog
+}
+
+// lateLog rate-limits the warnings about writes that landed past their
+// window bound (lateWrite).
+type lateLog struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// lateLogEvery is the least time between two warnings about late writes.
+const lateLogEvery = 10 * time.Second
+
+// lateWrite warns that a write landed past its window bound (FlushEvent.Late),
+// at most once every lateLogEvery, with how many it did not report since.
+func (a *Adapter) lateWrite(e buffer.FlushEvent) {
+	now := time.Now()
+	a.late.mu.Lock()
+	if !a.late.last.IsZero() && now.Sub(a.late.last) < lateLogEvery {
+		a.late.skipped++
+		a.late.mu.Unlock()
+		return
+	}
+	skipped := a.late.skipped
+	a.late.last, a.late.skipped = now, 0
+	a.late.mu.Unlock()
+	a.log.Warn("holdover: a write landed past the window bound: changes it carried had been acknowledged longer than HOLDOVER_MAX_WINDOW before (counted in holdover.flush.late)",
+		"session", e.Session, "family", e.Family, "oldest_change_age", e.Lag, "write_took", e.Duration,
+		"waited_before_write", e.Lag-e.Duration, "attempt", e.Attempt, "not_logged_since_last", skipped)
 }
 
 // enter admits an Adopt, Peek or Takeover call; false once Close began.
@@ -118,6 +148,9 @@ type FlushEvent struct {
 	// Lag is the time from the oldest change written to the end of the
 	// write: the data-loss window this write closed.
 	Lag time.Duration
+	// Late is set when the write succeeded with Lag over its window bound
+	// (HOLDOVER_MAX_WINDOW, or its family's): see BufferStats.LateWrites.
+	Late bool
 	// Family is the session's family (HOLDOVER_FAMILIES); "" for none.
 	Family string
 	// Err is nil on success. Otherwise the write is retried (transient
@@ -127,7 +160,7 @@ type FlushEvent struct {
 
 func flushEvent(e buffer.FlushEvent) FlushEvent {
 	return FlushEvent{Session: e.Session, Ended: e.Ended, Part: e.Part, Parts: e.Parts, Items: e.Items,
-		Bytes: e.Bytes, Attempt: e.Attempt, Taken: e.Taken, Duration: e.Duration, Lag: e.Lag, Family: e.Family, Err: translate(e.Err)}
+		Bytes: e.Bytes, Attempt: e.Attempt, Taken: e.Taken, Duration: e.Duration, Lag: e.Lag, Late: e.Late, Family: e.Family, Err: translate(e.Err)}
 }
 
 // Option adds what the environment cannot say: callbacks, a logger,
@@ -232,6 +265,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		GroupFlush:       a.flushGroup,
 		GroupMax:         cfg.FlushGroupMax,
 		GroupBytes:       int64(cfg.FlushGroupBytes),
+		Prepared:         a.ownsSession,
 		RetryMin:         cfg.RetryMin,
 		RetryMax:         cfg.RetryMax,
 		MaxWindow:        cfg.MaxWindowBound(),
@@ -269,7 +303,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		NegativeCacheSize:    cfg.NegativeCacheSize,
 		MaxConcurrentCreates: cfg.ConcurrentCreates(),
 		CreationBudget:       cfg.creationBudget(Family{}),
-		AdmissionOf:          cfg.admissionOf(fams),
+		AdmissionOf:          cfg.admissionOf(fams, a.buf.RecentFlight),
 		AdmitLead:            cfg.FlushDelay,
 		OnFenced:             o.hooks.OnFenced,
 		OnRecovered:          o.hooks.OnRecovered,
@@ -303,6 +337,9 @@ func (a *Adapter) Config() Config { return a.cfg }
 
 func (a *Adapter) flushed(e buffer.FlushEvent) {
 	a.tel.flushed(e)
+	if e.Late {
+		a.lateWrite(e)
+	}
 	if a.hooks.OnFlushed != nil {
 		a.hooks.OnFlushed(flushEvent(e))
 	}

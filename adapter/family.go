@@ -366,17 +366,28 @@ func (c Config) creationBudget(f Family) time.Duration {
 }
 
 // admissionOf is residency's AdmissionOf: the creation budget and the flush
-// delay of a session's family, zeros for a session of none (nil without
-// families).
-func (c Config) admissionOf(fams *familyTable) func(string) (time.Duration, time.Duration) {
-	if fams == nil {
-		return nil
-	}
+// delay (the lead its admissions count as queued) of a session's family
+// (Family{} for a session of none; fams may be nil), given flight, the
+// longest write of the session's family in about the last window.
+//
+// The budget is creationBudget, less when writes are slow: a new session
+// admitted now is written once its delay, its creation and one flight have
+// passed, so its creation may take the window bound less the delay and a
+// flight; and a change committed to it while its first write is on its way
+// is written after that write lands, one flight later still, so the creation
+// may take the bound less two flights. A budget those leave nothing of is
+// the least there is (1 ns): residency admits no new session until the
+// writes are faster, and does not read 0 as no limit.
+func (c Config) admissionOf(fams *familyTable, flight func(session string) time.Duration) func(string) (time.Duration, time.Duration) {
 	return func(session string) (time.Duration, time.Duration) {
-		if f := fams.of(session); f != nil {
-			return c.creationBudget(*f), c.familyDelay(*f)
+		var f Family
+		if fams != nil {
+			if ff := fams.of(session); ff != nil {
+				f = *ff
+			}
 		}
-		return 0, 0
+		w, d, fl := c.familyWindow(f), c.familyDelay(f), flight(session)
+		return max(min(c.creationBudget(f), w-d-fl, w-2*fl), time.Nanosecond), d
 	}
 }
 

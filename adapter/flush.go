@@ -65,8 +65,12 @@ func (a *Adapter) flushGroup(ctx context.Context, group []*buffer.Snapshot, errs
 	}
 	// Sessions this node owns are written at once; those it does not own yet
 	// are recorded meanwhile (a lightweight transaction each, concurrently:
-	// their first flush) and written after. A new session's creation never
-	// delays the write of a running one.
+	// their first flush) and written after. The buffer sends the two kinds
+	// in groups of their own (ownsSession is its Prepared), so a new
+	// session's creation never delays the landing of a running one's write:
+	// the group lands when this call returns. A session found owned here
+	// that was not when the buffer looked (adopted meanwhile) is written at
+	// once all the same.
 	epochs := make([]uint64, len(group))
 	write := make([]bool, len(group))
 	var now, later []int
@@ -87,6 +91,15 @@ func (a *Adapter) flushGroup(ctx context.Context, group []*buffer.Snapshot, errs
 	a.writeGroup(ctx, group, now, epochs, write, errs)
 	wg.Wait()
 	a.writeGroup(ctx, group, later, epochs, write, errs)
+}
+
+// ownsSession is the buffer's Prepared: a session this node owns is written
+// at once, and one it does not own yet is first recorded (a lightweight
+// transaction that may take much longer than a write), so the buffer groups
+// those apart and sends them after the others.
+func (a *Adapter) ownsSession(session string) bool {
+	_, ok := a.res.Epoch(session)
+	return ok
 }
 
 // writeGroup writes the snapshots group[i], i in idx, that are to be written

@@ -48,6 +48,15 @@ type BufferStats struct {
 	Overloads    uint64 // Commit and End calls refused with ErrOverloaded
 	// OverloadTrips counts the times the window bound started refusing.
 	OverloadTrips uint64
+	// LateWrites counts the writes that landed more than
+	// HOLDOVER_MAX_WINDOW (a family's own bound for its sessions) after
+	// their oldest change: the refusals keep the window by predicting it
+	// from the recent past, and these are the times the prediction was
+	// wrong (a store that slowed down suddenly). Had the node died just
+	// before such a write landed, changes it had acknowledged would have
+	// been lost beyond the bound. The node logs them, at most one line
+	// every 10 seconds.
+	LateWrites uint64
 	// SessionTooLarge counts Commit calls refused with ErrSessionTooLarge.
 	SessionTooLarge uint64
 	Splits          uint64 // sessions split into parts over HOLDOVER_MAX_BATCH_BYTES
@@ -81,6 +90,9 @@ type FamilyStats struct {
 	// refusing.
 	Overloads     uint64
 	OverloadTrips uint64
+	// LateWrites counts the family's writes that landed more than its
+	// window bound after their oldest change (see BufferStats.LateWrites).
+	LateWrites uint64
 	// SessionTooLarge counts the family's Commit calls refused with
 	// ErrSessionTooLarge.
 	SessionTooLarge uint64
@@ -159,7 +171,7 @@ func bufferStatsOf(b buffer.Stats) BufferStats {
 		OldestPendingAge: b.OldestPendingAge, InFlight: b.InFlight, Paused: b.Paused, Overloaded: b.Overloaded,
 		Commits: b.Commits, Changes: b.Changes, Coalesced: b.Coalesced, Ends: b.Ends, Flushes: b.Flushes,
 		FlushedItems: b.FlushedItems, Retries: b.Retries, Drops: b.Drops, DroppedItems: b.DroppedItems,
-		Refusals: b.Refusals, Overloads: b.Overloads, OverloadTrips: b.OverloadTrips, SessionTooLarge: b.SessionTooLarge,
+		Refusals: b.Refusals, Overloads: b.Overloads, OverloadTrips: b.OverloadTrips, LateWrites: b.LateWrites, SessionTooLarge: b.SessionTooLarge,
 		Splits: b.Splits, Discarded: b.Discarded, Groups: b.Groups, Grouped: b.Grouped,
 		Families: make([]FamilyStats, 0, len(b.Families)),
 	}

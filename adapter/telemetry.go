@@ -128,6 +128,7 @@ func (t *telemetry) register(a *Adapter) error {
 	droppedItems := counter("holdover.flush.dropped_items", "{item}", "Items in dropped snapshots.")
 	refusals := counter("holdover.commit.refusals", "{commit}", "Commits refused with ErrBufferFull.")
 	overloads := counter("holdover.commit.overloads", "{commit}", "Commits refused with ErrOverloaded (HOLDOVER_MAX_WINDOW).")
+	late := counter("holdover.flush.late", "{flush}", "Writes that landed more than HOLDOVER_MAX_WINDOW (a family's own bound) after their oldest change: the window bound's prediction failed.")
 	creationRefusals := counter("holdover.commit.creation_refusals", "{commit}", "Commits to new sessions refused with ErrOverloaded while ownership creations were backed up (HOLDOVER_MAX_CONCURRENT_CREATES).")
 	splits := counter("holdover.flush.splits", "{snapshot}", "Snapshots split over HOLDOVER_MAX_BATCH_BYTES (atomic per part only).")
 	groups := counter("holdover.flush.groups", "{request}", "Flush requests that carried several sessions (HOLDOVER_FLUSH_GROUP_MAX).")
@@ -169,6 +170,7 @@ func (t *telemetry) register(a *Adapter) error {
 		}
 		o.ObserveInt64(overloaded, ov)
 		o.ObserveInt64(overloads, int64(b.Overloads))
+		o.ObserveInt64(late, int64(b.LateWrites))
 		o.ObserveInt64(creationRefusals, int64(r.CreationRefusals))
 		o.ObserveInt64(commits, int64(b.Commits))
 		o.ObserveInt64(changes, int64(b.Changes))
@@ -194,7 +196,7 @@ func (t *telemetry) register(a *Adapter) error {
 		return nil
 	}, pendingSessions, pendingBytes, oldest, inFlight, owned, window, fenced, commits, changes, coalesced, flushes,
 		flushedItems, retries, drops, droppedItems, refusals, splits, groups, grouped, created, conflicts, negHits, renewals, renewFails, released,
-		refreshed, lost, fences, overloaded, overloads, creationRefusals, famOldest, famPending)
+		refreshed, lost, fences, overloaded, overloads, late, creationRefusals, famOldest, famPending)
 	return err
 }
 

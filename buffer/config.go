@@ -104,6 +104,16 @@ type Config struct {
 	// caps). Default 4 KiB; range 256 B to 1 MiB.
 	GroupBytes int64
 
+	// Prepared, if set, reports whether a session's write can start at once (false:
+	// the flush must first prepare it, such as recording a new session's ownership,
+	// which may take much longer than a write). A GroupFlush call lands all its
+	// snapshots when it returns, so a worker sends the sessions that are not prepared
+	// in groups of their own, snapshotted after the others' groups have landed: a
+	// slow preparation never holds a prepared session in flight, nor the changes
+	// committed to it meanwhile, which wait for its write to land. Nil: every
+	// session is prepared.
+	Prepared func(session string) bool
+
 	// RetryMin and RetryMax bound the capped exponential backoff, with jitter, between
 	// attempts after a transient error: the n-th retry waits a random time between half
 	// and all of min(RetryMin<<(n-1), RetryMax). Defaults 50ms and 5s; RetryMin ranges

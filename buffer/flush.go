@@ -132,12 +132,17 @@ func (b *Buffer) fly(f *flight) {
 // wrote records the outcome of one FlushFunc (or GroupFlush) write of snap, part of f
 // starting at items index start, begun at t0.
 func (b *Buffer) wrote(f *flight, snap *Snapshot, start int, t0 time.Time, err error) {
+	t1 := b.clock.Now()
+	w := &b.fams[f.s.fam].window
+	late := err == nil && w.max != 0 && int64(t1.Sub(snap.Oldest)) > w.max
+	if late {
+		w.late.Add(1)
+	}
 	if b.cfg.OnFlush != nil {
-		t1 := b.clock.Now()
 		b.cfg.OnFlush(FlushEvent{
 			Session: snap.Session, Family: b.fams[f.s.fam].name, Seq: snap.Seq, Part: snap.Part, Parts: snap.Parts,
 			Items: len(snap.Items), Bytes: itemsBytes(snap.Items), Ended: snap.Ended,
-			Attempt: f.attempt, Taken: f.taken, Duration: t1.Sub(t0), Lag: t1.Sub(snap.Oldest), Err: err,
+			Attempt: f.attempt, Taken: f.taken, Duration: t1.Sub(t0), Lag: t1.Sub(snap.Oldest), Late: late, Err: err,
 		})
 	}
 	switch {
@@ -191,8 +196,36 @@ func (b *Buffer) groupable(f *flight) bool {
 
 // flushGroup snapshots the ready sessions a worker took at once. Those that qualify
 // are written together through GroupFlush, in calls of at most GroupBytes; the others
-// (and a group of one) go through the FlushFunc one by one.
+// (and a group of one) go through the FlushFunc one by one. The sessions that are not
+// prepared (Config.Prepared) are snapshotted and written after the others, in groups
+// of their own.
 func (b *Buffer) flushGroup(g *groupScratch, sessions []*session) {
+	if b.cfg.Prepared != nil {
+		g.ready, g.later = g.ready[:0], g.later[:0]
+		for _, s := range sessions {
+			if b.cfg.Prepared(s.id) {
+				g.ready = append(g.ready, s)
+			} else {
+				g.later = append(g.later, s)
+			}
+		}
+		split := len(g.ready) > 0 && len(g.later) > 0
+		if split {
+			b.groupAndFly(g, g.ready)
+			b.groupAndFly(g, g.later)
+		}
+		clear(g.ready)
+		clear(g.later)
+		if split {
+			return
+		}
+	}
+	b.groupAndFly(g, sessions)
+}
+
+// groupAndFly snapshots sessions and writes them: those that qualify in groups, the
+// others one by one.
+func (b *Buffer) groupAndFly(g *groupScratch, sessions []*session) {
 	g.flights = g.flights[:0]
 	var size int64
 	for _, s := range sessions {
@@ -260,10 +293,11 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 
 // groupScratch is a worker's reusable memory for group flushes.
 type groupScratch struct {
-	flights []*flight
-	snaps   []Snapshot
-	ptrs    []*Snapshot
-	errs    []error
+	ready, later []*session // flushGroup's split of the sessions (Config.Prepared)
+	flights      []*flight
+	snaps        []Snapshot
+	ptrs         []*Snapshot
+	errs         []error
 }
 
 // MaxPartItems bounds the items of one part of a snapshot: a Cassandra batch

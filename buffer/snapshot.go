@@ -117,6 +117,10 @@ type FlushEvent struct {
 	// Lag is the time from the snapshot's Oldest change to the end of the call: the
 	// data-loss window this write closed.
 	Lag time.Duration
+	// Late is set when the write succeeded with Lag over its family's MaxWindow:
+	// had the node died just before it landed, changes acknowledged for it would
+	// have been lost beyond the bound (counted in Stats.LateWrites).
+	Late bool
 	// Err is the FlushFunc's error, nil on success.
 	Err error
 }

@@ -42,6 +42,10 @@ type Stats struct {
 	Overloads    uint64 // Commit and End calls refused with ErrOverloaded
 	// OverloadTrips counts the times the window bound of a family started refusing.
 	OverloadTrips uint64
+	// LateWrites counts the writes that landed more than their family's MaxWindow
+	// after their oldest change (see FlushEvent.Late): the bound is a prediction,
+	// and these are the times it was wrong.
+	LateWrites uint64
 	// SessionTooLarge counts Commit calls refused with ErrSessionTooLarge.
 	SessionTooLarge uint64
 	Splits          uint64 // snapshots split into several parts
@@ -72,6 +76,9 @@ type FamilyStats struct {
 	// ErrOverloaded, OverloadTrips the times its window bound started refusing.
 	Overloads     uint64
 	OverloadTrips uint64
+	// LateWrites counts the family's writes that landed more than its MaxWindow
+	// after their oldest change.
+	LateWrites uint64
 	// SessionTooLarge counts the family's Commit calls refused with
 	// ErrSessionTooLarge (Family.MaxSessionBytes).
 	SessionTooLarge uint64
@@ -105,6 +112,7 @@ func (b *Buffer) Stats() Stats {
 		st.Overloaded = st.Overloaded || fs.Overloaded
 		st.Overloads += fs.Overloads
 		st.OverloadTrips += fs.OverloadTrips
+		st.LateWrites += fs.LateWrites
 		st.SessionTooLarge += fs.SessionTooLarge
 	}
 	b.mu.Lock()
@@ -152,6 +160,7 @@ func (b *Buffer) collect(st *Stats) []FamilyStats {
 		}
 		fst.Overloaded = fam.window.overloaded.Load()
 		fst.OverloadTrips = fam.window.trips.Load()
+		fst.LateWrites = fam.window.late.Load()
 	}
 	return fams
 }

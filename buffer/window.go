@@ -11,7 +11,9 @@ import (
 // its session to the end of that session's flush. With Config.MaxWindow (or a
 // Family's) set, a watchdog predicts every tick the exposure of a change
 // committed now to each family: the age of the family's oldest unflushed change
-// (flying ones included), at least the family's Delay, plus the longest
+// (flying ones included), at least the family's Delay and at least one flight (a
+// session has one write in flight at a time, so a change committed to a session
+// whose write is on its way waits for it to land), plus one flight: the longest
 // FlushFunc call of the family's sessions in about the last window (MaxWindow,
 // between 100 ms and 1 s; older calls say little of the flushes to come, and
 // remembering a single slow one for longer refused every commit long after
@@ -40,6 +42,10 @@ type windowGuard struct {
 	flightCur, flightPrev atomic.Int64
 	rotated               int64 // buffer time of the last rotation (watchdog only)
 	trips                 atomic.Uint64
+	// late counts the family's writes that landed more than max after their
+	// oldest change: changes acknowledged that a crash just before the write
+	// landed would have lost beyond the bound.
+	late atomic.Uint64
 }
 
 // init sets the bound; maxWindow 0 leaves it off.
@@ -91,13 +97,17 @@ func (b *Buffer) checkWindow() {
 			w.rotated = now
 		}
 		// A change committed now waits at least the family's Delay, or as long
-		// as its oldest unwritten one already did, and then one flight.
+		// as its oldest unwritten one already did, and then one flight. A
+		// session has one write in flight at a time, so a change committed
+		// to a session whose write is on its way waits for that write to
+		// land, up to a flight, before its own starts: two flights when they
+		// are longer than the Delay.
 		age := int64(0)
 		if oldest[f] != math.MaxInt64 {
 			age = now - oldest[f]
 		}
 		flight := w.flight()
-		exposure := max(age, fam.delay) + flight
+		exposure := max(age, fam.delay, flight) + flight
 		switch {
 		case exposure > w.max && !w.overloaded.Load():
 			w.overloaded.Store(true)
@@ -142,4 +152,16 @@ func (b *Buffer) overloadChanged(fam *family, on bool, oldest, flight int64) {
 	if b.cfg.OnFamilyOverload != nil {
 		b.cfg.OnFamilyOverload(fam.name, on, time.Duration(oldest), time.Duration(flight))
 	}
+}
+
+// RecentFlight is the longest write (FlushFunc or GroupFlush call, less its
+// Snapshot.Prep) of session's family in about the last window: the flight the
+// family's MaxWindow bound predicts with. 0 when the family has no bound or no
+// write ended lately.
+func (b *Buffer) RecentFlight(session string) time.Duration {
+	w := &b.fams[b.match(session)].window
+	if w.max == 0 {
+		return 0
+	}
+	return time.Duration(w.flight())
 }

@@ -3,6 +3,7 @@ package buffer
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -142,5 +143,69 @@ func TestWindowRecoversWhenTheDelayIsMostOfTheBound(t *testing.T) {
 	}
 	if st := h.b.Stats(); st.OverloadTrips != 1 || st.Overloaded {
 		t.Fatalf("stats: %+v, want one trip, lifted", st)
+	}
+}
+
+// The window bound is a prediction: a change accepted while flushes kept up
+// can still land later than MaxWindow when the store stalls right after. Such
+// a write is counted (Stats.LateWrites, per family too) and flagged
+// (FlushEvent.Late), and a write that landed within the bound is not.
+func TestWritesLandingPastTheBoundAreCounted(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		late = map[string]bool{}
+	)
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 500 * time.Millisecond,
+		RetryMin: 50 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		OnFlush: func(e FlushEvent) {
+			if e.Err == nil {
+				mu.Lock()
+				late[e.Session] = late[e.Session] || e.Late
+				mu.Unlock()
+			}
+		}})
+	down := errors.New("store unreachable")
+	h.setFail(func(*Snapshot) error { return down })
+	h.commit("s1", Change{Key: "k", Value: []byte("1")})
+	h.step(10*time.Millisecond, 30)
+	h.commit("s2", Change{Key: "k", Value: []byte("2")}) // 300 ms in: under the bound
+	h.step(10*time.Millisecond, 30)                      // s1's change is 600 ms old
+	h.setFail(nil)
+	h.step(10*time.Millisecond, 10) // both land: s1 about 650 ms, s2 about 350 ms after their changes
+	if err := h.flushAll(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !late["s1"] || late["s2"] {
+		t.Fatalf("late writes flagged: %v, want s1 alone", late)
+	}
+	if st := h.b.Stats(); st.LateWrites != 1 || st.Families[0].LateWrites != 1 {
+		t.Fatalf("LateWrites %d (family %d), want 1", st.LateWrites, st.Families[0].LateWrites)
+	}
+}
+
+// A session has one write in flight at a time: a change committed to a
+// session whose write is on its way waits for it to land before its own
+// write starts. With flights longer than the Delay, a change committed now
+// may so wait two flights, and the bound must count both: flights of 200 ms
+// under a 350 ms bound and a 100 ms Delay leave a change committed just
+// after its session's write began 400 ms from durable (the prediction of the
+// Delay plus one flight, 300 ms, accepted it, and such writes landed past the
+// bound in a saturated run: holdover.flush.late).
+func TestFlightsLongerThanTheDelayCountTwice(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 350 * time.Millisecond})
+	h.b.flew(0, h.clk.Now().Add(-200*time.Millisecond), 0) // one 200 ms call
+	h.step(10*time.Millisecond, 2)
+	if err := h.b.Commit("s1", Change{Key: "k", Value: []byte("1")}); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("commit after 200 ms flights with a 100 ms delay and a 350 ms bound: %v, want ErrOverloaded", err)
+	}
+	h2 := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 350 * time.Millisecond})
+	h2.b.flew(0, h2.clk.Now().Add(-120*time.Millisecond), 0) // 120 + 120 < 350: accepted
+	h2.step(10*time.Millisecond, 2)
+	if err := h2.b.Commit("s1", Change{Key: "k", Value: []byte("1")}); err != nil {
+		t.Fatalf("commit after 120 ms flights with a 350 ms bound: %v", err)
 	}
 }
