@@ -223,18 +223,20 @@ func (b *Buffer) flushGroup(g *groupScratch, sessions []*session) {
 	b.groupAndFly(g, sessions)
 }
 
-// groupAndFly snapshots sessions and writes them: those that qualify in groups, the
-// others one by one.
+// groupAndFly snapshots sessions and writes them: those that qualify in groups, then
+// the others one by one. The groups go first: a snapshot is in flight from the moment
+// it is taken, so a group taken before a large session's write would stay in flight
+// (and hold the changes committed to its sessions meanwhile) for as long as that
+// write took.
 func (b *Buffer) groupAndFly(g *groupScratch, sessions []*session) {
-	g.flights = g.flights[:0]
+	g.flights, g.alone = g.flights[:0], g.alone[:0]
 	var size int64
 	for _, s := range sessions {
 		f := b.take(s)
 		switch {
 		case f == nil:
 		case !b.groupable(f):
-			b.fly(f)
-			b.finish(f)
+			g.alone = append(g.alone, f)
 		default:
 			if len(g.flights) > 0 && size+f.bytes > b.cfg.GroupBytes {
 				b.flyGroup(g)
@@ -245,6 +247,11 @@ func (b *Buffer) groupAndFly(g *groupScratch, sessions []*session) {
 		}
 	}
 	b.flyGroup(g)
+	for _, f := range g.alone {
+		b.fly(f)
+		b.finish(f)
+	}
+	clear(g.alone)
 }
 
 // flyGroup writes the flights collected in g with one GroupFlush call (or the
@@ -295,6 +302,7 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 type groupScratch struct {
 	ready, later []*session // flushGroup's split of the sessions (Config.Prepared)
 	flights      []*flight
+	alone        []*flight // taken, not groupable: written after the groups
 	snaps        []Snapshot
 	ptrs         []*Snapshot
 	errs         []error
