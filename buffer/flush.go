@@ -209,16 +209,15 @@ func (b *Buffer) flushGroup(g *groupScratch, sessions []*session) {
 				g.later = append(g.later, s)
 			}
 		}
-		split := len(g.ready) > 0 && len(g.later) > 0
-		if split {
+		if len(g.ready) > 0 && len(g.later) > 0 {
 			b.groupAndFly(g, g.ready)
 			b.groupAndFly(g, g.later)
+		} else {
+			b.groupAndFly(g, sessions)
 		}
 		clear(g.ready)
 		clear(g.later)
-		if split {
-			return
-		}
+		return
 	}
 	b.groupAndFly(g, sessions)
 }

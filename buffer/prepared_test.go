@@ -8,71 +8,13 @@ import (
 	"time"
 )
 
-// A GroupFlush call lands all its snapshots when it returns. A session that must
-// be prepared before its write (Config.Prepared false: a new session's ownership
-// record, one lightweight transaction that took up to 800 ms in a saturated run)
-// goes in a group of its own, after the others have landed: grouped with them, it
-// held them in flight for as long as it took, and the changes committed to them
-// meanwhile waited for it (writes past the window bound). Here "new" is stuck in
-// its preparation while "old1" and "old2", taken by the same worker, have landed.
-func TestAPreparationDoesNotHoldTheSessionsGroupedWithIt(t *testing.T) {
-	var (
-		mu      sync.Mutex
-		groups  [][]string
-		release = make(chan struct{})
-	)
-	group := func(ctx context.Context, snaps []*Snapshot, errs []error) {
-		var ids []string
-		for _, s := range snaps {
-			ids = append(ids, s.Session)
-		}
-		mu.Lock()
-		groups = append(groups, ids)
-		mu.Unlock()
-		if slices.Contains(ids, "new") {
-			<-release
-		}
-	}
-	b, err := New(Config{Delay: 20 * time.Millisecond, Concurrency: 1, GroupFlush: group, GroupMax: 8,
-		Prepared: func(session string) bool { return session != "new" }},
-		func(ctx context.Context, s *Snapshot) error {
-			group(ctx, []*Snapshot{s}, []error{nil})
-			return nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		close(release)
-		b.Close(context.Background())
-	}()
-	for _, s := range []string{"old1", "new", "old2"} {
-		if err := b.Commit(s, Change{Key: "k", Value: []byte("v")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for b.Stats().PendingSessions != 1 {
-		if time.Now().After(deadline) {
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("pending sessions %d while new's preparation is stuck, want 1 (old1 and old2 landed); calls %v",
-				b.Stats().PendingSessions, groups)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(groups) != 2 || !slices.Equal(groups[0], []string{"old1", "old2"}) || !slices.Equal(groups[1], []string{"new"}) {
-		t.Fatalf("calls %v, want [old1 old2] then [new]", groups)
-	}
-}
-
-// A snapshot is in flight from the moment it is taken. A worker that took a group of
-// small sessions and a large one (over GroupBytes, written alone) sends the group
-// first: written after the large one, the group stayed in flight for as long as
-// that write took, and so did the changes committed to its sessions meanwhile.
-func TestALargeSessionsWriteDoesNotHoldTheGroupTakenWithIt(t *testing.T) {
+// stuckCalls runs one worker over the sessions commits names (each a change of
+// its size in bytes), through a GroupFlush and a FlushFunc that record the
+// sessions of each call; a call carrying the session stuck blocks until the
+// test ends. It checks that every other session landed while that call is
+// stuck, and that the calls were want, in order.
+func stuckCalls(t *testing.T, cfg Config, stuck string, commits []string, sizes map[string]int, want [][]string) {
+	t.Helper()
 	var (
 		mu      sync.Mutex
 		calls   [][]string
@@ -86,16 +28,13 @@ func TestALargeSessionsWriteDoesNotHoldTheGroupTakenWithIt(t *testing.T) {
 		mu.Lock()
 		calls = append(calls, ids)
 		mu.Unlock()
+		if slices.Contains(ids, stuck) {
+			<-release
+		}
 	}
-	b, err := New(Config{Delay: 20 * time.Millisecond, Concurrency: 1, GroupMax: 8, GroupBytes: 512,
-		GroupFlush: func(ctx context.Context, snaps []*Snapshot, errs []error) { record(snaps) }},
-		func(ctx context.Context, s *Snapshot) error {
-			record([]*Snapshot{s})
-			if s.Session == "big" {
-				<-release
-			}
-			return nil
-		})
+	cfg.Delay, cfg.Concurrency, cfg.GroupMax = 20*time.Millisecond, 1, 8
+	cfg.GroupFlush = func(ctx context.Context, snaps []*Snapshot, errs []error) { record(snaps) }
+	b, err := New(cfg, func(ctx context.Context, s *Snapshot) error { record([]*Snapshot{s}); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,11 +42,8 @@ func TestALargeSessionsWriteDoesNotHoldTheGroupTakenWithIt(t *testing.T) {
 		close(release)
 		b.Close(context.Background())
 	}()
-	for _, c := range []struct {
-		s string
-		n int
-	}{{"s1", 10}, {"big", 600}, {"s2", 10}} {
-		if err := b.Commit(c.s, Change{Key: "k", Value: make([]byte, c.n)}); err != nil {
+	for _, s := range commits {
+		if err := b.Commit(s, Change{Key: "k", Value: make([]byte, max(sizes[s], 1))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,14 +52,35 @@ func TestALargeSessionsWriteDoesNotHoldTheGroupTakenWithIt(t *testing.T) {
 		if time.Now().After(deadline) {
 			mu.Lock()
 			defer mu.Unlock()
-			t.Fatalf("pending sessions %d while big's write is stuck, want 1 (s1 and s2 landed); calls %v",
-				b.Stats().PendingSessions, calls)
+			t.Fatalf("pending sessions %d while %s's call is stuck, want 1 (the others landed); calls %v",
+				b.Stats().PendingSessions, stuck, calls)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(calls) != 2 || !slices.Equal(calls[0], []string{"s1", "s2"}) || !slices.Equal(calls[1], []string{"big"}) {
-		t.Fatalf("calls %v, want [s1 s2] then [big]", calls)
+	if !slices.EqualFunc(calls, want, slices.Equal) {
+		t.Fatalf("calls %v, want %v", calls, want)
 	}
+}
+
+// A GroupFlush call lands all its snapshots when it returns. A session that must
+// be prepared before its write (Config.Prepared false: a new session's ownership
+// record, one lightweight transaction that took up to 800 ms in a saturated run)
+// goes in a group of its own, after the others have landed: grouped with them, it
+// held them in flight for as long as it took, and the changes committed to them
+// meanwhile waited for it (writes past the window bound). Here "new" is stuck in
+// its preparation while "old1" and "old2", taken by the same worker, have landed.
+func TestAPreparationDoesNotHoldTheSessionsGroupedWithIt(t *testing.T) {
+	stuckCalls(t, Config{Prepared: func(session string) bool { return session != "new" }},
+		"new", []string{"old1", "new", "old2"}, nil, [][]string{{"old1", "old2"}, {"new"}})
+}
+
+// A snapshot is in flight from the moment it is taken. A worker that took a group of
+// small sessions and a large one (over GroupBytes, written alone) sends the group
+// first: written after the large one, the group stayed in flight for as long as
+// that write took, and so did the changes committed to its sessions meanwhile.
+func TestALargeSessionsWriteDoesNotHoldTheGroupTakenWithIt(t *testing.T) {
+	stuckCalls(t, Config{GroupBytes: 512}, "big", []string{"s1", "big", "s2"},
+		map[string]int{"s1": 10, "big": 600, "s2": 10}, [][]string{{"s1", "s2"}, {"big"}})
 }
