@@ -266,6 +266,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		GroupMax:         cfg.FlushGroupMax,
 		GroupBytes:       int64(cfg.FlushGroupBytes),
 		Prepared:         a.ownsSession,
+		OnNew:            a.prepare,
 		RetryMin:         cfg.RetryMin,
 		RetryMax:         cfg.RetryMax,
 		MaxWindow:        cfg.MaxWindowBound(),
@@ -304,7 +305,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		MaxConcurrentCreates: cfg.ConcurrentCreates(),
 		CreationBudget:       cfg.creationBudget(Family{}),
 		AdmissionOf:          cfg.admissionOf(fams, a.buf.RecentFlight),
-		AdmitLead:            cfg.FlushDelay,
+		AdmitLead:            0, // recordings start on admission: see prepare
 		OnFenced:             o.hooks.OnFenced,
 		OnRecovered:          o.hooks.OnRecovered,
 		Flusher:              a.buf,

@@ -172,8 +172,8 @@ type Config struct {
 	FlushConcurrency int `env:"FLUSH_CONCURRENCY"`
 
 	// MaxConcurrentCreates bounds the ownership records of brand-new sessions
-	// (a lightweight transaction each, on their first flush) in flight at
-	// once. While that many are in flight and the creations queued behind
+	// (a lightweight transaction each, started when their first changes are
+	// accepted) in flight at once. While that many are in flight and the creations queued behind
 	// them would, at the recent creation latency, take more than half of
 	// what HOLDOVER_MAX_WINDOW leaves after the flush delay (for a session of
 	// a family, what its family's window leaves after its delay), Commit and

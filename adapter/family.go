@@ -360,24 +360,29 @@ func (c Config) familyDelay(f Family) time.Duration { return cmp.Or(f.FlushDelay
 
 // creationBudget is how long a new session of f (Family{}: of no family)
 // may wait for its ownership record: half of what its window bound leaves
-// after its flush delay, the rest being for its first write.
+// after its flush delay, the rest being a margin for its first write (the
+// record is made while its first changes wait for their delay: see
+// admissionOf).
 func (c Config) creationBudget(f Family) time.Duration {
 	return (c.familyWindow(f) - c.familyDelay(f)) / 2
 }
 
-// admissionOf is residency's AdmissionOf: the creation budget and the flush
-// delay (the lead its admissions count as queued) of a session's family
-// (Family{} for a session of none; fams may be nil), given flight, the
-// longest write of the session's family in about the last window.
+// admissionOf is residency's AdmissionOf: the creation budget of a session's
+// family (Family{} for a session of none; fams may be nil), given flight, the
+// longest write of the session's family in about the last window, and a lead
+// of 0: the adapter starts recording a new session as soon as it accepts the
+// session's first changes (residency's Prepare, from the buffer's OnNew), so
+// no admitted session waits to start its creation.
 //
-// The budget is creationBudget, less when writes are slow: a new session
-// admitted now is written once its delay, its creation and one flight have
-// passed, so its creation may take the window bound less the delay and a
-// flight; and a change committed to it while its first write is on its way
-// is written after that write lands, one flight later still, so the creation
-// may take the bound less two flights. A budget those leave nothing of is
-// the least there is (1 ns): residency admits no new session until the
-// writes are faster, and does not read 0 as no limit.
+// The budget is creationBudget, less when writes are slow. A new session
+// admitted now is recorded while its first changes wait for their delay, and
+// written once both are done, one flight later: its creation may take the
+// window bound less a flight. A change committed to it after its first write
+// was taken (a delay after the first changes, at the earliest) waits for that
+// write to land, then for its own, one flight more: the creation may take the
+// bound plus the delay less two flights. A budget those leave nothing of is
+// the least there is (1 ns): residency admits no new session until the writes
+// are faster, and does not read 0 as no limit.
 func (c Config) admissionOf(fams *familyTable, flight func(session string) time.Duration) func(string) (time.Duration, time.Duration) {
 	return func(session string) (time.Duration, time.Duration) {
 		var f Family
@@ -387,7 +392,7 @@ func (c Config) admissionOf(fams *familyTable, flight func(session string) time.
 			}
 		}
 		w, d, fl := c.familyWindow(f), c.familyDelay(f), flight(session)
-		return max(min(c.creationBudget(f), w-d-fl, w-2*fl), time.Nanosecond), d
+		return max(min(c.creationBudget(f), w-fl, w+d-2*fl), time.Nanosecond), 0
 	}
 }
 

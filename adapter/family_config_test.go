@@ -196,47 +196,50 @@ func TestCreationBudgetIsTheFamilys(t *testing.T) {
 			t.Errorf("family %q: creation budget %v, want %v", name, got[name], w)
 		}
 	}
-	// What residency gets: the family's budget and flush delay (the lead
-	// its admissions count as queued) by session, the default family's for
-	// a session of none, while writes are fast.
+	// What residency gets: the family's budget by session, the default
+	// family's for a session of none, while writes are fast, and no lead
+	// (recordings start on admission).
 	fast := func(string) time.Duration { return 0 }
 	of := c.admissionOf(newFamilyTable(c.Families), fast)
 	for session, w := range map[string][2]time.Duration{
-		"call:c1": {want["call"], 10 * time.Millisecond},
-		"reg:r1":  {want["reg"], time.Second},
-		"slow:s1": {want["slow"], 100 * time.Millisecond},
-		"plain":   {want[""], 100 * time.Millisecond},
+		"call:c1": {want["call"], 0},
+		"reg:r1":  {want["reg"], 0},
+		"slow:s1": {want["slow"], 0},
+		"plain":   {want[""], 0},
 	} {
 		if b, l := of(session); b != w[0] || l != w[1] {
 			t.Errorf("admissionOf(%q) = %v, %v; want %v, %v", session, b, l, w[0], w[1])
 		}
 	}
-	if b, l := (Config{FlushDelay: 100 * time.Millisecond}).admissionOf(nil, fast)("plain"); b != 450*time.Millisecond || l != 100*time.Millisecond {
-		t.Errorf("admissionOf without families = %v, %v; want 450ms, 100ms", b, l)
+	if b, l := (Config{FlushDelay: 100 * time.Millisecond}).admissionOf(nil, fast)("plain"); b != 450*time.Millisecond || l != 0 {
+		t.Errorf("admissionOf without families = %v, %v; want 450ms, 0", b, l)
 	}
 }
 
-// A new session admitted now is written after its delay, its creation and a
-// flight, and a change committed to it while that write is on its way after
-// one more flight: slow writes leave its creation less of the window bound.
-// With a 350 ms bound and a 100 ms delay the budget is 125 ms (half of what
-// the bound leaves after the delay) while writes take up to 100 ms, 350 − 2 ×
-// 140 = 70 ms when they take 140 ms, and the least there is (never 0, which
-// residency reads as no limit) when they take 175 ms or more. (The fixed
-// 125 ms admitted new sessions whose first writes landed past the bound in a
-// saturated run.)
+// A new session admitted now is recorded while its first changes wait for
+// their delay and written once both are done, a flight later; a change
+// committed to it after that write was taken (a delay after the first
+// changes at the earliest) lands one flight after it: slow writes leave its
+// creation less of the window bound. With a 350 ms bound and a 100 ms delay
+// the budget is 125 ms (half of what the bound leaves after the delay) while
+// writes take up to 160 ms, 350 + 100 − 2 × 200 = 50 ms when they take
+// 200 ms, and the least there is (never 0, which residency reads as no
+// limit) when they take 225 ms or more. (The fixed 125 ms admitted new
+// sessions whose first writes landed past the bound in a saturated run,
+// when the recording started only after the delay.)
 func TestCreationBudgetLeavesRoomForTheWrites(t *testing.T) {
 	c := Config{FlushDelay: 100 * time.Millisecond, MaxWindow: 350 * time.Millisecond}
 	for flight, want := range map[time.Duration]time.Duration{
 		0:                      125 * time.Millisecond,
-		100 * time.Millisecond: 125 * time.Millisecond,
-		140 * time.Millisecond: 70 * time.Millisecond,
-		175 * time.Millisecond: time.Nanosecond,
+		160 * time.Millisecond: 125 * time.Millisecond,
+		175 * time.Millisecond: 100 * time.Millisecond,
+		200 * time.Millisecond: 50 * time.Millisecond,
+		225 * time.Millisecond: time.Nanosecond,
 		time.Second:            time.Nanosecond,
 	} {
 		of := c.admissionOf(nil, func(string) time.Duration { return flight })
-		if b, l := of("s1"); b != want || l != c.FlushDelay {
-			t.Errorf("flights of %v: budget %v, lead %v; want %v, %v", flight, b, l, want, c.FlushDelay)
+		if b, l := of("s1"); b != want || l != 0 {
+			t.Errorf("flights of %v: budget %v, lead %v; want %v, 0", flight, b, l, want)
 		}
 	}
 }

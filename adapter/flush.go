@@ -64,8 +64,9 @@ func (a *Adapter) flushGroup(ctx context.Context, group []*buffer.Snapshot, errs
 		return
 	}
 	// Sessions this node owns are written at once; those it does not own yet
-	// are recorded meanwhile (a lightweight transaction each, concurrently:
-	// their first flush) and written after. The buffer sends the two kinds
+	// are recorded meanwhile (a lightweight transaction each, concurrently,
+	// joining the recording started when their first changes were accepted)
+	// and written after. The buffer sends the two kinds
 	// in groups of their own (ownsSession is its Prepared), so a new
 	// session's creation never delays the landing of a running one's write:
 	// the group lands when this call returns. A session found owned here
@@ -92,6 +93,13 @@ func (a *Adapter) flushGroup(ctx context.Context, group []*buffer.Snapshot, errs
 	wg.Wait()
 	a.writeGroup(ctx, group, later, epochs, write, errs)
 }
+
+// prepare is the buffer's OnNew: the first changes of a session the buffer
+// held nothing of were accepted. Unless this node owns the session, its
+// recording starts now, while the changes wait for their flush delay, and the
+// flush joins it (residency's Prepare): a new session's first write is not
+// held back a whole recording after its delay.
+func (a *Adapter) prepare(session string) { a.res.Prepare(session) }
 
 // ownsSession is the buffer's Prepared: a session this node owns is written
 // at once, and one it does not own yet is first recorded (a lightweight
@@ -126,15 +134,21 @@ func (a *Adapter) writeGroup(ctx context.Context, group []*buffer.Snapshot, idx 
 }
 
 // owned returns the epoch to write s at, recording a brand-new session as
-// this node's at epoch 1. write is false when there is nothing to write: a
-// session created and ended inside one window was never persisted.
+// this node's at epoch 1 (or joining its recording, started when its first
+// changes were accepted). write is false when there is nothing to write: a
+// session created and ended inside one window was never persisted, unless
+// its recording was under way: that one lands all the same, so the End is
+// written and recorded after it.
 func (a *Adapter) owned(ctx context.Context, s *buffer.Snapshot) (epoch uint64, write bool, err error) {
 	epoch, owned := a.res.Epoch(s.Session)
-	switch {
-	case owned:
+	if owned {
 		return epoch, true, nil
-	case s.Ended && len(s.Items) == 0:
-		return 0, false, nil
+	}
+	if s.Ended && len(s.Items) == 0 && !a.res.Preparing(s.Session) {
+		// A recording that ended since the first look left it owned (it
+		// is recorded as owned before it stops being under way).
+		epoch, owned = a.res.Epoch(s.Session)
+		return epoch, owned, nil
 	}
 	began := time.Now()
 	epoch, err = a.res.EnsureOwned(ctx, s.Session)

@@ -132,6 +132,9 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 	if kick {
 		b.kickNow()
 	}
+	if fresh && b.cfg.OnNew != nil {
+		b.cfg.OnNew(session)
+	}
 	return nil
 }
 

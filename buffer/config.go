@@ -114,6 +114,15 @@ type Config struct {
 	// session is prepared.
 	Prepared func(session string) bool
 
+	// OnNew, if set, is called when a Commit has applied the changes of a session
+	// the buffer held nothing of (one CheckSession admitted), after the shard's
+	// lock is released, before Commit returns: the host can start preparing the
+	// session's write (recording a new session's ownership) while the changes
+	// wait for the flush delay. It is not called for End. It runs on the Commit
+	// path, as often as sessions become dirty: it must be quick and must not call
+	// the Buffer.
+	OnNew func(session string)
+
 	// RetryMin and RetryMax bound the capped exponential backoff, with jitter, between
 	// attempts after a transient error: the n-th retry waits a random time between half
 	// and all of min(RetryMin<<(n-1), RetryMax). Defaults 50ms and 5s; RetryMin ranges

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -83,4 +84,39 @@ func TestAPreparationDoesNotHoldTheSessionsGroupedWithIt(t *testing.T) {
 func TestALargeSessionsWriteDoesNotHoldTheGroupTakenWithIt(t *testing.T) {
 	stuckCalls(t, Config{GroupBytes: 512}, "big", []string{"s1", "big", "s2"},
 		map[string]int{"s1": 10, "big": 600, "s2": 10}, [][]string{{"s1", "s2"}, {"big"}})
+}
+
+// OnNew is called once a Commit has applied the changes of a session the
+// buffer held nothing of, and not for a session already dirty, for a refused
+// Commit, or for End.
+func TestOnNewNamesTheSessionsACommitMadeNew(t *testing.T) {
+	t.Parallel()
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	h := newHarness(t, Config{Delay: time.Second, CheckSession: func(s string) error {
+		if s == "refused" {
+			return ErrOverloaded
+		}
+		return nil
+	}, OnNew: func(s string) {
+		mu.Lock()
+		got = append(got, s)
+		mu.Unlock()
+	}})
+	h.commit("s1", Change{Key: "k", Value: []byte("1")})
+	h.commit("s1", Change{Key: "k2", Value: []byte("2")}) // dirty already
+	if err := h.b.Commit("refused", Change{Key: "k", Value: []byte("1")}); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("commit CheckSession refused: %v", err)
+	}
+	if err := h.b.End("s2"); err != nil {
+		t.Fatal(err)
+	}
+	h.commit("s3", Change{Key: "k", Value: []byte("1")})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, []string{"s1", "s3"}) {
+		t.Fatalf("OnNew called for %v, want [s1 s3]", got)
+	}
 }

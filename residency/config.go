@@ -65,7 +65,7 @@ type Config struct {
 	// reads it afresh. Default LeaseRenew/2.
 	LeaseCacheTTL time.Duration
 	// MaxConcurrentCreates bounds the lightweight transactions recording
-	// brand-new sessions (their first flushes) in flight at once. A burst of
+	// brand-new sessions (EnsureOwned, Prepare) in flight at once. A burst of
 	// new sessions beyond what Paxos absorbs only queues in Cassandra, where
 	// it delays this node's lease renewals until the node fences itself.
 	// Default 64, range 1..4096.
@@ -77,19 +77,20 @@ type Config struct {
 	// this, AdmitNew refuses sessions this node does not own. 0: never.
 	CreationBudget time.Duration
 	// AdmissionOf, when set, gives a session a creation budget and an admit
-	// lead of its own (its family's: half of what its family's window leaves
-	// after its flush delay, and that delay) in place of CreationBudget and
-	// AdmitLead where it returns non-zero. The queue a session is judged
-	// against is every family's (the creations share the slots): the
-	// creations started plus, for each lead, the sessions admitted within it.
+	// lead of its own (the adapter's: its family's budget, and no lead) in
+	// place of CreationBudget and AdmitLead where it returns non-zero. The
+	// queue a session is judged against is every family's (the creations
+	// share the slots): the creations started plus, for each lead, the
+	// sessions admitted within it.
 	AdmissionOf func(session string) (budget, lead time.Duration)
 	// AdmitLead is how long a session admitted now waits before its
-	// creation starts (the adapter passes its flush delay: a new session's
-	// first flush records it). AdmitNew counts the new sessions it admitted
-	// within the last AdmitLead (a session's own, from AdmissionOf) as queued
-	// for creation, so a burst of new sessions is metered as it arrives, not
-	// only once its creations have taken every slot. 0: only creations
-	// already started count.
+	// creation starts (a host whose flushes record new sessions passes its
+	// flush delay; the adapter passes 0: it starts each recording when it
+	// accepts the session's first changes, Prepare). AdmitNew counts the new
+	// sessions it admitted within the last AdmitLead (a session's own, from
+	// AdmissionOf) as queued for creation, so a burst of new sessions is
+	// metered as it arrives, not only once its creations have taken every
+	// slot. 0: only creations already started count.
 	AdmitLead time.Duration
 	// OnFenced is called (from the lease goroutine) when this node self-fences,
 	// with the sessions it owned and those it had not recorded yet (new

@@ -9,7 +9,8 @@
 //
 // Ownership. Every session has an ownership row (owner node, epoch, released
 // flag) written only by lightweight transactions. A brand-new session is
-// recorded at epoch 1 by the first flush of the node that created it, with
+// recorded at epoch 1 by the node that created it (Prepare, as soon as the
+// host accepts its first changes, joined by its first flush's EnsureOwned), with
 // INSERT IF NOT EXISTS: the same row is later compare-and-set by claims, and
 // Cassandra only guarantees linearizability when every write of a row goes
 // through Paxos, so a plain insert is not safe to mix with claims. It costs one

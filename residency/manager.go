@@ -79,6 +79,9 @@ type Manager struct {
 	// joins those instead of claiming them, so it reads none of their
 	// states ahead either.
 	adopting sync.Map // session -> struct{}
+	// preparing holds the recordings of new sessions Prepare started and
+	// that have not ended yet.
+	preparing sync.Map // session -> *preparation
 	// leaseFlight shares one read of a peer's lease among the adoptions
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group
@@ -96,7 +99,7 @@ type Manager struct {
 
 	indexMu     sync.Mutex     // orders indexing.Add against Close's Wait
 	indexClosed bool           // under indexMu: Close waits for indexing; nothing more joins it
-	indexing    sync.WaitGroup // owner-index updates running in the background
+	indexing    sync.WaitGroup // owner-index updates and preparations running in the background
 
 	// Lease times are measured on the monotonic clock, as durations since
 	// started: a step of the wall clock can neither stretch nor cut a lease.
@@ -239,8 +242,20 @@ func (m *Manager) Fenced() bool {
 // brand-new session at epoch 1 (a lightweight transaction, once per session).
 // When the session already belongs to another node it returns an
 // *OwnedElsewhereError: the host created a session whose ID is taken, and must
-// adopt it first.
+// adopt it first. A recording that Prepare started is joined: its outcome is
+// returned.
 func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, error) {
+	if e, ok := m.Epoch(session); ok {
+		return e, nil
+	}
+	if p, ok := m.preparing.Load(session); ok {
+		return p.(*preparation).wait(ctx)
+	}
+	return m.ensureOwned(ctx, session)
+}
+
+// ensureOwned is EnsureOwned without joining a preparation.
+func (m *Manager) ensureOwned(ctx context.Context, session string) (uint64, error) {
 	if e, ok := m.Epoch(session); ok {
 		return e, nil
 	}

@@ -171,6 +171,9 @@ func (s *sim) write(ctx context.Context, m *Manager, id string) {
 	}
 	e, ok := m.Epoch(id)
 	if !ok {
+		if s.rng.IntN(2) == 0 {
+			m.Prepare(id) // as the adapter does on accepting a new session: the flush joins it
+		}
 		var err error
 		if e, err = m.EnsureOwned(ctx, id); err != nil {
 			s.logf("%s create %s: %v", m.NodeID(), id, err)

@@ -1,0 +1,73 @@
+package residency
+
+import "context"
+
+// Prepare starts recording session as this node's in the background (what
+// EnsureOwned does: a lightweight transaction), unless this node owns it, a
+// recording of it is under way, or the Manager is closing. A host calls it
+// when it has accepted the first change of a session it does not own: the
+// recording then runs while the change waits for its flush delay, and the
+// flush's EnsureOwned joins it, instead of starting it only once the delay
+// has passed. A new session's first write so lands a flush delay sooner when
+// the recording takes longer than the delay, and as soon as an owned
+// session's when it takes less: its changes are exposed to a crash of the
+// node for that much less (its window). A recording that fails is not
+// retried here: the flush's EnsureOwned, which gets its error, is retried by
+// the flush's own rules.
+func (m *Manager) Prepare(session string) {
+	if _, ok := m.Epoch(session); ok {
+		return
+	}
+	p := &preparation{done: make(chan struct{})}
+	if _, running := m.preparing.LoadOrStore(session, p); running {
+		return
+	}
+	m.indexMu.Lock() // Close waits for indexing: join it, unless it has begun
+	closing := m.indexClosed
+	if !closing {
+		m.indexing.Add(1)
+	}
+	m.indexMu.Unlock()
+	if closing {
+		p.err = ErrClosed
+		m.preparing.CompareAndDelete(session, p)
+		close(p.done)
+		return
+	}
+	go func() {
+		defer m.indexing.Done()
+		p.epoch, p.err = m.ensureOwned(m.bg, session)
+		// Gone from preparing before its outcome is given: an EnsureOwned
+		// that comes later starts afresh (an error here is not for it), and
+		// one that joined gets the outcome.
+		m.preparing.CompareAndDelete(session, p)
+		close(p.done)
+	}()
+}
+
+// Preparing reports whether a recording of session that Prepare started is
+// under way. A flush that would skip a session it finds unowned (one ended
+// before its first write) must join it instead: the recording lands all the
+// same, and the session would be left recorded as this node's and never
+// ended.
+func (m *Manager) Preparing(session string) bool {
+	_, ok := m.preparing.Load(session)
+	return ok
+}
+
+// A preparation is a recording of a new session that Prepare started.
+type preparation struct {
+	done  chan struct{} // closed when epoch and err are set
+	epoch uint64
+	err   error
+}
+
+// wait returns the preparation's outcome once it has one, or ctx's error.
+func (p *preparation) wait(ctx context.Context) (uint64, error) {
+	select {
+	case <-p.done:
+		return p.epoch, p.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
