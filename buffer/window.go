@@ -11,7 +11,8 @@ import (
 // its session to the end of that session's flush. With Config.MaxWindow (or a
 // Family's) set, a watchdog predicts every tick the exposure of a change
 // committed now to each family: the age of the family's oldest unflushed change
-// (flying ones included), at least the family's Delay and at least one flight (a
+// (flying ones included) as it will be at the next check, a tick later (MaxWindow
+// / 20, within 1..50 ms), at least the family's Delay and at least one flight (a
 // session has one write in flight at a time, so a change committed to a session
 // whose write is on its way waits for it to land), plus one flight: the longest
 // FlushFunc call of the family's sessions in about the last window (MaxWindow,
@@ -101,13 +102,16 @@ func (b *Buffer) checkWindow() {
 		// session has one write in flight at a time, so a change committed
 		// to a session whose write is on its way waits for that write to
 		// land, up to a flight, before its own starts: two flights when they
-		// are longer than the Delay.
-		age := int64(0)
+		// are longer than the Delay. The prediction stands until the next
+		// check, a tick later, and the oldest change ages meanwhile: it is
+		// judged as it will be then.
+		age, aged := int64(0), int64(0)
 		if oldest[f] != math.MaxInt64 {
 			age = now - oldest[f]
+			aged = age + int64(b.watchTick)
 		}
 		flight := w.flight()
-		exposure := max(age, fam.delay, flight) + flight
+		exposure := max(aged, fam.delay, flight) + flight
 		switch {
 		case exposure > w.max && !w.overloaded.Load():
 			w.overloaded.Store(true)

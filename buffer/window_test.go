@@ -209,3 +209,25 @@ func TestFlightsLongerThanTheDelayCountTwice(t *testing.T) {
 		t.Fatalf("commit after 120 ms flights with a 350 ms bound: %v", err)
 	}
 }
+
+// The watchdog's prediction stands until its next check, a tick later
+// (MaxWindow / 20), and the oldest unwritten change ages meanwhile: a check
+// that finds it 340 ms old under a 350 ms bound must refuse, for a change
+// accepted before the next check would wait 357.5 ms or more. (Judged by its
+// age at the check, such changes were accepted; in saturated runs the kill
+// of a node then lost changes acknowledged 350 to 364 ms before it.)
+func TestTheWindowIsJudgedAsItWillBeAtTheNextCheck(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 350 * time.Millisecond,
+		RetryMin: 50 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+	h.setFail(func(*Snapshot) error { return errors.New("store unreachable") })
+	h.commit("s1", Change{Key: "k", Value: []byte("1")})
+	h.step(10*time.Millisecond, 34) // checks every 20 ms here: the last at 340 ms
+	if age := h.b.Stats().OldestPendingAge; age >= 350*time.Millisecond {
+		t.Fatalf("oldest unwritten change %v old: the test wants it within a tick under the bound", age)
+	}
+	if err := h.b.Commit("s2", Change{Key: "k", Value: []byte("2")}); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("commit when the oldest unwritten change is 340 ms old under a 350 ms bound checked every 17.5 ms: %v, want ErrOverloaded", err)
+	}
+	h.setFail(nil)
+}

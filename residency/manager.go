@@ -80,8 +80,11 @@ type Manager struct {
 	// states ahead either.
 	adopting sync.Map // session -> struct{}
 	// preparing holds the recordings of new sessions Prepare started and
-	// that have not ended yet.
-	preparing sync.Map // session -> *preparation
+	// that have not ended yet; they run under prepCtx, which Close cancels
+	// before it waits for them (indexing).
+	preparing  sync.Map // session -> *preparation
+	prepCtx    context.Context
+	prepCancel context.CancelFunc
 	// leaseFlight shares one read of a peer's lease among the adoptions
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group
@@ -137,6 +140,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
+	prepCtx, prepCancel := context.WithCancel(context.Background())
 	ending, endAdopts := context.WithCancel(context.Background())
 	m := &Manager{
 		ending:      ending,
@@ -145,6 +149,8 @@ func New(cfg Config, st Store) (*Manager, error) {
 		waitFences:  newFencer(bg, st, burstRequestsInFlight),
 		bg:          bg,
 		bgCancel:    cancel,
+		prepCtx:     prepCtx,
+		prepCancel:  prepCancel,
 		cfg:         cfg,
 		store:       st,
 		incarnation: rand.Text()[:16],
@@ -792,6 +798,7 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	m.indexMu.Lock() // an adoption adding an index update has done so now
 	m.indexClosed = true
 	m.indexMu.Unlock()
+	m.prepCancel() // the host has flushed what it could: a recording left has nothing to wait for it
 	m.indexing.Wait()
 	if m.lastRenew.Load() != 0 {
 		<-m.done

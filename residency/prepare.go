@@ -36,7 +36,7 @@ func (m *Manager) Prepare(session string) {
 	}
 	go func() {
 		defer m.indexing.Done()
-		p.epoch, p.err = m.ensureOwned(m.bg, session)
+		p.epoch, p.err = m.ensureOwned(m.prepCtx, session)
 		// Gone from preparing before its outcome is given: an EnsureOwned
 		// that comes later starts afresh (an error here is not for it), and
 		// one that joined gets the outcome.
