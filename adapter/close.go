@@ -142,6 +142,9 @@ func (a *Adapter) Close(ctx context.Context) (CloseReport, error) {
 		rep.Unwritten = rep.Unwritten.join(unwritten(sharedRep))
 		bufErr = errors.Join(bufErr, sharedErr)
 	}
+	// A recording of a new session still under way (its flush gave up at the
+	// deadline) would land after the forgetting and releasing below.
+	a.res.StopPreparing()
 	for _, u := range buffered.Sessions {
 		a.res.Forget(u.Session) // not released: its latest state is not persisted
 	}

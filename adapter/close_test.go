@@ -136,9 +136,10 @@ func TestNodeIDInUseIsTheAdaptersError(t *testing.T) {
 	}
 }
 
-// Two nodes create the same session ID: the first write records one owner;
-// the other's changes are dropped and reported to OnDropped with the
-// adapter's *OwnedElsewhereError naming the winner.
+// Two nodes create the same session ID: the first record (made as each
+// accepts the session's first changes) wins; the other's changes are dropped
+// and reported to OnDropped with the adapter's *OwnedElsewhereError naming
+// the winner.
 func TestCreateRaceReportsOwnedElsewhere(t *testing.T) {
 	t.Parallel()
 	ks := cassandratest.Keyspace(t)
@@ -157,6 +158,14 @@ func TestCreateRaceReportsOwnedElsewhere(t *testing.T) {
 	a, b := openNode(t, cfgA, hooks("creator-a")), openNode(t, cfgB, hooks("creator-b"))
 	if err := a.Commit("dup", put("who", "a")); err != nil {
 		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, ok := a.res.Epoch("dup"); ok {
+			break // a's record landed first
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("creator-a did not record its new session within 10 s")
+		}
 	}
 	if err := b.Commit("dup", put("who", "b")); err != nil {
 		t.Fatal(err)

@@ -129,11 +129,11 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 		kick = true
 	}
 	sh.mu.Unlock()
+	if fresh && b.cfg.OnNew != nil {
+		b.cfg.OnNew(session) // before a kick can start the session's flush
+	}
 	if kick {
 		b.kickNow()
-	}
-	if fresh && b.cfg.OnNew != nil {
-		b.cfg.OnNew(session)
 	}
 	return nil
 }

@@ -73,7 +73,7 @@ type prefixFamily struct {
 func families(cfg Config) ([]family, []prefixFamily) {
 	fams := make([]family, 1+len(cfg.Families))
 	fams[0] = family{delay: int64(cfg.Delay), maxSessionBytes: cfg.MaxSessionBytes, errOverloaded: ErrOverloaded}
-	fams[0].window.init(cfg.MaxWindow)
+	fams[0].window.init(cfg.MaxWindow, cfg.Delay)
 	prefixes := make([]prefixFamily, len(cfg.Families))
 	for i, fc := range cfg.Families {
 		f := &fams[i+1]
@@ -82,7 +82,7 @@ func families(cfg Config) ([]family, []prefixFamily) {
 		f.maxSessionBytes = cmp.Or(fc.MaxSessionBytes, cfg.MaxSessionBytes)
 		f.hardBytes = fc.MaxSessionBytes
 		w := cmp.Or(fc.MaxWindow, cfg.MaxWindow)
-		f.window.init(w)
+		f.window.init(w, time.Duration(f.delay))
 		f.errOverloaded = fmt.Errorf("%w: family %q, whose MaxWindow is %v", ErrOverloaded, fc.Name, w)
 		prefixes[i] = prefixFamily{fc.Prefix, uint8(i + 1)}
 	}

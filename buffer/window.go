@@ -12,7 +12,8 @@ import (
 // Family's) set, a watchdog predicts every tick the exposure of a change
 // committed now to each family: the age of the family's oldest unflushed change
 // (flying ones included) as it will be at the next check, a tick later (MaxWindow
-// / 20, within 1..50 ms), at least the family's Delay and at least one flight (a
+// / 20, within 1..50 ms and at most a quarter of MaxWindow − Delay; the shortest
+// of the families'), at least the family's Delay and at least one flight (a
 // session has one write in flight at a time, so a change committed to a session
 // whose write is on its way waits for it to land), plus one flight: the longest
 // FlushFunc call of the family's sessions in about the last window (MaxWindow,
@@ -36,9 +37,10 @@ import (
 
 // windowGuard is the state of one family's watchdog.
 type windowGuard struct {
-	max        int64       // MaxWindow in nanoseconds; 0: off
-	span       int64       // how long a FlushFunc call counts: MaxWindow, within 100 ms..1 s (ns)
-	overloaded atomic.Bool // Commit and End of the family refuse while set
+	max        int64         // MaxWindow in nanoseconds; 0: off
+	span       int64         // how long a FlushFunc call counts: MaxWindow, within 100 ms..1 s (ns)
+	every      time.Duration // how often the bound wants to be checked (tick)
+	overloaded atomic.Bool   // Commit and End of the family refuse while set
 	// The longest FlushFunc call in the current and the previous span.
 	flightCur, flightPrev atomic.Int64
 	rotated               int64 // buffer time of the last rotation (watchdog only)
@@ -49,16 +51,19 @@ type windowGuard struct {
 	late atomic.Uint64
 }
 
-// init sets the bound; maxWindow 0 leaves it off.
-func (w *windowGuard) init(maxWindow time.Duration) {
+// init sets the bound of a family whose Delay is delay; maxWindow 0 leaves it
+// off.
+func (w *windowGuard) init(maxWindow, delay time.Duration) {
 	w.max = int64(maxWindow)
 	w.span = int64(min(max(maxWindow, 100*time.Millisecond), time.Second))
+	w.every = min(max(maxWindow/20, time.Millisecond), 50*time.Millisecond, max((maxWindow-delay)/4, time.Millisecond))
 }
 
-// tick is how often the bound wants to be checked.
-func (w *windowGuard) tick() time.Duration {
-	return min(max(time.Duration(w.max)/20, time.Millisecond), 50*time.Millisecond)
-}
+// tick is how often the bound wants to be checked: a twentieth of it, within
+// 1..50 ms, and at most a quarter of the margin it leaves above the Delay. The
+// prediction adds a tick (the next check's), so a tick close to the margin
+// refused every commit of a family whose bound is its Delay plus a little.
+func (w *windowGuard) tick() time.Duration { return w.every }
 
 // flew records the duration of one FlushFunc (or GroupFlush) call.
 func (w *windowGuard) flew(d time.Duration) {

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -230,4 +231,23 @@ func TestTheWindowIsJudgedAsItWillBeAtTheNextCheck(t *testing.T) {
 		t.Fatalf("commit when the oldest unwritten change is 340 ms old under a 350 ms bound checked every 17.5 ms: %v, want ErrOverloaded", err)
 	}
 	h.setFail(nil)
+}
+
+// A family whose bound is its Delay plus a little (1s under 1.04s) is checked
+// often enough for the tick the prediction adds to fit that margin: steady
+// commits to a fast store are never refused. (With the tick at a twentieth of
+// the bound, 50 ms, a change at its due time was judged 1.05 s old and every
+// commit of the family was refused once a delay.)
+func TestATightBoundIsCheckedOftenEnough(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: time.Second, MaxWindow: 1040 * time.Millisecond})
+	for i := range 60 {
+		if err := h.b.Commit("s1", Change{Key: fmt.Sprintf("k%d", i), Value: []byte("v")}); err != nil {
+			t.Fatalf("commit %d to a fast store under a 1.04 s bound with a 1 s delay: %v", i, err)
+		}
+		h.step(10*time.Millisecond, 10)
+	}
+	if st := h.b.Stats(); st.OverloadTrips != 0 {
+		t.Fatalf("%d trips with a fast store, want none", st.OverloadTrips)
+	}
 }

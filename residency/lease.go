@@ -154,6 +154,9 @@ func (m *Manager) fence() {
 	}
 	m.mu.Unlock()
 	m.stats.fences.Add(1)
+	// A recording under way now ends in ErrCreationLapsed: a session started
+	// again after recovery must not join it, but record itself afresh.
+	m.preparing.Clear()
 	if m.cfg.Flusher != nil {
 		m.cfg.Flusher.Pause()
 		// New sessions not recorded yet: peers see none of them, so while this

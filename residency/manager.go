@@ -79,12 +79,15 @@ type Manager struct {
 	// joins those instead of claiming them, so it reads none of their
 	// states ahead either.
 	adopting sync.Map // session -> struct{}
-	// preparing holds the recordings of new sessions Prepare started and
-	// that have not ended yet; they run under prepCtx, which Close cancels
-	// before it waits for them (indexing).
-	preparing  sync.Map // session -> *preparation
-	prepCtx    context.Context
-	prepCancel context.CancelFunc
+	// preparing holds the recordings of new sessions under way (Prepare's
+	// and EnsureOwned's); a fence clears it. Prepare's run under prepCtx,
+	// which StopPreparing cancels before it waits for them (preparations);
+	// prepStopped (under indexMu) starts no more.
+	preparing    sync.Map // session -> *preparation
+	prepCtx      context.Context
+	prepCancel   context.CancelFunc
+	preparations sync.WaitGroup
+	prepStopped  bool
 	// leaseFlight shares one read of a peer's lease among the adoptions
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group
@@ -102,7 +105,7 @@ type Manager struct {
 
 	indexMu     sync.Mutex     // orders indexing.Add against Close's Wait
 	indexClosed bool           // under indexMu: Close waits for indexing; nothing more joins it
-	indexing    sync.WaitGroup // owner-index updates and preparations running in the background
+	indexing    sync.WaitGroup // owner-index updates running in the background
 
 	// Lease times are measured on the monotonic clock, as durations since
 	// started: a step of the wall clock can neither stretch nor cut a lease.
@@ -248,21 +251,36 @@ func (m *Manager) Fenced() bool {
 // brand-new session at epoch 1 (a lightweight transaction, once per session).
 // When the session already belongs to another node it returns an
 // *OwnedElsewhereError: the host created a session whose ID is taken, and must
-// adopt it first. A recording that Prepare started is joined: its outcome is
-// returned.
+// adopt it first. A recording of session under way (one Prepare started, or
+// another EnsureOwned) is joined: its outcome is returned. Every recording of
+// a session so goes through one entry of preparing: two at once would each
+// find the other's record, and the loser would claim and fence the session
+// over the winner's first write.
 func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, error) {
 	if e, ok := m.Epoch(session); ok {
 		return e, nil
 	}
-	if p, ok := m.preparing.Load(session); ok {
-		return p.(*preparation).wait(ctx)
+	p := &preparation{done: make(chan struct{})}
+	if q, running := m.preparing.LoadOrStore(session, p); running {
+		return q.(*preparation).wait(ctx)
 	}
-	return m.ensureOwned(ctx, session)
+	p.epoch, p.err = m.ensureOwned(ctx, session, false)
+	m.preparing.CompareAndDelete(session, p)
+	close(p.done)
+	return p.epoch, p.err
 }
 
-// ensureOwned is EnsureOwned without joining a preparation.
-func (m *Manager) ensureOwned(ctx context.Context, session string) (uint64, error) {
+// ensureOwned records session (EnsureOwned's work, outside preparing).
+// counted: the caller has already counted it in creating (Prepare, so that
+// AdmitNew sees it queued from the moment it was admitted).
+func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool) (uint64, error) {
+	uncount := func() {
+		if counted {
+			m.creating.Add(-1)
+		}
+	}
 	if e, ok := m.Epoch(session); ok {
+		uncount()
 		return e, nil
 	}
 	// A fence from here on discarded this session's changes: counted
@@ -270,10 +288,11 @@ func (m *Manager) ensureOwned(ctx context.Context, session string) (uint64, erro
 	// slot is seen too.
 	fences := m.stats.fences.Load()
 	if !m.LeaseValid() {
+		uncount()
 		return 0, m.fencedErr()
 	}
 	requested := m.elapsed()
-	if m.creating.Add(1) == 1 {
+	if !counted && m.creating.Add(1) == 1 {
 		m.createMoved.Store(int64(requested))
 	}
 	select {
@@ -798,7 +817,7 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	m.indexMu.Lock() // an adoption adding an index update has done so now
 	m.indexClosed = true
 	m.indexMu.Unlock()
-	m.prepCancel() // the host has flushed what it could: a recording left has nothing to wait for it
+	m.StopPreparing()
 	m.indexing.Wait()
 	if m.lastRenew.Load() != 0 {
 		<-m.done

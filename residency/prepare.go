@@ -4,7 +4,7 @@ import "context"
 
 // Prepare starts recording session as this node's in the background (what
 // EnsureOwned does: a lightweight transaction), unless this node owns it, a
-// recording of it is under way, or the Manager is closing. A host calls it
+// recording of it is under way, or StopPreparing (or Close) was called. A host calls it
 // when it has accepted the first change of a session it does not own: the
 // recording then runs while the change waits for its flush delay, and the
 // flush's EnsureOwned joins it, instead of starting it only once the delay
@@ -22,27 +22,47 @@ func (m *Manager) Prepare(session string) {
 	if _, running := m.preparing.LoadOrStore(session, p); running {
 		return
 	}
-	m.indexMu.Lock() // Close waits for indexing: join it, unless it has begun
-	closing := m.indexClosed
-	if !closing {
-		m.indexing.Add(1)
+	m.indexMu.Lock() // StopPreparing waits for preparations: join them, unless it has begun
+	stopped := m.prepStopped
+	if !stopped {
+		m.preparations.Add(1)
 	}
 	m.indexMu.Unlock()
-	if closing {
+	if stopped {
 		p.err = ErrClosed
 		m.preparing.CompareAndDelete(session, p)
 		close(p.done)
 		return
 	}
+	// Counted as queued for creation now, not once the goroutine runs: on a
+	// busy node that can be milliseconds, and a burst admitted meanwhile was
+	// judged against a queue without it.
+	if m.creating.Add(1) == 1 {
+		m.createMoved.Store(int64(m.elapsed()))
+	}
 	go func() {
-		defer m.indexing.Done()
-		p.epoch, p.err = m.ensureOwned(m.prepCtx, session)
+		defer m.preparations.Done()
+		p.epoch, p.err = m.ensureOwned(m.prepCtx, session, true)
 		// Gone from preparing before its outcome is given: an EnsureOwned
 		// that comes later starts afresh (an error here is not for it), and
 		// one that joined gets the outcome.
 		m.preparing.CompareAndDelete(session, p)
 		close(p.done)
 	}()
+}
+
+// StopPreparing cancels the recordings Prepare started and waits for them to
+// end; Prepare starts no more. A host closing calls it once it has flushed
+// what it could, before it forgets the sessions left unwritten and releases
+// the others: a recording that landed after that would leave a session
+// recorded as this node's, and neither forgotten nor released. Close calls
+// it too.
+func (m *Manager) StopPreparing() {
+	m.indexMu.Lock()
+	m.prepStopped = true
+	m.indexMu.Unlock()
+	m.prepCancel()
+	m.preparations.Wait()
 }
 
 // Preparing reports whether a recording of session that Prepare started is

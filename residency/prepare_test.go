@@ -2,10 +2,12 @@ package residency
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/holdover/holdover/internal/memstore"
+	"github.com/holdover/holdover/internal/store"
 )
 
 // A new session's recording starts when Prepare is called (when the host
@@ -16,6 +18,7 @@ import (
 func TestPrepareRecordsANewSessionAheadOfItsFlush(t *testing.T) {
 	g := &createGate{Store: memstore.New(), release: make(chan struct{})}
 	m := started(t, Config{NodeID: "n1", LeaseTTL: 5 * time.Second}, g)
+	t.Cleanup(func() { openGate(g) }) // before Close, which waits for the recordings
 	m.Prepare("held-a")
 	deadline := time.Now().Add(5 * time.Second)
 	for g.holding() < 1 {
@@ -28,21 +31,13 @@ func TestPrepareRecordsANewSessionAheadOfItsFlush(t *testing.T) {
 		t.Fatal("Preparing is false while the recording is under way")
 	}
 	m.Prepare("held-a") // under way: nothing more
-	type result struct {
-		epoch uint64
-		err   error
-	}
-	joined := make(chan result, 1)
-	go func() {
-		e, err := m.EnsureOwned(context.Background(), "held-a")
-		joined <- result{e, err}
-	}()
+	joined := ensuring(m, "held-a")
 	select {
 	case r := <-joined:
 		t.Fatalf("EnsureOwned returned %v before the recording it joins ended", r)
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(g.release)
+	openGate(g)
 	r := <-joined
 	if r.err != nil || r.epoch != 1 {
 		t.Fatalf("EnsureOwned joining the recording: epoch %d, %v; want 1, nil", r.epoch, r.err)
@@ -70,6 +65,7 @@ func TestPrepareRecordsANewSessionAheadOfItsFlush(t *testing.T) {
 func TestPrepareAfterCloseStartsNothing(t *testing.T) {
 	g := &createGate{Store: memstore.New(), release: make(chan struct{})}
 	m := started(t, Config{NodeID: "n1", LeaseTTL: 5 * time.Second}, g)
+	t.Cleanup(func() { openGate(g) }) // before Close, which waits for the recordings
 	if err := m.Close(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -78,4 +74,145 @@ func TestPrepareAfterCloseStartsNothing(t *testing.T) {
 	if n := g.holding(); n != 0 || m.Preparing("held-b") {
 		t.Fatalf("Prepare after Close: %d recordings, preparing %v; want none", n, m.Preparing("held-b"))
 	}
+}
+
+// Every recording of a session goes through one entry: a Prepare that comes
+// while the flush's own EnsureOwned is recording the session joins it rather
+// than starting a second (the second found the first's record naming this
+// node, claimed and fenced the session, and the fence could hide the first
+// write, acknowledged and then lost).
+func TestARecordingUnderWayIsNeverStartedTwice(t *testing.T) {
+	g := &createGate{Store: memstore.New(), release: make(chan struct{})}
+	m := started(t, Config{NodeID: "n1", LeaseTTL: 5 * time.Second}, g)
+	t.Cleanup(func() { openGate(g) }) // before Close, which waits for the recordings
+	done := ensuring(m, "held-x")
+	waitHolding(t, g, 1)
+	m.Prepare("held-x")
+	time.Sleep(30 * time.Millisecond)
+	if n := g.holding(); n != 1 {
+		t.Fatalf("%d recordings of one session under way at once, want 1", n)
+	}
+	openGate(g)
+	if r := <-done; r.err != nil || r.epoch != 1 {
+		t.Fatalf("EnsureOwned: epoch %d, %v; want 1, nil", r.epoch, r.err)
+	}
+}
+
+// A fence ends the joining of a recording under way: that recording ends in
+// ErrCreationLapsed (the fence discarded the session's changes), and a
+// session started again after the recovery records itself afresh instead of
+// inheriting that error (which dropped the changes acknowledged after the
+// recovery).
+func TestARecordingUnderWayAtAFenceIsNotJoinedAfterIt(t *testing.T) {
+	g := &createGate{Store: memstore.New(), release: make(chan struct{})}
+	m := started(t, Config{NodeID: "n1", LeaseTTL: 5 * time.Second}, g)
+	t.Cleanup(func() { openGate(g) }) // before Close, which waits for the recordings
+	m.Prepare("held-y")
+	waitHolding(t, g, 1)
+	m.fence()
+	m.recover()
+	if m.Fenced() {
+		t.Fatal("still fenced after recover")
+	}
+	done := ensuring(m, "held-y")
+	waitHolding(t, g, 2)
+	openGate(g)
+	if err := (<-done).err; err != nil {
+		t.Fatalf("EnsureOwned after the recovery: %v, want the session recorded afresh", err)
+	}
+	if _, ok := m.Epoch("held-y"); !ok {
+		t.Fatal("not owned after its recording")
+	}
+}
+
+// A recording Prepare started counts as queued for creation as soon as
+// Prepare returns (AdmitNew judges a burst by that queue), not once its
+// goroutine runs.
+func TestAPreparedRecordingIsQueuedAtOnce(t *testing.T) {
+	g := &createGate{Store: memstore.New(), release: make(chan struct{})}
+	m := started(t, Config{NodeID: "n1", LeaseTTL: 5 * time.Second}, g)
+	t.Cleanup(func() { openGate(g) }) // before Close, which waits for the recordings
+	for i := range 8 {
+		m.Prepare("held-" + string(rune('a'+i)))
+	}
+	if n := m.creating.Load(); n != 8 {
+		t.Fatalf("creating %d just after 8 Prepares, want 8", n)
+	}
+	openGate(g)
+}
+
+// StopPreparing cancels the recordings under way and waits for them: none
+// lands after it returns (a host forgets and releases its sessions next).
+func TestStopPreparingCancelsAndWaits(t *testing.T) {
+	g := &ctxGate{Store: memstore.New()}
+	m := started(t, Config{NodeID: "n1", LeaseTTL: 5 * time.Second}, g)
+	m.Prepare("s1")
+	for g.entered.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	stopped := make(chan struct{})
+	go func() { m.StopPreparing(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("StopPreparing did not return")
+	}
+	if _, ok := m.Epoch("s1"); ok || m.Preparing("s1") {
+		t.Fatal("a recording cancelled by StopPreparing left the session owned or under way")
+	}
+	m.Prepare("s2")
+	time.Sleep(20 * time.Millisecond)
+	if n := g.entered.Load(); n != 1 {
+		t.Fatalf("Prepare after StopPreparing started a recording (%d in all)", n)
+	}
+}
+
+// ctxGate holds every creation until its context ends.
+type ctxGate struct {
+	*memstore.Store
+	entered atomic.Int32
+}
+
+func (g *ctxGate) CreateOwner(ctx context.Context, s, node string, ended uint64, ttl time.Duration) (bool, store.Owner, error) {
+	g.entered.Add(1)
+	<-ctx.Done()
+	return false, store.Owner{}, ctx.Err()
+}
+
+func waitHolding(t *testing.T, g *createGate, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for g.holding() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d recordings reached the store within 5 s, want %d", g.holding(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// openGate releases the creations g holds, once.
+func openGate(g *createGate) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.release:
+	default:
+		close(g.release)
+	}
+}
+
+// ensured is the outcome of an EnsureOwned.
+type ensured struct {
+	epoch uint64
+	err   error
+}
+
+// ensuring runs EnsureOwned of session on m in the background.
+func ensuring(m *Manager, session string) <-chan ensured {
+	done := make(chan ensured, 1)
+	go func() {
+		e, err := m.EnsureOwned(context.Background(), session)
+		done <- ensured{e, err}
+	}()
+	return done
 }
