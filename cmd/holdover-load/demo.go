@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -290,6 +291,15 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 	logf("load: %d sessions at %.0f events/s; %s of A after %v, or once every session of A exists if that is later (at most %v more); A's sessions then go to B",
 		o.Sessions, o.Rate, how, o.Warmup, demoWaitCreated)
 	var aFences int // A's self-fences before it failed
+	// A's lease is read on a connection opened before the load: opening one
+	// after the kill took up to seconds on the loaded machine, and the
+	// redirect waited for it.
+	leases, err := connect(hosts)
+	if err != nil {
+		return res, fmt.Errorf("connect to read A's lease: %w", err)
+	}
+	defer leases.Close()
+	var leaseRead sync.WaitGroup // the read after A's kill
 	// The shared family: a setting written through A while the load runs,
 	// watched until B serves it; A is not killed before that is settled.
 	sharedDone := make(chan struct{})
@@ -326,13 +336,19 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 					return errors.New("node A still runs 10s after SIGKILL")
 				}
 				logf("node A is dead; B may adopt its sessions once A's lease (TTL %v) expires", o.LeaseTTL)
-				if end, err := leaseEnd(hosts, res.Keyspace, "demo-a", residency.DefaultMaxClockSkew); err != nil {
-					logf("A's lease: %v", err)
-				} else {
-					res.LeaseFloor = end.Sub(killed)
-					logf("A's lease ends %d ms after the kill as peers judge it (last renewal + TTL %v): the floor of its sessions' failover",
-						res.LeaseFloor.Milliseconds(), o.LeaseTTL)
-				}
+				// The redirect starts now, as a balancer's would: the read
+				// of A's lease, for the floor, runs beside it.
+				leaseRead.Add(1)
+				go func() {
+					defer leaseRead.Done()
+					if end, err := leaseEnd(leases, res.Keyspace, "demo-a", residency.DefaultMaxClockSkew); err != nil {
+						logf("A's lease: %v", err)
+					} else {
+						res.LeaseFloor = end.Sub(killed)
+						logf("A's lease ends %d ms after the kill as peers judge it (last renewal + TTL %v): the floor of its sessions' failover",
+							res.LeaseFloor.Milliseconds(), o.LeaseTTL)
+					}
+				}()
 				return nil
 			},
 		},
@@ -359,6 +375,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 		close(sharedDone)
 	}
 	res.Report, err = g.Run(ctx)
+	leaseRead.Wait()
 	<-sharedDone
 	res.Shared = shared
 	res.FalseFences = aFences + b.log.fences()
@@ -413,12 +430,7 @@ func dropKeyspace(hosts, ks string) error {
 
 // leaseEnd reads node's lease in keyspace ks and returns when peers stop
 // counting it live (store.Lease.Ends with skew).
-func leaseEnd(hosts, ks, node string, skew time.Duration) (time.Time, error) {
-	s, err := connect(hosts)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer s.Close()
+func leaseEnd(s *gocql.Session, ks, node string, skew time.Duration) (time.Time, error) {
 	var (
 		l     store.Lease
 		ttlMS int64

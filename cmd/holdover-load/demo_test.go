@@ -15,6 +15,7 @@ import (
 
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
 	"github.com/holdover/holdover/internal/testbench/loadgen"
+	"github.com/holdover/holdover/residency"
 )
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writers.
@@ -103,6 +104,11 @@ func TestDemoAgainstRealNodes(t *testing.T) {
 	}
 	if res.FalseFences != 0 {
 		t.Fatalf("%d self-fences of running nodes", res.FalseFences)
+	}
+	// A's lease is read beside the redirect, and its end is still reported:
+	// within the TTL and the skew peers allow after the kill.
+	if res.LeaseFloor <= 0 || res.LeaseFloor > o.LeaseTTL+residency.DefaultMaxClockSkew {
+		t.Fatalf("A's lease ended %v after its kill, want within the TTL %v and the skew", res.LeaseFloor, o.LeaseTTL)
 	}
 	// Failover: no session before A's lease ran out, all within the TTL
 	// and some retries of it.
