@@ -137,14 +137,16 @@ func (a *Adapter) writeGroup(ctx context.Context, group []*buffer.Snapshot, idx 
 // this node's at epoch 1 (or joining its recording, started when its first
 // changes were accepted). write is false when there is nothing to write: a
 // session created and ended inside one window was never persisted, unless
-// its recording was under way: that one lands all the same, so the End is
-// written and recorded after it.
+// its recording was under way, or failed without saying whether it landed
+// (residency's Unsettled): such a record may land or stand all the same, so
+// the session is recorded (or its row settled) and the End written and
+// recorded after it.
 func (a *Adapter) owned(ctx context.Context, s *buffer.Snapshot) (epoch uint64, write bool, err error) {
 	epoch, owned := a.res.Epoch(s.Session)
 	if owned {
 		return epoch, true, nil
 	}
-	if s.Ended && len(s.Items) == 0 && !a.res.Preparing(s.Session) {
+	if s.Ended && len(s.Items) == 0 && !a.res.Unsettled(s.Session) {
 		// A recording that ended since the first look left it owned (it
 		// is recorded as owned before it stops being under way).
 		epoch, owned = a.res.Epoch(s.Session)

@@ -157,6 +157,7 @@ func (m *Manager) fence() {
 	// A recording under way now ends in ErrCreationLapsed: a session started
 	// again after recovery must not join it, but record itself afresh.
 	m.preparing.Clear()
+	m.doubtful.Clear() // the fence discards the sessions not recorded yet
 	if m.cfg.Flusher != nil {
 		m.cfg.Flusher.Pause()
 		// New sessions not recorded yet: peers see none of them, so while this

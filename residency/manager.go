@@ -88,6 +88,13 @@ type Manager struct {
 	prepCancel   context.CancelFunc
 	preparations sync.WaitGroup
 	prepStopped  bool
+	// doubtful holds the sessions whose last recording failed after its
+	// lightweight transaction was sent: it may have landed (a timeout
+	// after Cassandra applied it), leaving a row that names this node while
+	// this node does not hold the session (Unsettled). A recording that
+	// settles the session (owned, or another node's) clears it; so does a
+	// fence, which discards such sessions.
+	doubtful sync.Map // session -> struct{}
 	// leaseFlight shares one read of a peer's lease among the adoptions
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group
@@ -270,10 +277,33 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	return p.epoch, p.err
 }
 
+// recorded forgets that session's recording was in doubt once one ended in
+// an outcome that says where the session stands: recorded as this node's,
+// another node's, or discarded by a fence.
+func (m *Manager) recorded(session string, err error) {
+	var oe *OwnedElsewhereError
+	if err == nil || errors.As(err, &oe) || errors.Is(err, ErrCreationLapsed) {
+		m.doubtful.Delete(session)
+	}
+}
+
+// Unsettled reports whether a recording of session is under way (Preparing)
+// or the last one failed without saying whether it landed. A flush that
+// would skip a session it finds unowned (one ended before its first write)
+// must record it instead (EnsureOwned), so that its End is recorded too: a
+// row the recording left would otherwise name this node for good.
+func (m *Manager) Unsettled(session string) bool {
+	if m.Preparing(session) {
+		return true
+	}
+	_, ok := m.doubtful.Load(session)
+	return ok
+}
+
 // ensureOwned records session (EnsureOwned's work, outside preparing).
 // counted: the caller has already counted it in creating (Prepare, so that
 // AdmitNew sees it queued from the moment it was admitted).
-func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool) (uint64, error) {
+func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool) (_ uint64, rerr error) {
 	uncount := func() {
 		if counted {
 			m.creating.Add(-1)
@@ -307,6 +337,8 @@ func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool)
 		return 0, ErrCreationLapsed
 	}
 	began := time.Now()
+	m.doubtful.Store(session, struct{}{}) // until an outcome settles it
+	defer func() { m.recorded(session, rerr) }()
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.ttl(session))
 	m.createTook(time.Since(began))
 	<-m.creates
@@ -680,6 +712,7 @@ func (m *Manager) Ended(ctx context.Context, session string) error {
 // Forget drops session from this node's ownership map without touching
 // Cassandra (the host discarded it).
 func (m *Manager) Forget(session string) {
+	m.doubtful.Delete(session)
 	m.mu.Lock()
 	delete(m.owned, session)
 	m.mu.Unlock()

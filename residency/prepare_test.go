@@ -2,6 +2,8 @@ package residency
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -215,4 +217,81 @@ func ensuring(m *Manager, session string) <-chan ensured {
 		done <- ensured{e, err}
 	}()
 	return done
+}
+
+// A recording whose reply was lost (a timeout after Cassandra applied it)
+// leaves a row naming this node while this node does not hold the session.
+// Unsettled reports it until a recording settles the session, so that a
+// flush of the session's End records the session (EnsureOwned adopts the
+// row) instead of skipping a session it finds unowned and leaving the row
+// naming this node for good: the ended session would be found, and adopted,
+// as one that exists. Both ways of recording are covered: the flush's own
+// EnsureOwned and Prepare.
+func TestARecordWhoseReplyWasLostIsUnsettled(t *testing.T) {
+	st := memstore.New()
+	var lost sync.Map // sessions whose first recording loses its reply
+	st.Faults = func(op, session string) memstore.Fault {
+		if _, first := lost.LoadAndDelete(session); first && op == "create_owner" {
+			return memstore.LoseReply
+		}
+		return memstore.OK
+	}
+	m := started(t, Config{NodeID: "n1", LeaseTTL: 5 * time.Second}, st)
+	ctx := context.Background()
+	for _, via := range []string{"ensure", "prepare"} {
+		s := "lost-" + via
+		lost.Store(s, true)
+		if via == "ensure" {
+			if _, err := m.EnsureOwned(ctx, s); err == nil {
+				t.Fatalf("%s: EnsureOwned with its reply lost succeeded", s)
+			}
+		} else {
+			m.Prepare(s)
+			deadline := time.Now().Add(5 * time.Second)
+			for m.Preparing(s) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: the recording did not end", s)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if o, found, _ := st.ReadOwner(ctx, s); !found || o.Node != "n1" {
+			t.Fatalf("%s: the lost reply's row: %+v, found %v; want it naming n1", s, o, found)
+		}
+		if _, owned := m.Epoch(s); owned {
+			t.Fatalf("%s: held after a recording whose reply was lost", s)
+		}
+		if !m.Unsettled(s) {
+			t.Fatalf("%s: a row names this node, which does not hold the session, and Unsettled is false: an End flushed now would leave it so", s)
+		}
+		e, err := m.EnsureOwned(ctx, s)
+		if err != nil || e < 1 {
+			t.Fatalf("%s: EnsureOwned after the lost reply: epoch %d, %v", s, e, err)
+		}
+		if m.Unsettled(s) {
+			t.Fatalf("%s: Unsettled after a recording settled the session", s)
+		}
+	}
+	// A recording refused because another node, live, holds the session
+	// settles it too: there is nothing of this node's to end.
+	if err := st.RenewLease(ctx, "n2", time.Hour, 0, time.Now(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.CreateOwner(ctx, "taken", "n2", 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	lost.Store("taken", true)
+	if _, err := m.EnsureOwned(ctx, "taken"); err == nil {
+		t.Fatal("EnsureOwned of another node's session with its reply lost succeeded")
+	}
+	if !m.Unsettled("taken") {
+		t.Fatal("Unsettled is false after a recording whose reply was lost")
+	}
+	var oe *OwnedElsewhereError
+	if _, err := m.EnsureOwned(ctx, "taken"); !errors.As(err, &oe) {
+		t.Fatalf("EnsureOwned of n2's session: %v, want *OwnedElsewhereError", err)
+	}
+	if m.Unsettled("taken") {
+		t.Fatal("Unsettled after the session was found to be another node's")
+	}
 }
