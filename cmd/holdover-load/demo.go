@@ -379,6 +379,15 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (res 
 	<-sharedDone
 	res.Shared = shared
 	res.FalseFences = aFences + b.log.fences()
+	for _, n := range []struct {
+		name   string
+		fences int
+		p      *nodeProc
+	}{{"A", aFences, a}, {"B", b.log.fences(), b}} {
+		if n.fences > 0 {
+			logf("node %s fenced itself %d time(s) while running; its lease lines:\n%s", n.name, n.fences, n.p.log.leaseLog())
+		}
+	}
 	if err != nil {
 		return res, err
 	}

@@ -270,6 +270,31 @@ func TestTailLog(t *testing.T) {
 	}
 }
 
+// The lines a node logs about its lease are kept apart from the tail, the
+// last maxLeaseLines of them, so that a self-fence can be read after the
+// run even when the node logged much since; self-fences are counted.
+func TestTailLogKeepsTheLeaseLines(t *testing.T) {
+	l := &tailLog{prefix: "[B] ", max: 2}
+	fmt.Fprintln(l, `level=WARN msg="holdover: lease renewal failed" since_last_renewal=1.2s`)
+	fmt.Fprintln(l, `level=ERROR msg="holdover: lease lapsed, node self-fenced" sessions=3`)
+	for i := range maxLeaseLines + 5 {
+		fmt.Fprintf(l, "other line %d\n", i)
+	}
+	if got, want := l.leaseLog(), "  [B] level=WARN msg=\"holdover: lease renewal failed\" since_last_renewal=1.2s\n  [B] level=ERROR msg=\"holdover: lease lapsed, node self-fenced\" sessions=3\n"; got != want {
+		t.Fatalf("lease lines %q, want %q", got, want)
+	}
+	if l.fences() != 1 {
+		t.Fatalf("%d self-fences counted, want 1", l.fences())
+	}
+	for i := range maxLeaseLines + 1 {
+		fmt.Fprintf(l, "msg=\"holdover: lease renewed, node unfenced\" n=%d\n", i)
+	}
+	lines := strings.Split(strings.TrimSuffix(l.leaseLog(), "\n"), "\n")
+	if len(lines) != maxLeaseLines || !strings.HasSuffix(lines[0], "n=1") || !strings.HasSuffix(lines[len(lines)-1], fmt.Sprintf("n=%d", maxLeaseLines)) {
+		t.Fatalf("after %d more lease lines, kept %d: first %q, last %q", maxLeaseLines+1, len(lines), lines[0], lines[len(lines)-1])
+	}
+}
+
 // overload names the flag it refuses and its accepted values, and runs
 // nothing.
 func TestOverloadFlagsRefused(t *testing.T) {

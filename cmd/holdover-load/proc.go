@@ -106,7 +106,19 @@ type tailLog struct {
 	lines   []string
 	fenced  int    // lines reporting a self-fence
 	onFence func() // called (under mu) for each of those lines
+	// leaseLines are the last maxLeaseLines lines about the node's lease
+	// (renewals failed, fences, recoveries): what a false fence is read
+	// from when the nodes' logs were not copied (-v).
+	leaseLines []string
 }
+
+// leaseLine marks the lines a node logs about its lease: "holdover: lease
+// renewal failed", "holdover: lease lapsed, node self-fenced", "holdover:
+// lease renewed, node unfenced", and the like.
+const leaseLine = "holdover: lease "
+
+// maxLeaseLines bounds tailLog.leaseLines.
+const maxLeaseLines = 20
 
 // setOnFence has f called as each self-fence line arrives.
 func (t *tailLog) setOnFence(f func()) {
@@ -137,6 +149,12 @@ func (t *tailLog) Write(b []byte) (int, error) {
 		line := string(t.partial[:i])
 		t.partial = t.partial[i+1:]
 		t.lines = append(t.lines, line)
+		if strings.Contains(line, leaseLine) {
+			t.leaseLines = append(t.leaseLines, line)
+			if len(t.leaseLines) > maxLeaseLines {
+				t.leaseLines = t.leaseLines[1:]
+			}
+		}
 		if strings.Contains(line, fenceLine) {
 			t.fenced++
 			if t.onFence != nil {
@@ -151,6 +169,18 @@ func (t *tailLog) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// leaseLog returns the last lines the node logged about its lease, one per
+// line, indented.
+func (t *tailLog) leaseLog() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b strings.Builder
+	for _, l := range t.leaseLines {
+		b.WriteString("  " + t.prefix + l + "\n")
+	}
+	return b.String()
 }
 
 func (t *tailLog) tail(n int) string {
