@@ -173,6 +173,18 @@ type options struct {
 	meter  metric.MeterProvider
 	tracer trace.TracerProvider
 	clock  buffer.Clock // tests only: the buffer's clock
+	// tests only: what residency talks to, in place of the store itself
+	// (a wrapper that holds or fails chosen calls)
+	residencyStore func(residency.Store) residency.Store
+}
+
+// residencyStoreOf is the store residency talks to: st, or what a test
+// wrapped it in.
+func (o *options) residencyStoreOf(st residency.Store) residency.Store {
+	if o.residencyStore != nil {
+		return o.residencyStore(st)
+	}
+	return st
 }
 
 // WithHooks sets the host's callbacks.
@@ -310,7 +322,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Adapter, error) {
 		OnRecovered:          o.hooks.OnRecovered,
 		Flusher:              a.buf,
 		Logger:               o.logger,
-	}, st)
+	}, o.residencyStoreOf(st))
 	if err == nil {
 		err = a.res.Start(ctx)
 	}
