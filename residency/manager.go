@@ -271,20 +271,21 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 	if q, running := m.preparing.LoadOrStore(session, p); running {
 		return q.(*preparation).wait(ctx)
 	}
-	p.epoch, p.err = m.ensureOwned(ctx, session, false)
-	m.preparing.CompareAndDelete(session, p)
-	close(p.done)
-	return p.epoch, p.err
+	e, err := m.ensureOwned(ctx, session, false)
+	m.prepared(session, p, e, err)
+	return e, err
 }
 
-// recorded forgets that session's recording was in doubt once one ended in
-// an outcome that says where the session stands: recorded as this node's,
-// another node's, or discarded by a fence.
+// recorded notes how a recording of session whose lightweight transaction
+// was sent ended: in doubt, unless its outcome says where the session stands
+// (recorded as this node's, another node's, or discarded by a fence).
 func (m *Manager) recorded(session string, err error) {
 	var oe *OwnedElsewhereError
 	if err == nil || errors.As(err, &oe) || errors.Is(err, ErrCreationLapsed) {
 		m.doubtful.Delete(session)
+		return
 	}
+	m.doubtful.Store(session, struct{}{})
 }
 
 // Unsettled reports whether a recording of session is under way (Preparing)
@@ -337,7 +338,6 @@ func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool)
 		return 0, ErrCreationLapsed
 	}
 	began := time.Now()
-	m.doubtful.Store(session, struct{}{}) // until an outcome settles it
 	defer func() { m.recorded(session, rerr) }()
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.ttl(session))
 	m.createTook(time.Since(began))

@@ -29,9 +29,7 @@ func (m *Manager) Prepare(session string) {
 	}
 	m.indexMu.Unlock()
 	if stopped {
-		p.err = ErrClosed
-		m.preparing.CompareAndDelete(session, p)
-		close(p.done)
+		m.prepared(session, p, 0, ErrClosed)
 		return
 	}
 	// Counted as queued for creation now, not once the goroutine runs: on a
@@ -42,13 +40,19 @@ func (m *Manager) Prepare(session string) {
 	}
 	go func() {
 		defer m.preparations.Done()
-		p.epoch, p.err = m.ensureOwned(m.prepCtx, session, true)
-		// Gone from preparing before its outcome is given: an EnsureOwned
-		// that comes later starts afresh (an error here is not for it), and
-		// one that joined gets the outcome.
-		m.preparing.CompareAndDelete(session, p)
-		close(p.done)
+		e, err := m.ensureOwned(m.prepCtx, session, true)
+		m.prepared(session, p, e, err)
 	}()
+}
+
+// prepared ends the recording p of session with its outcome. It leaves
+// preparing before the outcome is given: an EnsureOwned that comes later
+// starts afresh (an error here is not for it), and one that joined gets the
+// outcome.
+func (m *Manager) prepared(session string, p *preparation, epoch uint64, err error) {
+	p.epoch, p.err = epoch, err
+	m.preparing.CompareAndDelete(session, p)
+	close(p.done)
 }
 
 // StopPreparing cancels the recordings Prepare started and waits for them to
@@ -65,11 +69,9 @@ func (m *Manager) StopPreparing() {
 	m.preparations.Wait()
 }
 
-// Preparing reports whether a recording of session that Prepare started is
-// under way. A flush that would skip a session it finds unowned (one ended
-// before its first write) must join it instead: the recording lands all the
-// same, and the session would be left recorded as this node's and never
-// ended.
+// Preparing reports whether a recording of session is under way (one
+// Prepare started, or an EnsureOwned's). See Unsettled for what a flush of an
+// ended session must check.
 func (m *Manager) Preparing(session string) bool {
 	_, ok := m.preparing.Load(session)
 	return ok
