@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,16 +14,19 @@ import (
 
 // oneAtATime is a store short of CPU: its lightweight transactions (taking
 // the lease, creating an ownership record) are served one at a time, each
-// taking service, so that one alone is fast and many at once are slow.
+// taking service, so that one alone is fast and many at once are slow. It
+// counts the transactions it has served.
 type oneAtATime struct {
 	*memstore.Store
 	service time.Duration
 	mu      sync.Mutex
+	served  atomic.Int64
 }
 
 func (s *oneAtATime) serve() {
 	s.mu.Lock()
 	time.Sleep(s.service)
+	s.served.Add(1)
 	s.mu.Unlock()
 }
 
@@ -45,6 +49,12 @@ func (s *oneAtATime) CreateOwner(ctx context.Context, session, node string, ende
 // started seconds before, the burst scenario lost acknowledged sessions so.
 // Offered more afterwards, the window grows while creations end in time: new
 // sessions keep being admitted.
+//
+// The wait is counted in transactions served while the session waited, not in
+// wall time: on a machine short of CPU (make test runs packages side by side,
+// under the race detector) each 10 ms sleep overshoots, and 16 of them took
+// 310 ms. The window, which judges by the latencies it sees, admits fewer
+// then; a session's place in the queue is what it controls.
 func TestABurstOnAStoreShortOfCPUIsAdmittedAWindowAtATime(t *testing.T) {
 	const (
 		service = 10 * time.Millisecond
@@ -57,19 +67,19 @@ func TestABurstOnAStoreShortOfCPUIsAdmittedAWindowAtATime(t *testing.T) {
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
-		longest time.Duration
+		longest int64 // transactions served while one session waited
 	)
 	create := func(session string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			time.Sleep(lead)
-			began := time.Now()
+			began := st.served.Load()
 			if _, err := m.EnsureOwned(context.Background(), session); err != nil {
 				t.Error(err)
 			}
 			mu.Lock()
-			longest = max(longest, time.Since(began))
+			longest = max(longest, st.served.Load()-began)
 			mu.Unlock()
 		}()
 	}
@@ -101,8 +111,8 @@ func TestABurstOnAStoreShortOfCPUIsAdmittedAWindowAtATime(t *testing.T) {
 	if later < 20 {
 		t.Errorf("only %d of 150 new sessions offered over 750 ms admitted (window %d)", later, m.Stats().CreationWindow)
 	}
-	if longest > 3*budget {
-		t.Errorf("an admitted session waited %v for its ownership record, past three times its %v budget", longest, budget)
+	if limit := int64(3 * budget / service); longest > limit {
+		t.Errorf("an admitted session waited while %d transactions of %v were served before its ownership record, past three times its %v budget (%d)", longest, service, budget, limit)
 	}
 }
 
