@@ -62,6 +62,12 @@ type Buffer struct {
 
 	watchTick   time.Duration // the window watchdog's period; 0: no family has a bound
 	watchOldest []int64       // the watchdog's scratch: oldest unflushed change per family
+	watchFlying []int64       // the watchdog's scratch: longest write under way per family
+	// calls has one slot per flush worker (Concurrency) while a family has a
+	// bound: the write it has under way, for the watchdog (window.go).
+	// freeCalls holds the slots no worker uses; b.mu guards it.
+	calls     []callSlot
+	freeCalls []int32
 
 	shards [shardCount]shard
 }
@@ -99,6 +105,14 @@ func New(cfg Config, flush FlushFunc) (*Buffer, error) {
 	for i := range b.fams {
 		if w := &b.fams[i].window; w.max != 0 {
 			b.watchTick = min(cmp.Or(b.watchTick, w.tick()), w.tick())
+		}
+	}
+	if b.watchTick != 0 {
+		b.watchFlying = make([]int64, len(b.fams))
+		b.calls = make([]callSlot, cfg.Concurrency)
+		b.freeCalls = make([]int32, cfg.Concurrency)
+		for i := range b.freeCalls {
+			b.freeCalls[i] = int32(len(b.freeCalls) - 1 - i)
 		}
 	}
 	b.flightCtx, b.cancelFlights = context.WithCancel(context.Background())

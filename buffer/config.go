@@ -26,7 +26,8 @@ type Config struct {
 
 	// MaxWindow bounds the durability window: while the oldest unwritten change in
 	// the buffer (in flight included) plus the longest FlushFunc call of about the
-	// last window (MaxWindow, between 100 ms and 1 s) exceeds it, Commit and End refuse with ErrOverloaded instead of
+	// last window (MaxWindow, between 100 ms and 1 s; or as long as the longest call
+	// under way has run, if that is longer) exceeds it, Commit and End refuse with ErrOverloaded instead of
 	// accepting changes they would likely leave unwritten longer than that. It
 	// complements MaxPendingBytes (which bounds memory, not time): while the store
 	// is down the buffer refuses within MaxWindow instead of filling up to the cap.

@@ -87,7 +87,7 @@
 // cap bounds memory, per family: while a change committed now to a family would likely
 // stay unwritten longer than the family's MaxWindow (the age of the family's oldest
 // unwritten change, at least its Delay, plus the longest recent FlushFunc call of its
-// sessions), Commit and End of its sessions return ErrOverloaded, apply nothing and
+// sessions, or the longest under way so far), Commit and End of its sessions return ErrOverloaded, apply nothing and
 // count it in Stats.Overloads, until the prediction is back under the Delay plus three
 // quarters of the margin the bound leaves above it.
 // The host decides what a refusal means for its transaction; the buffer never drops

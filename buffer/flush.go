@@ -43,9 +43,9 @@ var itemPool = sync.Pool{New: func() any { return new([]Item) }}
 // flushSession snapshots a ready session, writes the snapshot part by part, and lands
 // the result. Only one flight runs per session at a time: the session is taken only
 // from placeReady, and never while flying.
-func (b *Buffer) flushSession(s *session) {
+func (b *Buffer) flushSession(g *groupScratch, s *session) {
 	if f := b.take(s); f != nil {
-		b.fly(f)
+		b.fly(g.call, f)
 		b.finish(f)
 	}
 }
@@ -107,7 +107,9 @@ func (b *Buffer) snapshot(f *flight, i, start, end int) Snapshot {
 // fly writes f part by part through the FlushFunc, stopping at the first transient
 // error. After a permanent error the later parts are dropped unwritten: written
 // without the failed part they would persist a state the session never had.
-func (b *Buffer) fly(f *flight) {
+// call (nil when no family has a window bound) shows each write under way to
+// the watchdog.
+func (b *Buffer) fly(call *callSlot, f *flight) {
 	start := 0
 	for i, end := range f.parts {
 		if f.dropRest != nil {
@@ -118,7 +120,11 @@ func (b *Buffer) fly(f *flight) {
 		snap := b.snapshot(f, i, start, end)
 		t0 := b.clock.Now()
 		b.ctr.inFlight.Add(1)
+		shown := b.flying(call, f, t0)
 		err := b.flush(b.flightCtx, &snap)
+		if shown {
+			call.landed()
+		}
 		b.ctr.inFlight.Add(-1)
 		b.flew(f.s.fam, t0, snap.Prep)
 		b.wrote(f, &snap, start, t0, err)
@@ -247,7 +253,7 @@ func (b *Buffer) groupAndFly(g *groupScratch, sessions []*session) {
 	}
 	b.flyGroup(g)
 	for _, f := range g.alone {
-		b.fly(f)
+		b.fly(g.call, f)
 		b.finish(f)
 	}
 	clear(g.alone)
@@ -261,7 +267,7 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 	case 0:
 		return
 	case 1:
-		b.fly(g.flights[0])
+		b.fly(g.call, g.flights[0])
 		b.finish(g.flights[0])
 		return
 	}
@@ -277,7 +283,14 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 	g.errs = slices.Grow(g.errs[:0], n)[:n] // nil: cleared after each use
 	t0 := b.clock.Now()
 	b.ctr.inFlight.Add(int64(n))
+	shown := false
+	for _, f := range g.flights {
+		shown = b.flying(g.call, f, t0) || shown
+	}
 	b.cfg.GroupFlush(b.flightCtx, g.ptrs, g.errs)
+	if shown {
+		g.call.landed()
+	}
 	b.ctr.inFlight.Add(-int64(n))
 	var prep time.Duration
 	for i := range g.snaps {
@@ -297,8 +310,10 @@ func (b *Buffer) flyGroup(g *groupScratch) {
 	clear(g.errs)
 }
 
-// groupScratch is a worker's reusable memory for group flushes.
+// groupScratch is a worker's reusable memory for group flushes, and the slot
+// it shows its writes under way in (nil when no family has a window bound).
 type groupScratch struct {
+	call         *callSlot
 	ready, later []*session // flushGroup's split of the sessions (Config.Prepared)
 	flights      []*flight
 	alone        []*flight // taken, not groupable: written after the groups

@@ -157,7 +157,7 @@ func (b *Buffer) launchLocked() {
 		first := b.takeReadyLocked(nil)
 		b.running++
 		b.workers.Add(1)
-		go b.work(first)
+		go b.work(first, b.takeCallLocked())
 	}
 }
 
@@ -180,13 +180,17 @@ func (b *Buffer) takeReadyLocked(dst []*session) []*session {
 }
 
 // work flushes the sessions it was given, then keeps taking ready sessions until
-// none is left.
-func (b *Buffer) work(sessions []*session) {
+// none is left. call is the slot it shows its writes under way in (nil: no
+// family has a window bound), -1 with it.
+func (b *Buffer) work(sessions []*session, call int32) {
 	defer b.workers.Done()
 	var g groupScratch
+	if call >= 0 {
+		g.call = &b.calls[call]
+	}
 	for len(sessions) > 0 {
 		if len(sessions) == 1 {
-			b.flushSession(sessions[0])
+			b.flushSession(&g, sessions[0])
 		} else {
 			b.flushGroup(&g, sessions)
 		}
@@ -197,6 +201,9 @@ func (b *Buffer) work(sessions []*session) {
 			sessions = b.takeReadyLocked(sessions)
 		} else {
 			b.running--
+			if call >= 0 {
+				b.freeCalls = append(b.freeCalls, call)
+			}
 		}
 		b.mu.Unlock()
 	}

@@ -19,7 +19,8 @@ import (
 // FlushFunc call of the family's sessions in about the last window (MaxWindow,
 // between 100 ms and 1 s; older calls say little of the flushes to come, and
 // remembering a single slow one for longer refused every commit long after
-// flushes were fast again). While that exceeds the family's MaxWindow, flushes
+// flushes were fast again), or as long as its longest call under way has
+// flown, if that is longer (a write slow now says more than ended ones did). While that exceeds the family's MaxWindow, flushes
 // cannot keep up (a backlog, a slow or unreachable store) and a change accepted
 // now would likely wait longer than MaxWindow, so Commit and End of the
 // family's sessions refuse with ErrOverloaded. The refusal lifts once the
@@ -43,8 +44,11 @@ type windowGuard struct {
 	overloaded atomic.Bool   // Commit and End of the family refuse while set
 	// The longest FlushFunc call in the current and the previous span.
 	flightCur, flightPrev atomic.Int64
-	rotated               int64 // buffer time of the last rotation (watchdog only)
-	trips                 atomic.Uint64
+	// flying is how long the family's longest write under way had flown at
+	// the last check (0: none).
+	flying  atomic.Int64
+	rotated int64 // buffer time of the last rotation (watchdog only)
+	trips   atomic.Uint64
 	// late counts the family's writes that landed more than max after their
 	// oldest change: changes acknowledged that a crash just before the write
 	// landed would have lost beyond the bound.
@@ -74,6 +78,70 @@ func (w *windowGuard) flew(d time.Duration) {
 // flight is the longest call of the last one to two spans.
 func (w *windowGuard) flight() int64 { return max(w.flightCur.Load(), w.flightPrev.Load()) }
 
+// callSlot is one flush worker's write under way, as the watchdog sees it: a
+// write that has flown for 200 ms will take at least that, and so may the
+// next, however short the writes that ended lately were. Ended writes alone
+// told nothing at the onset of a stall, nor after a refusal long enough to
+// forget every flight, and the changes accepted then waited through it.
+type callSlot struct {
+	start atomic.Int64     // buffer time the write began; read only while fams is not 0
+	fams  [2]atomic.Uint64 // bit f: the write carries a session of family f; 0: idle
+}
+
+// takeCallLocked gives a new worker a slot, -1 when no family has a bound.
+// b.mu is held; a worker returns its slot when it exits, and at most
+// Concurrency run.
+func (b *Buffer) takeCallLocked() int32 {
+	n := len(b.freeCalls)
+	if n == 0 {
+		return -1
+	}
+	c := b.freeCalls[n-1]
+	b.freeCalls = b.freeCalls[:n-1]
+	return c
+}
+
+// flying shows the write of f, begun at t0, in call, and reports whether it
+// did: not when no family has a bound (call nil), nor for f's family when it
+// has none, nor for a session not yet prepared (Config.Prepared), whose
+// write starts with a preparation (a new session's ownership record) that the
+// flight leaves out (Snapshot.Prep): the caller bounds that by other means.
+func (b *Buffer) flying(call *callSlot, f *flight, t0 time.Time) bool {
+	fam := f.s.fam
+	if call == nil || b.fams[fam].window.max == 0 || (b.cfg.Prepared != nil && !b.cfg.Prepared(f.s.id)) {
+		return false
+	}
+	call.start.Store(int64(t0.Sub(b.base)))
+	call.fams[fam/64].Or(1 << (fam % 64))
+	return true
+}
+
+// landed shows call idle.
+func (c *callSlot) landed() {
+	c.fams[0].Store(0)
+	c.fams[1].Store(0)
+}
+
+// flyingFor fills dst (one entry per family) with how long the longest write
+// under way of each family has flown at now, 0 where none is, and returns it.
+func (b *Buffer) flyingFor(dst []int64, now int64) []int64 {
+	clear(dst)
+	for i := range b.calls {
+		c := &b.calls[i]
+		m0, m1 := c.fams[0].Load(), c.fams[1].Load()
+		if m0|m1 == 0 {
+			continue
+		}
+		d := now - c.start.Load()
+		for f := range dst {
+			if m := [2]uint64{m0, m1}[f/64]; m&(1<<(f%64)) != 0 {
+				dst[f] = max(dst[f], d)
+			}
+		}
+	}
+	return dst
+}
+
 // startWatchdog arms the first check; each check arms the next until Close.
 func (b *Buffer) startWatchdog() {
 	if b.watchTick == 0 {
@@ -92,6 +160,7 @@ func (b *Buffer) checkWindow() {
 	}
 	now := b.now()
 	oldest := b.oldestPending(b.watchOldest)
+	flying := b.flyingFor(b.watchFlying, now)
 	for f := range b.fams {
 		fam := &b.fams[f]
 		w := &fam.window
@@ -115,7 +184,8 @@ func (b *Buffer) checkWindow() {
 			age = now - oldest[f]
 			aged = age + int64(b.watchTick)
 		}
-		flight := w.flight()
+		w.flying.Store(flying[f])
+		flight := max(w.flight(), flying[f])
 		exposure := max(aged, fam.delay, flight) + flight
 		switch {
 		case exposure > w.max && !w.overloaded.Load():
@@ -164,13 +234,14 @@ func (b *Buffer) overloadChanged(fam *family, on bool, oldest, flight int64) {
 }
 
 // RecentFlight is the longest write (FlushFunc or GroupFlush call, less its
-// Snapshot.Prep) of session's family in about the last window: the flight the
-// family's MaxWindow bound predicts with. 0 when the family has no bound or no
-// write ended lately.
+// Snapshot.Prep) of session's family in about the last window, or as long as
+// its longest write under way had flown at the watchdog's last check if that
+// is longer: the flight the family's MaxWindow bound predicts with. 0 when the
+// family has no bound or no write ended lately or is under way.
 func (b *Buffer) RecentFlight(session string) time.Duration {
 	w := &b.fams[b.match(session)].window
 	if w.max == 0 {
 		return 0
 	}
-	return time.Duration(w.flight())
+	return time.Duration(max(w.flight(), w.flying.Load()))
 }

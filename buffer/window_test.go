@@ -251,3 +251,71 @@ func TestATightBoundIsCheckedOftenEnough(t *testing.T) {
 		t.Fatalf("%d trips with a fast store, want none", st.OverloadTrips)
 	}
 }
+
+// A write under way counts as a flight at least as long as it has flown: at
+// the onset of a stall, or after a refusal long enough to forget every ended
+// flight, the ended writes say nothing of it, and the changes accepted then
+// waited through it (a saturation probe lost changes so). With a 100 ms Delay
+// under a 500 ms bound, a write stuck for 200 ms (its change 300 ms old, 325
+// at the next check) predicts 525 ms; judged by its age alone, 325 ms, the
+// commit was accepted. Grouped writes (GroupFlush) count the same, and the
+// flight RecentFlight reports (which new sessions are admitted by) too.
+func TestAWriteUnderWayCountsAsAFlight(t *testing.T) {
+	t.Parallel()
+	for _, grouped := range []bool{false, true} {
+		t.Run(fmt.Sprint("grouped=", grouped), func(t *testing.T) {
+			t.Parallel()
+			h := newHarnessOpt(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 500 * time.Millisecond}, grouped)
+			h.block()
+			h.commit("s1", put("k", "1"))
+			if grouped {
+				h.commit("s1b", put("k", "1"))
+			}
+			h.step(10*time.Millisecond, 20) // the write began at 100 ms and is stuck
+			if n := h.ncalls(); n == 0 {
+				t.Fatal("no write under way at 200 ms")
+			}
+			if err := h.b.Commit("s2", put("k", "2")); err != nil {
+				t.Fatalf("commit with a write under way for 100 ms (predicted 325 ms under 500): %v", err)
+			}
+			h.step(10*time.Millisecond, 10)
+			// New sessions are admitted by the flight the bound predicts with.
+			if got := h.b.RecentFlight("s3"); got < 175*time.Millisecond {
+				t.Errorf("RecentFlight %v with a write under way for 200 ms, want at least its flight at the last check", got)
+			}
+			err := h.b.Commit("s3", put("k", "3"))
+			if !errors.Is(err, ErrOverloaded) {
+				t.Fatalf("commit with a write under way for 200 ms (predicted 525 ms under 500): %v, want ErrOverloaded", err)
+			}
+			h.unblock()
+			h.step(10*time.Millisecond, 120) // the stuck write is remembered for one to two spans of 500 ms
+			if err := h.b.Commit("s3", put("k", "3")); err != nil {
+				t.Fatalf("commit 1.2 s after the stuck write landed: %v", err)
+			}
+			if st := h.b.Stats(); st.OverloadTrips != 1 || st.Overloaded {
+				t.Fatalf("stats: %+v, want one trip, lifted", st)
+			}
+		})
+	}
+}
+
+// The write of a session not yet prepared (Config.Prepared: a new session,
+// whose first write records its ownership) is not counted while under way, as
+// its preparation is left out of the flights that ended (Snapshot.Prep): the
+// age of its change still counts.
+func TestAnUnpreparedWriteUnderWayIsNotAFlight(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 500 * time.Millisecond,
+		Prepared: func(session string) bool { return session != "new" }})
+	h.block()
+	h.commit("new", put("k", "1"))
+	h.step(10*time.Millisecond, 30) // its write began at 100 ms and is stuck
+	if err := h.b.Commit("old", put("k", "2")); err != nil {
+		t.Fatalf("commit beside a new session's first write under way for 200 ms (its change 325 ms old at the next check): %v", err)
+	}
+	h.step(10*time.Millisecond, 20)
+	if err := h.b.Commit("old", put("k", "3")); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("commit beside a change 525 ms old at the next check, over the 500 ms bound: %v, want ErrOverloaded", err)
+	}
+	h.unblock()
+}
