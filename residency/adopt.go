@@ -240,13 +240,21 @@ func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptio
 // adopted records that this node owns session at epoch, won from prev with
 // its state items, and, with reindex, moves its owner index entry (a hint
 // for bulk takeover) off the adoption's critical path (a takeover moves its
-// sessions' entries in batches instead).
+// sessions' entries in batches instead). An entry moved from a peer joins
+// the moves of other adoptions from that peer (indexMoves: two requests for
+// up to moveChunk of them, where each alone wrote two rows in two requests,
+// beside the adoptions that followed it); one this node re-adopts from
+// itself (a session it released) is written alone.
 func (m *Manager) adopted(session, prev string, epoch uint64, released bool, items []store.Item, reindex bool) *Adopted {
 	m.neg.forget(session)
 	m.setOwned(session, epoch)
 	m.stats.adopted.Add(1)
 	if !reindex {
 		return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items}
+	}
+	if prev != m.cfg.NodeID {
+		reindexed := m.indexMoves.move(prev, session, epoch)
+		return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items, reindexed: reindexed}
 	}
 	m.indexMu.Lock()
 	reindexed := !m.indexClosed

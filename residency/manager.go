@@ -99,12 +99,13 @@ type Manager struct {
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group
 	// waitReads and waitFences group the state reads and the fences of
-	// adoptions that waited for a lease and woke together (waitadopt.go),
-	// and waitIndex their owner-index moves; bgCancel ends the first two at
-	// Close, which waits for the moves (indexing).
+	// adoptions that waited for a lease and woke together (waitadopt.go);
+	// indexMoves groups the owner-index moves of those and of every other
+	// adoption from a peer. bgCancel ends the first two at Close, which
+	// waits for the moves (indexing).
 	waitReads  *stateReader
 	waitFences *fencer
-	waitIndex  *indexMover
+	indexMoves *indexMover
 	bg         context.Context
 	bgCancel   context.CancelFunc
 	// probing: AdmitNew's probe of the store is running.
@@ -178,7 +179,7 @@ func New(cfg Config, st Store) (*Manager, error) {
 		done:        make(chan struct{}),
 		refreshDone: make(chan struct{}),
 	}
-	m.waitIndex = newIndexMover(m)
+	m.indexMoves = newIndexMover(m)
 	return m, nil
 }
 

@@ -40,6 +40,25 @@ func (s *slowIndex) UnindexOwner(ctx context.Context, node, session string) erro
 	return err
 }
 
+// MoveIndex (the entries of adoptions from a peer, moved in groups) holds as
+// IndexOwner does, and reports each session unindexed from node from.
+func (s *slowIndex) MoveIndex(ctx context.Context, from, to string, moved []store.Owned, stale []string, ttl time.Duration) error {
+	s.mu.Lock()
+	h := s.hold
+	s.mu.Unlock()
+	for _, o := range moved {
+		if o.Session == h {
+			close(s.held)
+			<-s.release
+		}
+	}
+	err := s.Store.MoveIndex(ctx, from, to, moved, stale, ttl)
+	for _, o := range moved {
+		s.unindexd <- o.Session
+	}
+	return err
+}
+
 // Adoptions on the survivor while a takeover ends (the ordinary failover:
 // hosts adopt on demand while the takeover runs) race nothing of it. Before,
 // Takeover ended by waiting on the WaitGroup of every adoption's background
@@ -114,6 +133,16 @@ func (s *burstCounter) MoveIndex(ctx context.Context, from, to string, moved []s
 // and a's lease live for a second from now.
 func orphans(t *testing.T, st *burstCounter, n int) {
 	t.Helper()
+	orphansOfTheDead(t, st, n)
+	if err := st.RenewLease(context.Background(), "a", time.Second, 100*time.Millisecond, time.Now(), "inc-a"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// orphansOfTheDead makes n sessions of node a, indexed under it, each with
+// one item; a holds no lease.
+func orphansOfTheDead(t *testing.T, st *burstCounter, n int) {
+	t.Helper()
 	ctx := context.Background()
 	for i := range n {
 		s := fmt.Sprint("w-", i)
@@ -126,9 +155,6 @@ func orphans(t *testing.T, st *burstCounter, n int) {
 		if err := st.WriteSession(ctx, &store.Write{Session: s, Epoch: 1, Seq: 1, Items: []store.Item{{Key: "k", Value: []byte(s)}}}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := st.RenewLease(ctx, "a", time.Second, 100*time.Millisecond, time.Now(), "inc-a"); err != nil {
-		t.Fatal(err)
 	}
 	st.indexed.Store(0) // the orphans' own entries
 	st.indexWrites.Store(0)
@@ -235,6 +261,49 @@ func TestABurstOfWokenAdoptionsMovesItsIndexEntriesInGroups(t *testing.T) {
 	m.indexing.Wait()
 	if w := st.indexWrites.Load(); w == 0 || w > n/4 {
 		t.Fatalf("%d sessions adopted in a burst: %d requests to the owner index, want a few", n, w)
+	}
+	listed := map[string]uint64{}
+	for _, node := range []string{"a", "b"} {
+		if err := st.OwnedBy(ctx, node, func(o store.Owned) bool { listed[node+"/"+o.Session] = o.Epoch; return true }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		s := fmt.Sprint("w-", i)
+		e, ok := m.Epoch(s)
+		if !ok || listed["b/"+s] != e {
+			t.Errorf("%s: owned at %d (%v), indexed under b at %d", s, e, ok, listed["b/"+s])
+		}
+		if _, ok := listed["a/"+s]; ok {
+			t.Errorf("%s: still indexed under a", s)
+		}
+	}
+}
+
+// Adoptions one at a time from a peer (a host adopting each session a load
+// balancer redirects) move their owner-index entries in groups too: each
+// moved its own, an insert and a delete, two requests beside the adoptions
+// that followed it (a crash adoption's p99 stood over its floor, which moves
+// no entry).
+func TestAdoptionsOneAtATimeMoveTheirIndexEntriesInGroups(t *testing.T) {
+	ctx := context.Background()
+	st := &burstCounter{Store: memstore.New()}
+	const n = 40
+	orphansOfTheDead(t, st, n)
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Second}, st)
+	for i := range n {
+		s := fmt.Sprint("w-", i)
+		a, err := m.Adopt(ctx, s, AdoptOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Items) != 1 || string(a.Items[0].Value) != s {
+			t.Fatalf("%s adopted with %v", s, a.Items)
+		}
+	}
+	m.indexing.Wait()
+	if w := st.indexWrites.Load(); w == 0 || w > n/4 {
+		t.Fatalf("%d sessions adopted one at a time: %d requests to the owner index, want a few", n, w)
 	}
 	listed := map[string]uint64{}
 	for _, node := range []string{"a", "b"} {

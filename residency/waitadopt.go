@@ -39,7 +39,7 @@ func (m *Manager) adoptAfterWait(ctx context.Context, session string, o store.Ow
 		return nil, refusal{lease: lease, owner: o}, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
 	}
 	a, err := m.claimListed(ctx, o.Node, store.Owned{Session: session, Epoch: o.Epoch},
-		pipeline{state: m.waitReads.read(session), fences: m.waitFences, claimed: func() {}, index: m.waitIndex})
+		pipeline{state: m.waitReads.read(session), fences: m.waitFences, claimed: func() {}, index: m.indexMoves})
 	return a, refusal{}, err
 }
 
@@ -111,12 +111,12 @@ func (r *stateReader) send(group []*stateCall) {
 // its group: the index is a hint, so nobody waits for the move itself.
 const indexMoveWait = 50 * time.Millisecond
 
-// indexMover moves the owner-index entries of a burst's adoptions several
-// to a request, as a takeover moves its own (store.MoveIndex: per previous
-// owner, a batch of entries under this node and one of deletions under
-// the owner), where each adoption alone writes two rows in two requests:
-// 400 requests for a dead node's 200 sessions, in the very moments the
-// burst needs Cassandra. A move that fails is logged; Close waits for the
+// indexMover moves the owner-index entries of adoptions from peers (a
+// burst's, and those one at a time) several to a request, as a takeover
+// moves its own (store.MoveIndex: per previous owner, a batch of entries
+// under this node and one of deletions under the owner), where each
+// adoption alone wrote two rows in two requests: 400 requests for a dead
+// node's 200 sessions, in the very moments the burst needs Cassandra. A move that fails is logged; Close waits for the
 // moves queued (indexing).
 type indexMover struct {
 	m *Manager
