@@ -302,8 +302,10 @@ func TestAdoptionsOneAtATimeMoveTheirIndexEntriesInGroups(t *testing.T) {
 		}
 	}
 	m.indexing.Wait()
-	if w := st.indexWrites.Load(); w == 0 || w > n/4 {
-		t.Fatalf("%d sessions adopted one at a time: %d requests to the owner index, want a few", n, w)
+	// Each alone: 2n requests. Grouped: about one per 50 ms (1-2 here);
+	// n/2 leaves room for a machine slow enough to take a second over them.
+	if w := st.indexWrites.Load(); w == 0 || w > n/2 {
+		t.Fatalf("%d sessions adopted one at a time: %d requests to the owner index, want far fewer than one each", n, w)
 	}
 	listed := map[string]uint64{}
 	for _, node := range []string{"a", "b"} {
