@@ -250,7 +250,6 @@ func TestATakeoverReadsNoStateOfSessionsAnAdoptionIsWorkingOn(t *testing.T) {
 // takeover does: each moved its own before, an insert and a delete, two
 // requests a session in the burst.
 func TestABurstOfWokenAdoptionsMovesItsIndexEntriesInGroups(t *testing.T) {
-	ctx := context.Background()
 	st := &burstCounter{Store: memstore.New()}
 	const n = 40
 	orphans(t, st, n)
@@ -262,9 +261,16 @@ func TestABurstOfWokenAdoptionsMovesItsIndexEntriesInGroups(t *testing.T) {
 	if w := st.indexWrites.Load(); w == 0 || w > n/4 {
 		t.Fatalf("%d sessions adopted in a burst: %d requests to the owner index, want a few", n, w)
 	}
+	indexedUnderB(t, st, m, n)
+}
+
+// indexedUnderB checks that a's n orphans are owned by m (node b) and
+// indexed under b at the epoch m owns them at, and no longer under a.
+func indexedUnderB(t *testing.T, st *burstCounter, m *Manager, n int) {
+	t.Helper()
 	listed := map[string]uint64{}
 	for _, node := range []string{"a", "b"} {
-		if err := st.OwnedBy(ctx, node, func(o store.Owned) bool { listed[node+"/"+o.Session] = o.Epoch; return true }); err != nil {
+		if err := st.OwnedBy(context.Background(), node, func(o store.Owned) bool { listed[node+"/"+o.Session] = o.Epoch; return true }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -307,20 +313,5 @@ func TestAdoptionsOneAtATimeMoveTheirIndexEntriesInGroups(t *testing.T) {
 	if w := st.indexWrites.Load(); w == 0 || w > n/2 {
 		t.Fatalf("%d sessions adopted one at a time: %d requests to the owner index, want far fewer than one each", n, w)
 	}
-	listed := map[string]uint64{}
-	for _, node := range []string{"a", "b"} {
-		if err := st.OwnedBy(ctx, node, func(o store.Owned) bool { listed[node+"/"+o.Session] = o.Epoch; return true }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range n {
-		s := fmt.Sprint("w-", i)
-		e, ok := m.Epoch(s)
-		if !ok || listed["b/"+s] != e {
-			t.Errorf("%s: owned at %d (%v), indexed under b at %d", s, e, ok, listed["b/"+s])
-		}
-		if _, ok := listed["a/"+s]; ok {
-			t.Errorf("%s: still indexed under a", s)
-		}
-	}
+	indexedUnderB(t, st, m, n)
 }
