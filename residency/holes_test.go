@@ -290,15 +290,24 @@ func TestPeersSeeLeaseExpireOnlyAfterTheNodeStops(t *testing.T) {
 				}
 				if !live {
 					seenDead = time.Now()
+					// The node must have stopped by the time the peer's
+					// read answered. (Comparing the two sampled times
+					// instead failed in CI without a fault: a peer's read
+					// that took over 100 ms on a loaded machine put the
+					// node's next sample after it.)
+					if a.LeaseValid() {
+						t.Fatalf("round %d: the peer saw the lease expire while the node still acted as owner", round)
+					}
+					if stopped.IsZero() {
+						t.Logf("round %d: the node stopped while the peer's read was on its way", round)
+						stopped = seenDead
+					}
 				}
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
 		if stopped.IsZero() || seenDead.IsZero() {
 			t.Fatalf("round %d: stopped %v, seen dead %v", round, stopped, seenDead)
-		}
-		if !seenDead.After(stopped) {
-			t.Fatalf("round %d: the peer saw the lease expire %v before the node stopped acting as owner", round, stopped.Sub(seenDead))
 		}
 		t.Logf("round %d: peer saw the lease expire %v after the node stopped", round, seenDead.Sub(stopped).Round(time.Millisecond))
 	}
