@@ -180,8 +180,8 @@ func (b *Buffer) takeReadyLocked(dst []*session) []*session {
 }
 
 // work flushes the sessions it was given, then keeps taking ready sessions until
-// none is left. call is the slot it shows its writes under way in (nil: no
-// family has a window bound), -1 with it.
+// none is left. call is the index of the slot it shows its writes under way
+// in (b.calls), -1 when no family has a window bound.
 func (b *Buffer) work(sessions []*session, call int32) {
 	defer b.workers.Done()
 	var g groupScratch
