@@ -20,8 +20,8 @@ import (
 // between 100 ms and 1 s; older calls say little of the flushes to come, and
 // remembering a single slow one for longer refused every commit long after
 // flushes were fast again), or as long as its longest call under way has
-// flown, if that is longer (a write slow now says more than ended ones did). While that exceeds the family's MaxWindow, flushes
-// cannot keep up (a backlog, a slow or unreachable store) and a change accepted
+// flown, if that is longer (a write slow now says more than ended ones did).
+// While that exceeds the family's MaxWindow, flushes cannot keep up (a backlog, a slow or unreachable store) and a change accepted
 // now would likely wait longer than MaxWindow, so Commit and End of the
 // family's sessions refuse with ErrOverloaded. The refusal lifts once the
 // prediction is back under the Delay plus three quarters of the margin above it
@@ -128,13 +128,13 @@ func (b *Buffer) flyingFor(dst []int64, now int64) []int64 {
 	clear(dst)
 	for i := range b.calls {
 		c := &b.calls[i]
-		m0, m1 := c.fams[0].Load(), c.fams[1].Load()
-		if m0|m1 == 0 {
+		m := [2]uint64{c.fams[0].Load(), c.fams[1].Load()}
+		if m[0]|m[1] == 0 {
 			continue
 		}
 		d := now - c.start.Load()
 		for f := range dst {
-			if m := [2]uint64{m0, m1}[f/64]; m&(1<<(f%64)) != 0 {
+			if m[f/64]&(1<<(f%64)) != 0 {
 				dst[f] = max(dst[f], d)
 			}
 		}
