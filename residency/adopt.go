@@ -262,7 +262,7 @@ func (m *Manager) adopted(session, prev string, epoch uint64, released bool, ite
 		m.indexing.Add(1)
 		go func() {
 			defer m.indexing.Done()
-			m.reindex(session, prev, epoch)
+			m.reindex(session, epoch)
 		}()
 	}
 	m.indexMu.Unlock()
@@ -296,18 +296,15 @@ func (r pendingRead) wait() ([]store.Item, error) {
 	return res.items, res.err
 }
 
-// reindex moves session from prev's index entries to this node's. The index
-// is a hint for bulk takeover, so failures are logged, not returned.
-func (m *Manager) reindex(session, prev string, epoch uint64) {
+// reindex writes session's index entry under this node at epoch: a session
+// this node re-adopts from itself (adoptions from peers move their entries
+// through indexMoves). The index is a hint for bulk takeover, so failures are
+// logged, not returned.
+func (m *Manager) reindex(session string, epoch uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.ttl(session)); err != nil {
 		m.cfg.Logger.Warn("holdover: owner index not updated", "session", session, "err", err)
-	}
-	if prev != m.cfg.NodeID {
-		if err := m.store.UnindexOwner(ctx, prev, session); err != nil {
-			m.cfg.Logger.Warn("holdover: old owner index entry not removed", "session", session, "owner", prev, "err", err)
-		}
 	}
 }
 
