@@ -140,14 +140,16 @@ func stallRenewals(t *testing.T, slow *slowRenewals, a, b *Manager, node string)
 	var s stalled
 	stopCh := make(chan [2]time.Time, 1)
 	go func() {
+		// A sample's time is taken before LeaseValid when it says valid
+		// and after when it says not: each bounds the moment it judged.
 		var lastValid time.Time
 		for time.Now().Before(deadline) {
-			now := time.Now()
+			before := time.Now()
 			if !a.LeaseValid() {
-				stopCh <- [2]time.Time{lastValid, now}
+				stopCh <- [2]time.Time{lastValid, time.Now()}
 				return
 			}
-			lastValid = now
+			lastValid = before
 			time.Sleep(time.Millisecond)
 		}
 		close(stopCh)
