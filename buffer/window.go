@@ -21,9 +21,10 @@ import (
 // remembering a single slow one for longer refused every commit long after
 // flushes were fast again), or as long as its longest call under way has
 // flown, if that is longer (a write slow now says more than ended ones did).
-// While that exceeds the family's MaxWindow, flushes cannot keep up (a backlog, a slow or unreachable store) and a change accepted
-// now would likely wait longer than MaxWindow, so Commit and End of the
-// family's sessions refuse with ErrOverloaded. The refusal lifts once the
+// While that exceeds the family's MaxWindow, flushes cannot keep up (a
+// backlog, a slow or unreachable store) and a change accepted now would
+// likely wait longer than MaxWindow, so Commit and End of the family's
+// sessions refuse with ErrOverloaded. The refusal lifts once the
 // prediction is back under the Delay plus three quarters of the margin above it
 // (MaxWindow − Delay). Three quarters of MaxWindow itself would never be
 // reached by a family whose Delay is at least that (a 1s Delay under a 1.25s

@@ -132,7 +132,7 @@ func TestForcedTakeoverSparesSessionsAnotherNodeAdopted(t *testing.T) {
 	st := c.store(false)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		listed := false
-		if err := st.OwnedBy(ctx, "x", func(o store.Owned) bool { listed = listed || o.Session == "t2"; return true }); err != nil {
+		if err := st.OwnedBy(ctx, "x", func(o store.Owned) bool { listed = o.Session == "t2"; return !listed }); err != nil {
 			t.Fatal(err)
 		}
 		if !listed {
