@@ -33,6 +33,7 @@ func main() {
 	seconds := flag.Duration("duration", 10*time.Second, "length of the Zipf and window runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
 	takeovers := flag.Int("takeover-sessions", 10000, "sessions of a dead node taken over (and claimed by the anchor) in the takeover run")
+	tkRounds := flag.Int("takeover-rounds", 3, "rounds of the takeover run, each a takeover of -takeover-sessions sessions beside as many bare claims; the figures sum them")
 	takeoverConc := flag.Int("takeover-concurrency", 16, "claims in flight during the takeover (its fences run beside them), and claims in flight of its anchor (16: Takeover's default)")
 	failover := flag.String("failover", "", "JSON figures of a separate failover run to copy into the results; not measured when empty or absent")
 	only := flag.String("only", "", "comma-separated steps to run ("+strings.Join(allSteps, ", ")+"); all when empty")
@@ -64,7 +65,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
 		os.Exit(2)
 	}
-	takeoverSessions, takeoverConcurrency, failoverPath, rpoRate = *takeovers, *takeoverConc, *failover, *rpoCommits
+	takeoverSessions, takeoverConcurrency, takeoverRounds, failoverPath, rpoRate = *takeovers, *takeoverConc, *tkRounds, *failover, *rpoCommits
 	if err := run(steps, *gobench, *out, *sessions, *passes, *adopts, *seconds); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
@@ -82,14 +83,14 @@ var (
 // stressBin is the cassandra-stress launcher (-stress).
 var stressBin string
 
-// The takeover run's size and concurrency (-takeover-sessions,
-// -takeover-concurrency), the failover run's figures (-failover), and the
+// The takeover run's size, concurrency and rounds (-takeover-sessions,
+// -takeover-concurrency, -takeover-rounds), the failover run's figures (-failover), and the
 // window run's commit rate (-rpo-rate, 0 for half of flush1's).
 var (
-	takeoverSessions, takeoverConcurrency int
-	failoverPath                          string
-	rpoRate                               float64
-	cassandraPids                         []int
+	takeoverSessions, takeoverConcurrency, takeoverRounds int
+	failoverPath                                          string
+	rpoRate                                               float64
+	cassandraPids                                         []int
 )
 
 // windowNice is the nice the Cassandra nodes run at during the second window run.
@@ -229,12 +230,17 @@ func run(steps map[string]bool, gobench, out string, sessions, passes, adopts in
 	}
 	if steps["takeover"] {
 		done := step("bulk takeover of a dead node's sessions beside bare claims")
-		tk, err := e.Takeover(ctx, takeoverSessions, takeoverConcurrency, takeoverRate)
+		tk, err := e.Takeover(ctx, takeoverSessions, takeoverConcurrency, takeoverRounds, takeoverRate)
 		if err != nil {
 			return err
 		}
 		r.TakeoverSessionsPerS, r.RawClaimsPerS = tk.OursPerS, tk.RawPerS
-		r.Notes = append(r.Notes, fmt.Sprintf("takeover_sessions_per_s: %d sessions, %d in flight on both sides, rate limit %.0f/s", tk.Sessions, tk.Concurrency, takeoverRate))
+		ratios := make([]string, len(tk.Rounds))
+		for i, rd := range tk.Rounds {
+			ratios[i] = fmt.Sprintf("%.2fx", rd.Ratio())
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("takeover_sessions_per_s: %d rounds of %d sessions (ratios by round %s), %d in flight on both sides, rate limit %.0f/s",
+			len(tk.Rounds), tk.Sessions, strings.Join(ratios, ", "), tk.Concurrency, takeoverRate))
 		done()
 	}
 	if steps["rpo"] {
