@@ -65,12 +65,43 @@ func main() {
 		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
 		os.Exit(2)
 	}
+	err = checkSizes([]size{
+		{"-sessions", *sessions, 1}, {"-passes", *passes, 1}, {"-adoptions", *adopts, 1},
+		{"-takeover-sessions", *takeovers, 2}, {"-takeover-concurrency", *takeoverConc, 1}, {"-takeover-rounds", *tkRounds, 1},
+	})
+	if err == nil && *seconds <= 0 {
+		err = fmt.Errorf("-duration %s: want more than 0", *seconds)
+	}
+	if err == nil && *rpoCommits < 0 {
+		err = fmt.Errorf("-rpo-rate %g: want 0 (half of flush1's rate) or more", *rpoCommits)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
+		os.Exit(2)
+	}
 	takeoverSessions, takeoverConcurrency, takeoverRounds, failoverPath, rpoRate = *takeovers, *takeoverConc, *tkRounds, *failover, *rpoCommits
 	if err := run(steps, *gobench, *out, *sessions, *passes, *adopts, *seconds); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "holdover-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// size is a count flag, its value and the least it may be.
+type size struct {
+	flag         string
+	value, least int
+}
+
+// checkSizes refuses the first count flag below its least, naming both: a
+// run would otherwise fail only when its step came, minutes in.
+func checkSizes(sizes []size) error {
+	for _, s := range sizes {
+		if s.value < s.least {
+			return fmt.Errorf("%s %d: want at least %d", s.flag, s.value, s.least)
+		}
+	}
+	return nil
 }
 
 // The flush concurrencies the adapter is measured at, and the goroutine counts
