@@ -61,8 +61,7 @@ type counters struct {
 	sent, acked, saturated, eventAdoptions int64
 	errs                                   map[string]int64
 	latency, interval, adopt               histogram
-	failover                               histogram // failure to the survivor's first answer, per session
-	failoverMax                            time.Duration
+	failover                               samples // failure to the survivor's first answer, per session
 
 	failed                                 []string
 	redirected, adopted, notFound, corrupt int
@@ -572,16 +571,14 @@ func (g *Generator) report() Report {
 		AdoptP50Ms:                ms(st.adopt.quantile(0.5)),
 		AdoptP99Ms:                ms(st.adopt.quantile(0.99)),
 		AdoptRetries:              st.adoptRetries,
-		// A quantile is its bucket's upper bound, up to 1% above the
-		// values in it: capped by the largest seen.
-		FailoverP50Ms: ms(min(st.failover.quantile(0.5), st.failoverMax)),
-		FailoverP99Ms: ms(min(st.failover.quantile(0.99), st.failoverMax)),
-		FailoverMaxMs: ms(st.failoverMax),
-		LeaseWait:     st.leaseWait(),
-		Window:        st.window,
-		Errors:        map[string]int64{},
-		Families:      g.familyReports(),
-		Elapsed:       elapsed,
+		FailoverP50Ms:             ms(st.failover.quantile(0.5)),
+		FailoverP99Ms:             ms(st.failover.quantile(0.99)),
+		FailoverMaxMs:             ms(st.failover.max()),
+		LeaseWait:                 st.leaseWait(),
+		Window:                    st.window,
+		Errors:                    map[string]int64{},
+		Families:                  g.familyReports(),
+		Elapsed:                   elapsed,
 	}
 	if !st.firstFailed.IsZero() {
 		r.EventsPerSecBeforeFailure = float64(st.ackedAtFailure) / st.firstFailed.Sub(g.start).Seconds()

@@ -112,7 +112,7 @@ func (g *Generator) Redirect(ctx context.Context, node string, failedAt time.Tim
 	summary := fmt.Sprintf("adopted=%d not_found=%d unrestored=%d lost_beyond_window=%d corrupt=%d lease_wait=%v adopt_retries=%d adopt_p50_ms=%.1f adopt_p99_ms=%.1f failover_p50_ms=%.0f failover_p99_ms=%.0f failover_max_ms=%.0f",
 		st.adopted, st.notFound, st.unrestored, st.lostBeyond, st.corrupt, st.leaseWait().Round(time.Millisecond),
 		st.adoptRetries, ms(st.adopt.quantile(0.5)), ms(st.adopt.quantile(0.99)),
-		ms(st.failover.quantile(0.5)), ms(st.failover.quantile(0.99)), ms(st.failoverMax))
+		ms(st.failover.quantile(0.5)), ms(st.failover.quantile(0.99)), ms(st.failover.max()))
 	g.mu.Unlock()
 	g.logf("redirect of %s done in %v: %s", n.Name, time.Since(t0).Round(time.Millisecond), summary)
 	return ctx.Err()
@@ -127,7 +127,6 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 	served := func(now time.Time) {
 		d := now.Sub(failedAt)
 		g.stats.failover.record(d)
-		g.stats.failoverMax = max(g.stats.failoverMax, d)
 	}
 	for {
 		t0 := time.Now()
