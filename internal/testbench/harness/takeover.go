@@ -61,10 +61,10 @@ const (
 // limiter does not bind.
 //
 // It runs `rounds` such pairs, each on sessions created for it (and a dead
-// node of its own), and sums their times: Cassandra's background work (a
-// memtable flush, a compaction, a pause of its collector) lands on one side
-// of a round or the other, and moved a single round's ratio by a tenth
-// either way (docs/performance.md).
+// node of its own), and sums their times: a single round's ratio moved by a
+// tenth either way between back-to-back runs, likeliest as Cassandra's
+// background work (a memtable flush, a compaction, a pause of its
+// collector) landed on one side of it or the other (docs/performance.md).
 func (e *Env) Takeover(ctx context.Context, sessions, concurrency, rounds int, rate float64) (TakeoverResult, error) {
 	res := TakeoverResult{Sessions: sessions, Concurrency: concurrency}
 	if sessions < 2 || concurrency < 1 || rounds < 1 {
