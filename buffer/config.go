@@ -206,8 +206,12 @@ func (c Config) withDefaults() Config {
 
 // Validate reports every field out of range at once (joined with errors.Join); each
 // error names the field and its bounds, and the family for a field of Families.
-// Zero fields stand for their defaults.
+// Zero fields stand for their defaults. A default derived from another field
+// (MaxSessionBytes from MaxPendingBytes, RetryMin and RetryMax from each
+// other) is valid whenever that field is, so only fields the caller set are
+// named: a RetryMin of 2h is RetryMin's error, not the default RetryMax's.
 func (c Config) Validate() error {
+	set := c
 	c = c.withDefaults()
 	var errs []error
 	durRange := func(name string, v, lo, hi time.Duration) {
@@ -226,13 +230,19 @@ func (c Config) Validate() error {
 	}
 	intRange("MaxPendingBytes", c.MaxPendingBytes, 64<<10, 1<<40)
 	intRange("MaxSessionItems", int64(c.MaxSessionItems), 1, 1<<20)
-	intRange("MaxSessionBytes", c.MaxSessionBytes, 1<<10, max(c.MaxPendingBytes, 1<<10))
+	if set.MaxSessionBytes != 0 {
+		intRange("MaxSessionBytes", c.MaxSessionBytes, 1<<10, max(c.MaxPendingBytes, 1<<10))
+	}
 	intRange("MaxBatchBytes", c.MaxBatchBytes, 1<<10, 1<<30)
 	intRange("Concurrency", int64(c.Concurrency), 1, 4096)
 	intRange("GroupMax", int64(c.GroupMax), 1, 256)
 	intRange("GroupBytes", c.GroupBytes, 256, 1<<20)
-	durRange("RetryMin", c.RetryMin, time.Millisecond, max(c.RetryMax, time.Millisecond))
-	durRange("RetryMax", c.RetryMax, max(c.RetryMin, time.Millisecond), time.Hour)
+	if set.RetryMin != 0 {
+		durRange("RetryMin", c.RetryMin, time.Millisecond, min(max(c.RetryMax, time.Millisecond), time.Hour))
+	}
+	if set.RetryMax != 0 {
+		durRange("RetryMax", c.RetryMax, max(c.RetryMin, time.Millisecond), time.Hour)
+	}
 	errs = c.validateFamilies(errs)
 	return errors.Join(errs...)
 }

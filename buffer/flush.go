@@ -372,11 +372,14 @@ func (b *Buffer) land(f *flight) {
 			s.items, f.table = f.table, itemTable{}
 			kept = s.items.n
 			s.bytes, release = f.bytes, 0
-		} else if !s.ended { // an End since the snapshot supersedes all of it
+		} else if s.ended { // an End since the snapshot supersedes all of it
+			sh.coalesced += uint64(len(f.items) - f.failed)
+		} else {
 			for _, it := range f.items[f.failed:] {
 				e, h := s.lookup(it.Key)
 				if e != nil {
-					continue // a newer change of the key
+					sh.coalesced++ // a newer change of the key
+					continue
 				}
 				e = f.table.get(it.Key, h)
 				s.items.insert(e, h, sh.hash)

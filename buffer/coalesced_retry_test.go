@@ -1,0 +1,77 @@
+package buffer
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// Stats.Coalesced counts "pending items replaced before being flushed (by a
+// change or an End)", and Stats' pending figures "include snapshots in flight
+// or waiting to be retried". A value whose write failed transiently and that a
+// newer change of its key replaced is such an item: it is never written. Every
+// change accepted is then accounted for once: written, dropped, coalesced,
+// discarded or still pending.
+func TestCoalescedCountsFailedValuesReplacedByNewerChanges(t *testing.T) {
+	h := newHarness(t, Config{Delay: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond})
+	calls := 0
+	h.setFail(func(*Snapshot) error {
+		calls++
+		if calls == 1 {
+			return errors.New("unavailable")
+		}
+		return nil
+	})
+	h.block()
+	h.commit("s", put("k", "v1"))
+	h.advance(10 * time.Millisecond) // the write of k=v1 is under way
+	if got := h.inFlight(); len(got) != 1 {
+		t.Fatalf("in flight: %v", got)
+	}
+	h.commit("s", put("k", "v2")) // replaces v1, whose write is under way
+	h.release()                   // v1's write fails: v2 supersedes it
+	h.unblock()
+	if err := h.flushAll(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.st.read("s"); got["k"] != "v2" {
+		t.Fatalf("stored %v", got)
+	}
+	st := h.b.Stats()
+	if st.Coalesced != 1 {
+		t.Errorf("Coalesced %d, want 1: k=v1 was replaced by k=v2 before being written", st.Coalesced)
+	}
+	if sum := st.FlushedItems + st.DroppedItems + st.Coalesced + st.Discarded + uint64(st.PendingItems); sum != st.Changes {
+		t.Errorf("Changes %d, but flushed %d + dropped %d + coalesced %d + discarded %d + pending %d = %d",
+			st.Changes, st.FlushedItems, st.DroppedItems, st.Coalesced, st.Discarded, st.PendingItems, sum)
+	}
+}
+
+// The same with an End: the failed write's items are superseded by an End
+// committed while it was under way.
+func TestCoalescedCountsFailedValuesSupersededByAnEnd(t *testing.T) {
+	h := newHarness(t, Config{Delay: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond})
+	calls := 0
+	h.setFail(func(*Snapshot) error {
+		calls++
+		if calls == 1 {
+			return errors.New("unavailable")
+		}
+		return nil
+	})
+	h.block()
+	h.commit("s", put("a", "1"), put("b", "2"))
+	h.advance(10 * time.Millisecond)
+	if err := h.b.End("s"); err != nil {
+		t.Fatal(err)
+	}
+	h.release()
+	h.unblock()
+	if err := h.flushAll(); err != nil {
+		t.Fatal(err)
+	}
+	st := h.b.Stats()
+	if st.Coalesced != 2 {
+		t.Errorf("Coalesced %d, want 2: a and b were superseded by the End before being written", st.Coalesced)
+	}
+}
