@@ -143,6 +143,18 @@ func (a *Adapter) writeGroup(ctx context.Context, group []*buffer.Snapshot, idx 
 // recorded after it.
 func (a *Adapter) owned(ctx context.Context, s *buffer.Snapshot) (epoch uint64, write bool, err error) {
 	epoch, owned := a.res.Epoch(s.Session)
+	if owned && s.Ended && len(s.Items) > 0 && a.res.EndInDoubt(s.Session) {
+		// The session's End was written, but its record failed without
+		// saying whether it landed, and the session started afresh since
+		// (its End and its new changes are one snapshot now). Written at
+		// the old epoch, the new changes could lie under an ended row, lost
+		// to any adoption: the End is recorded first, and the session owned
+		// afresh below, as after any End.
+		if err := a.res.Ended(ctx, s.Session); err != nil {
+			return 0, false, err
+		}
+		owned = false
+	}
 	if owned {
 		return epoch, true, nil
 	}

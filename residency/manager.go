@@ -95,6 +95,11 @@ type Manager struct {
 	// settles the session (owned, or another node's) clears it; so does a
 	// fence, which discards such sessions.
 	doubtful sync.Map // session -> struct{}
+	// endsInDoubt holds the sessions whose last End record (Ended) failed:
+	// it may have landed (a reply lost after Cassandra applied it), leaving
+	// the row ended while this node still holds the session, at the epoch
+	// it holds it at (EndInDoubt).
+	endsInDoubt sync.Map // session -> uint64
 	// leaseFlight shares one read of a peer's lease among the adoptions
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group
@@ -703,17 +708,36 @@ func (m *Manager) Ended(ctx context.Context, session string) error {
 		return nil
 	}
 	if _, err := m.store.EndOwner(ctx, session, m.cfg.NodeID, e, m.cfg.EndedTTL); err != nil {
+		m.endsInDoubt.Store(session, e)
 		return err
 	}
+	m.endsInDoubt.Delete(session)
 	m.forgetOwned(session, e)
 	m.rememberEnded(session, e+1) // applied or not (a retry after a lost reply), the likely row
 	return m.store.UnindexOwner(ctx, m.cfg.NodeID, session)
+}
+
+// EndInDoubt reports whether the last Ended of session failed while this
+// node still holds it at the epoch Ended tried: the row may be ended already
+// (the reply lost after Cassandra applied the End). Changes of the session
+// started afresh meanwhile must not be written at that epoch, which nobody
+// could adopt under an ended row, and which a fresh start at the next epoch
+// would fence: call Ended again first, then own the session afresh
+// (EnsureOwned), as after any End.
+func (m *Manager) EndInDoubt(session string) bool {
+	e, ok := m.endsInDoubt.Load(session)
+	if !ok {
+		return false
+	}
+	held, owned := m.Epoch(session)
+	return owned && held == e.(uint64)
 }
 
 // Forget drops session from this node's ownership map without touching
 // Cassandra (the host discarded it).
 func (m *Manager) Forget(session string) {
 	m.doubtful.Delete(session)
+	m.endsInDoubt.Delete(session)
 	m.mu.Lock()
 	delete(m.owned, session)
 	m.mu.Unlock()
