@@ -84,6 +84,9 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
+	// Read before the lease is checked: a fence from here on voids the
+	// adoption (holdUnlessFenced).
+	fences := m.stats.fences.Load()
 	if !m.LeaseValid() {
 		return nil, m.fencedErr()
 	}
@@ -102,7 +105,7 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 	// A caller that joined a lookup ended by its leader's context (cancelled
 	// or past its deadline) looks again while its own context lives.
 	for {
-		v, err, shared := m.flight.Do(session, func() (any, error) { return m.adopt(ctx, session, opts) })
+		v, err, shared := m.flight.Do(session, func() (any, error) { return m.adopt(ctx, session, opts, fences) })
 		var oe *OwnedElsewhereError
 		forced := errors.As(err, &oe) && oe.Live && opts.forceAway(oe.Owner)
 		leaders := ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
@@ -120,12 +123,15 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 	}
 }
 
-func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) (*Adopted, error) {
+// fences is the node's fence count, read before its lease was last found
+// valid: an adoption that lands after a fence since does not hold the
+// session (adopted).
+func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions, fences uint64) (*Adopted, error) {
 	m.adopting.Store(session, struct{}{})
 	defer m.adopting.Delete(session)
 	giveUp := time.Now().Add(opts.Wait)
 	var waited time.Duration
-	a, r, err := m.adoptOnce(ctx, session, opts)
+	a, r, err := m.adoptOnce(ctx, session, opts, fences)
 	for {
 		if a != nil {
 			a.Waited = waited
@@ -147,6 +153,7 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 			return nil, ErrClosed
 		}
 		waited += time.Since(waitFrom)
+		fences = m.stats.fences.Load() // nothing was claimed while it waited
 		if !m.LeaseValid() {
 			return nil, m.fencedErr()
 		}
@@ -154,7 +161,7 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions) 
 			return nil, ErrAlreadyOwned
 		}
 		m.stats.leaseWaits.Add(1)
-		a, r, err = m.adoptAfterWait(ctx, session, r.owner)
+		a, r, err = m.adoptAfterWait(ctx, session, r.owner, fences)
 	}
 }
 
@@ -167,7 +174,7 @@ type refusal struct {
 
 // adoptOnce is one attempt of adopt. When a live owner refuses it, the
 // refusal says whose lease and which row.
-func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptions) (*Adopted, refusal, error) {
+func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptions, fences uint64) (*Adopted, refusal, error) {
 	o, found, err := m.store.ReadOwner(ctx, session)
 	m.stats.ownerReads.Add(1)
 	if err != nil {
@@ -234,7 +241,8 @@ func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptio
 			return nil, refusal{}, err
 		}
 	}
-	return m.adopted(session, o.Node, cur.Epoch, o.Released, items, true), refusal{}, nil
+	a, err := m.adopted(session, o.Node, cur.Epoch, o.Released, items, true, fences)
+	return a, refusal{}, err
 }
 
 // adopted records that this node owns session at epoch, won from prev with
@@ -245,16 +253,27 @@ func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptio
 // up to moveChunk of them, where each alone wrote two rows in two requests,
 // beside the adoptions that followed it); one this node re-adopts from
 // itself (a session it released) is written alone.
-func (m *Manager) adopted(session, prev string, epoch uint64, released bool, items []store.Item, reindex bool) *Adopted {
+//
+// A node that fenced since the adoption checked its lease (fences: its fence
+// count then) does not hold the session, and the adoption fails with
+// ErrFenced: neither that fence nor the recovery after it knew of the
+// session, and peers that saw the lease lapse may have adopted it meanwhile
+// (a claim that landed, then a fence held up past the lease by a Cassandra
+// stall). Its claim stays: a retry claims the session again and fences.
+func (m *Manager) adopted(session, prev string, epoch uint64, released bool, items []store.Item, reindex bool, fences uint64) (*Adopted, error) {
+	held, ok := m.holdUnlessFenced(session, epoch, fences)
+	if !ok {
+		m.stats.adoptErrors.Add(1)
+		return nil, m.fencedErr()
+	}
 	m.neg.forget(session)
-	m.setOwned(session, epoch)
 	m.stats.adopted.Add(1)
 	if !reindex {
-		return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items}
+		return &Adopted{Session: session, Epoch: held, PreviousOwner: prev, Released: released, Items: items}, nil
 	}
 	if prev != m.cfg.NodeID {
 		reindexed := m.indexMoves.move(prev, session, epoch)
-		return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items, reindexed: reindexed}
+		return &Adopted{Session: session, Epoch: held, PreviousOwner: prev, Released: released, Items: items, reindexed: reindexed}, nil
 	}
 	m.indexMu.Lock()
 	reindexed := !m.indexClosed
@@ -266,7 +285,7 @@ func (m *Manager) adopted(session, prev string, epoch uint64, released bool, ite
 		}()
 	}
 	m.indexMu.Unlock()
-	return &Adopted{Session: session, Epoch: epoch, PreviousOwner: prev, Released: released, Items: items, reindexed: reindexed}
+	return &Adopted{Session: session, Epoch: held, PreviousOwner: prev, Released: released, Items: items, reindexed: reindexed}, nil
 }
 
 // pendingRead is a read of a session's state running in the background.

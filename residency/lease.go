@@ -152,8 +152,10 @@ func (m *Manager) fence() {
 	for s := range m.owned {
 		sessions = append(sessions, s)
 	}
-	m.mu.Unlock()
+	// Counted under the lock: a session held after this (holdUnlessFenced)
+	// is held only by work that began after it.
 	m.stats.fences.Add(1)
+	m.mu.Unlock()
 	// A recording under way now ends in ErrCreationLapsed: a session started
 	// again after recovery must not join it, but record itself afresh.
 	m.preparing.Clear()

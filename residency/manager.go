@@ -285,7 +285,13 @@ func (m *Manager) EnsureOwned(ctx context.Context, session string) (uint64, erro
 // recorded notes how a recording of session whose lightweight transaction
 // was sent ended: in doubt, unless its outcome says where the session stands
 // (recorded as this node's, another node's, or discarded by a fence).
-func (m *Manager) recorded(session string, err error) {
+func (m *Manager) recorded(session string, err error, fences uint64) {
+	if m.stats.fences.Load() != fences {
+		// A recording that began before a fence: the fence cleared the
+		// sessions' doubts and discarded its changes. Its outcome must not
+		// clear (or set) the doubt of a recording begun since.
+		return
+	}
 	var oe *OwnedElsewhereError
 	if err == nil || errors.As(err, &oe) || errors.Is(err, ErrCreationLapsed) {
 		m.doubtful.Delete(session)
@@ -344,7 +350,7 @@ func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool)
 		return 0, ErrCreationLapsed
 	}
 	began := time.Now()
-	defer func() { m.recorded(session, rerr) }()
+	defer func() { m.recorded(session, rerr, fences) }()
 	created, cur, err := m.store.CreateOwner(ctx, session, m.cfg.NodeID, m.takeEnded(session), m.ttl(session))
 	m.createTook(time.Since(began))
 	<-m.creates
@@ -355,6 +361,12 @@ func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool)
 	}
 	if err != nil {
 		return 0, err
+	}
+	if cur.Epoch != 0 && !cur.Ended {
+		// The row exists, whoever's it is: an absence cached by an earlier
+		// lookup is stale (Adopt and Peek would answer ErrNotFound for a
+		// session this call may report owned elsewhere).
+		m.neg.forget(session)
 	}
 	if m.stats.fences.Load() != fences {
 		// The node fenced while the record was on its way: the fence
@@ -382,22 +394,27 @@ func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool)
 		if err != nil {
 			return 0, err
 		}
-		if m.stats.fences.Load() != fences {
+		held, ok := m.holdUnlessFenced(session, epoch, fences)
+		if !ok {
 			return 0, ErrCreationLapsed // as above: the fence came while it was fenced
 		}
 		m.stats.created.Add(1)
 		m.neg.forget(session)
-		m.setOwned(session, epoch)
-		return epoch, nil
+		return held, nil
 	case created:
-		m.stats.created.Add(1)
+		// A brand-new session at epoch 1: held below.
 	case cur.Node == m.cfg.NodeID && !cur.Ended:
 		// The row names this node but this process does not hold it: an
 		// earlier attempt of this very create whose reply was lost, or a row
 		// left by an earlier incarnation of this node, perhaps released (a
 		// peer may be claiming it) or with writes still in flight. Only a
 		// claim and a fence make it this process's without doubt: adopt it.
-		a, err := m.adopt(ctx, session, AdoptOptions{Force: true, From: m.cfg.NodeID})
+		// A fence since the creation began discarded its changes, as on
+		// the other paths: the adoption then does not hold the session.
+		a, err := m.adopt(ctx, session, AdoptOptions{Force: true, From: m.cfg.NodeID}, fences)
+		if m.stats.fences.Load() != fences {
+			return 0, ErrCreationLapsed
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -411,10 +428,17 @@ func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool)
 		}
 		return 0, &OwnedElsewhereError{Session: session, Owner: cur.Node, Epoch: cur.Epoch}
 	}
+	// An Adopt of this very session that ran while the record was on its
+	// way (it found the row naming this node) may hold it one epoch up,
+	// fenced there: writes go at the epoch held.
+	held, ok := m.holdUnlessFenced(session, epoch, fences)
+	if !ok {
+		return 0, ErrCreationLapsed
+	}
+	m.stats.created.Add(1)
 	m.neg.forget(session)
-	m.setOwned(session, epoch)
-	m.indexed(session, m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.ttl(session)))
-	return epoch, nil
+	m.indexed(session, m.store.IndexOwner(ctx, m.cfg.NodeID, session, held, m.ttl(session)))
+	return held, nil
 }
 
 // sinceTime is when this node's current unbroken lease began (Lease.Since).
@@ -469,15 +493,15 @@ func (m *Manager) createOver(ctx context.Context, session string, cur store.Owne
 	if err != nil {
 		return 0, err
 	}
-	if m.stats.fences.Load() != fences {
+	held, ok := m.holdUnlessFenced(session, now.Epoch, fences)
+	if !ok {
 		return 0, ErrCreationLapsed // the node fenced since the creation began
 	}
 	m.stats.created.Add(1)
 	m.stats.voidRecords.Add(1)
 	m.neg.forget(session)
-	m.setOwned(session, now.Epoch)
 	m.cfg.Logger.Info("holdover: new session recorded over a void record", "session", session, "previous_owner", cur.Node, "epoch", now.Epoch)
-	return now.Epoch, nil
+	return held, nil
 }
 
 // indexed logs a failed update of the owner index of a session this node
@@ -786,6 +810,25 @@ func (m *Manager) setOwned(session string, epoch uint64) {
 		m.owned[session] = epoch
 	}
 	m.mu.Unlock()
+}
+
+// holdUnlessFenced records, as setOwned, that this node owns session at
+// epoch, unless the node has fenced since its fence count was fences (read
+// before the work that won the session checked the lease): that fence did
+// not report the session among those it may have lost, nor did the recovery
+// that followed settle it, and a peer may have adopted it meanwhile. It
+// returns the epoch held, which a concurrent adoption of the session may
+// have raised above epoch.
+func (m *Manager) holdUnlessFenced(session string, epoch, fences uint64) (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stats.fences.Load() != fences {
+		return 0, false
+	}
+	if epoch > m.owned[session] {
+		m.owned[session] = epoch
+	}
+	return m.owned[session], true
 }
 
 // raiseOwned moves session from epoch from to epoch to, if this node still

@@ -223,13 +223,14 @@ func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
+	fences := m.stats.fences.Load() // before the lease is checked (see adopted)
 	if !m.LeaseValid() {
 		return nil, m.fencedErr()
 	}
 	if _, ok := m.Epoch(o.Session); ok {
 		return nil, ErrAlreadyOwned
 	}
-	v, err, _ := m.flight.Do(o.Session, func() (any, error) { return m.claimListed(ctx, node, o, p) })
+	v, err, _ := m.flight.Do(o.Session, func() (any, error) { return m.claimListed(ctx, node, o, p, fences) })
 	if err != nil {
 		return nil, err
 	}
@@ -244,8 +245,9 @@ func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force
 // claim), as adopt does for a crashed owner: the fence shadows every older
 // write that landed after the read, so the state restored is the state
 // persisted. The session is reported adopted only once its fence landed; a
-// session whose claim lost is not fenced.
-func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p pipeline) (*Adopted, error) {
+// session whose claim lost is not fenced. fences is the node's fence count
+// read before its lease was found valid (see adopted).
+func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p pipeline, fences uint64) (*Adopted, error) {
 	if _, ok := m.Epoch(o.Session); ok { // adopted by a caller this one joined late
 		return nil, ErrAlreadyOwned
 	}
@@ -260,7 +262,7 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 		m.stats.notFound.Add(1)
 		return nil, ErrNotFound
 	case !won && cur.Node == node:
-		return m.adopt(ctx, o.Session, AdoptOptions{}) // released, or the index lags
+		return m.adopt(ctx, o.Session, AdoptOptions{}, fences) // released, or the index lags
 	case !won:
 		m.stats.claimConflicts.Add(1)
 		return nil, &OwnedElsewhereError{Session: o.Session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}
@@ -280,7 +282,10 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 		m.stats.adoptErrors.Add(1)
 		return nil, err
 	}
-	a := m.adopted(o.Session, node, cur.Epoch, false, items, p.reindex)
+	a, err := m.adopted(o.Session, node, cur.Epoch, false, items, p.reindex, fences)
+	if err != nil {
+		return nil, err
+	}
 	if p.index != nil {
 		a.reindexed = p.index.move(node, o.Session, cur.Epoch)
 	}

@@ -28,7 +28,7 @@ import (
 // grouped read and fence, once the shared lease read finds the owner gone
 // (vouched for this session's claim, or read after o). The refusal is set
 // when the owner's lease is still live.
-func (m *Manager) adoptAfterWait(ctx context.Context, session string, o store.Owner) (*Adopted, refusal, error) {
+func (m *Manager) adoptAfterWait(ctx context.Context, session string, o store.Owner, fences uint64) (*Adopted, refusal, error) {
 	live, lease, err := m.sharedLease(ctx, o.Node, o.ClaimedAt)
 	if err != nil {
 		m.stats.adoptErrors.Add(1)
@@ -39,7 +39,7 @@ func (m *Manager) adoptAfterWait(ctx context.Context, session string, o store.Ow
 		return nil, refusal{lease: lease, owner: o}, &OwnedElsewhereError{Session: session, Owner: o.Node, Epoch: o.Epoch, Live: true}
 	}
 	a, err := m.claimListed(ctx, o.Node, store.Owned{Session: session, Epoch: o.Epoch},
-		pipeline{state: m.waitReads.read(session), fences: m.waitFences, claimed: func() {}, index: m.indexMoves})
+		pipeline{state: m.waitReads.read(session), fences: m.waitFences, claimed: func() {}, index: m.indexMoves}, fences)
 	return a, refusal{}, err
 }
 
