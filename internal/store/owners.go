@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
@@ -101,11 +102,18 @@ func (st *Store) CreateOwner(ctx context.Context, session, node string, ended ui
 	return false, Owner{}, wrap("create owner", session, errors.New("the session was ended and started again concurrently; retry"))
 }
 
+// errEpochLimit refuses a claim or a fresh start past MaxEpoch: a write's
+// timestamp carries the epoch in its high bits, and no timestamp can carry
+// more.
+var errEpochLimit = fmt.Errorf("epoch limit reached: the session ID has been owned at %d epochs, the most a write timestamp carries "+
+	"(an adoption or a recovery takes one, an End and a fresh start two); it can start afresh once its ended row expires "+
+	"(HOLDOVER_ENDED_TTL after its End), or under another ID", uint64(MaxEpoch))
+
 // recreate claims the ended row prev for node at the next epoch.
 func (st *Store) recreate(ctx context.Context, session string, prev Owner, node string, ttl time.Duration) (bool, Owner, error) {
 	next := prev.Epoch + 1
 	if next > MaxEpoch {
-		return false, prev, wrap("create owner", session, permanent(errors.New("epoch limit reached")))
+		return false, prev, wrap("create owner", session, permanent(errEpochLimit))
 	}
 	now := time.Now()
 	row := map[string]any{}
@@ -134,7 +142,7 @@ func (st *Store) Claim(ctx context.Context, session string, prev Owner, node str
 	}
 	next := prev.Epoch + 1
 	if next > MaxEpoch {
-		return false, prev, wrap("claim", session, permanent(errors.New("epoch limit reached")))
+		return false, prev, wrap("claim", session, permanent(errEpochLimit))
 	}
 	now := time.Now()
 	row := map[string]any{}
