@@ -75,3 +75,33 @@ func TestCoalescedCountsFailedValuesSupersededByAnEnd(t *testing.T) {
 		t.Errorf("Coalesced %d, want 2: a and b were superseded by the End before being written", st.Coalesced)
 	}
 }
+
+// The items of a write that fails after its session was discarded (Discard
+// during the flight) are not put back: they count as discarded. They used
+// to be counted nowhere.
+func TestFailedItemsOfADiscardedFlightCountAsDiscarded(t *testing.T) {
+	h := newHarness(t, Config{Delay: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond})
+	h.setFail(func(*Snapshot) error { return errors.New("unavailable") })
+	h.block()
+	h.commit("s", put("a", "1"), put("b", "2"))
+	h.advance(10 * time.Millisecond)
+	if got := h.inFlight(); len(got) != 1 {
+		t.Fatalf("in flight: %v", got)
+	}
+	if n := h.b.Discard("s"); n != 0 {
+		t.Fatalf("Discard dropped %d pending items, want 0 (both are in flight)", n)
+	}
+	h.release()
+	h.unblock()
+	if err := h.flushAll(); err != nil {
+		t.Fatal(err)
+	}
+	st := h.b.Stats()
+	if st.Discarded != 2 {
+		t.Errorf("Discarded %d, want 2: the failed write's items were discarded", st.Discarded)
+	}
+	if sum := st.FlushedItems + st.DroppedItems + st.Coalesced + st.Discarded + uint64(st.PendingItems); sum != st.Changes {
+		t.Errorf("Changes %d, but flushed %d + dropped %d + coalesced %d + discarded %d + pending %d = %d",
+			st.Changes, st.FlushedItems, st.DroppedItems, st.Coalesced, st.Discarded, st.PendingItems, sum)
+	}
+}

@@ -400,6 +400,9 @@ func (b *Buffer) land(f *flight) {
 		s.landed = f.gen
 		s.releaseWaits(false)
 	}
+	if f.failed >= 0 && s.dropFly {
+		sh.discarded += uint64(len(f.items) - f.failed) // discarded while in flight: not put back
+	}
 	s.dropFly = false
 	fs := sh.famOf(s)
 	fs.items -= flown - kept

@@ -49,7 +49,7 @@ type Stats struct {
 	// SessionTooLarge counts Commit calls refused with ErrSessionTooLarge.
 	SessionTooLarge uint64
 	Splits          uint64 // snapshots split into several parts
-	Discarded       uint64 // items dropped by Discard
+	Discarded       uint64 // items dropped by Discard (those of a write in flight, once it fails)
 	Groups          uint64 // GroupFlush calls
 	Grouped         uint64 // snapshots in them
 
