@@ -77,7 +77,7 @@ func (a *Adapter) flushGroup(ctx context.Context, group []*buffer.Snapshot, errs
 	var now, later []int
 	var wg sync.WaitGroup
 	for i, s := range group {
-		if e, ok := a.res.Epoch(s.Session); ok {
+		if e, ok := a.res.Epoch(s.Session); ok && !a.endInDoubt(s) {
 			epochs[i], write[i] = e, true
 			now = append(now, i)
 			continue
@@ -143,13 +143,7 @@ func (a *Adapter) writeGroup(ctx context.Context, group []*buffer.Snapshot, idx 
 // recorded after it.
 func (a *Adapter) owned(ctx context.Context, s *buffer.Snapshot) (epoch uint64, write bool, err error) {
 	epoch, owned := a.res.Epoch(s.Session)
-	if owned && s.Ended && len(s.Items) > 0 && a.res.EndInDoubt(s.Session) {
-		// The session's End was written, but its record failed without
-		// saying whether it landed, and the session started afresh since
-		// (its End and its new changes are one snapshot now). Written at
-		// the old epoch, the new changes could lie under an ended row, lost
-		// to any adoption: the End is recorded first, and the session owned
-		// afresh below, as after any End.
+	if owned && a.endInDoubt(s) {
 		if err := a.res.Ended(ctx, s.Session); err != nil {
 			return 0, false, err
 		}
@@ -180,6 +174,17 @@ func (a *Adapter) owned(ctx context.Context, s *buffer.Snapshot) (epoch uint64, 
 		return 0, false, err
 	}
 	return epoch, true, nil
+}
+
+// endInDoubt reports whether s holds an End and new changes of a session
+// whose earlier End was written but whose record failed without saying
+// whether it landed (residency's EndInDoubt): the session started afresh
+// before the End's retry, and both are one snapshot now. Written at the old
+// epoch, the new changes could lie under an ended row, lost to any adoption:
+// owned records the End first, then owns the session afresh, as after any
+// End, before anything of s is written (flush and flushGroup alike).
+func (a *Adapter) endInDoubt(s *buffer.Snapshot) bool {
+	return s.Ended && len(s.Items) > 0 && a.res.EndInDoubt(s.Session)
 }
 
 // afterWrite marks the ownership row of a session whose End was written as
