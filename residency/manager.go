@@ -95,10 +95,10 @@ type Manager struct {
 	// settles the session (owned, or another node's) clears it; so does a
 	// fence, which discards such sessions.
 	doubtful sync.Map // session -> struct{}
-	// endsInDoubt holds the sessions whose last End record (Ended) failed:
-	// it may have landed (a reply lost after Cassandra applied it), leaving
-	// the row ended while this node still holds the session, at the epoch
-	// it holds it at (EndInDoubt).
+	// endsInDoubt holds the sessions whose End record (Ended) is under way
+	// or failed: it may have landed (a reply lost after Cassandra applied
+	// it), leaving the row ended while this node still holds the session,
+	// at the epoch it holds it at (EndInDoubt).
 	endsInDoubt sync.Map // session -> uint64
 	// leaseFlight shares one read of a peer's lease among the adoptions
 	// that need it at once (sharedLease).
@@ -731,18 +731,22 @@ func (m *Manager) Ended(ctx context.Context, session string) error {
 	if !ok {
 		return nil
 	}
+	// In doubt from before the record is sent until the session is
+	// forgotten: a refresh that finds the row ended meanwhile must not take
+	// it for a peer's adoption and discard what the host committed since.
+	m.endsInDoubt.Store(session, e)
 	if _, err := m.store.EndOwner(ctx, session, m.cfg.NodeID, e, m.cfg.EndedTTL); err != nil {
-		m.endsInDoubt.Store(session, e)
 		return err
 	}
-	m.endsInDoubt.Delete(session)
 	m.forgetOwned(session, e)
+	m.endsInDoubt.Delete(session)
 	m.rememberEnded(session, e+1) // applied or not (a retry after a lost reply), the likely row
 	return m.store.UnindexOwner(ctx, m.cfg.NodeID, session)
 }
 
-// EndInDoubt reports whether the last Ended of session failed while this
-// node still holds it at the epoch Ended tried: the row may be ended already
+// EndInDoubt reports whether an Ended of session is under way, or the last
+// one failed, while this node still holds it at the epoch Ended tried: the
+// row may be ended already
 // (the reply lost after Cassandra applied the End). Changes of the session
 // started afresh meanwhile must not be written at that epoch, which nobody
 // could adopt under an ended row, and which a fresh start at the next epoch

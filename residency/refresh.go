@@ -75,7 +75,13 @@ func (m *Manager) refresh(session string, epoch uint64) bool {
 		// Another node adopted it: nothing of ours can become visible any
 		// more. Unless this node no longer holds it at that epoch: ended,
 		// started again or raised by a recovery while the refresh ran, it
-		// is not lost.
+		// is not lost. Nor is a session whose End is being recorded, or
+		// whose End record failed (EndInDoubt): the row is ended by this
+		// node's own End, and the changes committed since wait for the
+		// flush that records the End and owns the session afresh.
+		if m.EndInDoubt(session) {
+			return false
+		}
 		if !m.forgetOwned(session, epoch) {
 			return false
 		}
