@@ -182,7 +182,7 @@ func (m *Manager) adoptOnce(ctx context.Context, session string, opts AdoptOptio
 		return nil, refusal{}, err
 	}
 	if !found || o.Ended {
-		m.neg.remember(session)
+		m.rememberAbsent(session)
 		m.stats.notFound.Add(1)
 		return nil, refusal{}, ErrNotFound
 	}
@@ -288,6 +288,18 @@ func (m *Manager) adopted(session, prev string, epoch uint64, released bool, ite
 	return &Adopted{Session: session, Epoch: held, PreviousOwner: prev, Released: released, Items: items, reindexed: reindexed}, nil
 }
 
+// rememberAbsent caches session as absent, found so by a lookup, unless
+// this node holds it by now: a creation here that landed while the lookup's
+// read was on its way forgot the absence (after holding the session) before
+// the lookup remembered it, and the node's own Peek and Adopt would answer
+// ErrNotFound for it until the entry's TTL ran out.
+func (m *Manager) rememberAbsent(session string) {
+	m.neg.remember(session)
+	if _, ok := m.Epoch(session); ok {
+		m.neg.forget(session)
+	}
+}
+
 // pendingRead is a read of a session's state running in the background.
 type pendingRead struct {
 	ch     chan stateRead
@@ -330,8 +342,7 @@ func (m *Manager) reindex(session string, epoch uint64) {
 // Peek reads a session without adopting it: its owner, epoch and persisted
 // items (which may lag the owner's unflushed changes by the flush window).
 func (m *Manager) Peek(ctx context.Context, session string) (*Peeked, error) {
-	if m.neg.absent(session) {
-		m.stats.negativeHits.Add(1)
+	if m.neg.absent(session) { // not counted in NegativeHits, which counts adoptions
 		return nil, ErrNotFound
 	}
 	o, found, err := m.store.ReadOwner(ctx, session)
@@ -340,7 +351,7 @@ func (m *Manager) Peek(ctx context.Context, session string) (*Peeked, error) {
 		return nil, err
 	}
 	if !found || o.Ended {
-		m.neg.remember(session)
+		m.rememberAbsent(session)
 		return nil, ErrNotFound
 	}
 	items, err := m.store.ReadState(ctx, session)

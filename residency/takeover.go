@@ -258,7 +258,7 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 		m.stats.adoptErrors.Add(1)
 		return nil, err
 	case !won && (cur.Epoch == 0 || cur.Ended):
-		m.neg.remember(o.Session)
+		m.rememberAbsent(o.Session)
 		m.stats.notFound.Add(1)
 		return nil, ErrNotFound
 	case !won && cur.Node == node:
