@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 )
@@ -71,6 +72,9 @@ func (st *Store) fenceGroup(ctx context.Context, fs []Fencing, idx []int, errs [
 	}
 	err := b.SpeculativeExecutionPolicy(st.hedged()).ExecContext(ctx)
 	if err == nil {
+		for _, i := range idx {
+			st.forget(fs[i].Session) // the tombstone shadows its deletes (rebase.go)
+		}
 		return
 	}
 	if isPermanent(err) {
@@ -93,36 +97,67 @@ func (st *Store) fenceGroup(ctx context.Context, fs []Fencing, idx []int, errs [
 // single batch would.
 func (st *Store) fence(ctx context.Context, f *Fencing) error {
 	base := EpochBase(f.Epoch)
-	return st.writeAbove(ctx, "fence", f.Session, base, base+1, f.Items)
+	if err := st.writeAbove(ctx, "fence", f.Session, base, base+1, f.Items); err != nil {
+		return err
+	}
+	st.forget(f.Session) // the tombstone shadows its deletes (rebase.go)
+	return nil
 }
 
 // writeAbove writes items at itemTS above a partition tombstone at tombTS,
 // in batches of at most fenceChunkBytes of keys and values and
 // fenceChunkItems items, the tombstone with the last: it never lands before
-// every item is written above it. A fence and a session written whole
-// (rebase.go) both write so.
+// every item is written above it. The batches are cut from the end, so the
+// last holds as many of the last items as fit: a rebase puts a write's
+// changes last (rebase.go), and they land with the tombstone, all at once,
+// whenever they fit in one batch. A fence and a session written whole both
+// write so.
 func (st *Store) writeAbove(ctx context.Context, op, session string, tombTS, itemTS int64, items []Item) error {
-	for {
-		n, size := 0, 0
-		for n < len(items) && n < fenceChunkItems && (n == 0 || size+len(items[n].Key)+len(items[n].Value) <= fenceChunkBytes) {
-			size += len(items[n].Key) + len(items[n].Value)
-			n++
+	starts := chunkStarts(items)
+	for c, from := range starts {
+		to := len(items)
+		if c+1 < len(starts) {
+			to = starts[c+1]
 		}
-		last := n == len(items)
+		last := to == len(items)
 		b := st.s.Batch(gocql.UnloggedBatch)
-		b.Entries = make([]gocql.BatchEntry, 0, n+1)
+		b.Entries = make([]gocql.BatchEntry, 0, to-from+1)
 		if last {
 			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.deleteSession, Args: []any{tombTS, session}, Idempotent: true})
 		}
-		b.Entries = st.appendItems(b.Entries, session, itemTS, items[:n])
+		b.Entries = st.appendItems(b.Entries, session, itemTS, items[from:to])
 		if err := st.exec(ctx, op, session, b); err != nil {
 			return err
 		}
-		if last {
-			return nil
-		}
-		items = items[n:]
 	}
+	return nil
+}
+
+// chunkStarts cuts items into writeAbove's batches from the end, each as
+// full as fenceChunkItems and fenceChunkBytes allow (and at least one item),
+// and returns where each begins, in order: one batch, beginning at 0, for
+// no items at all.
+func chunkStarts(items []Item) []int {
+	var starts []int
+	end := len(items)
+	for {
+		n, size := 0, 0
+		for n < end && n < fenceChunkItems {
+			it := &items[end-1-n]
+			if n > 0 && size+len(it.Key)+len(it.Value) > fenceChunkBytes {
+				break
+			}
+			size += len(it.Key) + len(it.Value)
+			n++
+		}
+		end -= n
+		starts = append(starts, end)
+		if end == 0 {
+			break
+		}
+	}
+	slices.Reverse(starts)
+	return starts
 }
 
 // fenceChunkBytes bounds the keys and values of one batch of a fence, well

@@ -20,10 +20,15 @@ import (
 // applied, above a partition tombstone at the snapshot's own timestamp.
 // The partition tombstone shadows every earlier row tombstone, and a read
 // skips what it shadows (as the adoption's fence, which does the same at an
-// epoch's base, has always relied on). The count is per owner and epoch, in
-// memory: a new epoch starts it afresh (a fence or an End wrote a partition
-// tombstone; a released session's previous owner kept its own count under
-// the same bound), so a partition holds at most a small multiple of
+// epoch's base, has always relied on). The count is per owner, in memory,
+// and starts afresh only where a partition tombstone was written: an End, a
+// session written whole, a fence (an adoption's, or a fresh start's). A new
+// epoch alone does not: a recovery moves its sessions to the next epoch by
+// a compare-and-set and fences nothing, and the count used to start afresh
+// there, so a session that deleted just under RebaseDeletes items between
+// recoveries was never written whole and, after a dozen, could no longer be
+// read. A released session's previous owner kept its own count under the
+// same bound, so a partition holds at most a small multiple of
 // RebaseDeletes unshadowed tombstones.
 
 // DefaultRebaseDeletes is Options.RebaseDeletes' default: a tenth of
@@ -43,8 +48,7 @@ type deleteCounts struct {
 }
 
 type deleteCount struct {
-	epoch uint64
-	n     int
+	n int
 }
 
 func deletesOf(w *Write) int {
@@ -71,16 +75,12 @@ func (st *Store) rebaseDue(w *Write) bool {
 	st.deletes.mu.Lock()
 	c := st.deletes.m[w.Session]
 	st.deletes.mu.Unlock()
-	if c.epoch != w.Epoch {
-		c.n = 0
-	}
 	return c.n+d >= st.opts.RebaseDeletes
 }
 
 // counted records that w was written: its deletes add to its session's
-// count, which starts afresh when w wrote a partition tombstone or at a new
-// epoch. A write with neither deletes nor an End changes nothing (a count of
-// another epoch is ignored by rebaseDue) and takes no lock.
+// count, which starts afresh when w wrote a partition tombstone (an End). A
+// write with neither deletes nor an End changes nothing and takes no lock.
 func (st *Store) counted(w *Write) {
 	d := deletesOf(w)
 	if d == 0 && !w.Ended {
@@ -89,8 +89,8 @@ func (st *Store) counted(w *Write) {
 	st.deletes.mu.Lock()
 	defer st.deletes.mu.Unlock()
 	c, ok := st.deletes.m[w.Session]
-	if w.Ended || c.epoch != w.Epoch {
-		c = deleteCount{epoch: w.Epoch}
+	if w.Ended {
+		c = deleteCount{}
 	}
 	c.n += d
 	switch {
@@ -105,7 +105,7 @@ func (st *Store) counted(w *Write) {
 	st.deletes.m[w.Session] = c
 }
 
-// forget drops session's count: it was written whole.
+// forget drops session's count: it was written whole, or fenced.
 func (st *Store) forget(session string) {
 	st.deletes.mu.Lock()
 	delete(st.deletes.m, session)
