@@ -136,6 +136,10 @@ type Manager struct {
 	stats         counters
 
 	stop chan struct{}
+	// refreshCtx ends with Close: a refresh under way (refreshStateTimeout
+	// may be long) stops rather than hold Close up.
+	refreshCtx    context.Context
+	refreshCancel context.CancelFunc
 	// ending ends with StopAdopting (or Close): no more waits or takeovers.
 	ending      context.Context
 	endAdopts   context.CancelFunc
@@ -158,31 +162,34 @@ func New(cfg Config, st Store) (*Manager, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	prepCtx, prepCancel := context.WithCancel(context.Background())
 	ending, endAdopts := context.WithCancel(context.Background())
+	refreshCtx, refreshCancel := context.WithCancel(context.Background())
 	m := &Manager{
-		ending:      ending,
-		endAdopts:   endAdopts,
-		waitReads:   newStateReader(bg, st),
-		waitFences:  newFencer(bg, st, burstRequestsInFlight),
-		bg:          bg,
-		bgCancel:    cancel,
-		prepCtx:     prepCtx,
-		prepCancel:  prepCancel,
-		cfg:         cfg,
-		store:       st,
-		incarnation: rand.Text()[:16],
-		owned:       make(map[string]uint64),
-		ended:       make(map[string]uint64),
-		creates:     make(chan struct{}, cfg.MaxConcurrentCreates),
-		window:      newCreationWindow(cfg.MaxConcurrentCreates),
-		neg:         neg,
-		leases:      leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]liveLease{}, expired: map[string]time.Time{}},
-		started:     time.Now(),
-		wall:        time.Now,
-		settled:     map[string]bool{},
-		stop:        make(chan struct{}),
-		kick:        make(chan struct{}, 1),
-		done:        make(chan struct{}),
-		refreshDone: make(chan struct{}),
+		refreshCtx:    refreshCtx,
+		refreshCancel: refreshCancel,
+		ending:        ending,
+		endAdopts:     endAdopts,
+		waitReads:     newStateReader(bg, st),
+		waitFences:    newFencer(bg, st, burstRequestsInFlight),
+		bg:            bg,
+		bgCancel:      cancel,
+		prepCtx:       prepCtx,
+		prepCancel:    prepCancel,
+		cfg:           cfg,
+		store:         st,
+		incarnation:   rand.Text()[:16],
+		owned:         make(map[string]uint64),
+		ended:         make(map[string]uint64),
+		creates:       make(chan struct{}, cfg.MaxConcurrentCreates),
+		window:        newCreationWindow(cfg.MaxConcurrentCreates),
+		neg:           neg,
+		leases:        leaseCache{ttl: cfg.LeaseCacheTTL, m: map[string]liveLease{}, expired: map[string]time.Time{}},
+		started:       time.Now(),
+		wall:          time.Now,
+		settled:       map[string]bool{},
+		stop:          make(chan struct{}),
+		kick:          make(chan struct{}, 1),
+		done:          make(chan struct{}),
+		refreshDone:   make(chan struct{}),
 	}
 	m.indexMoves = newIndexMover(m)
 	return m, nil
@@ -918,6 +925,7 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	}
 	m.StopAdopting()
 	close(m.stop)
+	m.refreshCancel()
 	defer m.bgCancel()
 	m.indexMu.Lock() // an adoption adding an index update has done so now
 	m.indexClosed = true

@@ -61,12 +61,22 @@ func (m *Manager) ttl(session string) time.Duration {
 	return m.cfg.OwnershipTTL
 }
 
+// refreshStateTimeout bounds the renewal of one session's items, which reads
+// the whole session and rewrites what is due: far longer than a lease
+// renewal (LeaseRenew bounds the ownership row's compare-and-set), for a
+// session of many items on a busy node would otherwise fail it every time,
+// and its items expire while it is resident. The refresh loop is no lease's
+// keeper: a slow pass only delays the next session's turn.
+const refreshStateTimeout = 30 * time.Second
+
 // refresh renews one session's TTLs; it reports whether it succeeded.
 func (m *Manager) refresh(session string, epoch uint64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
+	ctx, cancel := context.WithTimeout(m.refreshCtx, max(m.cfg.LeaseRenew, refreshStateTimeout))
 	defer cancel()
+	rowCtx, rowCancel := context.WithTimeout(ctx, m.cfg.LeaseRenew)
+	defer rowCancel()
 	ttl := m.ttl(session)
-	ok, err := m.store.RefreshOwner(ctx, session, m.cfg.NodeID, epoch, ttl)
+	ok, err := m.store.RefreshOwner(rowCtx, session, m.cfg.NodeID, epoch, ttl)
 	if err != nil {
 		m.cfg.Logger.Warn("holdover: ownership TTL not renewed", "session", session, "err", err)
 		return false

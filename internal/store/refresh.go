@@ -43,11 +43,13 @@ func (st *Store) RefreshState(ctx context.Context, session string, minRemaining 
 	if err := iter.Close(); err != nil {
 		return 0, wrap("read for refresh", session, err)
 	}
-	// Renewals need no atomicity: write them in batches of bounded size.
+	// Renewals need no atomicity: write them in batches of bounded size and
+	// count (fenceChunkItems: a batch of many more rows is one mutation a
+	// busy node may not apply within its write timeout, every time).
 	done := 0
 	for len(entries) > 0 {
 		n, size := 0, 0
-		for n < len(entries) && n < gocql.BatchSizeMaximum && (n == 0 || size < refreshBatchBytes) {
+		for n < len(entries) && n < fenceChunkItems && (n == 0 || size < refreshBatchBytes) {
 			size += len(entries[n].Args[2].([]byte)) + len(entries[n].Args[1].(string))
 			n++
 		}
