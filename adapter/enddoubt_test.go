@@ -79,18 +79,25 @@ func TestASessionStartedAfreshAfterAnEndRecordInDoubtCanBeAdopted(t *testing.T) 
 		t.Fatalf("flush of the End: %v", err)
 	}
 	flush(t, a)
+	startedAfreshSurvives(t, a, keyspace, "enddoubt-b")
+}
+
+// startedAfreshSurvives fails t unless session s, ended on a and started
+// afresh with k=v2, is owned by a at the epoch a holds, and, once a dies, a
+// peer (node peer) adopts it with k=v2.
+func startedAfreshSurvives(t *testing.T, a *Adapter, keyspace, peer string) {
+	t.Helper()
 	o, found, err := a.store.ReadOwner(context.Background(), "s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	held, owned := a.res.Epoch("s")
-	if !found || o.Ended || o.Node != "enddoubt-a" || !owned || held != o.Epoch {
-		t.Errorf("the session started afresh: its row is %+v (found %v), held at epoch %d (%v); want it owned by enddoubt-a at the epoch held",
-			o, found, held, owned)
+	if !found || o.Ended || o.Node != a.NodeID() || !owned || held != o.Epoch {
+		t.Errorf("the session started afresh: its row is %+v (found %v), held at epoch %d (%v); want it owned by %s at the epoch held",
+			o, found, held, owned, a.NodeID())
 	}
-
 	a.crash()
-	b := openNode(t, testConfig(t, "enddoubt-b", keyspace))
+	b := openNode(t, testConfig(t, peer, keyspace))
 	s, err := b.Adopt(context.Background(), "s", AdoptOptions{Wait: 20 * time.Second})
 	if errors.Is(err, ErrNotFound) {
 		t.Fatalf("the acknowledged change k=v2 is lost: a peer finds no session s after its node died")

@@ -41,10 +41,7 @@ func TestCoalescedCountsFailedValuesReplacedByNewerChanges(t *testing.T) {
 	if st.Coalesced != 1 {
 		t.Errorf("Coalesced %d, want 1: k=v1 was replaced by k=v2 before being written", st.Coalesced)
 	}
-	if sum := st.FlushedItems + st.DroppedItems + st.Coalesced + st.Discarded + uint64(st.PendingItems); sum != st.Changes {
-		t.Errorf("Changes %d, but flushed %d + dropped %d + coalesced %d + discarded %d + pending %d = %d",
-			st.Changes, st.FlushedItems, st.DroppedItems, st.Coalesced, st.Discarded, st.PendingItems, sum)
-	}
+	everyChangeAccountedFor(t, st)
 }
 
 // The same with an End: the failed write's items are superseded by an End
@@ -74,6 +71,7 @@ func TestCoalescedCountsFailedValuesSupersededByAnEnd(t *testing.T) {
 	if st.Coalesced != 2 {
 		t.Errorf("Coalesced %d, want 2: a and b were superseded by the End before being written", st.Coalesced)
 	}
+	everyChangeAccountedFor(t, st)
 }
 
 // The items of a write that fails after its session was discarded (Discard
@@ -100,6 +98,13 @@ func TestFailedItemsOfADiscardedFlightCountAsDiscarded(t *testing.T) {
 	if st.Discarded != 2 {
 		t.Errorf("Discarded %d, want 2: the failed write's items were discarded", st.Discarded)
 	}
+	everyChangeAccountedFor(t, st)
+}
+
+// everyChangeAccountedFor fails t unless every change accepted is counted
+// once: written, dropped, coalesced, discarded or still pending.
+func everyChangeAccountedFor(t *testing.T, st Stats) {
+	t.Helper()
 	if sum := st.FlushedItems + st.DroppedItems + st.Coalesced + st.Discarded + uint64(st.PendingItems); sum != st.Changes {
 		t.Errorf("Changes %d, but flushed %d + dropped %d + coalesced %d + discarded %d + pending %d = %d",
 			st.Changes, st.FlushedItems, st.DroppedItems, st.Coalesced, st.Discarded, st.PendingItems, sum)

@@ -3,35 +3,12 @@ package residency
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/holdover/holdover/internal/memstore"
 )
-
-// pendingFlusher is a Pauser whose buffer holds the sessions in pending.
-type pendingFlusher struct {
-	mu        sync.Mutex
-	pending   []string
-	discarded []string
-}
-
-func (f *pendingFlusher) Pause()  {}
-func (f *pendingFlusher) Resume() {}
-func (f *pendingFlusher) Discard(s ...string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.discarded = append(f.discarded, s...)
-	f.pending = slices.DeleteFunc(f.pending, func(p string) bool { return slices.Contains(s, p) })
-	return len(s)
-}
-func (f *pendingFlusher) PendingSessions() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.pending)
-}
 
 // A new session whose creation finds a row naming this node (a row of an
 // earlier incarnation, or this create's own record whose reply was lost) is
@@ -49,7 +26,7 @@ func TestCreationOverOwnEarlierRowAcrossAFenceIsRefused(t *testing.T) {
 		t.Fatalf("earlier incarnation's row: %v %v", ok, err)
 	}
 	h := &fenceHog{Store: st, session: "r", entered: make(chan struct{}), release: make(chan struct{})}
-	fl := &pendingFlusher{pending: []string{"r"}} // the session's first changes wait in the buffer
+	fl := &discardLog{pending: []string{"r"}} // the session's first changes wait in the buffer
 	var recovered [][]string
 	var rmu sync.Mutex
 	m := started(t, Config{NodeID: "a", LeaseTTL: 10 * time.Minute, Flusher: fl,

@@ -24,13 +24,10 @@ func (b *batchSizes) ObserveBatch(_ context.Context, o gocql.ObservedBatch) {
 	b.mu.Unlock()
 }
 
-// A fence goes in batches of at most fenceChunkItems items, its tombstone
-// with the last. It went in batches of up to 65,535 statements, one
-// mutation that a busy node could not apply within its write timeout, so
-// the adoption of such a session failed every time it was tried.
-func TestAFenceOfManyItemsGoesInBoundedBatches(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// openObserved opens a store on a keyspace of the test's own whose batches
+// seen records.
+func openObserved(ctx context.Context, t *testing.T) (*Store, *batchSizes) {
+	t.Helper()
 	ks := cassandratest.Keyspace(t)
 	hosts, port := cassandratest.Hosts(t)
 	setup, err := Open(ctx, Options{Hosts: hosts, Port: port, Keyspace: ks, CreateSchema: true})
@@ -40,6 +37,17 @@ func TestAFenceOfManyItemsGoesInBoundedBatches(t *testing.T) {
 	setup.Close()
 	seen := &batchSizes{}
 	st, _ := openFaulty(t, ks, 10*time.Second, func(c *gocql.ClusterConfig) { c.BatchObserver = seen })
+	return st, seen
+}
+
+// A fence goes in batches of at most fenceChunkItems items, its tombstone
+// with the last. It went in batches of up to 65,535 statements, one
+// mutation that a busy node could not apply within its write timeout, so
+// the adoption of such a session failed every time it was tried.
+func TestAFenceOfManyItemsGoesInBoundedBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, seen := openObserved(ctx, t)
 	items := make([]Item, 20000)
 	for i := range items {
 		items[i] = Item{Key: fmt.Sprintf("k%05d", i), Value: []byte{}}
@@ -75,15 +83,7 @@ func TestAFenceOfManyItemsGoesInBoundedBatches(t *testing.T) {
 func TestARefreshOfManyItemsGoesInBoundedBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ks := cassandratest.Keyspace(t)
-	hosts, port := cassandratest.Hosts(t)
-	setup, err := Open(ctx, Options{Hosts: hosts, Port: port, Keyspace: ks, CreateSchema: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	setup.Close()
-	seen := &batchSizes{}
-	st, _ := openFaulty(t, ks, 10*time.Second, func(c *gocql.ClusterConfig) { c.BatchObserver = seen })
+	st, seen := openObserved(ctx, t)
 	items := make([]Item, 20000)
 	for i := range items {
 		items[i] = Item{Key: fmt.Sprintf("k%05d", i), Value: []byte{1}}
