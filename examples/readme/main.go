@@ -107,8 +107,12 @@ func handle(ctx context.Context, a *adapter.Adapter, db *memDB, id, key, value s
 		return http.StatusOK, "ended"
 	}
 	// The commit hook hands the transaction to Commit (no I/O). A refusal
-	// (ErrOverloaded, ErrBufferFull, *adapter.LimitError) rolls it back.
+	// rolls it back: bad input (*adapter.LimitError) for good, a refusal
+	// for load (ErrOverloaded, ErrBufferFull) until the client retries.
 	items, err := db.update(id, adapter.Change{Key: key, Value: []byte(value)}, a.Commit)
+	if errors.Is(err, adapter.ErrInvalidInput) {
+		return http.StatusBadRequest, err.Error()
+	}
 	if err != nil {
 		return http.StatusServiceUnavailable, err.Error()
 	}
@@ -133,9 +137,16 @@ func (db *memDB) has(id string) bool {
 	return ok
 }
 
+// restore loads a session adopted or peeked, unless it is already in memory:
+// two events for a session not in memory may both adopt it (they share one
+// adoption), and the first may have applied its change by the time the
+// second restores.
 func (db *memDB) restore(id string, items []adapter.Item) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	if _, ok := db.sessions[id]; ok {
+		return
+	}
 	m := map[string][]byte{}
 	for _, it := range items {
 		m[it.Key] = it.Value
