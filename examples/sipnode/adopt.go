@@ -51,6 +51,14 @@ func (n *Node) resolve(ctx context.Context, tx *Tx, session, method string, crea
 		var owned *adapter.OwnedElsewhereError
 		switch {
 		case err == nil:
+			if len(s.Items) == 0 && !createIfMissing {
+				// Recorded, but nothing of it written: its node died between
+				// recording it and its first flush. Nothing of it was durable,
+				// and nothing is made resident: a later request must get 481
+				// too, not an empty dialog.
+				n.log.Info("adopted with nothing written", "session", session, "method", method, "from", s.PreviousOwner)
+				return outcome{Status: sip.StatusCallTransactionDoesNotExists, Reason: "Call/Transaction Does Not Exist"}
+			}
 			tx.Restore(s.Map())
 			// The time Adopt waited for the owner's lease is the hold; the
 			// rest, the adoption.
@@ -61,11 +69,6 @@ func (n *Node) resolve(ctx context.Context, tx *Tx, session, method string, crea
 			n.stats.adoption(session, o)
 			n.log.Info("adopted", "session", session, "method", method, "from", s.PreviousOwner,
 				"epoch", s.Epoch, "items", len(s.Items), "held_ms", ms(o.Held), "adopt_ms", ms(o.AdoptTime))
-			if len(s.Items) == 0 && !createIfMissing {
-				// Recorded, but nothing of it written: its node died between
-				// recording it and its first flush. Nothing of it was durable.
-				return outcome{Status: sip.StatusCallTransactionDoesNotExists, Reason: "Call/Transaction Does Not Exist"}
-			}
 			return o
 
 		case errors.Is(err, adapter.ErrNotFound):
@@ -109,6 +112,9 @@ func (n *Node) resolve(ctx context.Context, tx *Tx, session, method string, crea
 			}
 			if p.Owner != n.a.NodeID() {
 				continue // adopted elsewhere meanwhile: ask again
+			}
+			if len(p.Items) == 0 && !createIfMissing { // as above: nothing of it was written
+				return outcome{Status: sip.StatusCallTransactionDoesNotExists, Reason: "Call/Transaction Does Not Exist"}
 			}
 			tx.Restore(p.Map())
 			return outcome{}
