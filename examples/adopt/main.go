@@ -74,13 +74,7 @@ func (h *Host) HandleEvent(ctx context.Context, session string) (Result, error) 
 
 	case errors.Is(err, adapter.ErrNotFound):
 		// Nothing persisted: a new session (or one that ended or expired).
-		// Create it here; its first commit records this node as the owner.
-		state := map[string][]byte{"state": []byte("trying")}
-		if err := h.a.Commit(session, adapter.Change{Key: "state", Value: state["state"]}); err != nil {
-			return Result{}, err
-		}
-		h.local[session] = state
-		return Result{Action: Served, Note: "not found anywhere, created fresh here"}, nil
+		return h.create(session, "not found anywhere, created fresh here")
 
 	case errors.As(err, &elsewhere):
 		// A live node owns it (elsewhere.Live), or another node won the race
@@ -96,6 +90,11 @@ func (h *Host) HandleEvent(ctx context.Context, session string) (Result, error) 
 			return Result{}, err
 		}
 		p, err := h.a.Peek(ctx, session)
+		if errors.Is(err, adapter.ErrNotFound) {
+			// It ended here moments ago (its End was not flushed when Adopt
+			// looked): a new session with the same ID.
+			return h.create(session, "ended here moments ago, created fresh")
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -114,6 +113,22 @@ func (h *Host) HandleEvent(ctx context.Context, session string) (Result, error) 
 		// retry; until then refuse the event.
 		return Result{Action: Reject, Note: "adopt failed: " + err.Error()}, nil
 	}
+}
+
+// create starts session afresh here: its first commit records this node as
+// the owner. A commit refused for load (ErrOverloaded, ErrBufferFull) is
+// refused to the event's sender, to be retried.
+func (h *Host) create(session, note string) (Result, error) {
+	state := map[string][]byte{"state": []byte("trying")}
+	err := h.a.Commit(session, adapter.Change{Key: "state", Value: state["state"]})
+	if errors.Is(err, adapter.ErrOverloaded) || errors.Is(err, adapter.ErrBufferFull) {
+		return Result{Action: Reject, Note: "commit refused for load: " + err.Error()}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	h.local[session] = state
+	return Result{Action: Served, Note: note}, nil
 }
 
 func main() {
