@@ -3,6 +3,7 @@ package residency
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/holdover/holdover/internal/store"
@@ -147,7 +148,10 @@ func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions, 
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, err
+			// The refusal, and why the wait ended: callers that joined this
+			// lookup (Adopt's single flight) look again while their own
+			// contexts live.
+			return nil, fmt.Errorf("%w (wait cut short: %w)", err, ctx.Err())
 		case <-m.ending.Done():
 			t.Stop()
 			return nil, ErrClosed

@@ -230,12 +230,22 @@ func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force
 	if _, ok := m.Epoch(o.Session); ok {
 		return nil, ErrAlreadyOwned
 	}
-	v, err, _ := m.flight.Do(o.Session, func() (any, error) { return m.claimListed(ctx, node, o, p, fences) })
-	if err != nil {
-		return nil, err
+	for {
+		v, err, shared := m.flight.Do(o.Session, func() (any, error) { return m.claimListed(ctx, node, o, p, fences) })
+		if shared && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			// Joined an Adopt whose caller's context ended (as Adopt does):
+			// look again while the takeover's lives.
+			if _, ok := m.Epoch(o.Session); ok {
+				return nil, ErrAlreadyOwned
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		a := *v.(*Adopted)
+		return &a, nil
 	}
-	a := *v.(*Adopted)
-	return &a, nil
 }
 
 // claimListed claims session o at the epoch the index lists under node (a
@@ -261,8 +271,12 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 		m.rememberAbsent(o.Session)
 		m.stats.notFound.Add(1)
 		return nil, ErrNotFound
-	case !won && cur.Node == node:
-		return m.adopt(ctx, o.Session, AdoptOptions{}, fences) // released, or the index lags
+	case !won && (cur.Node == node || cur.Node == m.cfg.NodeID):
+		// Released, or the index lags; or a claim of this node's that
+		// landed but failed (its reply lost, or its fence) and that this
+		// node does not hold: adopted the ordinary way, claimed and fenced
+		// again (a row naming this node is not another node's).
+		return m.adopt(ctx, o.Session, AdoptOptions{}, fences)
 	case !won:
 		m.stats.claimConflicts.Add(1)
 		return nil, &OwnedElsewhereError{Session: o.Session, Owner: cur.Node, Epoch: cur.Epoch, Raced: true}

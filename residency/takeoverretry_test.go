@@ -1,0 +1,111 @@
+package residency
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/holdover/holdover/internal/memstore"
+	"github.com/holdover/holdover/internal/store"
+)
+
+// A takeover whose claim of a session landed but lost its reply counts the
+// session Failed ("its entry stays: a later takeover tries again"). The
+// next takeover of the same node must adopt it (the row names this node,
+// which does not hold it: claimed and fenced like any adoption, as Adopt's
+// doc promises: "the next Adopt claims it again and fences"). It used to
+// skip it as owned elsewhere (by this very node) and delete its only index
+// entry: the row named this node, nothing held the session, and no index
+// listed it.
+func TestTakeoverRetryAfterLostClaimReply(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if err := st.IndexOwner(ctx, "x", "s", 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var lose atomic.Bool
+	lose.Store(true)
+	st.Faults = func(op, session string) memstore.Fault {
+		if op == "claim" && session == "s" && lose.CompareAndSwap(true, false) {
+			return memstore.LoseReply
+		}
+		return memstore.OK
+	}
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute}, st)
+	rep, err := m.Takeover(ctx, "x", TakeoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 1 {
+		t.Fatalf("first takeover %+v, want 1 failed", rep)
+	}
+	rep, err = m.Takeover(ctx, "x", TakeoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, held := m.Epoch("s")
+	o, _ := st.Owner("s")
+	idx := map[string]uint64{}
+	for _, n := range []string{"x", "b"} {
+		_ = st.OwnedBy(ctx, n, func(ow store.Owned) bool {
+			if ow.Session == "s" {
+				idx[n] = ow.Epoch
+			}
+			return true
+		})
+	}
+	if rep.Adopted != 1 || !held {
+		t.Fatalf("second takeover %+v; held %v; row %+v; index %v: a session whose row names this node is neither adopted nor held", rep, held, o, idx)
+	}
+}
+
+// The same with the claim landing and the fence failing: Failed, then the
+// next takeover must adopt it (it used to skip it, as above).
+func TestTakeoverRetryAfterFailedFence(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if err := st.IndexOwner(ctx, "x", "s", 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var fail atomic.Bool
+	fail.Store(true)
+	st.Faults = func(op, session string) memstore.Fault {
+		if op == "fence" && session == "s" && fail.CompareAndSwap(true, false) {
+			return memstore.Fail
+		}
+		return memstore.OK
+	}
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute}, st)
+	rep, err := m.Takeover(ctx, "x", TakeoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 1 {
+		t.Fatalf("first takeover %+v, want 1 failed", rep)
+	}
+	rep, err = m.Takeover(ctx, "x", TakeoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, held := m.Epoch("s")
+	o, _ := st.Owner("s")
+	listed := 0
+	for _, n := range []string{"x", "b"} {
+		_ = st.OwnedBy(ctx, n, func(ow store.Owned) bool {
+			if ow.Session == "s" {
+				listed++
+			}
+			return true
+		})
+	}
+	if rep.Adopted != 1 || !held {
+		t.Fatalf("second takeover %+v; held %v; row %+v; index entries %d: the failed session is not adopted on retry", rep, held, o, listed)
+	}
+}

@@ -1,0 +1,67 @@
+package residency
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/holdover/holdover/internal/memstore"
+	"github.com/holdover/holdover/internal/store"
+)
+
+// Adopt's doc: "concurrent calls for one ID share one lookup (... but not
+// its context: a caller whose lookup ended because the first caller's
+// context did looks again)". A first caller that waits (AdoptOptions.Wait)
+// for a dead owner's lease and whose context ends during the wait ends the
+// shared lookup; a second caller whose context lives must look again (and
+// wait, and adopt once the lease ends), not return the first caller's
+// refusal.
+func TestWaitingLeaderCancelledJoinerLooksAgain(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if err := st.Fence(ctx, "s", 1, []store.Item{{Key: "k", Value: []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	// x's last renewal: its lease ends about 1.5 s from now.
+	if err := st.RenewLease(ctx, "x", 1500*time.Millisecond, 10*time.Millisecond, time.Now(), "incx"); err != nil {
+		t.Fatal(err)
+	}
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute, MaxClockSkew: 10 * time.Millisecond}, st)
+
+	lctx, cancel := context.WithCancel(ctx)
+	leader := make(chan error, 1)
+	go func() {
+		_, err := m.Adopt(lctx, "s", AdoptOptions{Wait: 10 * time.Second})
+		leader <- err
+	}()
+	for giveUp := time.Now().Add(5 * time.Second); m.Stats().OwnedElsewhere == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(giveUp) {
+			t.Fatal("the leader was not refused")
+		}
+	}
+	type res struct {
+		a   *Adopted
+		err error
+	}
+	joiner := make(chan res, 1)
+	go func() {
+		a, err := m.Adopt(ctx, "s", AdoptOptions{Wait: 10 * time.Second})
+		joiner <- res{a, err}
+	}()
+	time.Sleep(100 * time.Millisecond) // the joiner joins the leader's wait
+	cancel()
+	lerr := <-leader
+	select {
+	case r := <-joiner:
+		if r.err != nil {
+			var oe *OwnedElsewhereError
+			t.Fatalf("leader's context cancelled during its wait (leader got %v); the joiner, whose context lives, got %v (OwnedElsewhere: %v) instead of looking again and adopting when x's lease ends", lerr, r.err, errors.As(r.err, &oe))
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("joiner did not return")
+	}
+}
