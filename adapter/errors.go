@@ -49,7 +49,8 @@ var (
 	// the message names the session, the family, the size and the limit.
 	// Nothing of it was applied; it is counted. Refuse the event. A retry
 	// may pass once the session's pending changes are written (they are
-	// written at once at the bound), unless the change alone exceeds it.
+	// written at once at the bound), unless the change alone exceeds it:
+	// then the error matches ErrInvalidInput too, and no retry can pass.
 	ErrSessionTooLarge = errors.New("holdover: session too large for its family (HOLDOVER_FAMILIES max=)")
 	// ErrClosed: the adapter is closed (or is closing: a call racing Close
 	// returns it too).

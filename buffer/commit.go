@@ -83,7 +83,7 @@ func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Cha
 			if hurried {
 				b.kickNow()
 			}
-			return fam.tooLarge(session, size)
+			return fam.tooLarge(session, size, s == nil || unflushedAfter(nil, changes) > fam.hardBytes)
 		}
 	}
 	fresh := s == nil

@@ -25,7 +25,8 @@ var (
 	// session, the family, the size it would reach and the limit. Nothing of the
 	// call was applied; the refusal is counted in FamilyStats.SessionTooLarge.
 	// Retrying may succeed once what the session holds has been written (it is
-	// flushed early at the bound), unless the change alone exceeds the bound.
+	// flushed early at the bound), unless the change alone exceeds the bound:
+	// then the error (a *SessionTooLargeError, Alone) matches ErrInvalid too.
 	ErrSessionTooLarge = errors.New("buffer: session too large")
 
 	// ErrClosed is returned by Commit and End once Close has been called, and by Flush

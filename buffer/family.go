@@ -154,9 +154,36 @@ func (c Config) validateFamilies(errs []error) []error {
 }
 
 // tooLarge is the error of a Commit refused by the family's hard bound.
-func (f *family) tooLarge(session string, size int64) error {
-	return fmt.Errorf("%w: session %q of family %q would hold %d unflushed bytes; the family's MaxSessionBytes is %d",
-		ErrSessionTooLarge, session, f.name, size, f.hardBytes)
+func (f *family) tooLarge(session string, size int64, alone bool) error {
+	return &SessionTooLargeError{Session: session, Family: f.name, Size: size, Limit: f.hardBytes, Alone: alone}
+}
+
+// SessionTooLargeError is the error with which Commit refuses a change that
+// would make a session's unflushed items count more bytes than its family's
+// MaxSessionBytes; it wraps ErrSessionTooLarge. When the change alone is
+// over the bound (Alone), no retry can pass: it wraps ErrInvalid too, so a
+// host answers it as bad input, not as a refusal for load.
+type SessionTooLargeError struct {
+	Session, Family string
+	Size            int64 // the unflushed bytes the session would hold
+	Limit           int64 // the family's MaxSessionBytes
+	Alone           bool  // the change alone is over Limit
+}
+
+func (e *SessionTooLargeError) Error() string {
+	msg := fmt.Sprintf("%v: session %q of family %q would hold %d unflushed bytes; the family's MaxSessionBytes is %d",
+		ErrSessionTooLarge, e.Session, e.Family, e.Size, e.Limit)
+	if e.Alone {
+		msg += "; the change alone is over it, so no retry can pass"
+	}
+	return msg
+}
+
+func (e *SessionTooLargeError) Unwrap() []error {
+	if e.Alone {
+		return []error{ErrSessionTooLarge, ErrInvalid}
+	}
+	return []error{ErrSessionTooLarge}
 }
 
 // unflushedAfter returns the counted size of s's unflushed items (pending and in

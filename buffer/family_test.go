@@ -117,6 +117,24 @@ func TestFamilyLongestPrefixWins(t *testing.T) {
 	}
 }
 
+// A change alone over its family's MaxSessionBytes, to a session holding
+// some already, is refused as bad input too (ErrInvalid): no retry can pass.
+// It used to be a refusal like any other at the bound, which hosts answer
+// "retry later".
+func TestAChangeAloneOverTheFamilyBoundIsInvalid(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Config{Families: []Family{{Name: "small", Prefix: "s:", MaxSessionBytes: 1024}}})
+	h.commit("s:1", put("a", strings.Repeat("x", 100)))
+	err := h.b.Commit("s:1", put("huge", strings.Repeat("x", 2000)))
+	var tl *SessionTooLargeError
+	if !errors.Is(err, ErrSessionTooLarge) || !errors.Is(err, ErrInvalid) || !errors.As(err, &tl) || !tl.Alone {
+		t.Fatalf("a change alone over the bound: %v (ErrInvalid: %v), want ErrSessionTooLarge, ErrInvalid, Alone", err, errors.Is(err, ErrInvalid))
+	}
+	if !strings.Contains(err.Error(), "no retry can pass") {
+		t.Errorf("error %q does not say no retry can pass", err)
+	}
+}
+
 // A family's MaxSessionBytes is a hard bound on what a session holds unflushed,
 // in flight included: a Commit that would cross it is refused with
 // ErrSessionTooLarge naming the family, the size and the limit, and applies
@@ -133,6 +151,13 @@ func TestFamilyMaxSessionBytesIsAHardBound(t *testing.T) {
 	if !errors.Is(err, ErrSessionTooLarge) {
 		t.Fatalf("commit over the family's bound: %v, want ErrSessionTooLarge", err)
 	}
+	// Over the bound with what the session holds: a retry may pass once that
+	// is written, so it is no bad input.
+	var tl *SessionTooLargeError
+	if errors.Is(err, ErrInvalid) || !errors.As(err, &tl) || tl.Alone || tl.Limit != 1024 || tl.Size != 1124 {
+		t.Errorf("commit over the bound with what the session holds: %#v (ErrInvalid: %v), want Alone false, Size 1124, Limit 1024",
+			tl, errors.Is(err, ErrInvalid))
+	}
 	for _, want := range []string{`"s:1"`, `family "small"`, "1124", "MaxSessionBytes is 1024"} { // 941+42+141
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
@@ -140,7 +165,11 @@ func TestFamilyMaxSessionBytesIsAHardBound(t *testing.T) {
 	}
 	if err := h.b.Commit("s:2", put("big", x(2000))); !errors.Is(err, ErrSessionTooLarge) {
 		t.Fatalf("a new session over the bound: %v", err)
+	} else if !errors.Is(err, ErrInvalid) || !errors.As(err, &tl) || !tl.Alone {
+		// The change alone is over the bound: no retry can pass.
+		t.Errorf("a change alone over the bound: %v (ErrInvalid: %v), want Alone and ErrInvalid", err, errors.Is(err, ErrInvalid))
 	}
+
 	if h.b.Pending("s:2") {
 		t.Error("a refused new session entered the buffer")
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/holdover/holdover/adapter"
+	"github.com/holdover/holdover/buffer"
 )
 
 // Handler returns the node's HTTP API (docs/node-api.md).
@@ -229,6 +230,7 @@ func (n *Node) classify(err error) (int, wire.ErrorBody) {
 		input  *InputError
 		limit  *adapter.LimitError
 		owned  *adapter.OwnedElsewhereError
+		large  *buffer.SessionTooLargeError
 	)
 	switch {
 	case errors.As(err, &tooBig):
@@ -240,6 +242,9 @@ func (n *Node) classify(err error) (int, wire.ErrorBody) {
 		return http.StatusBadRequest, body
 	case errors.As(err, &limit):
 		body.Limit = limit.Limit
+		return http.StatusBadRequest, body
+	case errors.As(err, &large) && large.Alone: // over its family's max= on its own: no retry can pass
+		body.Limit, body.Var = int(large.Limit), "HOLDOVER_FAMILIES max="
 		return http.StatusBadRequest, body
 	case errors.Is(err, adapter.ErrInvalidInput):
 		return http.StatusBadRequest, body
