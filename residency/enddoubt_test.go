@@ -80,13 +80,13 @@ func TestEndInDoubtHoldsForTheEpochTriedOnly(t *testing.T) {
 	if err := x.Ended(ctx, "s"); err == nil {
 		t.Fatal("the End's lost reply was not reported")
 	}
-	x.setOwned("s", e2+5) // owned again at another epoch (a re-adoption)
+	x.holdUnlessFenced("s", e2+5, x.stats.fences.Load()) // owned again at another epoch (a re-adoption)
 	if x.EndInDoubt("s") {
 		t.Error("a doubt about epoch", e2, "applies to the session held at", e2+5)
 	}
-	x.setOwned("s", e2)
+	x.holdUnlessFenced("s", e2, x.stats.fences.Load())
 	x.Forget("s")
-	x.setOwned("s", e2)
+	x.holdUnlessFenced("s", e2, x.stats.fences.Load())
 	if x.EndInDoubt("s") {
 		t.Error("a doubt outlived Forget")
 	}

@@ -811,25 +811,15 @@ func (m *Manager) ownedSnapshot() map[string]uint64 {
 	return maps.Clone(m.owned)
 }
 
-// setOwned records that this node owns session at epoch. Epochs held in
-// memory only rise: a slower adoption finishing after a later one (a forced
-// and a normal Adopt of one session) must not lower the epoch below the one
-// this node fenced at.
-func (m *Manager) setOwned(session string, epoch uint64) {
-	m.mu.Lock()
-	if epoch > m.owned[session] {
-		m.owned[session] = epoch
-	}
-	m.mu.Unlock()
-}
-
-// holdUnlessFenced records, as setOwned, that this node owns session at
-// epoch, unless the node has fenced since its fence count was fences (read
-// before the work that won the session checked the lease): that fence did
-// not report the session among those it may have lost, nor did the recovery
-// that followed settle it, and a peer may have adopted it meanwhile. It
-// returns the epoch held, which a concurrent adoption of the session may
-// have raised above epoch.
+// holdUnlessFenced records that this node owns session at epoch, unless the
+// node has fenced since its fence count was fences (read before the work
+// that won the session checked the lease): that fence did not report the
+// session among those it may have lost, nor did the recovery that followed
+// settle it, and a peer may have adopted it meanwhile. Epochs held in memory
+// only rise: a slower adoption finishing after a later one (a forced and a
+// normal Adopt of one session) must not lower the epoch below the one this
+// node fenced at. It returns the epoch held, which a concurrent adoption of
+// the session may have raised above epoch.
 func (m *Manager) holdUnlessFenced(session string, epoch, fences uint64) (uint64, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
