@@ -19,53 +19,20 @@ import (
 // entry: the row named this node, nothing held the session, and no index
 // listed it.
 func TestTakeoverRetryAfterLostClaimReply(t *testing.T) {
-	ctx := context.Background()
-	st := memstore.New()
-	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
-	if err := st.IndexOwner(ctx, "x", "s", 1, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	var lose atomic.Bool
-	lose.Store(true)
-	st.Faults = func(op, session string) memstore.Fault {
-		if op == "claim" && session == "s" && lose.CompareAndSwap(true, false) {
-			return memstore.LoseReply
-		}
-		return memstore.OK
-	}
-	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute}, st)
-	rep, err := m.Takeover(ctx, "x", TakeoverOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Failed != 1 {
-		t.Fatalf("first takeover %+v, want 1 failed", rep)
-	}
-	rep, err = m.Takeover(ctx, "x", TakeoverOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, held := m.Epoch("s")
-	o, _ := st.Owner("s")
-	idx := map[string]uint64{}
-	for _, n := range []string{"x", "b"} {
-		_ = st.OwnedBy(ctx, n, func(ow store.Owned) bool {
-			if ow.Session == "s" {
-				idx[n] = ow.Epoch
-			}
-			return true
-		})
-	}
-	if rep.Adopted != 1 || !held {
-		t.Fatalf("second takeover %+v; held %v; row %+v; index %v: a session whose row names this node is neither adopted nor held", rep, held, o, idx)
-	}
+	retriedTakeoverAdopts(t, "claim", memstore.LoseReply)
 }
 
 // The same with the claim landing and the fence failing: Failed, then the
 // next takeover must adopt it (it used to skip it, as above).
 func TestTakeoverRetryAfterFailedFence(t *testing.T) {
+	retriedTakeoverAdopts(t, "fence", memstore.Fail)
+}
+
+// retriedTakeoverAdopts takes over node x's one session s with the first op
+// of s failing as fault (after the claim landed), then takes x over again,
+// and fails t unless the second takeover adopts s and this node holds it.
+func retriedTakeoverAdopts(t *testing.T, op string, fault memstore.Fault) {
+	t.Helper()
 	ctx := context.Background()
 	st := memstore.New()
 	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
@@ -74,11 +41,11 @@ func TestTakeoverRetryAfterFailedFence(t *testing.T) {
 	if err := st.IndexOwner(ctx, "x", "s", 1, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	var fail atomic.Bool
-	fail.Store(true)
-	st.Faults = func(op, session string) memstore.Fault {
-		if op == "fence" && session == "s" && fail.CompareAndSwap(true, false) {
-			return memstore.Fail
+	var once atomic.Bool
+	once.Store(true)
+	st.Faults = func(o, session string) memstore.Fault {
+		if o == op && session == "s" && once.CompareAndSwap(true, false) {
+			return fault
 		}
 		return memstore.OK
 	}
@@ -96,16 +63,16 @@ func TestTakeoverRetryAfterFailedFence(t *testing.T) {
 	}
 	_, held := m.Epoch("s")
 	o, _ := st.Owner("s")
-	listed := 0
+	listed := map[string]uint64{}
 	for _, n := range []string{"x", "b"} {
 		_ = st.OwnedBy(ctx, n, func(ow store.Owned) bool {
 			if ow.Session == "s" {
-				listed++
+				listed[n] = ow.Epoch
 			}
 			return true
 		})
 	}
 	if rep.Adopted != 1 || !held {
-		t.Fatalf("second takeover %+v; held %v; row %+v; index entries %d: the failed session is not adopted on retry", rep, held, o, listed)
+		t.Fatalf("second takeover %+v; held %v; row %+v; index %v: a session whose row names this node is neither adopted nor held", rep, held, o, listed)
 	}
 }
