@@ -13,15 +13,7 @@ import (
 // change accepted is then accounted for once: written, dropped, coalesced,
 // discarded or still pending.
 func TestCoalescedCountsFailedValuesReplacedByNewerChanges(t *testing.T) {
-	h := newHarness(t, Config{Delay: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond})
-	calls := 0
-	h.setFail(func(*Snapshot) error {
-		calls++
-		if calls == 1 {
-			return errors.New("unavailable")
-		}
-		return nil
-	})
+	h := firstWriteFails(t)
 	h.block()
 	h.commit("s", put("k", "v1"))
 	h.advance(10 * time.Millisecond) // the write of k=v1 is under way
@@ -47,15 +39,7 @@ func TestCoalescedCountsFailedValuesReplacedByNewerChanges(t *testing.T) {
 // The same with an End: the failed write's items are superseded by an End
 // committed while it was under way.
 func TestCoalescedCountsFailedValuesSupersededByAnEnd(t *testing.T) {
-	h := newHarness(t, Config{Delay: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond})
-	calls := 0
-	h.setFail(func(*Snapshot) error {
-		calls++
-		if calls == 1 {
-			return errors.New("unavailable")
-		}
-		return nil
-	})
+	h := firstWriteFails(t)
 	h.block()
 	h.commit("s", put("a", "1"), put("b", "2"))
 	h.advance(10 * time.Millisecond)
@@ -109,4 +93,19 @@ func everyChangeAccountedFor(t *testing.T, st Stats) {
 		t.Errorf("Changes %d, but flushed %d + dropped %d + coalesced %d + discarded %d + pending %d = %d",
 			st.Changes, st.FlushedItems, st.DroppedItems, st.Coalesced, st.Discarded, st.PendingItems, sum)
 	}
+}
+
+// firstWriteFails is a harness whose first write fails transiently and
+// whose retries come a millisecond later.
+func firstWriteFails(t *testing.T) *harness {
+	h := newHarness(t, Config{Delay: 10 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: time.Millisecond})
+	calls := 0
+	h.setFail(func(*Snapshot) error {
+		calls++
+		if calls == 1 {
+			return errors.New("unavailable")
+		}
+		return nil
+	})
+	return h
 }

@@ -37,12 +37,7 @@ func (b *blockOwnerRead) ReadOwner(ctx context.Context, s string) (store.Owner, 
 func TestTakeoverJoiningACancelledAdoptLooksAgain(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New()
-	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
-	if err := st.IndexOwner(ctx, "x", "s", 1, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	ownedAndIndexed(t, st, "s", "x")
 	w := &blockOwnerRead{Store: st, began: make(chan struct{}, 1)}
 	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute}, w)
 

@@ -34,12 +34,7 @@ func (c *comesBack) OwnedBy(ctx context.Context, node string, fn func(store.Owne
 func TestTakeoverKeepsIndexOfASessionItsLiveOwnerRecovered(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New()
-	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
-	if err := st.IndexOwner(ctx, "x", "s", 1, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	ownedAndIndexed(t, st, "s", "x")
 	w := &comesBack{Store: st}
 	w.back = func() {
 		// x wakes: it renews its lease and its recovery claims s again.

@@ -35,12 +35,7 @@ func retriedTakeoverAdopts(t *testing.T, op string, fault memstore.Fault) {
 	t.Helper()
 	ctx := context.Background()
 	st := memstore.New()
-	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
-	if err := st.IndexOwner(ctx, "x", "s", 1, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	ownedAndIndexed(t, st, "s", "x")
 	var once atomic.Bool
 	once.Store(true)
 	st.Faults = func(o, session string) memstore.Fault {
@@ -74,5 +69,18 @@ func retriedTakeoverAdopts(t *testing.T, op string, fault memstore.Fault) {
 	}
 	if rep.Adopted != 1 || !held {
 		t.Fatalf("second takeover %+v; held %v; row %+v; index %v: a session whose row names this node is neither adopted nor held", rep, held, o, listed)
+	}
+}
+
+// ownedAndIndexed records session as node's at epoch 1, with its owner-index
+// entry: a session of a node to take over.
+func ownedAndIndexed(t *testing.T, st *memstore.Store, session, node string) {
+	t.Helper()
+	ctx := context.Background()
+	if ok, _, err := st.CreateOwner(ctx, session, node, 0, time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if err := st.IndexOwner(ctx, node, session, 1, time.Hour); err != nil {
+		t.Fatal(err)
 	}
 }
