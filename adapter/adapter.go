@@ -111,6 +111,10 @@ type Hooks struct {
 	// node owns the session: two nodes created the same session ID and the
 	// other recorded it first. In that last case drop the local copy
 	// (without End: the session is the other node's) and forward its events.
+	// With Stored set, Owner is this node: the host committed to a session
+	// as new whose ID has state this node stored earlier (an earlier
+	// incarnation, or this process before a fence); drop the local copy and
+	// Adopt the session at its next event, which returns the stored state.
 	OnDropped func(session string, items int, err error)
 	// OnFlushed observes every completed flush (session, items, duration, the
 	// data-loss window it closed, error), for hosts that keep their own

@@ -49,7 +49,7 @@ func translate(err error) error {
 		le *store.LimitError
 	)
 	if errors.As(err, &oe) && !errors.As(err, new(*OwnedElsewhereError)) {
-		o := &OwnedElsewhereError{Session: oe.Session, Owner: oe.Owner, Epoch: oe.Epoch, Live: oe.Live, Raced: oe.Raced}
+		o := &OwnedElsewhereError{Session: oe.Session, Owner: oe.Owner, Epoch: oe.Epoch, Live: oe.Live, Raced: oe.Raced, Stored: oe.Stored}
 		if error(oe) == err {
 			return o
 		}

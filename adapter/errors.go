@@ -72,7 +72,9 @@ var (
 // OwnedElsewhereError says that another node owns a session: Adopt returns it
 // when a live node owns the session (forward the event to Owner) or when
 // another node won the race to adopt it (Raced; forward the event too), and
-// Takeover when the node to take over is still live.
+// Takeover when the node to take over is still live. Hooks.OnDropped reports
+// it when a new session's ID was taken; with Stored set, by state this very
+// node stored earlier, to be adopted rather than created.
 type OwnedElsewhereError struct {
 	// Session is the session's ID; empty when Takeover refused a live node.
 	Session string
@@ -85,6 +87,12 @@ type OwnedElsewhereError struct {
 	Live bool
 	// Raced is true when this node lost a concurrent claim to Owner.
 	Raced bool
+	// Stored is true when Owner is this very node: the host committed to a
+	// session as new whose ID has state stored by an earlier incarnation of
+	// this node (or by this process before a fence dropped it). The new
+	// changes were dropped (Hooks.OnDropped); Adopt the session to get the
+	// stored state, then apply the event to it.
+	Stored bool
 }
 
 func (e *OwnedElsewhereError) Error() string {
@@ -93,6 +101,8 @@ func (e *OwnedElsewhereError) Error() string {
 		return fmt.Sprintf("node %q is live (its lease has not expired)", e.Owner)
 	case e.Raced:
 		return fmt.Sprintf("session %q was adopted by node %q (epoch %d) first", e.Session, e.Owner, e.Epoch)
+	case e.Stored:
+		return fmt.Sprintf("session %q has state stored earlier by this node %q (epoch %d): adopt it, not create it", e.Session, e.Owner, e.Epoch)
 	case e.Live:
 		return fmt.Sprintf("session %q is owned by live node %q (epoch %d)", e.Session, e.Owner, e.Epoch)
 	}

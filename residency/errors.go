@@ -59,13 +59,17 @@ func (e *NodeIDInUseError) Unwrap() []error { return []error{ErrNodeIDInUse, e.E
 
 // OwnedElsewhereError names the node that owns a session. Live is true when
 // that node's lease was live (the event may be forwarded to it); Raced is true
-// when this node lost a claim race to it.
+// when this node lost a claim race to it. Stored is true when a creation
+// found state stored under a row naming this node that this process does not
+// hold (an earlier incarnation's, or this process's before a fence): Owner is
+// this node, and the host must Adopt the session rather than create it.
 type OwnedElsewhereError struct {
 	Session string
 	Owner   string
 	Epoch   uint64
 	Live    bool
 	Raced   bool
+	Stored  bool
 }
 
 func (e *OwnedElsewhereError) Error() string {
@@ -74,6 +78,8 @@ func (e *OwnedElsewhereError) Error() string {
 		return fmt.Sprintf("node %q is live (its lease has not expired)", e.Owner)
 	case e.Raced:
 		return fmt.Sprintf("session %q was adopted by node %q (epoch %d) first", e.Session, e.Owner, e.Epoch)
+	case e.Stored:
+		return fmt.Sprintf("session %q has state stored earlier by this node %q (epoch %d): adopt it, not create it", e.Session, e.Owner, e.Epoch)
 	case e.Live:
 		return fmt.Sprintf("session %q is owned by live node %q (epoch %d)", e.Session, e.Owner, e.Epoch)
 	}

@@ -425,6 +425,16 @@ func (m *Manager) ensureOwned(ctx context.Context, session string, counted bool)
 		if err != nil {
 			return 0, err
 		}
+		if len(a.Items) > 0 {
+			// The row holds state: not this create's own record (nothing
+			// is written before a recording returns) but a session the
+			// host must adopt. Held, the restored items would lie under
+			// the new session's changes, a state it never had (I2). The
+			// claim and fence stand; the next Adopt claims it again and
+			// returns the items.
+			m.forgetOwned(session, a.Epoch)
+			return 0, &OwnedElsewhereError{Session: session, Owner: m.cfg.NodeID, Epoch: a.Epoch, Stored: true}
+		}
 		return a.Epoch, nil
 	default:
 		if ok, err := m.voidRecord(ctx, session, cur); err != nil {

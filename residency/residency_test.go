@@ -1040,3 +1040,30 @@ func TestLeaseSeenExpiredVouchesOnlyForOlderClaims(t *testing.T) {
 		t.Fatalf("the node's hold of old3: %d %v", e, ok)
 	}
 }
+
+// A session recorded by an earlier incarnation of this node, with state
+// stored, that the next incarnation creates anew (a host that commits
+// without adopting it first) must not take the stored state for the new
+// session's: the claim and fence of the create path would restore the old
+// items under the new session's changes, a state the session never had (I2).
+// The create is refused like any other ID already taken, naming this node,
+// and the row is left for Adopt, which returns the stored state.
+func TestCreateOverOwnEarlierRowWithStateIsRefused(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	orphan(t, c.store(false), "kept", "a", store.Item{Key: "k", Value: []byte("old")})
+	a := c.node("a", c.store(false))
+	_, err := a.EnsureOwned(ctx, "kept")
+	var oe *residency.OwnedElsewhereError
+	if !errors.As(err, &oe) || oe.Owner != "a" || !oe.Stored {
+		t.Fatalf("creating a session this node stored earlier: %v, want an OwnedElsewhereError naming a, Stored", err)
+	}
+	if e, ok := a.Epoch("kept"); ok {
+		t.Fatalf("the refused create holds the session at epoch %d", e)
+	}
+	ad, err := a.Adopt(ctx, "kept", residency.AdoptOptions{})
+	if err != nil || len(ad.Items) != 1 || string(ad.Items[0].Value) != "old" {
+		t.Fatalf("adopting it after the refusal: %+v %v, want the stored item", ad, err)
+	}
+}
