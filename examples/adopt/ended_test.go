@@ -27,7 +27,7 @@ func TestAnEventAfterAnUnflushedEndIsServedAsNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = a.Close(context.Background()) })
-	h := &Host{a: a, local: map[string]map[string][]byte{}}
+	h := NewHost(a)
 	if err := a.Commit("d1", adapter.Change{Key: "state", Value: []byte("answered")}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestAnEventAfterAnUnflushedEndIsServedAsNew(t *testing.T) {
 	if err != nil {
 		t.Fatalf("event for a session ended moments ago: HandleEvent error %v (result %+v), want it served as new", err, r)
 	}
-	if _, ok := h.local["d1"]; r.Action != Served || !ok {
+	if ok := h.resident("d1"); r.Action != Served || !ok {
 		t.Fatalf("event for a session ended moments ago: %+v, resident %v; want it served as new", r, ok)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/holdover/holdover/adapter"
@@ -50,15 +51,56 @@ type Result struct {
 }
 
 // Host is this node: the adapter and the sessions resident in its memory.
+// Events are served concurrently, so local is guarded by mu.
 type Host struct {
 	a     *adapter.Adapter
+	mu    sync.Mutex
 	local map[string]map[string][]byte
+}
+
+// NewHost returns a host with no session resident.
+func NewHost(a *adapter.Adapter) *Host {
+	return &Host{a: a, local: map[string]map[string][]byte{}}
+}
+
+// resident reports whether session is in this node's memory.
+func (h *Host) resident(session string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.local[session]
+	return ok
+}
+
+// restore makes state session's resident copy unless another event for the
+// same session made one first (two events adopting it at once: the second
+// finds it already owned and reloads it); that copy may hold changes since,
+// so it is kept.
+func (h *Host) restore(session string, state map[string][]byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.local[session]; !ok {
+		h.local[session] = state
+	}
+}
+
+// State returns session's resident copy (nil when not resident).
+func (h *Host) State(session string) map[string][]byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.local[session]
+}
+
+// drop removes session's resident copy (the host lost or evicted it).
+func (h *Host) drop(session string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.local, session)
 }
 
 // HandleEvent is the code to copy: an event arrived for session, which is not
 // in this node's memory (a load balancer redirected it, or it is new).
 func (h *Host) HandleEvent(ctx context.Context, session string) (Result, error) {
-	if _, ok := h.local[session]; ok {
+	if h.resident(session) {
 		return Result{Action: Served, Note: "resident here"}, nil
 	}
 	s, err := h.a.Adopt(ctx, session)
@@ -68,7 +110,7 @@ func (h *Host) HandleEvent(ctx context.Context, session string) (Result, error) 
 		// This node owns it now; no write of the previous owner can surface
 		// any more. Restore the state, then process the event as if this node
 		// had always owned the session.
-		h.local[session] = s.Map()
+		h.restore(session, s.Map())
 		return Result{Action: Served, Note: fmt.Sprintf("adopted from %s at epoch %d, restored %s",
 			s.PreviousOwner, s.Epoch, describe(s.Map()))}, nil
 
@@ -98,7 +140,7 @@ func (h *Host) HandleEvent(ctx context.Context, session string) (Result, error) 
 		if err != nil {
 			return Result{}, err
 		}
-		h.local[session] = p.Map()
+		h.restore(session, p.Map())
 		return Result{Action: Served, Note: "already owned here, reloaded " + describe(p.Map())}, nil
 
 	case errors.Is(err, adapter.ErrFenced):
@@ -127,7 +169,7 @@ func (h *Host) create(session, note string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	h.local[session] = state
+	h.restore(session, state)
 	return Result{Action: Served, Note: note}, nil
 }
 
@@ -158,7 +200,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	h := &Host{a: a, local: map[string]map[string][]byte{}}
+	h := NewHost(a)
 	fmt.Printf("this node: %s (keyspace %s, lease TTL %s)\n", a.NodeID(), cfg.Keyspace, cfg.LeaseTTL)
 
 	tag := randomHex() // keeps runs apart in a shared keyspace
@@ -216,12 +258,12 @@ func run() error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if got := string(h.local[crashed]["state"]); got != "on-hold" {
+	if got := string(h.State(crashed)["state"]); got != "on-hold" {
 		fmt.Printf("  state=%s, not on-hold: the change committed inside the crashed node's flush window was lost, as documented\n", got)
 	}
 
 	// Related state the event needs but this node does not take over: Peek.
-	ref := string(h.local[crashed]["account"])
+	ref := string(h.State(crashed)["account"])
 	p, err := a.Peek(ctx, ref)
 	if err != nil {
 		return err
@@ -240,7 +282,7 @@ func run() error {
 	}
 
 	// The host loses its in-memory copy of a session it owns.
-	delete(h.local, handedOver)
+	h.drop(handedOver)
 	if _, err := handle(handedOver); err != nil {
 		return err
 	}
