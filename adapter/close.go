@@ -19,7 +19,9 @@ type CloseReport struct {
 	// become adoptable (at their last written state) when its lease expires.
 	Unwritten Unwritten
 	// Released counts the sessions handed over to peers, which may adopt them
-	// at once without waiting for this node's lease to expire.
+	// at once without waiting for this node's lease to expire. When ctx ended
+	// before every release was answered, it counts those answered by then
+	// (others may have landed too).
 	Released int
 }
 
@@ -156,6 +158,7 @@ func (a *Adapter) Close(ctx context.Context) (CloseReport, error) {
 		relErr, resErr error
 	}
 	done := make(chan result, 1)
+	releasedBefore := a.res.Stats().Released
 	go func() {
 		var r result
 		a.calls.Wait() // adoptions in progress: theirs are released too
@@ -168,7 +171,10 @@ func (a *Adapter) Close(ctx context.Context) (CloseReport, error) {
 	case r = <-done:
 	case <-after.Done():
 		r.resErr = after.Err()
-		a.log.Warn("holdover: close: releasing sessions did not finish by the deadline; peers adopt them when the lease expires")
+		// The releases answered so far (ReleaseAll's count is not known
+		// until its last release returns).
+		r.released = int(a.res.Stats().Released - releasedBefore)
+		a.log.Warn("holdover: close: releasing sessions did not finish by the deadline; peers adopt the rest when the lease expires", "released", r.released)
 	}
 	rep.Released = r.released
 	a.tel.unregister()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
+	"github.com/holdover/holdover/residency"
 )
 
 // Close with a deadline returns by that deadline while Cassandra stops
@@ -373,5 +374,56 @@ func TestAdoptRefusesABadFrom(t *testing.T) {
 	}
 	if got, err := a.Adopt(context.Background(), "s-1", AdoptOptions{Force: true, From: "gone"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a forced adoption from a valid node of an unknown session = %v, %v; want ErrNotFound", got, err)
+	}
+}
+
+// stuckRelease is a store on which the release of one session never
+// answers (its replica stalls), whatever the context says.
+type stuckRelease struct {
+	residency.Store
+	session string
+	unstick chan struct{}
+}
+
+func (s *stuckRelease) Release(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error) {
+	if session == s.session {
+		<-s.unstick
+		return false, context.DeadlineExceeded
+	}
+	return s.Store.Release(ctx, session, node, epoch, ttl)
+}
+
+// When Close's deadline passes while releases are under way, the report
+// counts the releases that landed by then: the host logs it to learn which
+// sessions peers may take at once. It read 0 whenever one release was still
+// outstanding at the deadline, though all the others had landed.
+func TestCloseCountsTheReleasesThatLandedBeforeItsDeadline(t *testing.T) {
+	t.Parallel()
+	ks := cassandratest.Keyspace(t)
+	st := &stuckRelease{session: "stuck", unstick: make(chan struct{})}
+	t.Cleanup(func() { close(st.unstick) })
+	a := openNode(t, testConfig(t, "close-partial-release", ks),
+		withResidencyStore(func(inner residency.Store) residency.Store { st.Store = inner; return st }))
+	ids := []string{"stuck", "free-1", "free-2", "free-3"}
+	for _, s := range ids {
+		if err := a.Commit(s, put("k", "v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, a)
+	peer := openNode(t, testConfig(t, "close-partial-release-peer", ks))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rep, err := a.Close(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close error %v: want it to say the deadline passed", err)
+	}
+	if rep.Released != len(ids)-1 {
+		t.Errorf("Close released %d by its deadline, want %d (all but the stuck one)", rep.Released, len(ids)-1)
+	}
+	for _, s := range ids[1:] {
+		if o, found, err := peer.store.ReadOwner(context.Background(), s); err != nil || !found || !o.Released {
+			t.Errorf("%s: row %+v found %v, %v; want it released", s, o, found, err)
+		}
 	}
 }
