@@ -34,7 +34,8 @@ type TakeoverOptions struct {
 type TakeoverReport struct {
 	// Node is the node whose sessions were taken over.
 	Node string
-	// Listed counts the sessions the owner index listed under Node.
+	// Listed counts the sessions the owner index listed under Node that the
+	// takeover tried: Adopted + Skipped + Failed.
 	Listed int
 	// Adopted counts the sessions this node adopted.
 	Adopted int

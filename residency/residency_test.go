@@ -827,6 +827,11 @@ func TestStopAdoptingEndsWaitsAndTakeovers(t *testing.T) {
 	if !errors.Is(r.err, residency.ErrClosed) || r.rep.Adopted < 2 || r.rep.Adopted >= n || int64(r.rep.Adopted) != adopted.Load() {
 		t.Fatalf("takeover: %+v, err %v; want ErrClosed after some of the %d sessions (%d reported adopted)", r.rep, r.err, n, adopted.Load())
 	}
+	// Every session the report lists is accounted for: the one listed while
+	// the pacing waited, and never tried, was counted listed.
+	if r.rep.Listed != r.rep.Adopted+r.rep.Skipped+r.rep.Failed {
+		t.Errorf("takeover stopped: listed %d, but adopted %d + skipped %d + failed %d", r.rep.Listed, r.rep.Adopted, r.rep.Skipped, r.rep.Failed)
+	}
 	indexed := 0
 	if err := st.OwnedBy(ctx, "b", func(store.Owned) bool { indexed++; return true }); err != nil || indexed != r.rep.Adopted {
 		t.Errorf("b's index lists %d sessions (%v), want the %d adopted", indexed, err, r.rep.Adopted)

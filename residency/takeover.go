@@ -13,7 +13,7 @@ import (
 // TakeoverReport says what a bulk takeover did.
 type TakeoverReport struct {
 	Node     string
-	Listed   int           // sessions the owner index listed under Node
+	Listed   int           // sessions the owner index listed under Node and the takeover tried
 	Adopted  int           // adopted by this node
 	Skipped  int           // gone, ended, or already owned by another node
 	Failed   int           // adoption failed with an error (see Errors)
@@ -127,15 +127,17 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		if !ok {
 			break
 		}
-		mu.Lock()
-		rep.Listed++
-		mu.Unlock()
 		if err := pace.wait(loopCtx); err != nil {
 			wg.Wait()
 			err = stopped()
 			rep.Duration = time.Since(began)
 			return rep, err
 		}
+		// Counted once it is tried: a takeover stopped while pacing
+		// accounts for every session it lists.
+		mu.Lock()
+		rep.Listed++
+		mu.Unlock()
 		claims <- struct{}{}
 		wg.Add(1)
 		go func() {
