@@ -15,7 +15,10 @@
 // to End), the adapter's hooks that only forget local copies (OnFenced,
 // OnRecovered, OnDropped: never End there, End deletes the persisted
 // state), the Flush before answering something that must survive a crash,
-// and Close on shutdown with a deadline.
+// and Close on shutdown with a deadline. Its sessions all start here; a host
+// that gets an event for a session not in its memory adopts it first
+// (examples/adopt), and one that acknowledges events checks LeaseValid
+// before it does (examples/readme).
 package main
 
 import (
