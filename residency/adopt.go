@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdover/holdover/internal/store"
@@ -106,7 +107,7 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 	// A caller that joined a lookup ended by its leader's context (cancelled
 	// or past its deadline) looks again while its own context lives.
 	for {
-		v, err, shared := m.flight.Do(session, func() (any, error) { return m.adopt(ctx, session, opts, fences) })
+		v, err, shared := m.lookup(ctx, session, func() (any, error) { return m.adopt(ctx, session, opts, fences) })
 		var oe *OwnedElsewhereError
 		forced := errors.As(err, &oe) && oe.Live && opts.forceAway(oe.Owner)
 		leaders := ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
@@ -127,6 +128,28 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 // fences is the node's fence count, read before its lease was last found
 // valid: an adoption that lands after a fence since does not hold the
 // session (adopted).
+// lookup runs fn as the one lookup of session under way (flight), or joins
+// the one running. A joiner is bounded by its own context: when that ends
+// first it returns the context's error (shared) and the lookup goes on for
+// its other callers. A caller whose own lookup runs waits for it, since fn
+// ends with ctx and its outcome (a session held, perhaps) must be returned.
+func (m *Manager) lookup(ctx context.Context, session string, fn func() (any, error)) (v any, err error, shared bool) {
+	var led atomic.Bool
+	ch := m.flight.DoChan(session, func() (any, error) { led.Store(true); return fn() })
+	select {
+	case r := <-ch:
+		return r.Val, r.Err, r.Shared
+	case <-ctx.Done():
+	}
+	if led.Load() {
+		r := <-ch
+		return r.Val, r.Err, r.Shared
+	}
+	// Joined another caller's lookup (or this one's has not started: it
+	// starts with ctx ended, and fails at its first request).
+	return nil, ctx.Err(), true
+}
+
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions, fences uint64) (*Adopted, error) {
 	m.adopting.Store(session, struct{}{})
 	defer m.adopting.Delete(session)

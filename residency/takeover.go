@@ -233,7 +233,7 @@ func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force
 		return nil, ErrAlreadyOwned
 	}
 	for {
-		v, err, shared := m.flight.Do(o.Session, func() (any, error) { return m.claimListed(ctx, node, o, p, fences) })
+		v, err, shared := m.lookup(ctx, o.Session, func() (any, error) { return m.claimListed(ctx, node, o, p, fences) })
 		if shared && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 			// Joined an Adopt whose caller's context ended (as Adopt does):
 			// look again while the takeover's lives.

@@ -65,3 +65,45 @@ func TestWaitingLeaderCancelledJoinerLooksAgain(t *testing.T) {
 		t.Fatal("joiner did not return")
 	}
 }
+
+// A caller that joins an adoption already under way (one lookup per session
+// at a time) is bounded by its own context, not the leader's: an Adopt whose
+// request was cancelled returns at once with its context's error while the
+// leader goes on waiting for the owner's lease. It used to stay joined for
+// the whole of the leader's wait (here 10 s).
+func TestAJoinerReturnsWhenItsOwnContextEnds(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	// x's lease ends about 10 s from now: the leader waits for it.
+	if err := st.RenewLease(ctx, "x", 10*time.Second, 10*time.Millisecond, time.Now(), "incx"); err != nil {
+		t.Fatal(err)
+	}
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute, MaxClockSkew: 10 * time.Millisecond}, st)
+	lctx, cancelLeader := context.WithCancel(ctx)
+	defer cancelLeader()
+	leader := make(chan error, 1)
+	go func() {
+		_, err := m.Adopt(lctx, "s", AdoptOptions{Wait: 20 * time.Second})
+		leader <- err
+	}()
+	for giveUp := time.Now().Add(5 * time.Second); m.Stats().OwnedElsewhere == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(giveUp) {
+			t.Fatal("the leader was not refused")
+		}
+	}
+	jctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	_, err := m.Adopt(jctx, "s", AdoptOptions{Wait: 20 * time.Second})
+	if took := time.Since(began); !errors.Is(err, context.DeadlineExceeded) || took > 2*time.Second {
+		t.Fatalf("a joiner whose context ends after 200 ms: %v after %v, want its context's error at once", err, took)
+	}
+	select {
+	case err := <-leader:
+		t.Fatalf("the leader ended with the joiner: %v", err)
+	default:
+	}
+}
