@@ -41,6 +41,8 @@ func (st *Store) readGroup(ctx context.Context, sessions []string, idx []int, it
 		items []Item
 		bad   error
 		given bool
+		page  int  // the page its first row came on
+		torn  bool // its rows came on several pages: read again alone
 	}
 	read := make(map[string]*state, len(idx))
 	ids := make([]string, 0, len(idx))
@@ -56,11 +58,25 @@ func (st *Store) readGroup(ctx context.Context, sessions []string, idx []int, it
 		session, key string
 		value        []byte
 		format       int8
+		page         int
 	)
-	for iter.Scan(&session, &key, &value, &format) {
+	for {
+		if iter.WillSwitchPage() {
+			page++
+		}
+		if !iter.Scan(&session, &key, &value, &format) {
+			break
+		}
 		s := read[session]
 		if s == nil { // not asked for: cannot happen
 			continue
+		}
+		if len(s.items) == 0 {
+			s.page = page
+		} else if s.page != page {
+			// Each page is a read of its own: a snapshot that landed
+			// between two would be seen in part (see ReadState).
+			s.torn = true
 		}
 		if format != formatV1 && s.bad == nil {
 			s.bad = fmt.Errorf("%w: session %q key %q has format %d, this version reads %d", ErrCorrupt, session, key, format, formatV1)
@@ -77,6 +93,8 @@ func (st *Store) readGroup(ctx context.Context, sessions []string, idx []int, it
 	for _, i := range idx {
 		s := read[sessions[i]]
 		switch {
+		case s.torn && s.bad == nil:
+			items[i], errs[i] = st.ReadState(ctx, sessions[i])
 		case s.bad != nil:
 			errs[i] = wrap("read", sessions[i], permanent(s.bad))
 		case s.given: // a session named twice gets a slice of its own each time

@@ -279,31 +279,98 @@ func (st *Store) Fence(ctx context.Context, session string, epoch uint64, items 
 // absent; an item with an empty value is present with a zero-length (nil)
 // Value. A row that cannot be decoded fails the read of that session only,
 // with ErrCorrupt.
+//
+// What it returns is a state the session had: Cassandra applies a snapshot
+// (one single-partition batch) atomically and in isolation, but each page is
+// a read of its own, so a snapshot that lands between two pages would be seen
+// in the later pages only, and an adoption would restore, and its fence
+// persist, a state the session never had (I2). A read of several pages is
+// therefore checked: the keys of all pages but the last are read again, with
+// their write times, and the read counts only if they are unchanged (any
+// write that landed between pages changed a key read before it). Otherwise
+// it is read again, at most stableReads times, and then fails (transient).
 func (st *Store) ReadState(ctx context.Context, session string) ([]Item, error) {
 	if err := st.opts.Limits.CheckSession(session); err != nil {
 		return nil, err
 	}
+	for attempt := 1; ; attempt++ {
+		items, stamps, upTo, err := st.readPages(ctx, session)
+		if err != nil || upTo < 0 {
+			return items, err
+		}
+		same, err := st.unchanged(ctx, session, items[:upTo+1], stamps[:upTo+1])
+		if err != nil {
+			return nil, wrap("read", session, err)
+		}
+		if same {
+			return items, nil
+		}
+		st.tornReads.Add(1)
+		if attempt == stableReads {
+			return nil, wrap("read", session, fmt.Errorf("its %d items span several pages, and writes landed between the pages of each of %d reads", len(items), stableReads))
+		}
+	}
+}
+
+// stableReads bounds how many times ReadState reads a session of several
+// pages that writes keep changing while it is read.
+const stableReads = 4
+
+// readPages reads session's items and their write times. upTo is the index
+// of the last item read before the last page (-1: one page).
+func (st *Store) readPages(ctx context.Context, session string) (items []Item, stamps []int64, upTo int, err error) {
 	iter := st.s.Query(st.stmts.selectItems, session).PageSize(readPageSize).Idempotent(true).
 		SetSpeculativeExecutionPolicy(st.hedged()).IterContext(ctx)
 	var (
-		items  []Item
 		key    string
 		value  []byte
 		format int8
+		stamp  int64
+		bad    error
 	)
-	var bad error
-	for iter.Scan(&key, &value, &format) {
+	upTo = -1
+	for {
+		if iter.WillSwitchPage() {
+			upTo = len(items) - 1
+		}
+		if !iter.Scan(&key, &value, &format, &stamp) {
+			break
+		}
 		if format != formatV1 && bad == nil {
 			bad = fmt.Errorf("%w: session %q key %q has format %d, this version reads %d", ErrCorrupt, session, key, format, formatV1)
 		}
 		items = append(items, Item{Key: key, Value: value})
+		stamps = append(stamps, stamp)
 		value = nil
 	}
 	if err := iter.Close(); err != nil {
-		return nil, wrap("read", session, err)
+		return nil, nil, -1, wrap("read", session, err)
 	}
 	if bad != nil {
-		return nil, wrap("read", session, permanent(bad))
+		return nil, nil, -1, wrap("read", session, permanent(bad))
 	}
-	return items, nil
+	return items, stamps, upTo, nil
+}
+
+// unchanged reports whether session's keys up to the last of items are
+// still items' keys, with the write times stamps.
+func (st *Store) unchanged(ctx context.Context, session string, items []Item, stamps []int64) (bool, error) {
+	iter := st.s.Query(st.stmts.selectItemsTo, session, items[len(items)-1].Key).PageSize(readPageSize).
+		Idempotent(true).SetSpeculativeExecutionPolicy(st.hedged()).IterContext(ctx)
+	var (
+		key   string
+		stamp int64
+		n     int
+	)
+	same := true
+	for iter.Scan(&key, &stamp) {
+		if n >= len(items) || key != items[n].Key || stamp != stamps[n] {
+			same = false
+		}
+		n++
+	}
+	if err := iter.Close(); err != nil {
+		return false, err
+	}
+	return same && n == len(items), nil
 }

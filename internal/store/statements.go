@@ -9,6 +9,7 @@ type statements struct {
 	insertItem    string
 	deleteItem    string
 	selectItems   string
+	selectItemsTo string // keys and write times of a session up to a key (ReadState's check)
 	selectStates  string // selectItems of several sessions (ReadStates)
 	selectExpiry  string
 	refreshItem   string
@@ -52,7 +53,8 @@ func newStatements(ks string, t Tables) statements {
 		deleteSession: fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE session = ?`, state),
 		insertItem:    fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),
 		deleteItem:    fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE session = ? AND key = ?`, state),
-		selectItems:   fmt.Sprintf(`SELECT key, value, format FROM %s WHERE session = ?`, state),
+		selectItems:   fmt.Sprintf(`SELECT key, value, format, WRITETIME(format) FROM %s WHERE session = ?`, state),
+		selectItemsTo: fmt.Sprintf(`SELECT key, WRITETIME(format) FROM %s WHERE session = ? AND key <= ?`, state),
 		selectStates:  fmt.Sprintf(`SELECT session, key, value, format FROM %s WHERE session IN ?`, state),
 		selectExpiry:  fmt.Sprintf(`SELECT key, value, format, WRITETIME(format), TTL(format) FROM %s WHERE session = ?`, state),
 		refreshItem:   fmt.Sprintf(`INSERT INTO %s (session, key, value, format) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`, state),

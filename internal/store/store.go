@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -125,7 +126,14 @@ type Store struct {
 	// deletes counts the deletes written to each session since it was last
 	// written whole (rebase.go).
 	deletes deleteCounts
+	// tornReads counts the reads of several pages that ReadState found
+	// changed under it and read again.
+	tornReads atomic.Uint64
 }
+
+// TornReads counts the reads of a session of several pages that a write
+// landing between the pages made ReadState read again.
+func (st *Store) TornReads() uint64 { return st.tornReads.Load() }
 
 // Open connects to Cassandra, creates the keyspace and tables when
 // CreateSchema is set, and returns a ready Store.
