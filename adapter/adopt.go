@@ -104,17 +104,11 @@ func (o AdoptOptions) check() error {
 	if o.From == "" {
 		return nil
 	}
-	e := &LimitError{Field: "AdoptOptions.From", Limit: maxNodeIDBytes, Got: len(o.From)}
-	switch {
-	case !o.Force:
-		e.Reason = fmt.Sprintf("%q is set without AdoptOptions.Force: it names the node a forced adoption takes the session from", o.From)
-	case len(o.From) <= maxNodeIDBytes && !validNodeID(o.From):
-		e.Reason = fmt.Sprintf("%q must be bytes of [A-Za-z0-9._:-] (HOLDOVER_NODE_ID's rules)", o.From)
-	case !validNodeID(o.From):
-	default:
-		return nil
+	if !o.Force {
+		return &LimitError{Field: "AdoptOptions.From", Limit: maxNodeIDBytes, Got: len(o.From),
+			Reason: fmt.Sprintf("%q is set without AdoptOptions.Force: it names the node a forced adoption takes the session from", o.From)}
 	}
-	return e
+	return nodeIDError("AdoptOptions.From", o.From)
 }
 
 func (o AdoptOptions) residency() residency.AdoptOptions {

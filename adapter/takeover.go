@@ -92,15 +92,26 @@ func (a *Adapter) Takeover(ctx context.Context, node string, opts TakeoverOption
 
 // checkTakeoverNode checks the node ID a takeover names.
 func (a *Adapter) checkTakeoverNode(node string) error {
-	e := &LimitError{Field: "node ID", Limit: maxNodeIDBytes, Got: len(node)}
-	switch {
-	case node == a.cfg.NodeID:
-		e.Reason = fmt.Sprintf("%q is this node's own: a node cannot take over its own sessions", node)
-	case len(node) > 0 && len(node) <= maxNodeIDBytes && !validNodeID(node):
-		e.Reason = fmt.Sprintf("%q must be bytes of [A-Za-z0-9._:-] (HOLDOVER_NODE_ID's rules)", node)
-	case !validNodeID(node):
-	default:
+	if node == a.cfg.NodeID {
+		return &LimitError{Field: "node ID", Limit: maxNodeIDBytes, Got: len(node),
+			Reason: fmt.Sprintf("%q is this node's own: a node cannot take over its own sessions", node)}
+	}
+	return nodeIDError("node ID", node)
+}
+
+// CheckNodeID returns nil when id can be a node's ID (HOLDOVER_NODE_ID's
+// rules: 1 to 64 bytes of [A-Za-z0-9._:-]), and otherwise a *LimitError
+// naming the field "node ID" and what is wrong.
+func CheckNodeID(id string) error { return nodeIDError("node ID", id) }
+
+// nodeIDError is CheckNodeID for a node ID given as field.
+func nodeIDError(field, id string) error {
+	if validNodeID(id) {
 		return nil
+	}
+	e := &LimitError{Field: field, Limit: maxNodeIDBytes, Got: len(id)}
+	if len(id) > 0 && len(id) <= maxNodeIDBytes {
+		e.Reason = fmt.Sprintf("%q must be bytes of [A-Za-z0-9._:-] (HOLDOVER_NODE_ID's rules)", id)
 	}
 	return e
 }

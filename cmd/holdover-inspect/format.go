@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // table writes aligned columns.
@@ -21,12 +22,20 @@ func (t *table) flush() { _ = t.w.Flush() }
 
 // quote prints b as a Go string literal: printable UTF-8 as is, everything
 // else escaped, so any key or value shows on one line and unambiguously.
-// When max > 0 and b is longer, only its first max bytes are shown, followed
-// by how many more there are.
+// When max > 0 and b is longer, only its first max bytes are shown (fewer
+// when the cut would fall inside a UTF-8 character, which would show as
+// escaped bytes), followed by how many more there are.
 func quote(b []byte, max int) string {
 	if max > 0 && len(b) > max {
-		more := len(b) - max
-		return strconv.Quote(string(b[:max])) + fmt.Sprintf("... (%d more %s)", more, plural(more, "byte", "bytes"))
+		cut := max
+		for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(b[cut]); i++ {
+			cut--
+		}
+		if r, size := utf8.DecodeRune(b[cut:]); (r == utf8.RuneError && size <= 1) || cut+size <= max {
+			cut = max // no character cut in two there: cut where asked
+		}
+		more := len(b) - cut
+		return strconv.Quote(string(b[:cut])) + fmt.Sprintf("... (%d more %s)", more, plural(more, "byte", "bytes"))
 	}
 	return strconv.Quote(string(b))
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/holdover/holdover/adapter"
 	"github.com/holdover/holdover/internal/inspect"
 )
 
@@ -41,6 +42,9 @@ func parseOwned(fs *flag.FlagSet, args []string) (job, error) {
 	}
 	if len(pos) != 1 || pos[0] == "" {
 		return nil, usagef("want exactly one node ID, got %q", pos)
+	}
+	if err := adapter.CheckNodeID(pos[0]); err != nil {
+		return nil, usagef("%v", err)
 	}
 	if *limit < 0 {
 		return nil, usagef("-limit must be 0 or more, got %d", *limit)
