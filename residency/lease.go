@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/holdover/holdover/internal/store"
 )
 
@@ -418,14 +420,22 @@ func (m *Manager) sharedLease(ctx context.Context, node string, claimedAt time.T
 		live bool
 		l    liveLease
 	}
-	v, err, _ := m.leaseFlight.Do(node, func() (any, error) {
+	// The read is shared, so no one caller's context ends it; each caller
+	// stops waiting for it when its own context ends.
+	ch := m.leaseFlight.DoChan(node, func() (any, error) {
 		live, l, err := m.liveLease(context.WithoutCancel(ctx), node)
 		return read{live, l}, err
 	})
-	if err != nil {
-		return false, liveLease{}, err
+	var res singleflight.Result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return false, liveLease{}, ctx.Err()
 	}
-	r := v.(read)
+	if res.Err != nil {
+		return false, liveLease{}, res.Err
+	}
+	r := res.Val.(read)
 	if r.live || m.vouched(node, claimedAt) {
 		return r.live, r.l, nil
 	}

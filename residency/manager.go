@@ -748,12 +748,25 @@ func (m *Manager) Ended(ctx context.Context, session string) error {
 	if !ok {
 		return nil
 	}
-	// In doubt from before the record is sent until the session is
-	// forgotten: a refresh that finds the row ended meanwhile must not take
-	// it for a peer's adoption and discard what the host committed since.
-	m.endsInDoubt.Store(session, e)
-	if _, err := m.store.EndOwner(ctx, session, m.cfg.NodeID, e, m.cfg.EndedTTL); err != nil {
-		return err
+	for {
+		// In doubt from before the record is sent until the session is
+		// forgotten: a refresh that finds the row ended meanwhile must not
+		// take it for a peer's adoption and discard what the host
+		// committed since.
+		m.endsInDoubt.Store(session, e)
+		applied, err := m.store.EndOwner(ctx, session, m.cfg.NodeID, e, m.cfg.EndedTTL)
+		if err != nil {
+			return err
+		}
+		// Not applied: a retry after a lost reply (the row is ended), or a
+		// recovery that moved the row one epoch up while the record was on
+		// its way: the session is held there, its row live; record the End
+		// at that epoch.
+		if now, held := m.Epoch(session); !applied && held && now > e {
+			e = now
+			continue
+		}
+		break
 	}
 	m.forgetOwned(session, e)
 	m.endsInDoubt.Delete(session)
