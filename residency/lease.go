@@ -217,7 +217,7 @@ func (m *Manager) recover() {
 		unsettled int
 		wg        sync.WaitGroup
 	)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(m.refreshCtx) // Close ends the claims
 	defer cancel()
 	for range min(recoverParallelism, len(check)) {
 		wg.Add(1)
@@ -264,6 +264,9 @@ feed:
 					aborted = true
 					break feed
 				}
+			case <-m.stop: // Close: the node stays fenced
+				aborted = true
+				break feed
 			}
 		}
 	}
@@ -316,7 +319,7 @@ feed:
 // the same node ID may have taken it over (Start), and then this one must
 // stay fenced for good. It retakes a lease that expired meanwhile.
 func (m *Manager) holdsLease() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseRenew)
+	ctx, cancel := context.WithTimeout(m.refreshCtx, m.cfg.LeaseRenew) // Close ends it
 	defer cancel()
 	// A new unbroken lease begins here: every session this node keeps, the
 	// recovery that follows claims again, after this moment. A recovery

@@ -137,7 +137,8 @@ type Manager struct {
 
 	stop chan struct{}
 	// refreshCtx ends with Close: a refresh under way (refreshStateTimeout
-	// may be long) stops rather than hold Close up.
+	// may be long), or a recovery's lease check and claims, stop rather
+	// than hold Close up.
 	refreshCtx    context.Context
 	refreshCancel context.CancelFunc
 	// ending ends with StopAdopting (or Close): no more waits or takeovers.
