@@ -46,6 +46,10 @@ type sharedViews struct {
 	views map[string]*sharedView // by family name
 	stop  chan struct{}
 	done  sync.WaitGroup
+	// ctx ends with close: a re-read under way stops rather than hold
+	// Close up while Cassandra does not answer.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // sharedView is one shared family as this node sees it.
@@ -82,6 +86,7 @@ type sharedMark struct {
 // families have their refresh interval filled in).
 func newSharedViews(t *familyTable) *sharedViews {
 	v := &sharedViews{views: map[string]*sharedView{}, stop: make(chan struct{})}
+	v.ctx, v.cancel = context.WithCancel(context.Background())
 	for name, f := range t.byName {
 		if f.Shared {
 			v.views[name] = &sharedView{fam: f, sessions: map[string]map[string]*sharedEntry{}, ended: map[string]*sharedMark{}}
@@ -211,30 +216,48 @@ func (a *Adapter) flushShared(ctx context.Context, s *buffer.Snapshot) error {
 	if err := a.store.WriteShared(ctx, &w); err != nil {
 		return err
 	}
-	a.shared.landed(v, s, ts)
+	a.landed(v, s, ts)
 	return nil
 }
 
-// landed marks the view's entries that s wrote as in Cassandra: those still
-// holding the value s carried (a later commit keeps its own).
-func (sv *sharedViews) landed(v *sharedView, s *buffer.Snapshot, ts int64) {
+// landed marks the view's entries that s wrote as in Cassandra. Those
+// committed again since s was taken (even with the same value), or ended
+// since, wait for their own flush: marked now, they would no longer be
+// shielded from an older write read meanwhile, and their own landing, at a
+// later timestamp, would then be taken for another node's write.
+func (a *Adapter) landed(v *sharedView, s *buffer.Snapshot, ts int64) {
+	sv := a.shared
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
+	keys := v.sessions[s.Session]
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	// Under sv.mu, which every CommitShared and EndShared holds while it
+	// commits: the buffer and the view agree.
+	endedSince, changed := a.sharedBuf.SinceSnapshot(s.Session, names)
+	if endedSince {
+		return // every entry and the mark are the later End's
+	}
+	later := make(map[string]bool, len(names))
+	for i, k := range names {
+		later[k] = changed[i]
+	}
 	now := time.Now()
 	if s.Ended {
 		if m := v.ended[s.Session]; m != nil && m.unflushed {
 			m.ts, m.at, m.unflushed = ts, now, false
 		}
-		for _, e := range v.sessions[s.Session] {
-			if e.unflushed && e.deleted {
+		for k, e := range keys {
+			if e.unflushed && e.deleted && !later[k] {
 				e.ts, e.at, e.unflushed = ts, now, false
 			}
 		}
 	}
-	keys := v.sessions[s.Session]
 	for _, it := range s.Items {
 		e := keys[it.Key]
-		if e == nil || !e.unflushed || e.deleted != it.Delete || (!it.Delete && !bytes.Equal(e.value, it.Value)) {
+		if e == nil || !e.unflushed || later[it.Key] || e.deleted != it.Delete || (!it.Delete && !bytes.Equal(e.value, it.Value)) {
 			continue
 		}
 		e.ts, e.at, e.unflushed = ts+1, now, false
@@ -267,10 +290,18 @@ func (a *Adapter) startSharedRefresh() {
 					return
 				case <-t.C:
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), max(v.fam.Refresh, a.cfg.Timeout))
+				select {
+				case <-a.shared.stop: // a tick was ready too
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(a.shared.ctx, max(v.fam.Refresh, a.cfg.Timeout))
 				changes, err := a.refreshShared(ctx, v)
 				cancel()
 				if err != nil {
+					if a.shared.ctx.Err() != nil {
+						return // closing
+					}
 					a.log.Warn("holdover: shared family not refreshed", "family", v.fam.Name, "err", err)
 					continue
 				}
@@ -374,6 +405,7 @@ func (sv *sharedViews) close() {
 	default:
 		close(sv.stop)
 	}
+	sv.cancel()
 	sv.done.Wait()
 }
 

@@ -206,6 +206,27 @@ func (b *Buffer) Discard(sessions ...string) int {
 	return n
 }
 
+// SinceSnapshot reports what of session was committed after its last snapshot was
+// taken, and so waits for a later flush: whether End was called, and, for each of
+// keys, whether a change of it was committed. Called from a FlushFunc, it tells the
+// changes the snapshot being written carries from those committed during its flight
+// (a change of the same value included).
+func (b *Buffer) SinceSnapshot(session string, keys []string) (ended bool, changed []bool) {
+	changed = make([]bool, len(keys))
+	sh := b.shardOf(session)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := sh.lookup(session)
+	if s == nil {
+		return false, changed
+	}
+	for i, k := range keys {
+		e, _ := s.lookup(k)
+		changed[i] = e != nil
+	}
+	return s.ended, changed
+}
+
 // Pending reports whether a session has unflushed state: pending changes, or a flush
 // in flight or waiting to be retried.
 func (b *Buffer) Pending(session string) bool {
