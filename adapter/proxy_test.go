@@ -1,21 +1,24 @@
 package adapter
 
 import (
-	"io"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // stallProxy forwards TCP connections to Cassandra until stall is called;
 // from then on it accepts bytes and forwards none, as a network partition
-// does: requests neither fail nor get answered.
+// does: requests neither fail nor get answered. While delay is set, what the
+// client sends reaches Cassandra that much later (order kept), so a write
+// stays in flight as long as a test needs.
 type stallProxy struct {
 	ln      net.Listener
 	target  string
 	stalled atomic.Bool
+	delay   atomic.Int64 // nanoseconds
 	mu      sync.Mutex
 	conns   []net.Conn
 }
@@ -57,19 +60,45 @@ func (p *stallProxy) serve() {
 }
 
 // pipe copies from src to dst until the proxy stalls, then swallows src.
+// What the client sends (dst is Cassandra) is held for the delay set when
+// it was read, by a writer of its own, so that chunks keep their order and
+// each waits the delay once.
 func (p *stallProxy) pipe(dst, src net.Conn) {
-	buf := make([]byte, 64<<10)
+	type chunk struct {
+		due time.Time
+		b   []byte
+	}
+	write := func(b []byte) error {
+		if p.stalled.Load() {
+			return nil
+		}
+		_, err := dst.Write(b)
+		return err
+	}
+	var queue chan chunk
+	if dst.RemoteAddr().String() == p.target {
+		queue = make(chan chunk, 1024)
+		defer close(queue)
+		go func() {
+			for c := range queue {
+				time.Sleep(time.Until(c.due))
+				if write(c.b) != nil {
+					return
+				}
+			}
+		}()
+	}
 	for {
+		buf := make([]byte, 64<<10)
 		n, err := src.Read(buf)
-		if n > 0 && !p.stalled.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+		if n > 0 {
+			if queue != nil {
+				queue <- chunk{time.Now().Add(time.Duration(p.delay.Load())), buf[:n]}
+			} else if write(buf[:n]) != nil {
 				return
 			}
 		}
 		if err != nil {
-			if err != io.EOF {
-				return
-			}
 			return
 		}
 	}
