@@ -155,7 +155,7 @@ func TestASecondEndSharedKeepsShieldingItsSession(t *testing.T) {
 	if err := a.EndShared(s); err != nil {
 		t.Fatal(err)
 	}
-	done := slowFlush(a, proxy)           // End #1, slowly
+	done := slowFlush(a, proxy)            // End #1, slowly
 	if err := a.EndShared(s); err != nil { // End #2, pending for 4 s after End #1 lands
 		t.Fatal(err)
 	}
