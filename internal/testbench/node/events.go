@@ -170,10 +170,15 @@ func (n *Node) restore(ctx context.Context, a *adapter.Adapter, id string, opts 
 // the table when the node fenced and the node has since recovered. Either
 // way fetch makes the adapter's view durable (Flush) and reads it back
 // (Peek): an ended session is then ErrNotFound.
-func (n *Node) fetch(ctx context.Context, a *adapter.Adapter, id string, opts adapter.AdoptOptions) ([]adapter.Item, error) {
+func (n *Node) fetch(ctx context.Context, a *adapter.Adapter, id string, opts adapter.AdoptOptions) (_ []adapter.Item, rerr error) {
 	if !opts.Force {
 		opts.Wait = n.opts.AdoptWait
 	}
+	defer func() {
+		if rerr == nil {
+			n.fetchedByEvent(id)
+		}
+	}()
 	s, err := a.Adopt(ctx, id, opts)
 	if err == nil {
 		return s.Items, nil

@@ -63,6 +63,15 @@ type Node struct {
 	// restore waits for it) and finds it owned here takes it from here
 	// instead of flushing the whole buffer to read it back.
 	takenOver sync.Map // session -> []adapter.Item
+
+	// While takeovers run (takeovers > 0), fetched records the sessions
+	// events took the state of (fetch) since the oldest began: such an
+	// event may have changed or ended the session since, and a takeover
+	// must not restore what it adopted over that. A session the takeover
+	// leaves alone is read back by its next event (ErrAlreadyOwned).
+	fetchMu   sync.Mutex
+	takeovers int
+	fetched   map[string]bool
 }
 
 // New returns a node for cfg (a validated adapter configuration). Its HTTP

@@ -30,6 +30,8 @@ func (n *Node) Takeover(ctx context.Context, from string, force bool) (wire.Take
 	if err != nil {
 		return res, err
 	}
+	n.takeoverBegan()
+	defer n.takeoverEnded()
 	var restored atomic.Int64
 	rep, err := a.Takeover(ctx, from, adapter.TakeoverOptions{Force: force, OnAdopted: func(ad *adapter.Session) {
 		if n.restoreAdopted(ad) {
@@ -51,10 +53,49 @@ func (n *Node) Takeover(ctx context.Context, from string, force bool) (wire.Take
 	return res, err
 }
 
+// takeoverBegan and takeoverEnded bracket a takeover: meanwhile fetch
+// records the sessions events took the state of (see Node.fetched).
+func (n *Node) takeoverBegan() {
+	n.fetchMu.Lock()
+	defer n.fetchMu.Unlock()
+	if n.takeovers == 0 {
+		n.fetched = map[string]bool{}
+	}
+	n.takeovers++
+}
+
+func (n *Node) takeoverEnded() {
+	n.fetchMu.Lock()
+	defer n.fetchMu.Unlock()
+	if n.takeovers--; n.takeovers == 0 {
+		n.fetched = nil
+	}
+}
+
+// fetchedByEvent notes that an event took session id's state (fetch).
+func (n *Node) fetchedByEvent(id string) {
+	n.fetchMu.Lock()
+	defer n.fetchMu.Unlock()
+	if n.fetched != nil {
+		n.fetched[id] = true
+	}
+}
+
+// takenByEvent reports whether an event took session id's state while
+// takeovers ran.
+func (n *Node) takenByEvent(id string) bool {
+	n.fetchMu.Lock()
+	defer n.fetchMu.Unlock()
+	return n.fetched[id]
+}
+
 // restoreAdopted makes an adopted session resident, unless it already is or
 // has nothing persisted (recorded, never written: as for an adopting event,
 // it does not exist) or is not in the node's layout (an event finds it owned
-// here and reads it back then). It reports whether it restored it.
+// here and reads it back then), or an event took its state meanwhile: that
+// event may have ended it, and restoring it would bring it back (an event
+// can get the state without the takeover's help, by joining its adoption or
+// reading it back before OnAdopted runs). It reports whether it restored it.
 func (n *Node) restoreAdopted(ad *adapter.Session) bool {
 	if len(ad.Items) == 0 {
 		return false
@@ -73,7 +114,7 @@ func (n *Node) restoreAdopted(ad *adapter.Session) bool {
 	// An event that held the transaction meanwhile took the state (fetch) and
 	// may have changed or ended the session since: it is no longer ours to
 	// restore.
-	if _, ok := n.takenOver.LoadAndDelete(ad.ID); !ok || tx.Resident() {
+	if _, ok := n.takenOver.LoadAndDelete(ad.ID); !ok || tx.Resident() || n.takenByEvent(ad.ID) {
 		return false
 	}
 	tx.Restore(s)
