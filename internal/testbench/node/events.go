@@ -111,6 +111,11 @@ func (n *Node) get(ctx context.Context, id string, adopt bool, opts adapter.Adop
 		return n.view(s, false), nil
 	}
 	if !adopt {
+		if a, err := n.adapter(); err == nil {
+			if err := n.sharedSession(a, id); err != nil {
+				return wire.View{}, err
+			}
+		}
 		return wire.View{}, notResidentError{id: id, node: n.cfg.NodeID}
 	}
 	a, err := n.adapter()
@@ -129,6 +134,19 @@ func (n *Node) get(ctx context.Context, id string, adopt bool, opts adapter.Adop
 	tx.Restore(s)
 	n.log.Debug("session adopted", "session", id, "event", "get")
 	return n.view(s, true), nil
+}
+
+// sharedSession refuses id when it is a shared family's session (400, as
+// with ?adopt=true): the session endpoints serve owned sessions, and
+// /v1/shared the shared ones.
+func (n *Node) sharedSession(a *adapter.Adapter, id string) error {
+	name := a.FamilyOf(id)
+	for _, f := range n.cfg.Families {
+		if f.Shared && f.Name == name {
+			return badInput("session %q is in the shared family %q: read it at /v1/shared/%s", id, name, id)
+		}
+	}
+	return nil
 }
 
 func (n *Node) view(s *Session, adopted bool) wire.View {
