@@ -95,6 +95,14 @@ type AdoptOptions struct {
 	// adoption, and so the first caller's Wait. A host that holds a request
 	// while its session is in doubt sets it to the lease TTL plus a margin.
 	Wait time.Duration
+	// Fresh looks in Cassandra even when this node found the session absent
+	// moments ago: ErrNotFound from the negative cache
+	// (HOLDOVER_NEGATIVE_CACHE_TTL) may be stale by then, for a peer may have
+	// created the session since. Set it when ErrNotFound decides that this
+	// node creates the session: the create race is then limited to creates
+	// made before either node recorded the session. Costs one read when the
+	// cache would have answered.
+	Fresh bool
 }
 
 // check refuses a From that cannot mean what its caller meant: one set
@@ -112,7 +120,7 @@ func (o AdoptOptions) check() error {
 }
 
 func (o AdoptOptions) residency() residency.AdoptOptions {
-	return residency.AdoptOptions{Force: o.Force, From: o.From, Wait: o.Wait}
+	return residency.AdoptOptions{Force: o.Force, From: o.From, Wait: o.Wait, Fresh: o.Fresh}
 }
 
 func (a *Adapter) adopted(got *residency.Adopted) *Session {

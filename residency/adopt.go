@@ -56,6 +56,9 @@ type AdoptOptions struct {
 	// session concurrently share one adoption, and so the first caller's
 	// Wait.
 	Wait time.Duration
+	// Fresh looks in the store even when the session was found absent
+	// moments ago (the negative cache), as Force does.
+	Fresh bool
 }
 
 // forceAway reports whether opts force the adoption away from owner.
@@ -95,7 +98,7 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 	if _, ok := m.Epoch(session); ok {
 		return nil, ErrAlreadyOwned
 	}
-	if !opts.Force && m.neg.absent(session) {
+	if !opts.Force && !opts.Fresh && m.neg.absent(session) {
 		m.stats.notFound.Add(1)
 		m.stats.negativeHits.Add(1)
 		return nil, ErrNotFound

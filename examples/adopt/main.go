@@ -103,7 +103,11 @@ func (h *Host) HandleEvent(ctx context.Context, session string) (Result, error) 
 	if h.resident(session) {
 		return Result{Action: Served, Note: "resident here"}, nil
 	}
-	s, err := h.a.Adopt(ctx, session)
+	// Fresh: ErrNotFound creates the session here, so it must not be the
+	// negative cache's answer from moments ago, which a peer's create since
+	// may have made stale (this node would acknowledge the create, then drop
+	// it as owned elsewhere).
+	s, err := h.a.Adopt(ctx, session, adapter.AdoptOptions{Fresh: true})
 	var elsewhere *adapter.OwnedElsewhereError
 	switch {
 	case err == nil:

@@ -75,7 +75,9 @@ func main() {
 // handle processes one event and returns the HTTP status and body.
 func handle(ctx context.Context, a *adapter.Adapter, db *memDB, id, key, value string, end bool) (int, string) {
 	if !db.has(id) { // not in memory: adopt it, or learn who has it
-		s, err := a.Adopt(ctx, id)
+		// Fresh: "not found" creates it, so not the negative cache's answer,
+		// which a peer's create since may have made stale.
+		s, err := a.Adopt(ctx, id, adapter.AdoptOptions{Fresh: true})
 		var owned *adapter.OwnedElsewhereError
 		switch {
 		case err == nil: // ours now: the previous owner is fenced

@@ -47,7 +47,11 @@ func (n *Node) resolve(ctx context.Context, tx *Tx, session, method string, crea
 			return outcome{Status: sip.StatusServiceUnavailable, Reason: "Ownership Unsettled", RetryAfter: 1}
 		}
 		t0 := time.Now()
-		s, err := n.a.Adopt(ctx, session, adapter.AdoptOptions{Wait: time.Until(deadline)})
+		// Fresh when a "not found" creates the session: one this node
+		// found absent moments ago (the negative cache) may have been
+		// created by a peer since, and a create over it would be answered
+		// 200 and then dropped as owned elsewhere.
+		s, err := n.a.Adopt(ctx, session, adapter.AdoptOptions{Wait: time.Until(deadline), Fresh: createIfMissing})
 		var owned *adapter.OwnedElsewhereError
 		switch {
 		case err == nil:

@@ -40,7 +40,10 @@ func (n *Node) Apply(ctx context.Context, id string, ev wire.Event) (wire.Result
 		if err := a.CheckNew(id); err != nil {
 			return res, fmt.Errorf("session %q: create event not applied: %w", id, err)
 		}
-		items, err := n.fetch(ctx, a, id, adapter.AdoptOptions{})
+		// Fresh: a "not found" this node cached moments ago may be stale
+		// (a peer recorded the session since), and would let this create
+		// be acknowledged and then dropped as owned elsewhere.
+		items, err := n.fetch(ctx, a, id, adapter.AdoptOptions{Fresh: true})
 		switch {
 		case errors.Is(err, adapter.ErrNotFound):
 		case err != nil:
