@@ -45,7 +45,11 @@ type BufferStats struct {
 	Drops        uint64 // writes dropped after a permanent error (see Hooks.OnDropped)
 	DroppedItems uint64 // items in them
 	Refusals     uint64 // Commit and End calls refused with ErrBufferFull
-	Overloads    uint64 // Commit and End calls refused with ErrOverloaded
+	// Overloads counts the Commit and End calls the buffer refused with
+	// ErrOverloaded (HOLDOVER_MAX_WINDOW). A commit to a new session refused
+	// with it because ownership creations are backed up is counted in
+	// ResidencyStats.CreationRefusals instead.
+	Overloads uint64
 	// OverloadTrips counts the times the window bound started refusing.
 	OverloadTrips uint64
 	// LateWrites counts the writes that landed more than

@@ -23,7 +23,12 @@ type TakeoverOptions struct {
 	Force bool
 	// OnAdopted receives each session adopted, with its state, so the host
 	// can restore it before its next event arrives. It is called from
-	// several goroutines at once.
+	// several goroutines at once. An event's Adopt of the same session that
+	// runs meanwhile shares the takeover's adoption, and gets the same state
+	// too, perhaps before OnAdopted is called: restore only a session the
+	// host has not got from elsewhere since the takeover began, or the
+	// takeover's copy could replace what that event changed or ended (the
+	// reference node, internal/testbench/node, shows one way).
 	OnAdopted func(*Session)
 	// Progress, when set, is called about once a second with the report so
 	// far.
