@@ -60,6 +60,10 @@ func (n *Node) Hooks() adapter.Hooks {
 		},
 		OnRecovered: func(lost []string) {
 			n.log.Warn("lease renewed again", "adopted_by_peers", len(lost))
+			// Dropped at the fence, but one may have been made resident
+			// since (a request adopting it as the fence came): peers own
+			// them now.
+			go n.table.Drop(lost...)
 		},
 		OnDropped: func(session string, items int, err error) {
 			n.log.Error("changes dropped", "session", session, "items", items, "err", err)

@@ -191,6 +191,9 @@ func (n *Node) onFenced(sessions []string) {
 func (n *Node) onRecovered(lost []string) {
 	n.fenced.Store(false)
 	n.log.Warn("node recovered its lease", "sessions_adopted_by_peers", len(lost))
+	// Evicted at the fence, but one may have been made resident since (a
+	// takeover's restore that straddled the fence): peers own them now.
+	n.evict(lost, "lost while fenced")
 }
 
 func (n *Node) onDropped(session string, items int, err error) {
