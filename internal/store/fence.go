@@ -97,7 +97,7 @@ func (st *Store) fenceGroup(ctx context.Context, fs []Fencing, idx []int, errs [
 // single batch would.
 func (st *Store) fence(ctx context.Context, f *Fencing) error {
 	base := EpochBase(f.Epoch)
-	if err := st.writeAbove(ctx, "fence", f.Session, base, base+1, f.Items); err != nil {
+	if err := st.writeAbove(ctx, "fence", f.Session, base, base+1, f.Items, 0); err != nil {
 		return err
 	}
 	st.forget(f.Session) // the tombstone shadows its deletes (rebase.go)
@@ -108,12 +108,13 @@ func (st *Store) fence(ctx context.Context, f *Fencing) error {
 // in batches of at most fenceChunkBytes of keys and values and
 // fenceChunkItems items, the tombstone with the last: it never lands before
 // every item is written above it. The batches are cut from the end, so the
-// last holds as many of the last items as fit: a rebase puts a write's
-// changes last (rebase.go), and they land with the tombstone, all at once,
-// whenever they fit in one batch. A fence and a session written whole both
-// write so.
-func (st *Store) writeAbove(ctx context.Context, op, session string, tombTS, itemTS int64, items []Item) error {
-	starts := chunkStarts(items)
+// last holds as many of the last items as fit, and always the last keep:
+// a rebase puts a write's changes last (rebase.go), and they land with the
+// tombstone, all at once, as the write would have alone (the buffer sized
+// it for one batch, HOLDOVER_MAX_BATCH_BYTES, which may exceed
+// fenceChunkBytes). A fence and a session written whole both write so.
+func (st *Store) writeAbove(ctx context.Context, op, session string, tombTS, itemTS int64, items []Item, keep int) error {
+	starts := chunkStarts(items, keep)
 	for c, from := range starts {
 		to := len(items)
 		if c+1 < len(starts) {
@@ -134,22 +135,24 @@ func (st *Store) writeAbove(ctx context.Context, op, session string, tombTS, ite
 }
 
 // chunkStarts cuts items into writeAbove's batches from the end, each as
-// full as fenceChunkItems and fenceChunkBytes allow (and at least one item),
-// and returns where each begins, in order: one batch, beginning at 0, for
-// no items at all.
-func chunkStarts(items []Item) []int {
+// full as fenceChunkItems and fenceChunkBytes allow (and at least one item;
+// the last batch at least the last keep, whatever their size), and returns
+// where each begins, in order: one batch, beginning at 0, for no items at
+// all.
+func chunkStarts(items []Item, keep int) []int {
 	var starts []int
 	end := len(items)
 	for {
 		n, size := 0, 0
-		for n < end && n < fenceChunkItems {
+		for n < end && n < fenceChunkItems+keep {
 			it := &items[end-1-n]
-			if n > 0 && size+len(it.Key)+len(it.Value) > fenceChunkBytes {
+			if n >= keep && (n >= fenceChunkItems || (n > 0 && size+len(it.Key)+len(it.Value) > fenceChunkBytes)) {
 				break
 			}
 			size += len(it.Key) + len(it.Value)
 			n++
 		}
+		keep = 0
 		end -= n
 		starts = append(starts, end)
 		if end == 0 {

@@ -136,13 +136,29 @@ func (st *Store) rebase(ctx context.Context, w *Write) error {
 	if err != nil {
 		return err
 	}
-	if err := st.writeAbove(ctx, "write", w.Session, endTS, itemTS, items); err != nil {
+	if err := st.writeAbove(ctx, "write", w.Session, endTS, itemTS, items, puts(w.Items)); err != nil {
 		return err
 	}
 	st.forget(w.Session)
 	st.logger.Info("holdover: session written whole to shed the tombstones of its deleted items",
 		"session", w.Session, "items", len(items), "rebase_deletes", st.opts.RebaseDeletes)
 	return nil
+}
+
+// puts counts the items applyChanges puts last for changes: the last put of
+// each key.
+func puts(changes []Item) int {
+	last := make(map[string]bool, len(changes))
+	for _, c := range changes {
+		last[c.Key] = !c.Delete
+	}
+	n := 0
+	for _, put := range last {
+		if put {
+			n++
+		}
+	}
+	return n
 }
 
 // applyChanges returns persisted (in key order) with changes applied: puts

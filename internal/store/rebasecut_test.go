@@ -76,7 +76,7 @@ func TestARebaseCutShortWritesNoneOfTheChangesOrAll(t *testing.T) {
 	for i := range n {
 		items = append(items, Item{Key: fmt.Sprintf("k%05d", i), Value: []byte("v")})
 	}
-	if err := st.writeAbove(bg, "seed", "s", EpochBase(1), EpochBase(1)+1, items); err != nil {
+	if err := st.writeAbove(bg, "seed", "s", EpochBase(1), EpochBase(1)+1, items, 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -141,8 +141,34 @@ func TestChunkStartsCutsFromTheEnd(t *testing.T) {
 		{"two batches and one", keys(2*fenceChunkItems+1, nil), []int{0, 1, 1 + fenceChunkItems}},
 		{"by bytes", keys(3, big), []int{0, 1, 2}},
 	} {
-		if got := chunkStarts(c.items); !slices.Equal(got, c.want) {
+		if got := chunkStarts(c.items, 0); !slices.Equal(got, c.want) {
 			t.Errorf("%s: starts %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// A rebase's changes (the last keep items) go in the batch of the tombstone
+// whatever their size: the buffer sized the write for one batch
+// (HOLDOVER_MAX_BATCH_BYTES, up to 15 MiB), and cut in two at
+// fenceChunkBytes (4 MiB), a rebase that failed between the two left some of
+// one commit's changes written and not the others (I2). Found by review.
+func TestChunkStartsKeepsARebasesChangesInTheLastBatch(t *testing.T) {
+	mib := make([]byte, 1<<20)
+	items := make([]Item, 0, 16)
+	for range 10 {
+		items = append(items, Item{Key: "persisted", Value: []byte("v")})
+	}
+	for range 6 { // 6 MiB of changes, over fenceChunkBytes
+		items = append(items, Item{Key: "change", Value: mib})
+	}
+	if got, want := chunkStarts(items, 6), []int{0, 10}; !slices.Equal(got, want) {
+		t.Errorf("starts %v, want %v: the six changes together, last", got, want)
+	}
+	if got := chunkStarts(items, 0); slices.Contains(got, 10) && len(got) == 2 {
+		t.Errorf("without keep, starts %v: the changes over fenceChunkBytes should be cut", got)
+	}
+	many := make([]Item, fenceChunkItems+100)
+	if got, want := chunkStarts(many, fenceChunkItems+50), []int{0, 50}; !slices.Equal(got, want) {
+		t.Errorf("keep over fenceChunkItems: starts %v, want %v", got, want)
 	}
 }
