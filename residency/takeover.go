@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -81,7 +82,6 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		claims = make(chan struct{}, opts.Concurrency)
 		fences = newFencer(ctx, m.store, fencesInFlight)
 		pace   = pacer{every: time.Duration(float64(time.Second) / opts.Rate)}
-		last   = time.Now()
 		index  = &indexMove{m: m, ctx: ctx, from: node} // the index is a hint, moved as sessions settle
 	)
 	// stopped ends a takeover the listing or pacing stopped: the sessions
@@ -115,12 +115,31 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 				rep.Errors = append(rep.Errors, fmt.Errorf("session %q: %w", o.Session, err))
 			}
 		}
-		if opts.Progress != nil && time.Since(last) >= time.Second {
-			last = time.Now()
-			r := rep
-			r.Duration = time.Since(began)
-			opts.Progress(r)
-		}
+	}
+	if opts.Progress != nil {
+		// Once a second from a ticker of its own, so that it keeps coming
+		// while adoptions stall (Cassandra slow or unreachable).
+		tick := time.NewTicker(time.Second)
+		stopTick := make(chan struct{})
+		ticked := make(chan struct{})
+		defer func() { close(stopTick); <-ticked }()
+		go func() {
+			defer close(ticked)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stopTick:
+					return
+				case <-tick.C:
+				}
+				mu.Lock()
+				r := rep
+				r.Errors = slices.Clone(rep.Errors)
+				mu.Unlock()
+				r.Duration = time.Since(began)
+				opts.Progress(r)
+			}
+		}()
 	}
 	for {
 		o, state, ok := listed.next()
