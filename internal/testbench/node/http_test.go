@@ -196,6 +196,8 @@ func TestBadInput(t *testing.T) {
 		{"trailing data", "s", `{"type":"end"} {}`, 400, []string{"malformed JSON"}},
 		{"wrong field type", "s", `{"type":"update","attrs":{"k":1}}`, 400, []string{"malformed JSON"}},
 		{"unknown type", "s", `{"type":"delete"}`, 400, []string{`unknown event type "delete"`}},
+		// Named as unknown, not as a type that takes no keys (found by review).
+		{"unknown type with keys", "s", `{"type":"delete","keys":["a"]}`, 400, []string{`unknown event type "delete"`}},
 		{"missing type", "s", `{}`, 400, []string{"unknown event type"}},
 		{"update without attrs", "s", `{"type":"update"}`, 400, []string{"needs attrs"}},
 		{"append without entry", "s", `{"type":"append"}`, 400, []string{"needs an entry"}},

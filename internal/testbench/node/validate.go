@@ -27,8 +27,11 @@ func (n *Node) checkEvent(id string, ev wire.Event) error {
 	if err := n.checkSession(id); err != nil {
 		return err
 	}
-	if len(ev.Keys) > 0 && ev.Type != wire.EventUnset {
-		return badInput("a %s event takes no keys", ev.Type)
+	switch ev.Type {
+	case wire.EventCreate, wire.EventUpdate, wire.EventAppend, wire.EventEnd:
+		if len(ev.Keys) > 0 { // an unknown type is named as such below
+			return badInput("a %s event takes no keys", ev.Type)
+		}
 	}
 	switch ev.Type {
 	case wire.EventCreate, wire.EventUpdate:
