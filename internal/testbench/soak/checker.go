@@ -86,7 +86,7 @@ type Checker struct {
 	meta     Meta
 	window   time.Duration
 	recovery time.Duration
-	failures map[string][]time.Time // node name -> SIGKILL, SIGKILL in drain, SIGSTOP times
+	failures map[string][]failure // node name -> its failures, in time order
 	stalls   []stall
 	sessions map[string]*sess
 	rep      Report
@@ -100,7 +100,7 @@ type stall struct {
 
 // NewChecker returns a checker; the history's meta record configures it.
 func NewChecker() *Checker {
-	c := &Checker{failures: map[string][]time.Time{}, sessions: map[string]*sess{}}
+	c := &Checker{failures: map[string][]failure{}, sessions: map[string]*sess{}}
 	c.rep.Violations = map[string]int{I1: 0, I2: 0, I3: 0, I4: 0}
 	c.rep.ByKind = map[string]int{}
 	c.rep.Examples = []Violation{}
@@ -162,8 +162,10 @@ func (c *Checker) Add(r Record) {
 func (c *Checker) fault(r Record) {
 	switch r.Kind {
 	case FaultKill, FaultKillInDrain, FaultPause, FaultPartition, FaultSelfFence:
-		fs := append(c.failures[r.Node], r.Start)
-		sort.Slice(fs, func(i, j int) bool { return fs[i].Before(fs[j]) })
+		// A self-fence is the node's own log line: it acknowledges nothing
+		// after it until it recovers, so no grace (failureGrace).
+		fs := append(c.failures[r.Node], failure{at: r.Start, grace: r.Kind != FaultSelfFence})
+		sort.Slice(fs, func(i, j int) bool { return fs[i].at.Before(fs[j].at) })
 		c.failures[r.Node] = fs
 	case FaultStall:
 		c.stalls = append(c.stalls, stall{start: r.Start})

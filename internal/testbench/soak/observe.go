@@ -139,12 +139,22 @@ func (c *Checker) required(s *sess, tip *tnode, t time.Time) *tnode {
 	return nil
 }
 
-// failureGrace: a failure counts for events sent up to this long after it.
-// The nemesis marks a node down just before it signals it; an event whose
-// worker had looked a moment earlier may still be sent, and acknowledged,
-// in between. No event sent that long after a SIGKILL or SIGSTOP can be
-// acknowledged by that process (a restart takes longer than a lease).
+// failureGrace: a failure the nemesis caused counts for events sent up to
+// this long after it. The nemesis marks a node down just before it signals
+// it; an event whose worker had looked a moment earlier may still be sent,
+// and acknowledged, in between. No event sent that long after a SIGKILL or
+// SIGSTOP can be acknowledged by that process (a restart takes longer than
+// a lease). A self-fence gets none: the node logs it when it happens, and
+// acknowledges nothing after it until it recovers, so an event it
+// acknowledged later is owed in full (it excused such losses, found by
+// review).
 const failureGrace = time.Second
+
+// failure is one failure of a node: when, and whether failureGrace applies.
+type failure struct {
+	at    time.Time
+	grace bool
+}
 
 // excused reports whether the loss of acknowledged state x by time t is
 // within the window: the first failure of the node that acknowledged it (a
@@ -159,16 +169,20 @@ func (c *Checker) excused(s *sess, x *tnode, t time.Time) bool {
 // firstFailure returns the first failure of x's node that counts for x by
 // time t (zero if none) and what it was.
 func (c *Checker) firstFailure(s *sess, x *tnode, t time.Time) (first time.Time, kind string) {
-	consider := func(f time.Time, k string) {
-		if f.After(x.sent.Add(-failureGrace)) && !f.After(t) && (first.IsZero() || f.Before(first)) {
+	consider := func(f time.Time, grace time.Duration, k string) {
+		if f.After(x.sent.Add(-grace)) && !f.After(t) && (first.IsZero() || f.Before(first)) {
 			first, kind = f, k
 		}
 	}
 	for _, f := range c.failures[x.node] {
-		consider(f, "failure")
+		grace := time.Duration(0)
+		if f.grace {
+			grace = failureGrace
+		}
+		consider(f.at, grace, "failure")
 	}
 	for _, f := range s.dispossessed[x.node] {
-		consider(f, "forced adoption away from it")
+		consider(f, failureGrace, "forced adoption away from it")
 	}
 	return first, kind
 }
