@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -65,6 +66,12 @@ func overloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	case steadyPart <= 0 || steadyPart > 1:
 		fmt.Fprintf(stderr, "holdover-load overload: -steady-share %g: want a share above 0 and at most 1\n", steadyPart)
 		return 2
+	}
+	// A previous run's figures must not outlive a run that fails before
+	// writing its own: make bench reads the file whatever this run's status.
+	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "holdover-load overload: -out %s: %v\n", out, err)
+		return 1
 	}
 	var (
 		fig           harness.Failover
