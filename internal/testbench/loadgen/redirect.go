@@ -165,7 +165,9 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 		case errors.As(err, &he) && he.Status == 409 && g.nodeByID(he.Owner) != nil && !g.nodeByID(he.Owner).failed.Load():
 			g.countErr("adopt_owned_by_survivor", nil)
 			target = g.nodeByID(he.Owner) // another survivor has it: restore from there
-			continue
+			if ctx.Err() == nil && time.Now().Before(deadline) {
+				continue // at once, but no longer than the deadline: survivors naming each other must not loop for good
+			}
 		case ctx.Err() != nil:
 			return
 		default:
