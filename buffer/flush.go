@@ -31,6 +31,11 @@ type flight struct {
 	// dropRest, when set, drops the parts not yet written, unwritten: the sequence
 	// clock gave none (seqErr), or an earlier part failed permanently.
 	dropRest error
+
+	// relItems and relBytes: what the parts written before the last took out of
+	// the pending figures already (released); land releases the rest.
+	relItems int
+	relBytes int64
 }
 
 type drop struct {
@@ -107,10 +112,16 @@ func (b *Buffer) snapshot(f *flight, i, start, end int) Snapshot {
 // fly writes f part by part through the FlushFunc, stopping at the first transient
 // error. After a permanent error the later parts are dropped unwritten: written
 // without the failed part they would persist a state the session never had.
-// call (nil when no family has a window bound) shows each write under way to
-// the watchdog.
+// call (nil when no family has a window bound) shows the write under way to
+// the watchdog: the whole flight, every part, for a change committed during it
+// waits for all of them (shown and timed per part, a split write let the window
+// bound accept changes it would refuse; found by review). A part written before
+// the last leaves the pending figures at once (released).
 func (b *Buffer) fly(call *callSlot, f *flight) {
 	start := 0
+	began := b.clock.Now()
+	var prep time.Duration // the parts' preparations, left out of the flight
+	shown, tried := false, false
 	for i, end := range f.parts {
 		if f.dropRest != nil {
 			b.dropPart(f, f.dropRest, end-start)
@@ -120,19 +131,46 @@ func (b *Buffer) fly(call *callSlot, f *flight) {
 		snap := b.snapshot(f, i, start, end)
 		t0 := b.clock.Now()
 		b.ctr.inFlight.Add(1)
-		shown := b.flying(call, f, t0)
-		err := b.flush(b.flightCtx, &snap)
-		if shown {
-			call.landed()
+		if !shown {
+			shown = b.flying(call, f, began.Add(prep))
 		}
+		err := b.flush(b.flightCtx, &snap)
 		b.ctr.inFlight.Add(-1)
-		b.flew(f.s.fam, t0, snap.Prep)
+		prep += snap.Prep
+		tried = true
 		b.wrote(f, &snap, start, t0, err)
 		if f.failed >= 0 {
 			break
 		}
+		if err == nil && end < len(f.items) {
+			b.released(f, snap.Items)
+		}
 		start = end
 	}
+	if shown {
+		call.landed()
+	}
+	if tried {
+		b.flew(f.s.fam, began, prep)
+	}
+}
+
+// released takes items, a part of f written before its last, out of the
+// pending figures (the family's items, the bytes held, the session's flying
+// bytes): it is flushed. land releases the rest.
+func (b *Buffer) released(f *flight, items []Item) {
+	var n int64
+	for i := range items {
+		n += entryBytes(len(items[i].Key), len(items[i].Value))
+	}
+	sh := f.s.sh
+	sh.mu.Lock()
+	sh.famOf(f.s).items -= len(items)
+	f.s.flyBytes -= n
+	sh.mu.Unlock()
+	b.held.Add(-n)
+	f.relItems += len(items)
+	f.relBytes += n
 }
 
 // wrote records the outcome of one FlushFunc (or GroupFlush) write of snap, part of f
@@ -405,8 +443,8 @@ func (b *Buffer) land(f *flight) {
 	}
 	s.dropFly = false
 	fs := sh.famOf(s)
-	fs.items -= flown - kept
-	b.held.Add(-release)
+	fs.items -= flown - kept - f.relItems // the parts written before the last were released
+	b.held.Add(-(release - f.relBytes))
 	if s.items.slots == nil && len(f.table.slots) <= 1024 {
 		f.table.reset() // reuse its arrays
 		s.items = f.table
