@@ -46,17 +46,18 @@ func (b *Buffer) Commit(session string, changes ...Change) error {
 // of (s is nil), a new key, a delete, a value of another size. sh is locked;
 // commitSlow unlocks it.
 func (b *Buffer) commitSlow(sh *shard, s *session, session string, changes []Change) error {
-	f, err := b.family(sh, s, session)
-	if err != nil {
-		return err
-	}
-
 	// Validate and bound the growth first, so that the call applies whole or not at all.
 	// Config.CheckSession and CheckChange see what the fast path above never meets
 	// unchecked: a session the buffer holds nothing of, every change outside it.
-	// Bad input is named before any refusal for load (see check).
+	// Bad input is named before any refusal for load (see check), the family's
+	// window bound included (checked first, it answered bad input ErrOverloaded,
+	// which a host retries; found by review).
 	if err := b.check(session, s == nil, changes); err != nil {
 		sh.mu.Unlock()
+		return err
+	}
+	f, err := b.family(sh, s, session)
+	if err != nil {
 		return err
 	}
 	var grow int64
@@ -173,16 +174,16 @@ func (b *Buffer) End(session string) error {
 		return err
 	}
 	s := sh.lookup(session)
-	f, err := b.family(sh, s, session)
-	if err != nil {
-		return err
-	}
 	fresh := s == nil
-	if fresh && b.cfg.CheckSession != nil {
+	if fresh && b.cfg.CheckSession != nil { // bad input before a refusal for load
 		if err := b.cfg.CheckSession(session); err != nil {
 			sh.mu.Unlock()
 			return err
 		}
+	}
+	f, err := b.family(sh, s, session)
+	if err != nil {
+		return err
 	}
 	if fresh {
 		if !b.reserve(sessionOverhead) {

@@ -53,3 +53,18 @@ func TestAWrittenPartOfASplitSnapshotIsNoLongerPending(t *testing.T) {
 		t.Errorf("all parts written: pending %d items, %d bytes; want none", st.PendingItems, st.PendingBytes)
 	}
 }
+
+// Bad input is named before a refusal for load: while the family's window
+// bound refuses commits, a change with an empty key is still ErrInvalid, not
+// ErrOverloaded, which a host would retry for good. Found by review.
+func TestBadInputIsNamedWhileTheWindowRefuses(t *testing.T) {
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 350 * time.Millisecond})
+	h.b.flew(0, h.clk.Now().Add(-200*time.Millisecond), 0) // one 200 ms call: overloaded
+	h.step(10*time.Millisecond, 2)
+	if err := h.b.Commit("s1", Change{Key: "k", Value: []byte("1")}); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("the window bound does not refuse: %v; the test proves nothing", err)
+	}
+	if err := h.b.Commit("s1", Change{Key: "", Value: []byte("1")}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an empty key while the window refuses: %v, want ErrInvalid", err)
+	}
+}
