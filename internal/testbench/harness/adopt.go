@@ -78,7 +78,7 @@ func (e *Env) Adopt(ctx context.Context, sessions int) (AdoptResult, error) {
 	floor := func(id string, fence bool) error {
 		row := map[string]any{}
 		applied, err := raw.Query(claim, "bench-floor", int64(2), time.Now(), id, "ghost", int64(1)).
-			SerialConsistency(gocql.LocalSerial).MapScanCASContext(ctx, row)
+			SerialConsistency(anchorSerial).MapScanCASContext(ctx, row)
 		if err != nil || !applied {
 			return fmt.Errorf("floor claim of %s: applied=%v: %v", id, applied, err)
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	gocql "github.com/apache/cassandra-gocql-driver/v2"
 )
 
 // OwnershipResult is the cost of the lightweight transactions behind
@@ -38,7 +36,7 @@ func (e *Env) Ownership(ctx context.Context, n int) (OwnershipResult, error) {
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("own-%d", i)
 		d, err := timed(func() error {
-			ok, err := s.Query(create, id, "a", time.Now()).SerialConsistency(gocql.LocalSerial).MapScanCASContext(ctx, map[string]any{})
+			ok, err := s.Query(create, id, "a", time.Now()).SerialConsistency(anchorSerial).MapScanCASContext(ctx, map[string]any{})
 			if err == nil && !ok {
 				err = fmt.Errorf("create of %s not applied", id)
 			}
@@ -67,7 +65,7 @@ func (e *Env) Ownership(ctx context.Context, n int) (OwnershipResult, error) {
 		}
 		r = append(r, d)
 		if d, err = timed(func() error {
-			ok, err := s.Query(claim, "b", time.Now(), id, "a").SerialConsistency(gocql.LocalSerial).MapScanCASContext(ctx, map[string]any{})
+			ok, err := s.Query(claim, "b", time.Now(), id, "a").SerialConsistency(anchorSerial).MapScanCASContext(ctx, map[string]any{})
 			if err == nil && !ok {
 				err = fmt.Errorf("claim of %s not applied", id)
 			}

@@ -39,3 +39,14 @@ func TestTheWindowFiguresCountTheLoadsWritesOnly(t *testing.T) {
 		t.Errorf("flush start late max %v ms, want 2", res.FlushStartLateMaxMS)
 	}
 }
+
+// The anchors' claims use the serial consistency the adapter sends by
+// default, so that the floors measure the same claim.
+func TestTheAnchorsClaimAtTheAdaptersSerialConsistency(t *testing.T) {
+	if got, want := anchorSerial.String(), adapter.DefaultConfig().SerialConsistency; got != want {
+		t.Fatalf("anchors claim at %s, the adapter at %s", got, want)
+	}
+	if got := (&Env{}).cluster().SerialConsistency; got != anchorSerial {
+		t.Fatalf("the anchors' cluster claims at %v, want %v", got, anchorSerial)
+	}
+}
