@@ -112,12 +112,16 @@ func TestSecureTLS(t *testing.T) {
 			c.TLSInsecureSkipVerify, c.TLSCAFile, c.TLSServerName = true, n.File("other-ca.pem"), "wrong.holdover.test"
 		}},
 	}
-	for _, tc := range ok {
+	for i, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := secureConfig(n, ks, "tls-ok", role, pw)
 			tc.set(&cfg)
 			a := openSecure(t, cfg)
-			if err := a.Commit("tls-session", adapter.Change{Key: "k", Value: []byte(tc.name)}); err != nil {
+			// A session of its own: the case before this one, under the
+			// same node ID, stored its own, and a create over a session this
+			// node stored earlier is refused (adopt it first).
+			session := fmt.Sprintf("tls-session-%d", i)
+			if err := a.Commit(session, adapter.Change{Key: "k", Value: []byte(tc.name)}); err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -125,7 +129,7 @@ func TestSecureTLS(t *testing.T) {
 			if err := a.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
-			s, err := a.Peek(ctx, "tls-session")
+			s, err := a.Peek(ctx, session)
 			if err != nil || string(s.Map()["k"]) != tc.name {
 				t.Fatalf("peek after flush: %+v, %v; want k=%q", s, err, tc.name)
 			}
@@ -142,7 +146,7 @@ func TestSecureTLS(t *testing.T) {
 				t.Fatalf("system_views.clients: %d TLS connections of %s, %v; want some", tlsConns, role, err)
 			}
 			_, _ = a.Close(ctx)
-			if err := a.Commit("tls-session", adapter.Change{Key: "k", Value: []byte("x")}); !errors.Is(err, adapter.ErrClosed) {
+			if err := a.Commit(session, adapter.Change{Key: "k", Value: []byte("x")}); !errors.Is(err, adapter.ErrClosed) {
 				t.Fatalf("commit after close: %v", err)
 			}
 		})
