@@ -183,6 +183,13 @@ func (l *sharedLog) has(session, key, value string, deleted bool) bool {
 	return false
 }
 
+// all returns a copy of the changes collected.
+func (l *sharedLog) all() []SharedChange {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]SharedChange(nil), l.changes...)
+}
+
 // waitShared waits until a's view of session's key is want ("" and gone
 // when absent), for at most within.
 func waitShared(t *testing.T, a *Adapter, session, key, want string, gone bool, within time.Duration) time.Duration {

@@ -2,36 +2,17 @@ package adapter
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
 )
 
-// sharedChangeLog records OnSharedChange calls.
-type sharedChangeLog struct {
-	mu      sync.Mutex
-	changes []SharedChange
-}
-
-func (l *sharedChangeLog) hook(_ string, cs []SharedChange) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.changes = append(l.changes, cs...)
-}
-
-func (l *sharedChangeLog) all() []SharedChange {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]SharedChange(nil), l.changes...)
-}
-
 // sharedPair opens node a, which reaches Cassandra through a proxy that can
 // hold its writes in flight, and node b, which reaches it directly, both
 // with the shared family "settings" (a re-read every 150 ms, a flush delay
 // of delay). a's OnSharedChange calls go to the log returned.
-func sharedPair(t *testing.T, name string, delay time.Duration) (a, b *Adapter, proxy *stallProxy, log *sharedChangeLog) {
+func sharedPair(t *testing.T, name string, delay time.Duration) (a, b *Adapter, proxy *stallProxy, log *sharedLog) {
 	t.Helper()
 	ks := cassandratest.Keyspace(t)
 	hosts, port := cassandratest.Hosts(t)
@@ -42,7 +23,7 @@ func sharedPair(t *testing.T, name string, delay time.Duration) (a, b *Adapter, 
 	ca.Families = fams
 	cb := testConfig(t, name+"-b", ks)
 	cb.Families = fams
-	log = &sharedChangeLog{}
+	log = &sharedLog{}
 	a = openNode(t, ca, WithHooks(Hooks{OnSharedChange: log.hook}))
 	b = openNode(t, cb)
 	return a, b, proxy, log
