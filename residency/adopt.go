@@ -107,36 +107,43 @@ func (m *Manager) Adopt(ctx context.Context, session string, opts AdoptOptions) 
 	// adoption of one session on one node must not both claim it. A forced
 	// caller that joined a normal lookup refused by a live owner looks again,
 	// forced.
-	// A caller that joined a lookup ended by its leader's context (cancelled
-	// or past its deadline) looks again while its own context lives.
+	v, err := m.lookup(ctx, session, func() (any, error) { return m.adopt(ctx, session, opts, fences) },
+		func(err error) bool {
+			var oe *OwnedElsewhereError
+			return errors.As(err, &oe) && oe.Live && opts.forceAway(oe.Owner)
+		})
+	if err != nil {
+		return nil, err
+	}
+	a := *v.(*Adopted) // each caller gets its own copy of the header
+	return &a, nil
+}
+
+// lookup runs fn as the one lookup of session under way (flight), or joins
+// the one running, and returns its outcome. A joiner is bounded by its own
+// context: when that ends first it returns the context's error and the
+// lookup goes on for its other callers. A caller whose own lookup runs waits
+// for it, since fn ends with ctx and its outcome (a session held, perhaps)
+// must be returned. A joiner looks again (ErrAlreadyOwned once this node
+// holds the session) when the lookup it joined was ended by its leader's
+// context (cancelled or past its deadline) while its own lives, or when
+// again says so of its outcome (nil: never).
+func (m *Manager) lookup(ctx context.Context, session string, fn func() (any, error), again func(error) bool) (any, error) {
 	for {
-		v, err, shared := m.lookup(ctx, session, func() (any, error) { return m.adopt(ctx, session, opts, fences) })
-		var oe *OwnedElsewhereError
-		forced := errors.As(err, &oe) && oe.Live && opts.forceAway(oe.Owner)
+		v, err, shared := m.lookupOnce(ctx, session, fn)
 		leaders := ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
-		if shared && (forced || leaders) {
-			if _, ok := m.Epoch(session); ok {
-				return nil, ErrAlreadyOwned
-			}
-			continue
+		if !shared || !(leaders || again != nil && again(err)) {
+			return v, err
 		}
-		if err != nil {
-			return nil, err
+		if _, ok := m.Epoch(session); ok {
+			return nil, ErrAlreadyOwned
 		}
-		a := *v.(*Adopted) // each caller gets its own copy of the header
-		return &a, nil
 	}
 }
 
-// fences is the node's fence count, read before its lease was last found
-// valid: an adoption that lands after a fence since does not hold the
-// session (adopted).
-// lookup runs fn as the one lookup of session under way (flight), or joins
-// the one running. A joiner is bounded by its own context: when that ends
-// first it returns the context's error (shared) and the lookup goes on for
-// its other callers. A caller whose own lookup runs waits for it, since fn
-// ends with ctx and its outcome (a session held, perhaps) must be returned.
-func (m *Manager) lookup(ctx context.Context, session string, fn func() (any, error)) (v any, err error, shared bool) {
+// lookupOnce is one round of lookup: fn's outcome, or the caller's context's
+// error when that ends first and fn is another caller's.
+func (m *Manager) lookupOnce(ctx context.Context, session string, fn func() (any, error)) (v any, err error, shared bool) {
 	var led atomic.Bool
 	ch := m.flight.DoChan(session, func() (any, error) { led.Store(true); return fn() })
 	select {
@@ -153,6 +160,9 @@ func (m *Manager) lookup(ctx context.Context, session string, fn func() (any, er
 	return nil, ctx.Err(), true
 }
 
+// adopt is Adopt's lookup. fences is the node's fence count, read before its
+// lease was last found valid: an adoption that lands after a fence since
+// does not hold the session (adopted).
 func (m *Manager) adopt(ctx context.Context, session string, opts AdoptOptions, fences uint64) (*Adopted, error) {
 	m.adopting.Store(session, struct{}{})
 	defer m.adopting.Delete(session)

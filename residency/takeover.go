@@ -251,22 +251,14 @@ func (m *Manager) takeOne(ctx context.Context, node string, o store.Owned, force
 	if _, ok := m.Epoch(o.Session); ok {
 		return nil, ErrAlreadyOwned
 	}
-	for {
-		v, err, shared := m.lookup(ctx, o.Session, func() (any, error) { return m.claimListed(ctx, node, o, p, fences) })
-		if shared && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-			// Joined an Adopt whose caller's context ended (as Adopt does):
-			// look again while the takeover's lives.
-			if _, ok := m.Epoch(o.Session); ok {
-				return nil, ErrAlreadyOwned
-			}
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		a := *v.(*Adopted)
-		return &a, nil
+	// An Adopt of the same session under way is joined (lookup), and looked
+	// past should its caller's context end.
+	v, err := m.lookup(ctx, o.Session, func() (any, error) { return m.claimListed(ctx, node, o, p, fences) }, nil)
+	if err != nil {
+		return nil, err
 	}
+	a := *v.(*Adopted)
+	return &a, nil
 }
 
 // claimListed claims session o at the epoch the index lists under node (a
