@@ -99,8 +99,8 @@ func TestAReadOfSeveralPagesIsOneSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	oneSnapshot(t, obs, got, n)
-	if adopter.TornReads() != 1 {
-		t.Errorf("torn reads counted: %d, want 1", adopter.TornReads())
+	if adopter.tornReads.Load() != 1 {
+		t.Errorf("torn reads counted: %d, want 1", adopter.tornReads.Load())
 	}
 	// The adoption's fence persists what was read.
 	if err := adopter.Fence(ctx, "paged", 2, got); err != nil {
@@ -137,7 +137,7 @@ func TestAGroupedReadOfASessionAcrossPagesIsOneSnapshot(t *testing.T) {
 func TestASinglePageReadIsNotCheckedAgain(t *testing.T) {
 	_, adopter, _ := pagedSession(t, "small", 10, "none")
 	got, err := adopter.ReadState(context.Background(), "small")
-	if err != nil || len(got) != 10 || adopter.TornReads() != 0 {
-		t.Fatalf("small session: %d items, %v, torn %d", len(got), err, adopter.TornReads())
+	if err != nil || len(got) != 10 || adopter.tornReads.Load() != 0 {
+		t.Fatalf("small session: %d items, %v, torn %d", len(got), err, adopter.tornReads.Load())
 	}
 }

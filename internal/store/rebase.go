@@ -131,12 +131,12 @@ func (st *Store) rebase(ctx context.Context, w *Write) error {
 			"session", w.Session, "err", err)
 		return st.writePlain(ctx, w)
 	}
-	items := applyChanges(persisted, w.Items)
+	items, puts := applyChanges(persisted, w.Items)
 	endTS, itemTS, err := st.checkWrite(w)
 	if err != nil {
 		return err
 	}
-	if err := st.writeAbove(ctx, "write", w.Session, endTS, itemTS, items, puts(w.Items)); err != nil {
+	if err := st.writeAbove(ctx, "write", w.Session, endTS, itemTS, items, puts); err != nil {
 		return err
 	}
 	st.forget(w.Session)
@@ -145,25 +145,10 @@ func (st *Store) rebase(ctx context.Context, w *Write) error {
 	return nil
 }
 
-// puts counts the items applyChanges puts last for changes: the last put of
-// each key.
-func puts(changes []Item) int {
-	last := make(map[string]bool, len(changes))
-	for _, c := range changes {
-		last[c.Key] = !c.Delete
-	}
-	n := 0
-	for _, put := range last {
-		if put {
-			n++
-		}
-	}
-	return n
-}
-
 // applyChanges returns persisted (in key order) with changes applied: puts
-// replace or add, deletes remove. Neither slice is modified.
-func applyChanges(persisted, changes []Item) []Item {
+// replace or add, deletes remove; the persisted items left come first, then
+// the puts, last of them. Neither slice is modified.
+func applyChanges(persisted, changes []Item) (items []Item, puts int) {
 	byKey := make(map[string]int, len(changes))
 	for i := range changes {
 		byKey[changes[i].Key] = i // the last change of a key wins
@@ -174,12 +159,13 @@ func applyChanges(persisted, changes []Item) []Item {
 			out = append(out, it)
 		}
 	}
+	kept := len(out)
 	for i := range changes {
 		if byKey[changes[i].Key] == i && !changes[i].Delete {
 			out = append(out, Item{Key: changes[i].Key, Value: changes[i].Value})
 		}
 	}
-	return out
+	return out, len(out) - kept
 }
 
 func (o Options) checkRebase() error {

@@ -172,3 +172,18 @@ func TestChunkStartsKeepsARebasesChangesInTheLastBatch(t *testing.T) {
 		t.Errorf("keep over fenceChunkItems: starts %v, want %v", got, want)
 	}
 }
+
+// applyChanges puts the write's puts last and counts them: the rebase keeps
+// that many items in the tombstone's batch (writeAbove's keep).
+func TestApplyChangesPutsTheChangesLast(t *testing.T) {
+	persisted := []Item{{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("1")}, {Key: "c", Value: []byte("1")}}
+	changes := []Item{{Key: "b", Delete: true}, {Key: "a", Value: []byte("2")}, {Key: "d", Value: []byte("2")}, {Key: "d", Delete: true}, {Key: "e", Value: []byte("2")}}
+	items, puts := applyChanges(persisted, changes)
+	var got []string
+	for _, it := range items {
+		got = append(got, it.Key+"="+string(it.Value))
+	}
+	if want := []string{"c=1", "a=2", "e=2"}; !slices.Equal(got, want) || puts != 2 {
+		t.Fatalf("applyChanges: %v, %d puts; want %v, 2 puts", got, puts, want)
+	}
+}

@@ -131,10 +131,6 @@ type Store struct {
 	tornReads atomic.Uint64
 }
 
-// TornReads counts the reads of a session of several pages that a write
-// landing between the pages made ReadState read again.
-func (st *Store) TornReads() uint64 { return st.tornReads.Load() }
-
 // Open connects to Cassandra, creates the keyspace and tables when
 // CreateSchema is set, and returns a ready Store.
 func Open(ctx context.Context, o Options) (*Store, error) {
