@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,14 @@ func TestAWrittenPartOfASplitSnapshotIsNoLongerPending(t *testing.T) {
 // bound refuses commits, a change with an empty key is still ErrInvalid, not
 // ErrOverloaded, which a host would retry for good. Found by review.
 func TestBadInputIsNamedWhileTheWindowRefuses(t *testing.T) {
-	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 350 * time.Millisecond})
+	badID := fmt.Errorf("%w: session ID %q refused", ErrInvalid, "bad")
+	h := newHarness(t, Config{Delay: 100 * time.Millisecond, MaxWindow: 350 * time.Millisecond,
+		CheckSession: func(s string) error {
+			if s == "bad" {
+				return badID
+			}
+			return nil
+		}})
 	h.b.flew(0, h.clk.Now().Add(-200*time.Millisecond), 0) // one 200 ms call: overloaded
 	h.step(10*time.Millisecond, 2)
 	if err := h.b.Commit("s1", Change{Key: "k", Value: []byte("1")}); !errors.Is(err, ErrOverloaded) {
@@ -66,5 +74,8 @@ func TestBadInputIsNamedWhileTheWindowRefuses(t *testing.T) {
 	}
 	if err := h.b.Commit("s1", Change{Key: "", Value: []byte("1")}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("an empty key while the window refuses: %v, want ErrInvalid", err)
+	}
+	if err := h.b.End("bad"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("End of a session ID CheckSession refuses, while the window refuses: %v, want ErrInvalid", err)
 	}
 }
