@@ -19,30 +19,14 @@ import (
 // refusal.
 func TestWaitingLeaderCancelledJoinerLooksAgain(t *testing.T) {
 	ctx := context.Background()
-	st := memstore.New()
-	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
-	if err := st.Fence(ctx, "s", 1, []store.Item{{Key: "k", Value: []byte("v")}}); err != nil {
-		t.Fatal(err)
-	}
 	// x's last renewal: its lease ends about 1.5 s from now.
-	if err := st.RenewLease(ctx, "x", 1500*time.Millisecond, 10*time.Millisecond, time.Now(), "incx"); err != nil {
-		t.Fatal(err)
-	}
-	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute, MaxClockSkew: 10 * time.Millisecond}, st)
-
-	lctx, cancel := context.WithCancel(ctx)
+	m, lctx, cancel := waitingLeader(t, 1500*time.Millisecond)
 	leader := make(chan error, 1)
 	go func() {
 		_, err := m.Adopt(lctx, "s", AdoptOptions{Wait: 10 * time.Second})
 		leader <- err
 	}()
-	for giveUp := time.Now().Add(5 * time.Second); m.Stats().OwnedElsewhere == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(giveUp) {
-			t.Fatal("the leader was not refused")
-		}
-	}
+	refused(t, m)
 	type res struct {
 		a   *Adopted
 		err error
@@ -73,27 +57,15 @@ func TestWaitingLeaderCancelledJoinerLooksAgain(t *testing.T) {
 // the whole of the leader's wait (here 10 s).
 func TestAJoinerReturnsWhenItsOwnContextEnds(t *testing.T) {
 	ctx := context.Background()
-	st := memstore.New()
-	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
 	// x's lease ends about 10 s from now: the leader waits for it.
-	if err := st.RenewLease(ctx, "x", 10*time.Second, 10*time.Millisecond, time.Now(), "incx"); err != nil {
-		t.Fatal(err)
-	}
-	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute, MaxClockSkew: 10 * time.Millisecond}, st)
-	lctx, cancelLeader := context.WithCancel(ctx)
+	m, lctx, cancelLeader := waitingLeader(t, 10*time.Second)
 	defer cancelLeader()
 	leader := make(chan error, 1)
 	go func() {
 		_, err := m.Adopt(lctx, "s", AdoptOptions{Wait: 20 * time.Second})
 		leader <- err
 	}()
-	for giveUp := time.Now().Add(5 * time.Second); m.Stats().OwnedElsewhere == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(giveUp) {
-			t.Fatal("the leader was not refused")
-		}
-	}
+	refused(t, m)
 	jctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	began := time.Now()
@@ -105,5 +77,37 @@ func TestAJoinerReturnsWhenItsOwnContextEnds(t *testing.T) {
 	case err := <-leader:
 		t.Fatalf("the leader ended with the joiner: %v", err)
 	default:
+	}
+}
+
+// waitingLeader stores session "s" of node x, whose lease ends lease from
+// now, and returns node b's manager and a context for the adoption that will
+// lead (wait for x's lease), with its cancel.
+func waitingLeader(t *testing.T, lease time.Duration) (*Manager, context.Context, context.CancelFunc) {
+	t.Helper()
+	ctx := context.Background()
+	st := memstore.New()
+	if ok, _, err := st.CreateOwner(ctx, "s", "x", 0, time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if err := st.Fence(ctx, "s", 1, []store.Item{{Key: "k", Value: []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RenewLease(ctx, "x", lease, 10*time.Millisecond, time.Now(), "incx"); err != nil {
+		t.Fatal(err)
+	}
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute, MaxClockSkew: 10 * time.Millisecond}, st)
+	lctx, cancel := context.WithCancel(ctx)
+	return m, lctx, cancel
+}
+
+// refused waits until m has refused an adoption because a live node owns
+// the session (the leader waits now).
+func refused(t *testing.T, m *Manager) {
+	t.Helper()
+	for giveUp := time.Now().Add(5 * time.Second); m.Stats().OwnedElsewhere == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(giveUp) {
+			t.Fatal("the leader was not refused")
+		}
 	}
 }
