@@ -17,13 +17,8 @@ import (
 // with -race) reported concurrent writes.
 func TestConcurrentEventsForOneSessionAreServed(t *testing.T) {
 	ks := cassandratest.Keyspace(t)
-	hosts, port := cassandratest.Hosts(t)
-	cfg := adapter.DefaultConfig()
-	cfg.Hosts, cfg.Port, cfg.Keyspace = hosts, port, ks
 	ctx := context.Background()
-	pcfg := cfg
-	pcfg.NodeID = "adopt-concurrent-peer"
-	peer, err := adapter.Open(ctx, pcfg)
+	peer, err := adapter.Open(ctx, testConfig(t, ks, "adopt-concurrent-peer"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,12 +33,7 @@ func TestConcurrentEventsForOneSessionAreServed(t *testing.T) {
 	if rep, err := peer.Close(ctx); err != nil || rep.Released != n { // released: adopted at once
 		t.Fatalf("peer close: released %d, %v", rep.Released, err)
 	}
-	cfg.NodeID = "adopt-concurrent"
-	a, err := adapter.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = a.Close(context.Background()) })
+	a := openAdapter(t, testConfig(t, ks, "adopt-concurrent"))
 	h := NewHost(a)
 	var wg sync.WaitGroup
 	results := make([]Result, 2*n)

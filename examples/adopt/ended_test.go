@@ -16,17 +16,10 @@ import (
 // "handles every outcome", must serve it as a new session (as its
 // ErrNotFound case does). It used to fail the event with the error.
 func TestAnEventAfterAnUnflushedEndIsServedAsNew(t *testing.T) {
-	ks := cassandratest.Keyspace(t)
-	hosts, port := cassandratest.Hosts(t)
-	cfg := adapter.DefaultConfig()
-	cfg.Hosts, cfg.Port, cfg.Keyspace, cfg.NodeID = hosts, port, ks, "adopt-ended"
+	cfg := testConfig(t, cassandratest.Keyspace(t), "adopt-ended")
 	cfg.FlushDelay = 5 * time.Second
 	ctx := context.Background()
-	a, err := adapter.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = a.Close(context.Background()) })
+	a := openAdapter(t, cfg)
 	h := NewHost(a)
 	if err := a.Commit("d1", adapter.Change{Key: "state", Value: []byte("answered")}); err != nil {
 		t.Fatal(err)
@@ -49,4 +42,25 @@ func TestAnEventAfterAnUnflushedEndIsServedAsNew(t *testing.T) {
 	if ok := h.resident("d1"); r.Action != Served || !ok {
 		t.Fatalf("event for a session ended moments ago: %+v, resident %v; want it served as new", r, ok)
 	}
+}
+
+// testConfig is the adapter's default configuration for node in keyspace ks
+// of the test's Cassandra.
+func testConfig(t *testing.T, ks, node string) adapter.Config {
+	t.Helper()
+	hosts, port := cassandratest.Hosts(t)
+	cfg := adapter.DefaultConfig()
+	cfg.Hosts, cfg.Port, cfg.Keyspace, cfg.NodeID = hosts, port, ks, node
+	return cfg
+}
+
+// openAdapter opens cfg's node, closed when the test ends.
+func openAdapter(t *testing.T, cfg adapter.Config) *adapter.Adapter {
+	t.Helper()
+	a, err := adapter.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = a.Close(context.Background()) })
+	return a
 }
