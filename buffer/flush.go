@@ -36,6 +36,11 @@ type flight struct {
 	// the pending figures already (released); land releases the rest.
 	relItems int
 	relBytes int64
+
+	// flushes and flushedItems: the parts written, and their items, not yet
+	// counted in the shard's figures; they are counted as they leave the
+	// pending ones (released, land), as are drops.
+	flushes, flushedItems uint64
 }
 
 type drop struct {
@@ -167,6 +172,7 @@ func (b *Buffer) released(f *flight, items []Item) {
 	sh.mu.Lock()
 	sh.famOf(f.s).items -= len(items)
 	f.s.flyBytes -= n
+	sh.countFlushes(f)
 	sh.mu.Unlock()
 	b.held.Add(-n)
 	f.relItems += len(items)
@@ -191,8 +197,8 @@ func (b *Buffer) wrote(f *flight, snap *Snapshot, start int, t0 time.Time, err e
 	}
 	switch {
 	case err == nil:
-		b.ctr.flushes.Add(1)
-		b.ctr.flushedItems.Add(uint64(len(snap.Items)))
+		f.flushes++
+		f.flushedItems += uint64(len(snap.Items))
 	case IsPermanent(err):
 		b.dropPart(f, err, len(snap.Items))
 		if snap.Part < snap.Parts {
@@ -215,8 +221,14 @@ func (b *Buffer) flew(fam uint8, t0 time.Time, prep time.Duration) {
 
 func (b *Buffer) dropPart(f *flight, err error, items int) {
 	f.drops = append(f.drops, drop{err, items})
-	b.ctr.drops.Add(1)
-	b.ctr.droppedItems.Add(uint64(items))
+}
+
+// countFlushes adds the parts of f written since the last count to the shard's
+// figures. sh.mu is held.
+func (sh *shard) countFlushes(f *flight) {
+	sh.flushes += f.flushes
+	sh.flushedItems += f.flushedItems
+	f.flushes, f.flushedItems = 0, 0
 }
 
 // finish lands f, returns its item slice to the pool and reports its drops.
@@ -442,6 +454,11 @@ func (b *Buffer) land(f *flight) {
 		sh.discarded += uint64(len(f.items) - f.failed) // discarded while in flight: not put back
 	}
 	s.dropFly = false
+	sh.countFlushes(f)
+	for _, d := range f.drops {
+		sh.drops++
+		sh.droppedItems += uint64(d.items)
+	}
 	fs := sh.famOf(s)
 	fs.items -= flown - kept - f.relItems // the parts written before the last were released
 	b.held.Add(-(release - f.relBytes))

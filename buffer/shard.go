@@ -24,6 +24,9 @@ type shard struct {
 	fams     []famShard // per family, indexed like Buffer.fams
 
 	commits, changes, coalesced, ends, refusals, discarded uint64
+	// The flush side's outcomes, counted when they leave the pending figures,
+	// under the same lock, so that Stats sees every item in one or the other.
+	flushes, flushedItems, drops, droppedItems uint64
 
 	_ [64]byte // keep the next shard's mutex off this cache line
 }

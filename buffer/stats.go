@@ -84,23 +84,22 @@ type FamilyStats struct {
 	SessionTooLarge uint64
 }
 
-// counters are the flush side's cumulative counters; the commit side's live in shards.
+// counters are the flush side's cumulative counters but for those of its outcomes
+// (flushes, drops), which live in shards as the commit side's do.
 type counters struct {
-	flushes, flushedItems, retries, drops, droppedItems, splits, groups, grouped atomic.Uint64
-	inFlight                                                                     atomic.Int64
+	retries, splits, groups, grouped atomic.Uint64
+	inFlight                         atomic.Int64
 }
 
 // Stats returns the buffer's current figures. It visits every shard briefly and never
-// waits for a flush.
+// waits for a flush. A flush's outcome is counted (Flushes, Drops) when its items
+// leave the pending figures, so every change accepted is in exactly one of
+// FlushedItems, DroppedItems, Coalesced, Discarded and PendingItems.
 func (b *Buffer) Stats() Stats {
 	st := Stats{
 		PendingBytes: b.held.Load(),
 		InFlight:     int(b.ctr.inFlight.Load()),
-		Flushes:      b.ctr.flushes.Load(),
-		FlushedItems: b.ctr.flushedItems.Load(),
 		Retries:      b.ctr.retries.Load(),
-		Drops:        b.ctr.drops.Load(),
-		DroppedItems: b.ctr.droppedItems.Load(),
 		Splits:       b.ctr.splits.Load(),
 		Groups:       b.ctr.groups.Load(),
 		Grouped:      b.ctr.grouped.Load(),
@@ -139,6 +138,10 @@ func (b *Buffer) collect(st *Stats) []FamilyStats {
 		st.Ends += sh.ends
 		st.Refusals += sh.refusals
 		st.Discarded += sh.discarded
+		st.Flushes += sh.flushes
+		st.FlushedItems += sh.flushedItems
+		st.Drops += sh.drops
+		st.DroppedItems += sh.droppedItems
 		for f := range sh.fams {
 			fs, fst := &sh.fams[f], &fams[f]
 			fst.PendingSessions += len(fs.oldest) // every session of the family is in its heap
