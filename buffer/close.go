@@ -81,7 +81,11 @@ func (b *Buffer) Close(ctx context.Context) (Report, error) {
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-		err = fmt.Errorf("buffer: close: %w", ctx.Err())
+		select {
+		case <-w.done: // drained as ctx ended: nothing is left unwritten
+		default:
+			err = fmt.Errorf("buffer: close: %w", ctx.Err())
+		}
 	}
 	b.mu.Lock()
 	b.stopping = true

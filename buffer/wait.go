@@ -30,7 +30,12 @@ func (b *Buffer) Flush(ctx context.Context) error {
 	case <-w.done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		select {
+		case <-w.done: // durable as ctx ended
+			return nil
+		default:
+			return ctx.Err()
+		}
 	case <-b.closedCh:
 		select {
 		case <-w.done:
