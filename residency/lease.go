@@ -214,6 +214,7 @@ func (m *Manager) recover() {
 	var (
 		mu        sync.Mutex
 		lost      []string
+		given     map[string]uint64 // claimed back after ReleaseAll gave them up
 		unsettled int
 		wg        sync.WaitGroup
 	)
@@ -240,6 +241,16 @@ func (m *Manager) recover() {
 					// reply was lost: only this process holds the node ID.
 					m.raiseOwned(s, e, cur.Epoch)
 					m.settled[s] = true
+					if r, ok := m.releasing.Load(s); ok && r.(uint64) == e {
+						if _, held := m.Epoch(s); !held {
+							// ReleaseAll released the row while the claim
+							// was on its way: the claim took it back.
+							if given == nil {
+								given = map[string]uint64{}
+							}
+							given[s] = cur.Epoch
+						}
+					}
 				default:
 					m.forgetOwned(s, e)
 					m.settled[s] = false
@@ -275,6 +286,13 @@ feed:
 		cancel()
 	}
 	wg.Wait()
+	for s, e := range given {
+		rctx, rcancel := context.WithTimeout(m.refreshCtx, m.cfg.LeaseRenew)
+		if _, err := m.store.Release(rctx, s, m.cfg.NodeID, e, m.ttl(s)); err != nil {
+			m.cfg.Logger.Warn("holdover: released session not released again after recovery; peers adopt it when the lease expires", "session", s, "err", err)
+		}
+		rcancel()
+	}
 	if relapsed {
 		clear(m.settled) // peers may have adopted what was settled
 	}

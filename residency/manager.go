@@ -100,6 +100,10 @@ type Manager struct {
 	// it), leaving the row ended while this node still holds the session,
 	// at the epoch it holds it at (EndInDoubt).
 	endsInDoubt sync.Map // session -> uint64
+	// releasing holds the sessions ReleaseAll gave up, at the epoch it
+	// released them at: a recovery whose claim of one was on its way took
+	// the row back, and releases it again at the epoch it claimed.
+	releasing sync.Map // session -> uint64
 	// leaseFlight shares one read of a peer's lease among the adoptions
 	// that need it at once (sharedLease).
 	leaseFlight singleflight.Group
@@ -897,7 +901,22 @@ func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
 		sem <- struct{}{}
 		go func(s string, e uint64) {
 			defer func() { <-sem; wg.Done() }()
-			ok, err := m.store.Release(ctx, s, m.cfg.NodeID, e, m.ttl(s))
+			var (
+				ok  bool
+				err error
+			)
+			for {
+				m.releasing.Store(s, e)
+				ok, err = m.store.Release(ctx, s, m.cfg.NodeID, e, m.ttl(s))
+				// Not applied: a recovery moved the row one epoch up while
+				// the release was on its way, and holds the session there:
+				// release it at that epoch.
+				if now, held := m.Epoch(s); err == nil && !ok && held && now > e {
+					e = now
+					continue
+				}
+				break
+			}
 			// Given up either way: a release whose reply was lost may have
 			// applied, and a peer adopts a released session without a
 			// fence, so this node must never write it again.

@@ -1,0 +1,111 @@
+package residency
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/holdover/holdover/internal/memstore"
+	"github.com/holdover/holdover/internal/store"
+)
+
+// releaseGate holds the first call of op until release, once it is armed.
+type releaseGate struct {
+	*memstore.Store
+	op      string
+	armed   chan struct{} // closed: the next call of op is held
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *releaseGate) hold(op string) {
+	select {
+	case <-g.armed:
+	default:
+		return
+	}
+	if op != g.op {
+		return
+	}
+	select {
+	case <-g.entered:
+		return // held once already
+	default:
+	}
+	close(g.entered)
+	<-g.release
+}
+
+func (g *releaseGate) Release(ctx context.Context, s, node string, epoch uint64, ttl time.Duration) (bool, error) {
+	g.hold("release")
+	return g.Store.Release(ctx, s, node, epoch, ttl)
+}
+
+func (g *releaseGate) Claim(ctx context.Context, s string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error) {
+	g.hold("claim")
+	return g.Store.Claim(ctx, s, prev, node, ttl)
+}
+
+// A graceful shutdown's ReleaseAll that races the recovery of a fence
+// (which moves every session's row one epoch up) left the row claimed by
+// this node, not released: the release went at the epoch the recovery had
+// moved the row from (it did not apply), or it landed first and the
+// recovery's claim then took the released row back. The session stayed
+// held, or was forgotten under a live claim, and the next adopter paid a
+// fence and, while the lease lived, waited for it. Either way the row now
+// ends released at the epoch the recovery moved it to.
+func TestAReleaseRacingARecoveryLeavesTheRowReleased(t *testing.T) {
+	for _, first := range []string{"recovery", "release"} {
+		t.Run(first+" first", func(t *testing.T) {
+			ctx := context.Background()
+			st := memstore.New()
+			g := &releaseGate{Store: st, armed: make(chan struct{}), entered: make(chan struct{}), release: make(chan struct{})}
+			g.op = map[string]string{"recovery": "release", "release": "claim"}[first]
+			m, err := New(Config{NodeID: "a", LeaseTTL: 10 * time.Minute, Logger: slog.New(slog.DiscardHandler)}, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.bgCancel()
+			// Take the lease by hand (no lease goroutine: the test plays it).
+			m.since.Store(time.Now().UnixNano())
+			if took, _, err := st.TakeLease(ctx, "a", m.incarnation, store.Lease{}, false, m.cfg.hold(), m.cfg.MaxClockSkew, m.sinceTime()); err != nil || !took {
+				t.Fatalf("take lease: %v %v", took, err)
+			}
+			m.lastRenew.Store(max(int64(m.elapsed()), 1))
+			if _, err := m.EnsureOwned(ctx, "s"); err != nil {
+				t.Fatal(err)
+			}
+			m.fence()
+			close(g.armed)
+			released := make(chan error, 1)
+			recovered := make(chan struct{})
+			if first == "recovery" {
+				// ReleaseAll sends its release at epoch 1; the recovery
+				// moves the row to epoch 2 before it lands.
+				go func() { _, err := m.ReleaseAll(ctx); released <- err }()
+				<-g.entered
+				m.recover()
+				close(recovered)
+				close(g.release)
+			} else {
+				// The recovery's claim is on its way when the release at
+				// epoch 1 lands; the claim lands after it.
+				go func() { m.recover(); close(recovered) }()
+				<-g.entered
+				_, err := m.ReleaseAll(ctx)
+				released <- err
+				close(g.release)
+			}
+			<-recovered
+			if err := <-released; err != nil {
+				t.Fatal(err)
+			}
+			row, _ := st.Owner("s")
+			e, held := m.Epoch("s")
+			if !row.Released || row.Node != "a" || held {
+				t.Fatalf("ReleaseAll racing a recovery: row %+v; held %v at %d; want the row released and the session given up", row, held, e)
+			}
+		})
+	}
+}
