@@ -162,3 +162,31 @@ func TestASlowEstimateAdmitsNothingUntilAProbeFindsTheStoreFast(t *testing.T) {
 		})
 	}
 }
+
+// One creation far slower than the budget (a stall of a few hundred
+// milliseconds against a 40 ms budget) raised the estimate to its own
+// latency, and the probe's reads, each lowering it by an eighth of the
+// difference, left it above the budget after all of probeReads had found
+// the store fast: new sessions stayed refused until further refusals had
+// run more probes. A probe whose every read fits the budget shows the store
+// fast again, and new sessions are admitted after it.
+func TestAProbeThatFindsTheStoreFastAdmitsAfterAVerySlowCreation(t *testing.T) {
+	g := &serialGate{createGate: &createGate{Store: memstore.New(), release: make(chan struct{}), slow: 500 * time.Millisecond}}
+	cfg := admitConfig()
+	cfg.CreationBudget = 40 * time.Millisecond
+	m := started(t, cfg, g)
+	if _, err := m.EnsureOwned(context.Background(), "slow-1"); err != nil {
+		t.Fatal(err)
+	}
+	if m.AdmitNew("fresh") {
+		t.Fatal("a new session admitted while a creation is estimated at 500 ms, over the 40 ms budget")
+	}
+	deadline := time.Now().Add(time.Second)
+	for m.probing.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	probes := m.Stats().CreationProbes
+	if !m.AdmitNew("fresh") {
+		t.Fatalf("a new session refused after a probe of %d fast reads (estimate %v, budget 40ms)", probes, time.Duration(m.createNS.Load()))
+	}
+}

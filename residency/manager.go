@@ -621,7 +621,10 @@ func (m *Manager) admission(session string) (budget, lead time.Duration) {
 // nothing: serial reads of the refused session's row (a Paxos round, as a
 // creation is, without its write), one after another, each folded into the
 // estimate as a creation is, until it fits the budget or probeReads have
-// run; one probe at a time.
+// run; one probe at a time. A probe whose every read fits the budget shows
+// the store fast again: the estimate comes down to its slowest read, which
+// one far slower creation before it would otherwise keep above the budget
+// for several probes, each started by a refusal.
 const (
 	probeReads   = 16
 	probeTimeout = 2 * time.Second
@@ -633,6 +636,7 @@ func (m *Manager) probe(session string, budget time.Duration) {
 	}
 	go func() {
 		defer m.probing.Store(false)
+		var slowest time.Duration
 		for range probeReads {
 			ctx, cancel := context.WithTimeout(m.bg, probeTimeout)
 			began := time.Now()
@@ -647,7 +651,13 @@ func (m *Manager) probe(session string, budget time.Duration) {
 			}
 			m.stats.probes.Add(1)
 			m.createTook(took) // a read past the timeout counts as taking that long
+			slowest = max(slowest, took)
 			if m.creating.Load() > 0 || time.Duration(m.createNS.Load()) <= budget {
+				return
+			}
+		}
+		for old := m.createNS.Load(); slowest <= budget && m.creating.Load() == 0 && int64(slowest) < old; old = m.createNS.Load() {
+			if m.createNS.CompareAndSwap(old, max(int64(slowest), 1)) {
 				return
 			}
 		}
