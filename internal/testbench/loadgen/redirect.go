@@ -173,10 +173,13 @@ func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeS
 		default:
 			g.countErr("adopt_"+errorKind(err), err)
 		}
-		if time.Now().Add(backoff).After(deadline) {
+		if now := time.Now(); now.Add(backoff).After(deadline) {
 			s.broken.Store(true)
 			g.mu.Lock()
 			g.stats.unrestored++
+			// No survivor served it: its failover time is at least the
+			// wait given up now, and must not drop out of the figures.
+			served(now)
 			g.mu.Unlock()
 			g.logf("UNRESTORED session %s: last answer from %s: %v", s.id, target.Name, err)
 			return

@@ -63,8 +63,9 @@ type Report struct {
 	AdoptRetries int64
 	// FailoverP50Ms, FailoverP99Ms and FailoverMaxMs are the failover times
 	// of the redirected sessions, in ms: from the failure to the first answer
-	// a survivor gave for the session (its restored state, or 404). Their
-	// floor is the time the failed node's lease still had to run.
+	// a survivor gave for the session (its restored state, or 404); for an
+	// Unrestored session, to when the redirect gave up on it (a lower bound).
+	// Their floor is the time the failed node's lease still had to run.
 	FailoverP50Ms, FailoverP99Ms, FailoverMaxMs float64
 	// Window is the durability window the check used (flush delay +
 	// allowance) for the sessions of no family; Families has each family's.
