@@ -310,11 +310,14 @@ func (g *Generator) dispatch(ctx context.Context, stop <-chan struct{}) {
 			return
 		case now := <-tick.C:
 			due := int64(g.cfg.Rate*now.Sub(g.start).Seconds()) - issued
+			var short int64
 			if due > burst {
-				issued += due - burst
+				// Events more than the burst late are not sent: the rate
+				// called for them, so they count as saturated.
+				short = due - burst
+				issued += short
 				due = burst
 			}
-			var short int64
 			for ; due > 0; due-- {
 				issued++
 				if !g.launch(ctx, &next) {

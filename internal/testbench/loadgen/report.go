@@ -21,7 +21,8 @@ type Report struct {
 	// rate the nodes sustained with all of them up.
 	EventsPerSecBeforeFailure float64
 	// Saturated counts events the rate called for but not sent because
-	// every session picked already had an event in flight.
+	// every session picked already had an event in flight, or because the
+	// dispatcher fell more than 100ms behind (a stalled machine).
 	Saturated int64
 	// EventAdoptions counts event replies with adopted=true (a node adopted
 	// the session on that event rather than through a redirect's GET).
