@@ -50,7 +50,7 @@ type Store struct {
 	mu     sync.Mutex
 	parts  map[string]*partition
 	owners map[string]ownerRow
-	index  map[string]map[string]uint64
+	index  map[string]map[string]indexEntry
 	leases map[string]leaseRow
 }
 
@@ -82,7 +82,7 @@ func New() *Store {
 		Now:    time.Now,
 		parts:  map[string]*partition{},
 		owners: map[string]ownerRow{},
-		index:  map[string]map[string]uint64{},
+		index:  map[string]map[string]indexEntry{},
 		leases: map[string]leaseRow{},
 	}
 }
@@ -375,33 +375,55 @@ func (m *Store) RefreshState(_ context.Context, session string, _ time.Duration)
 	return n, err
 }
 
-// IndexOwner implements residency.Store.
+// IndexOwner implements residency.Store: the entry of epoch is written at
+// its epoch-ranked timestamp, as the store writes it.
 func (m *Store) IndexOwner(_ context.Context, node, session string, epoch uint64, _ time.Duration) error {
-	return m.call("index", session, func() {
-		if m.index[node] == nil {
-			m.index[node] = map[string]uint64{}
-		}
-		m.index[node][session] = epoch
-	})
+	return m.call("index", session, func() { m.putEntry(node, session, indexEntry{epoch: epoch, ts: store.EpochBase(epoch) + 1}) })
+}
+
+// indexEntry is an owner index cell: an entry, or a delete's tombstone.
+type indexEntry struct {
+	epoch   uint64
+	ts      int64
+	deleted bool
+}
+
+// putEntry writes one index cell with Cassandra's reconciliation (the
+// newer wins, a tombstone a tie). Lock held.
+func (m *Store) putEntry(node, session string, e indexEntry) {
+	if m.index[node] == nil {
+		m.index[node] = map[string]indexEntry{}
+	}
+	if old, ok := m.index[node][session]; ok && (e.ts < old.ts || (e.ts == old.ts && old.deleted)) {
+		return
+	}
+	m.index[node][session] = e
+}
+
+// unindex deletes node's entry of session as it is (at its timestamp), as
+// the store's UnindexOwner does. Lock held.
+func (m *Store) unindex(node, session string) {
+	if e, ok := m.index[node][session]; ok && !e.deleted {
+		m.index[node][session] = indexEntry{ts: e.ts, deleted: true}
+	}
 }
 
 // UnindexOwner implements residency.Store.
 func (m *Store) UnindexOwner(_ context.Context, node, session string) error {
-	return m.call("unindex", session, func() { delete(m.index[node], session) })
+	return m.call("unindex", session, func() { m.unindex(node, session) })
 }
 
-// MoveIndex implements residency.Store.
+// MoveIndex implements residency.Store: from's entry of a moved session is
+// deleted at the base of the epoch it moved at, so from keeps an entry of a
+// later epoch.
 func (m *Store) MoveIndex(_ context.Context, from, to string, moved []store.Owned, stale []string, _ time.Duration) error {
 	return m.call("move_index", "", func() {
-		if m.index[to] == nil {
-			m.index[to] = map[string]uint64{}
-		}
 		for _, o := range moved {
-			m.index[to][o.Session] = o.Epoch
-			delete(m.index[from], o.Session)
+			m.putEntry(to, o.Session, indexEntry{epoch: o.Epoch, ts: store.EpochBase(o.Epoch) + 1})
+			m.putEntry(from, o.Session, indexEntry{ts: store.EpochBase(o.Epoch), deleted: true})
 		}
 		for _, s := range stale {
-			delete(m.index[from], s)
+			m.unindex(from, s)
 		}
 	})
 }
@@ -411,7 +433,9 @@ func (m *Store) OwnedBy(_ context.Context, node string, fn func(store.Owned) boo
 	var owned []store.Owned
 	if err := m.call("owned_by", "", func() {
 		for s, e := range m.index[node] {
-			owned = append(owned, store.Owned{Session: s, Epoch: e})
+			if !e.deleted {
+				owned = append(owned, store.Owned{Session: s, Epoch: e.epoch})
+			}
 		}
 	}); err != nil {
 		return err

@@ -19,16 +19,54 @@ type Owned struct {
 	TTL time.Duration
 }
 
+// Index entries are written at epoch-ranked timestamps, as state is: an
+// entry of epoch E at indexStamp(E), and the delete that an adoption at
+// epoch E makes of the previous owner's entry at EpochBase(E), which
+// shadows that owner's entries of every older epoch and none of its later
+// ones. With the clients' clocks, a move of an adoption landing after the
+// previous owner had won the session back (a takeover's moves go in
+// chunks, after its claims), or written by a node whose clock ran ahead,
+// deleted the entry of the node that owned the session: a bulk takeover of
+// that node then missed the session. A delete that names no epoch (an
+// End's, a stale entry's) deletes the entry as it reads it, at its write
+// time, so an entry written after the read survives it.
+
+// indexStamp is the write timestamp of an index entry of epoch.
+func indexStamp(epoch uint64) (int64, error) { return Timestamp(epoch, 1) }
+
 // IndexOwner records that node owns session at epoch, for bulk takeover.
 func (st *Store) IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error {
-	err := st.s.Query(st.stmts.indexOwner, node, session, int64(epoch), ttlSeconds(ttl)).Idempotent(true).ExecContext(ctx)
+	ts, err := indexStamp(epoch)
+	if err != nil {
+		return wrap("index owner", session, err)
+	}
+	err = st.s.Query(st.stmts.indexOwner, node, session, int64(epoch), ts, ttlSeconds(ttl)).Idempotent(true).ExecContext(ctx)
 	return wrap("index owner", session, err)
 }
 
-// UnindexOwner removes session from node's index entries.
+// UnindexOwner removes session from node's index entries: the entry as it
+// is read, not one written after the read.
 func (st *Store) UnindexOwner(ctx context.Context, node, session string) error {
-	err := st.s.Query(st.stmts.unindexOwner, node, session).Idempotent(true).ExecContext(ctx)
-	return wrap("unindex owner", session, err)
+	b := st.s.Batch(gocql.UnloggedBatch)
+	var err error
+	if b.Entries, err = st.unindexEntries(ctx, nil, node, []string{session}); err != nil {
+		return wrap("unindex owner", session, err)
+	}
+	return st.exec(ctx, "unindex owner", session, b)
+}
+
+// unindexEntries appends the deletes of node's entries of sessions, each at
+// the write time it is read at (none for an entry that is absent).
+func (st *Store) unindexEntries(ctx context.Context, entries []gocql.BatchEntry, node string, sessions []string) ([]gocql.BatchEntry, error) {
+	iter := st.s.Query(st.stmts.selectStamps, node, sessions).Idempotent(true).IterContext(ctx)
+	var (
+		session string
+		ts      int64
+	)
+	for iter.Scan(&session, &ts) {
+		entries = append(entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{ts, node, session}, Idempotent: true})
+	}
+	return entries, iter.Close()
 }
 
 // indexBatchRows is how many index rows one batch of MoveIndex carries:
@@ -36,7 +74,8 @@ func (st *Store) UnindexOwner(ctx context.Context, node, session string) error {
 const indexBatchRows = 100
 
 // MoveIndex moves the index entries of moved from node from to node to, at
-// the epochs given, and removes the stale entries of from: single-partition
+// the epochs given (from keeps an entry of a later epoch), and removes the
+// stale entries of from as they are read: single-partition
 // batches of inserts into to's entries, then of deletes from from's (a bulk
 // takeover's index update, a request per hundred sessions instead of two
 // per session).
@@ -49,18 +88,26 @@ func (st *Store) MoveIndex(ctx context.Context, from, to string, moved []Owned, 
 			if o.TTL > 0 {
 				d = o.TTL
 			}
-			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.indexOwner, Args: []any{to, o.Session, int64(o.Epoch), ttlSeconds(d)}, Idempotent: true})
+			ts, err := indexStamp(o.Epoch)
+			if err != nil {
+				return wrap("move index", o.Session, err)
+			}
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.indexOwner, Args: []any{to, o.Session, int64(o.Epoch), ts, ttlSeconds(d)}, Idempotent: true})
 		}
 		batches = append(batches, b)
 	}
-	gone := make([]string, 0, len(moved)+len(stale))
-	for _, o := range moved {
-		gone = append(gone, o.Session)
-	}
-	for chunk := range slices.Chunk(append(gone, stale...), indexBatchRows) {
+	for chunk := range slices.Chunk(moved, indexBatchRows) {
 		b := st.s.Batch(gocql.UnloggedBatch)
-		for _, s := range chunk {
-			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{from, s}, Idempotent: true})
+		for _, o := range chunk {
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{EpochBase(o.Epoch), from, o.Session}, Idempotent: true})
+		}
+		batches = append(batches, b)
+	}
+	for chunk := range slices.Chunk(stale, indexBatchRows) {
+		b := st.s.Batch(gocql.UnloggedBatch)
+		var err error
+		if b.Entries, err = st.unindexEntries(ctx, nil, from, chunk); err != nil {
+			return wrap("move index", "", err)
 		}
 		batches = append(batches, b)
 	}

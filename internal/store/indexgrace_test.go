@@ -48,7 +48,7 @@ func TestANodeThatEndedManySessionsCanStillBeTakenOver(t *testing.T) {
 	for b := range 110 {
 		batch := st.s.Batch(gocql.UnloggedBatch)
 		for i := range 1000 {
-			batch.Entries = append(batch.Entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{"x", fmt.Sprintf("ended-%d-%d", b, i)}})
+			batch.Entries = append(batch.Entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{EpochBase(2), "x", fmt.Sprintf("ended-%d-%d", b, i)}})
 		}
 		if err := batch.ExecContext(ctx); err != nil {
 			t.Fatal(err)

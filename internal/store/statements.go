@@ -27,6 +27,7 @@ type statements struct {
 	indexOwner   string
 	unindexOwner string
 	selectOwned  string
+	selectStamps string // write times of some of a node's entries (UnindexOwner, MoveIndex's stale)
 
 	upsertLease  string
 	takeLease    string
@@ -69,9 +70,10 @@ func newStatements(ks string, t Tables) statements {
 		refreshOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		deleteOwner:  fmt.Sprintf(`DELETE FROM %s WHERE session = ? IF epoch = ?`, owners),
 
-		indexOwner:   fmt.Sprintf(`INSERT INTO %s (owner, session, epoch) VALUES (?, ?, ?) USING TTL ?`, index),
-		unindexOwner: fmt.Sprintf(`DELETE FROM %s WHERE owner = ? AND session = ?`, index),
+		indexOwner:   fmt.Sprintf(`INSERT INTO %s (owner, session, epoch) VALUES (?, ?, ?) USING TIMESTAMP ? AND TTL ?`, index),
+		unindexOwner: fmt.Sprintf(`DELETE FROM %s USING TIMESTAMP ? WHERE owner = ? AND session = ?`, index),
 		selectOwned:  fmt.Sprintf(`SELECT session, epoch FROM %s WHERE owner = ?`, index),
+		selectStamps: fmt.Sprintf(`SELECT session, WRITETIME(epoch) FROM %s WHERE owner = ? AND session IN ?`, index),
 
 		upsertLease:  fmt.Sprintf(`UPDATE %s USING TTL ? SET renewed_at = toTimestamp(now()), ttl_ms = ?, since = ? WHERE node = ?`, leases),
 		takeLease:    fmt.Sprintf(`INSERT INTO %s (node, renewed_at, ttl_ms, incarnation, since) VALUES (?, toTimestamp(now()), ?, ?, ?) IF NOT EXISTS USING TTL ?`, leases),
