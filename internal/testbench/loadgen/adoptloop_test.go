@@ -32,7 +32,7 @@ func TestSurvivorsNamingEachOtherEndAtTheDeadline(t *testing.T) {
 	now := time.Now()
 	go func() {
 		defer close(done)
-		g.adopt(context.Background(), s, g.nodes[1], g.nodes[0], now, now, now.Add(500*time.Millisecond))
+		g.adopt(context.Background(), s, g.nodes[1], g.nodes[0], now, now, now, now.Add(500*time.Millisecond))
 	}()
 	select {
 	case <-done:

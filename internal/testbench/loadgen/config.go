@@ -32,8 +32,11 @@ type Failure struct {
 	// Fail performs the failure (SIGKILL, docker kill, docker pause, ...).
 	// It is called once, at the failure moment: the generator stops sending
 	// new events to the node just before calling it and takes the time then
-	// as the failure time. When it returns, the node's sessions are
-	// redirected to the survivors. An error ends Run with that error.
+	// as the failure time, for the durability window. When it returns, the
+	// node is down: the failover clock (the failover times, LeaseWait,
+	// AdoptTimeout) starts then, so a wait of its own before it fails the
+	// node is not counted, and the node's sessions are redirected to the
+	// survivors. An error ends Run with that error.
 	Fail func(ctx context.Context, n Node) error
 	// ContinueFor is how long load goes on at least after the redirect
 	// completed, so the new owners are seen to carry on. Default 3s.

@@ -67,8 +67,8 @@ type counters struct {
 	redirected, adopted, notFound, corrupt int
 	unrestored, finalChecked, finalBad     int
 	lostBeyond, lostWithin, adoptRetries   int64
-	firstAdopt, firstFailed                time.Time
-	ackedAtFailure                         int64 // acked when the first node failed
+	firstAdopt, firstFailed, firstDown     time.Time // firstDown: when the failover clock started
+	ackedAtFailure                         int64     // acked when the first node failed
 	window                                 time.Duration
 	fams                                   []famCounters // 0: the sessions of no family, then Config.Families
 }
@@ -249,7 +249,10 @@ func (g *Generator) failAndRedirect(ctx context.Context, f *Failure) error {
 	if err := f.Fail(ctx, n.Node); err != nil {
 		return fmt.Errorf("loadgen: failing node %s: %w", n.Name, err)
 	}
-	return g.Redirect(ctx, n.Name, at)
+	// The hook may wait before it fails the node: the failover clock starts
+	// once it has, not at at (which bounds the window, as no event went to
+	// the node after it).
+	return g.redirect(ctx, n.Name, at, time.Now())
 }
 
 // waitCreated waits, at most limit, until every session assigned to n has
@@ -592,10 +595,11 @@ func (g *Generator) report() Report {
 	return r
 }
 
-// leaseWait is the time from the first failure to the first adoption.
+// leaseWait is the time from the first failure (the start of its failover
+// clock) to the first adoption.
 func (c *counters) leaseWait() time.Duration {
-	if c.firstAdopt.IsZero() || c.firstFailed.IsZero() {
+	if c.firstAdopt.IsZero() || c.firstDown.IsZero() {
 		return 0
 	}
-	return c.firstAdopt.Sub(c.firstFailed)
+	return c.firstAdopt.Sub(c.firstDown)
 }

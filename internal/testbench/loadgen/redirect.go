@@ -43,6 +43,14 @@ func (g *Generator) markFailed(n *nodeState, at time.Time) {
 // must survive. Redirect returns when every session of the node is settled,
 // or with ctx's error.
 func (g *Generator) Redirect(ctx context.Context, node string, failedAt time.Time) error {
+	return g.redirect(ctx, node, failedAt, failedAt)
+}
+
+// redirect is Redirect with the failover clock started at down: when the
+// node was seen down, which Failure.Fail's hook may leave later than
+// failedAt (it can wait before it fails the node). The failover times,
+// LeaseWait and AdoptTimeout count from down; the window from failedAt.
+func (g *Generator) redirect(ctx context.Context, node string, failedAt, down time.Time) error {
 	if !g.started.Load() {
 		return errors.New("loadgen: Redirect before Run")
 	}
@@ -56,6 +64,11 @@ func (g *Generator) Redirect(ctx context.Context, node string, failedAt time.Tim
 		return fmt.Errorf("loadgen: Redirect: no node named %q", node)
 	}
 	g.markFailed(n, failedAt)
+	g.mu.Lock()
+	if g.stats.firstDown.IsZero() || down.Before(g.stats.firstDown) {
+		g.stats.firstDown = down
+	}
+	g.mu.Unlock()
 	var survivors []*nodeState
 	for _, o := range g.nodes {
 		if !o.failed.Load() {
@@ -86,7 +99,7 @@ func (g *Generator) Redirect(ctx context.Context, node string, failedAt time.Tim
 		len(moving), n.Name, len(survivors), window, n.flushDelay, g.cfg.WindowAllowance, g.familyWindows(n))
 
 	t0 := time.Now()
-	deadline := failedAt.Add(g.cfg.AdoptTimeout)
+	deadline := down.Add(g.cfg.AdoptTimeout)
 	sem := make(chan struct{}, g.cfg.RedirectParallelism)
 	var wg sync.WaitGroup
 	for i, s := range moving {
@@ -102,7 +115,7 @@ func (g *Generator) Redirect(ctx context.Context, node string, failedAt time.Tim
 			defer func() { <-sem; wg.Done() }()
 			s.mu.Lock() // waits for an event still in flight to the failed node
 			defer s.mu.Unlock()
-			g.adopt(ctx, s, survivors[i%len(survivors)], n, failedAt, failedAt.Add(-g.window(n, s.fam)), deadline)
+			g.adopt(ctx, s, survivors[i%len(survivors)], n, failedAt, down, failedAt.Add(-g.window(n, s.fam)), deadline)
 		}()
 	}
 	wg.Wait()
@@ -118,14 +131,15 @@ func (g *Generator) Redirect(ctx context.Context, node string, failedAt time.Tim
 	return ctx.Err()
 }
 
-// adopt restores s on target, retrying until deadline; s.mu is held.
-func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeState, failedAt, cutoff, deadline time.Time) {
+// adopt restores s on target, retrying until deadline; s.mu is held. Its
+// failover time counts from down.
+func (g *Generator) adopt(ctx context.Context, s *session, target, failed *nodeState, failedAt, down, cutoff, deadline time.Time) {
 	required := s.m.ackedBy(cutoff)
 	backoff := 25 * time.Millisecond
 	// served records the failover time of s: from the failure to the first
 	// answer a survivor gave for it (its state, or that it has none).
 	served := func(now time.Time) {
-		d := now.Sub(failedAt)
+		d := now.Sub(down)
 		g.stats.failover.record(d)
 	}
 	for {

@@ -63,7 +63,8 @@ type Report struct {
 	// (its lease still live) and retried.
 	AdoptRetries int64
 	// FailoverP50Ms, FailoverP99Ms and FailoverMaxMs are the failover times
-	// of the redirected sessions, in ms: from the failure to the first answer
+	// of the redirected sessions, in ms: from the failure (with a Failure,
+	// from when its Fail returned: the node was down) to the first answer
 	// a survivor gave for the session (its restored state, or 404); for an
 	// Unrestored session, to when the redirect gave up on it (a lower bound).
 	// Their floor is the time the failed node's lease still had to run.

@@ -24,7 +24,7 @@ func TestAnUnrestoredSessionCountsInTheFailoverFigures(t *testing.T) {
 	g.nodes[0].failed.Store(true)
 	s := &session{id: "s"}
 	failedAt := time.Now()
-	g.adopt(context.Background(), s, g.nodes[1], g.nodes[0], failedAt, failedAt, failedAt.Add(300*time.Millisecond))
+	g.adopt(context.Background(), s, g.nodes[1], g.nodes[0], failedAt, failedAt, failedAt, failedAt.Add(300*time.Millisecond))
 	rep := g.report()
 	if rep.Unrestored != 1 {
 		t.Fatalf("unrestored=%d, want 1", rep.Unrestored)
