@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -36,8 +38,13 @@ import (
 // tombstone_warn_threshold.
 const DefaultRebaseDeletes = 10000
 
-// maxDeleteCounts bounds the sessions whose deletes are counted; past it the
-// counts start afresh (each session then reaches at most twice the bound).
+// maxDeleteCounts bounds the sessions whose deletes are counted (sessions
+// lost to an adoption keep theirs, unknown to the store); past it the half
+// with the fewest deletes are forgotten. They used to be forgotten all at
+// once: on a node with more sessions deleting items than the bound, every
+// count started afresh each time the map filled again, and a session that
+// deleted fewer than RebaseDeletes items between two of those was never
+// written whole, whatever it deleted in all.
 const maxDeleteCounts = 200000
 
 // deleteCounts counts the deletes written to sessions' partitions since
@@ -100,9 +107,26 @@ func (st *Store) counted(w *Write) {
 	case st.deletes.m == nil:
 		st.deletes.m = map[string]deleteCount{}
 	case !ok && len(st.deletes.m) >= maxDeleteCounts:
-		clear(st.deletes.m)
+		st.deletes.shed()
 	}
 	st.deletes.m[w.Session] = c
+}
+
+// shed forgets the half of the counts with the fewest deletes, so a
+// session near RebaseDeletes keeps its count. Lock held.
+func (d *deleteCounts) shed() {
+	type entry struct {
+		session string
+		n       int
+	}
+	all := make([]entry, 0, len(d.m))
+	for s, c := range d.m {
+		all = append(all, entry{s, c.n})
+	}
+	slices.SortFunc(all, func(a, b entry) int { return cmp.Compare(a.n, b.n) })
+	for _, c := range all[:len(all)/2] {
+		delete(d.m, c.session)
+	}
 }
 
 // forget drops session's count: it was written whole, or fenced.
