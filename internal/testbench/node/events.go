@@ -79,6 +79,11 @@ func (n *Node) Apply(ctx context.Context, id string, ev wire.Event) (wire.Result
 			tx.End()
 		}
 	}
+	// Again before committing: the lease may have lapsed while the event
+	// waited for its session or adopted it.
+	if !a.LeaseValid() {
+		return res, fmt.Errorf("session %q: %s event not applied: %w: %w", id, ev.Type, ErrNotReady, adapter.ErrFenced)
+	}
 	res.Version, err = tx.Commit()
 	if err != nil {
 		return res, fmt.Errorf("session %q: %s event not applied: %w", id, ev.Type, err)
