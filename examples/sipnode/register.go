@@ -100,6 +100,12 @@ func (n *Node) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if len(current) == 0 && t.Resident() {
 		t.End() // no binding left: nothing to keep
 	}
+	// Again before committing: the lease may have lapsed while the request
+	// waited for the registration or adopted it.
+	if !n.a.LeaseValid() {
+		n.respond(req, tx, sip.StatusServiceUnavailable, "Fenced", 1, nil)
+		return
+	}
 	if err := t.Commit(); err != nil {
 		n.refused(req, tx, err)
 		return
