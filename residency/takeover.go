@@ -222,9 +222,11 @@ type pipeline struct {
 	index   *indexMover
 }
 
-// stateWaiter is a read of a session's state started earlier.
+// stateWaiter is a read of a session's state started earlier. wait returns
+// it, or ctx's error when ctx ends first (the read may serve other callers,
+// on a context of its own).
 type stateWaiter interface {
-	wait() ([]store.Item, error)
+	wait(ctx context.Context) ([]store.Item, error)
 }
 
 // takeOne adopts one session the owner index lists under node. Takeover has
@@ -297,13 +299,13 @@ func (m *Manager) claimListed(ctx context.Context, node string, o store.Owned, p
 	p.claimed()
 	var items []store.Item
 	if p.state != nil {
-		items, err = p.state.wait()
+		items, err = p.state.wait(ctx)
 	}
 	if p.state == nil || err != nil { // read after the claim instead
 		items, err = m.store.ReadState(ctx, o.Session)
 	}
 	if err == nil {
-		err = p.fences.fence(store.Fencing{Session: o.Session, Epoch: cur.Epoch, Items: items})
+		err = p.fences.fence(ctx, store.Fencing{Session: o.Session, Epoch: cur.Epoch, Items: items})
 	}
 	if err != nil {
 		m.stats.adoptErrors.Add(1)

@@ -50,11 +50,17 @@ func newFencer(ctx context.Context, st Store, inFlight int) *fencer {
 }
 
 // fence writes f's fence, with others waiting at the same time, and returns
-// once it has landed (nil) or failed (the error of f's session only).
-func (fc *fencer) fence(f store.Fencing) error {
+// once it has landed (nil) or failed (the error of f's session only), or
+// with ctx's error when ctx ends first: the group's request, which serves
+// other callers too, goes on, and the fence may still land.
+func (fc *fencer) fence(ctx context.Context, f store.Fencing) error {
 	c := &fenceCall{f: f, bytes: f.Bytes(), done: make(chan struct{})}
 	fc.b.add(c)
-	<-c.done
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	return c.err
 }
 

@@ -36,7 +36,7 @@ func fenceAll(fc *fencer, fs []store.Fencing) []error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = fc.fence(fs[i])
+			errs[i] = fc.fence(context.Background(), fs[i])
 		}()
 	}
 	wg.Wait()
@@ -109,7 +109,7 @@ func TestFencerBoundsGroupsAndAnswersEachSession(t *testing.T) {
 
 	// A lone fence leaves once it has waited fenceWait for company.
 	began := time.Now()
-	if err := fc.fence(store.Fencing{Session: "lone", Epoch: 2}); err != nil {
+	if err := fc.fence(context.Background(), store.Fencing{Session: "lone", Epoch: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(began); d < fenceWait || d > fenceWait+time.Second {

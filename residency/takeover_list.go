@@ -166,8 +166,13 @@ type aheadRead struct {
 	i int
 }
 
-// wait returns the session's state once its request has answered.
-func (a *aheadRead) wait() ([]store.Item, error) {
-	<-a.g.done
+// wait returns the session's state once its request has answered, or ctx's
+// error when ctx ends first.
+func (a *aheadRead) wait(ctx context.Context) ([]store.Item, error) {
+	select {
+	case <-a.g.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	return a.g.items[a.i], a.g.errs[a.i]
 }

@@ -87,8 +87,15 @@ func (r *stateReader) read(session string) *stateCall {
 	return c
 }
 
-func (c *stateCall) wait() ([]store.Item, error) {
-	<-c.done
+// wait returns the state once its group has answered, or ctx's error when
+// ctx ends first: the group's request serves other adoptions, on the
+// manager's context.
+func (c *stateCall) wait(ctx context.Context) ([]store.Item, error) {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	return c.items, c.err
 }
 
