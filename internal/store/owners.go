@@ -207,10 +207,13 @@ func (st *Store) settleCAS(ctx context.Context, op, session, node string, epoch 
 
 // Release marks the session released by node at epoch, so a peer may adopt it
 // at once without waiting for node's lease to expire. It does nothing (and
-// returns false) when node no longer owns the session at that epoch.
+// returns false) when node no longer owns the session at that epoch. The
+// owner and epoch are written again with the flag, at ttl: written last by
+// the claim or a refresh, they would otherwise expire before it, and the row
+// would read as released by nobody, which no claim can name.
 func (st *Store) Release(ctx context.Context, session, node string, epoch uint64, ttl time.Duration) (bool, error) {
 	row := map[string]any{}
-	applied, err := st.s.Query(st.stmts.releaseOwner, ttlSeconds(ttl), session, node, int64(epoch)).MapScanCASContext(ctx, row)
+	applied, err := st.s.Query(st.stmts.releaseOwner, ttlSeconds(ttl), node, int64(epoch), session, node, int64(epoch)).MapScanCASContext(ctx, row)
 	if err != nil {
 		return false, wrap("release", session, err)
 	}

@@ -66,7 +66,7 @@ func newStatements(ks string, t Tables) statements {
 		claimEnded:   fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, ended = false, claimed_at = ? WHERE session = ? IF owner = '' AND epoch = ? AND ended = true`, owners),
 		endOwner:     fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = '', epoch = ?, released = false, ended = true, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		claimRelease: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ?, released = false, claimed_at = ? WHERE session = ? IF owner = ? AND epoch = ? AND released = true`, owners),
-		releaseOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET released = true WHERE session = ? IF owner = ? AND epoch = ?`, owners),
+		releaseOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET released = true, owner = ?, epoch = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		refreshOwner: fmt.Sprintf(`UPDATE %s USING TTL ? SET owner = ?, epoch = ? WHERE session = ? IF owner = ? AND epoch = ?`, owners),
 		deleteOwner:  fmt.Sprintf(`DELETE FROM %s WHERE session = ? IF epoch = ?`, owners),
 
