@@ -116,6 +116,14 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 			}
 		}
 	}
+	// done is the final report: its duration is written under mu, which a
+	// Progress tick running meanwhile copies the report under.
+	done := func() TakeoverReport {
+		mu.Lock()
+		defer mu.Unlock()
+		rep.Duration = time.Since(began)
+		return rep
+	}
 	if opts.Progress != nil {
 		// Once a second from a ticker of its own, so that it keeps coming
 		// while adoptions stall (Cassandra slow or unreachable).
@@ -149,8 +157,7 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 		if err := pace.wait(loopCtx); err != nil {
 			wg.Wait()
 			err = stopped()
-			rep.Duration = time.Since(began)
-			return rep, err
+			return done(), err
 		}
 		// Counted once it is tried: a takeover stopped while pacing
 		// accounts for every session it lists.
@@ -174,14 +181,12 @@ func (m *Manager) Takeover(ctx context.Context, node string, opts TakeoverOption
 	wg.Wait()
 	if loopCtx.Err() != nil { // the listing stopped with it
 		err := stopped()
-		rep.Duration = time.Since(began)
-		return rep, err
+		return done(), err
 	}
 	// (Sessions adopted the ordinary way, when the index lagged, move their
 	// entries in the background, as any adoption does: Close waits for them.)
 	index.finish()
-	rep.Duration = time.Since(began)
-	return rep, listed.err()
+	return done(), listed.err()
 }
 
 // A bulk takeover costs Cassandra the work of three requests a session: the

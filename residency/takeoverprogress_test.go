@@ -53,3 +53,38 @@ func TestTakeoverProgressKeepsComingWhileClaimsStall(t *testing.T) {
 		t.Errorf("takeover after the stall: %+v, want the session adopted", rep)
 	}
 }
+
+// slowMoves is a store whose owner-index moves take a while.
+type slowMoves struct {
+	*memstore.Store
+	took time.Duration
+}
+
+func (s *slowMoves) MoveIndex(ctx context.Context, from, to string, moved []store.Owned, stale []string, ttl time.Duration) error {
+	time.Sleep(s.took)
+	return s.Store.MoveIndex(ctx, from, to, moved, stale, ttl)
+}
+
+// The report's duration was written as the takeover returned without the
+// lock under which Progress copies the report: a Progress tick during the
+// takeover's last index move read the report as it was written (a data
+// race, which -race reports).
+func TestTakeoverProgressDoesNotRaceTheFinalReport(t *testing.T) {
+	ctx := context.Background()
+	st := &slowMoves{Store: memstore.New(), took: 1200 * time.Millisecond}
+	if ok, _, err := st.CreateOwner(ctx, "s", "dead", 0, time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if err := st.IndexOwner(ctx, "dead", "s", 1, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	m := started(t, Config{NodeID: "b", LeaseTTL: 10 * time.Minute}, st)
+	var last atomic.Int64
+	rep, err := m.Takeover(ctx, "dead", TakeoverOptions{Progress: func(r TakeoverReport) { last.Store(int64(r.Adopted)) }})
+	if err != nil || rep.Adopted != 1 {
+		t.Fatalf("takeover: %+v, %v; want the session adopted", rep, err)
+	}
+	if last.Load() != 1 {
+		t.Fatalf("Progress during the last index move reported %d adopted, want 1", last.Load())
+	}
+}
