@@ -145,6 +145,7 @@ func (c *client) info(ctx context.Context, base string) (infoReply, error) {
 // passes. alive, when not nil, is consulted between polls: a non-nil error
 // (the node's process exited, say) ends the wait with that error.
 func WaitReady(ctx context.Context, url string, timeout time.Duration, alive func() error) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: time.Second}
@@ -171,6 +172,10 @@ func WaitReady(ctx context.Context, url string, timeout time.Duration, alive fun
 		}
 		select {
 		case <-ctx.Done():
+			if err := parent.Err(); err != nil {
+				// The caller gave up, not the timeout.
+				return fmt.Errorf("%s not ready: %w (last: %v)", url, err, last)
+			}
 			return fmt.Errorf("%s not ready after %v: %v", url, timeout, last)
 		case <-time.After(100 * time.Millisecond):
 		}
