@@ -97,8 +97,14 @@ func (n *Node) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		t.Put(bindingPrefix+uri, []byte(strconv.FormatInt(until, 10)))
 		current[uri] = until
 	}
-	if len(current) == 0 && t.Resident() {
+	switch {
+	case len(current) > 0:
+	case t.Resident():
 		t.End() // no binding left: nothing to keep
+	default:
+		// Nothing registered and nothing left to register: removals of
+		// bindings nobody holds must not record an empty registration.
+		t.Discard()
 	}
 	// Again before committing: the lease may have lapsed while the request
 	// waited for the registration or adopted it.

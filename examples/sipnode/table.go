@@ -114,6 +114,9 @@ func (tx *Tx) Put(key string, value []byte) {
 // Delete removes key.
 func (tx *Tx) Delete(key string) { tx.change(adapter.Change{Key: key, Delete: true}) }
 
+// Discard drops the changes made so far: Commit then commits nothing.
+func (tx *Tx) Discard() { tx.reset() }
+
 // End ends the session: Commit removes it from memory and the hook ends it.
 func (tx *Tx) End() { tx.ended = true }
 
