@@ -251,6 +251,13 @@ func (m *Manager) recover() {
 							given[s] = cur.Epoch
 						}
 					}
+				case cur.Ended && cur.Epoch == e+1 && m.EndInDoubt(s):
+					// Ended by this node's own End, whose record is on its
+					// way or lost its reply: nobody adopted it, and the
+					// changes committed since wait for the flush that
+					// records the End and owns the session afresh (as the
+					// refresh loop keeps it).
+					m.settled[s] = true
 				default:
 					m.forgetOwned(s, e)
 					m.settled[s] = false
