@@ -111,6 +111,12 @@ func (n *Node) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		n.respond(req, tx, sip.StatusServiceUnavailable, "Draining", 1, nil)
 		return
 	}
+	var fences uint64
+	if n.cfg.FlushBeforeAnswer {
+		// Read before the lease is checked: a fence from here on may discard
+		// the dialog before it is written.
+		fences = n.a.Stats().Residency.Fences
+	}
 	if !n.a.LeaseValid() {
 		n.respond(req, tx, sip.StatusServiceUnavailable, "Fenced", 1, nil)
 		return
@@ -145,8 +151,17 @@ func (n *Node) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		// Flush waits for everything committed so far: at most one flush
 		// delay plus one write. Without it a crash inside that window loses
 		// a dialog its caller believes answered.
-		if err := n.a.Flush(n.ctx); err != nil {
+		// A flush that ends with the node fenced, or fenced since the
+		// lease was checked, may have ended without the dialog: the fence
+		// discards the sessions not recorded yet.
+		err := n.a.Flush(n.ctx)
+		if err == nil && (!n.a.LeaseValid() || n.a.Stats().Residency.Fences != fences) {
+			err = adapter.ErrFenced
+		}
+		if err != nil {
 			n.log.Warn("flush before answer failed", append(logAttrs(req), "err", err)...)
+			n.respond(req, tx, sip.StatusServiceUnavailable, "Not Written", 1, nil)
+			return
 		}
 	}
 	res := sip.NewSDPResponseFromRequest(req, n.sdp())
