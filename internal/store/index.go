@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -21,7 +22,7 @@ type Owned struct {
 
 // Index entries are written at epoch-ranked timestamps, as state is: an
 // entry of epoch E at indexStamp(E), and the delete that an adoption at
-// epoch E makes of the previous owner's entry at EpochBase(E), which
+// epoch E makes of the previous owner's entry at indexDelete(E), which
 // shadows that owner's entries of every older epoch and none of its later
 // ones. With the clients' clocks, a move of an adoption landing after the
 // previous owner had won the session back (a takeover's moves go in
@@ -30,9 +31,31 @@ type Owned struct {
 // that node then missed the session. A delete that names no epoch (an
 // End's, a stale entry's) deletes the entry as it reads it, at its write
 // time, so an entry written after the read survives it.
+//
+// All of them sit indexBase above the state's timestamps: an earlier release
+// wrote its entries and deletes at its clock's time (microseconds since
+// 1970), which an epoch-ranked timestamp of an epoch under about 100 is
+// below. Lifted past any such time, a move or an entry written again
+// outranks what an earlier release wrote, where it would have lost to it
+// (an entry written again at its epoch to renew its TTL kept the old TTL,
+// and the index lost the session when that ran out).
+const indexBase int64 = 1 << 52 // microseconds: the year 2112
+
+// maxIndexEpoch is the largest epoch an index timestamp can carry.
+const maxIndexEpoch = MaxEpoch - uint64(indexBase>>SeqBits)
 
 // indexStamp is the write timestamp of an index entry of epoch.
-func indexStamp(epoch uint64) (int64, error) { return Timestamp(epoch, 1) }
+func indexStamp(epoch uint64) (int64, error) {
+	if epoch > maxIndexEpoch {
+		return 0, permanent(fmt.Errorf("epoch %d over the owner index's limit %d", epoch, maxIndexEpoch))
+	}
+	ts, err := Timestamp(epoch, 1)
+	return indexBase + ts, err
+}
+
+// indexDelete is the timestamp of the delete an adoption at epoch makes of
+// the previous owner's entry: above its entries of every older epoch.
+func indexDelete(epoch uint64) int64 { return indexBase + EpochBase(epoch) }
 
 // IndexOwner records that node owns session at epoch, for bulk takeover.
 func (st *Store) IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error {
@@ -99,7 +122,7 @@ func (st *Store) MoveIndex(ctx context.Context, from, to string, moved []Owned, 
 	for chunk := range slices.Chunk(moved, indexBatchRows) {
 		b := st.s.Batch(gocql.UnloggedBatch)
 		for _, o := range chunk {
-			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{EpochBase(o.Epoch), from, o.Session}, Idempotent: true})
+			b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.stmts.unindexOwner, Args: []any{indexDelete(o.Epoch), from, o.Session}, Idempotent: true})
 		}
 		batches = append(batches, b)
 	}
