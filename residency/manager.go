@@ -506,6 +506,11 @@ func (m *Manager) createOver(ctx context.Context, session string, cur store.Owne
 		if now.Node == m.cfg.NodeID {
 			return 0, fmt.Errorf("residency: session %q: a claim over a void record has an unknown outcome; retrying", session)
 		}
+		if now.Epoch == 0 || now.Ended {
+			// The record expired or ended while the claim was on its way:
+			// nobody owns the session, and a retry records it afresh.
+			return 0, fmt.Errorf("residency: session %q: the void record a creation claimed expired or ended meanwhile; retrying", session)
+		}
 		return 0, &OwnedElsewhereError{Session: session, Owner: now.Node, Epoch: now.Epoch}
 	}
 	idx := make(chan error, 1)
