@@ -923,10 +923,10 @@ func (m *Manager) ReleaseAll(ctx context.Context) (int, error) {
 			for {
 				m.releasing.Store(s, e)
 				ok, err = m.store.Release(ctx, s, m.cfg.NodeID, e, m.ttl(s))
-				// Not applied: a recovery moved the row one epoch up while
-				// the release was on its way, and holds the session there:
-				// release it at that epoch.
-				if now, held := m.Epoch(s); err == nil && !ok && held && now > e {
+				// Not applied (or its reply lost): a recovery moved the row
+				// one epoch up while the release was on its way, and holds
+				// the session there: release it at that epoch.
+				if now, held := m.Epoch(s); !ok && held && now > e {
 					e = now
 					continue
 				}

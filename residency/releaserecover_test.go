@@ -15,31 +15,38 @@ type releaseGate struct {
 	*memstore.Store
 	op      string
 	armed   chan struct{} // closed: the next call of op is held
+	lose    bool          // the held call's reply is lost (an error)
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (g *releaseGate) hold(op string) {
+// hold holds the first call of op once armed, and reports whether it did.
+func (g *releaseGate) hold(op string) bool {
 	select {
 	case <-g.armed:
 	default:
-		return
+		return false
 	}
 	if op != g.op {
-		return
+		return false
 	}
 	select {
 	case <-g.entered:
-		return // held once already
+		return false // held once already
 	default:
 	}
 	close(g.entered)
 	<-g.release
+	return true
 }
 
 func (g *releaseGate) Release(ctx context.Context, s, node string, epoch uint64, ttl time.Duration) (bool, error) {
-	g.hold("release")
-	return g.Store.Release(ctx, s, node, epoch, ttl)
+	held := g.hold("release")
+	applied, err := g.Store.Release(ctx, s, node, epoch, ttl)
+	if held && g.lose {
+		return false, memstore.ErrInjected
+	}
+	return applied, err
 }
 
 func (g *releaseGate) Claim(ctx context.Context, s string, prev store.Owner, node string, ttl time.Duration) (bool, store.Owner, error) {
@@ -56,11 +63,19 @@ func (g *releaseGate) Claim(ctx context.Context, s string, prev store.Owner, nod
 // fence and, while the lease lived, waited for it. Either way the row now
 // ends released at the epoch the recovery moved it to.
 func TestAReleaseRacingARecoveryLeavesTheRowReleased(t *testing.T) {
-	for _, first := range []string{"recovery", "release"} {
-		t.Run(first+" first", func(t *testing.T) {
+	for _, tc := range []struct {
+		first string
+		lose  bool
+	}{{"recovery", false}, {"release", false}, {"recovery", true}} {
+		first := tc.first
+		name := first + " first"
+		if tc.lose {
+			name += ", release reply lost"
+		}
+		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st := memstore.New()
-			g := &releaseGate{Store: st, armed: make(chan struct{}), entered: make(chan struct{}), release: make(chan struct{})}
+			g := &releaseGate{Store: st, armed: make(chan struct{}), entered: make(chan struct{}), release: make(chan struct{}), lose: tc.lose}
 			g.op = map[string]string{"recovery": "release", "release": "claim"}[first]
 			m, err := New(Config{NodeID: "a", LeaseTTL: 10 * time.Minute, Logger: slog.New(slog.DiscardHandler)}, g)
 			if err != nil {
@@ -98,7 +113,7 @@ func TestAReleaseRacingARecoveryLeavesTheRowReleased(t *testing.T) {
 				close(g.release)
 			}
 			<-recovered
-			if err := <-released; err != nil {
+			if err := <-released; err != nil && !tc.lose {
 				t.Fatal(err)
 			}
 			row, _ := st.Owner("s")
