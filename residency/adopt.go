@@ -372,7 +372,7 @@ func (r pendingRead) wait() ([]store.Item, error) {
 // through indexMoves). The index is a hint for bulk takeover, so failures are
 // logged, not returned.
 func (m *Manager) reindex(session string, epoch uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(m.bg, 5*time.Second) // Close's context may end it
 	defer cancel()
 	if err := m.store.IndexOwner(ctx, m.cfg.NodeID, session, epoch, m.ttl(session)); err != nil {
 		m.cfg.Logger.Warn("holdover: owner index not updated", "session", session, "err", err)

@@ -966,7 +966,8 @@ func (m *Manager) StopAdopting() {
 
 // Close stops renewing the lease. It does not release sessions (ReleaseAll
 // does) and leaves the lease to expire by its TTL unless dropLease is set, in
-// which case it deletes the lease so peers see the node gone at once.
+// which case it deletes the lease so peers see the node gone at once. It
+// waits for the owner-index updates of earlier adoptions until ctx ends.
 func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	if !m.closed.CompareAndSwap(false, true) {
 		return nil
@@ -979,7 +980,16 @@ func (m *Manager) Close(ctx context.Context, dropLease bool) error {
 	m.indexClosed = true
 	m.indexMu.Unlock()
 	m.StopPreparing()
-	m.indexing.Wait()
+	indexed := make(chan struct{})
+	go func() { m.indexing.Wait(); close(indexed) }()
+	select {
+	case <-indexed:
+	case <-ctx.Done():
+		// The index is a hint: the updates still on their way end with
+		// ctx rather than hold Close up.
+		m.bgCancel()
+		<-indexed
+	}
 	if m.lastRenew.Load() != 0 {
 		<-m.done
 		<-m.refreshDone

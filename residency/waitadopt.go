@@ -175,7 +175,7 @@ func (x *indexMover) send(group []indexCall) {
 	for i, c := range group {
 		moved[i] = c.o
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(m.bg, 5*time.Second) // Close's context may end it
 	defer cancel()
 	if err := m.store.MoveIndex(ctx, group[0].from, m.cfg.NodeID, moved, nil, m.cfg.OwnershipTTL); err != nil {
 		m.cfg.Logger.Warn("holdover: owner index not moved after adoptions", "node", group[0].from, "sessions", len(group), "err", err)
