@@ -170,6 +170,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.OwnershipTTL == 0 {
 		c.OwnershipTTL = DefaultOwnershipTTL
 	}
+	if c.OwnershipTTL < 0 {
+		// Written as Cassandra's least TTL, 1s: every session expired a
+		// second after its last write.
+		errs = append(errs, fmt.Errorf("residency: OwnershipTTL %s must be above 0", c.OwnershipTTL))
+	}
 	if c.EndedTTL == 0 {
 		c.EndedTTL = DefaultEndedTTL
 	}
@@ -178,6 +183,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RefreshEvery == 0 {
 		c.RefreshEvery = min(max(c.OwnershipTTL/8, time.Second), time.Hour)
+	}
+	if c.RefreshEvery < 0 {
+		errs = append(errs, fmt.Errorf("residency: RefreshEvery %s must be above 0", c.RefreshEvery))
 	}
 	if c.NegativeCacheSize == 0 {
 		c.NegativeCacheSize = DefaultNegativeCacheSize
