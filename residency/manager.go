@@ -38,7 +38,7 @@ type Store interface {
 	DropLease(ctx context.Context, node, incarnation string) error
 	ReadLease(ctx context.Context, node string) (store.Lease, bool, error)
 	IndexOwner(ctx context.Context, node, session string, epoch uint64, ttl time.Duration) error
-	UnindexOwner(ctx context.Context, node, session string) error
+	UnindexOwner(ctx context.Context, node, session string, epoch uint64) error
 	MoveIndex(ctx context.Context, from, to string, moved []store.Owned, stale []string, ttl time.Duration) error
 	OwnedBy(ctx context.Context, node string, fn func(store.Owned) bool) error
 	RefreshState(ctx context.Context, session string, minRemaining time.Duration) (int, error)
@@ -791,7 +791,7 @@ func (m *Manager) Ended(ctx context.Context, session string) error {
 	m.forgetOwned(session, e)
 	m.endsInDoubt.Delete(session)
 	m.rememberEnded(session, e+1) // applied or not (a retry after a lost reply), the likely row
-	return m.store.UnindexOwner(ctx, m.cfg.NodeID, session)
+	return m.store.UnindexOwner(ctx, m.cfg.NodeID, session, e)
 }
 
 // EndInDoubt reports whether an Ended of session is under way, or the last

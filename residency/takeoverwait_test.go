@@ -34,8 +34,8 @@ func (s *slowIndex) IndexOwner(ctx context.Context, node, session string, epoch 
 	return s.Store.IndexOwner(ctx, node, session, epoch, ttl)
 }
 
-func (s *slowIndex) UnindexOwner(ctx context.Context, node, session string) error {
-	err := s.Store.UnindexOwner(ctx, node, session)
+func (s *slowIndex) UnindexOwner(ctx context.Context, node, session string, epoch uint64) error {
+	err := s.Store.UnindexOwner(ctx, node, session, epoch)
 	s.unindexd <- session
 	return err
 }
@@ -118,9 +118,9 @@ func (s *burstCounter) IndexOwner(ctx context.Context, node, session string, epo
 	return s.Store.IndexOwner(ctx, node, session, epoch, ttl)
 }
 
-func (s *burstCounter) UnindexOwner(ctx context.Context, node, session string) error {
+func (s *burstCounter) UnindexOwner(ctx context.Context, node, session string, epoch uint64) error {
 	s.indexWrites.Add(1)
-	return s.Store.UnindexOwner(ctx, node, session)
+	return s.Store.UnindexOwner(ctx, node, session, epoch)
 }
 
 func (s *burstCounter) MoveIndex(ctx context.Context, from, to string, moved []store.Owned, stale []string, ttl time.Duration) error {

@@ -401,16 +401,17 @@ func (m *Store) putEntry(node, session string, e indexEntry) {
 }
 
 // unindex deletes node's entry of session as it is (at its timestamp), as
-// the store's UnindexOwner does. Lock held.
+// the store's MoveIndex does a stale entry. Lock held.
 func (m *Store) unindex(node, session string) {
 	if e, ok := m.index[node][session]; ok && !e.deleted {
 		m.index[node][session] = indexEntry{ts: e.ts, deleted: true}
 	}
 }
 
-// UnindexOwner implements residency.Store.
-func (m *Store) UnindexOwner(_ context.Context, node, session string) error {
-	return m.call("unindex", session, func() { m.unindex(node, session) })
+// UnindexOwner implements residency.Store: node's entries of session are
+// deleted at the base of the next epoch, as an adoption at it would.
+func (m *Store) UnindexOwner(_ context.Context, node, session string, epoch uint64) error {
+	return m.call("unindex", session, func() { m.putEntry(node, session, indexEntry{ts: store.EpochBase(epoch + 1), deleted: true}) })
 }
 
 // MoveIndex implements residency.Store: from's entry of a moved session is

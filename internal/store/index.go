@@ -28,9 +28,10 @@ type Owned struct {
 // previous owner had won the session back (a takeover's moves go in
 // chunks, after its claims), or written by a node whose clock ran ahead,
 // deleted the entry of the node that owned the session: a bulk takeover of
-// that node then missed the session. A delete that names no epoch (an
-// End's, a stale entry's) deletes the entry as it reads it, at its write
-// time, so an entry written after the read survives it.
+// that node then missed the session. An End's delete is that of an
+// adoption at the next epoch. A delete that names no epoch (a stale
+// entry's) deletes the entry as it reads it, at its write time, so an entry
+// written after the read survives it.
 //
 // All of them sit indexBase above the state's timestamps: an earlier release
 // wrote its entries and deletes at its clock's time (microseconds since
@@ -67,15 +68,13 @@ func (st *Store) IndexOwner(ctx context.Context, node, session string, epoch uin
 	return wrap("index owner", session, err)
 }
 
-// UnindexOwner removes session from node's index entries: the entry as it
-// is read, not one written after the read.
-func (st *Store) UnindexOwner(ctx context.Context, node, session string) error {
-	b := st.s.Batch(gocql.UnloggedBatch)
-	var err error
-	if b.Entries, err = st.unindexEntries(ctx, nil, node, []string{session}); err != nil {
-		return wrap("unindex owner", session, err)
-	}
-	return st.exec(ctx, "unindex owner", session, b)
+// UnindexOwner removes node's entries of session of epoch and every older
+// one: an End's at the epoch the session was held at. An entry of a later
+// epoch (the session started again) survives it, and a late write of the
+// ended epoch's entry (a refresh's) stays shadowed. One request, no read.
+func (st *Store) UnindexOwner(ctx context.Context, node, session string, epoch uint64) error {
+	err := st.s.Query(st.stmts.unindexOwner, indexDelete(epoch+1), node, session).Idempotent(true).ExecContext(ctx)
+	return wrap("unindex owner", session, err)
 }
 
 // unindexEntries appends the deletes of node's entries of sessions, each at

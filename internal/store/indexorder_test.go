@@ -36,9 +36,9 @@ func TestALateIndexMoveSparesTheEntryOfALaterEpoch(t *testing.T) {
 	if listed["b"] != 3 {
 		t.Fatalf("after a late move of epoch 2, b lists the session at epoch %d (0: not at all), want 3; c at %d", listed["b"], listed["c"])
 	}
-	// An End's unindex removes the entry as it is, and a move of a later
+	// An End's unindex at epoch 3 removes the entry, and a move of a later
 	// epoch removes it too.
-	if err := st.UnindexOwner(c, "b", "late"); err != nil {
+	if err := st.UnindexOwner(c, "b", "late", 3); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.IndexOwner(c, "b", "late", 5, time.Hour); err != nil {

@@ -27,7 +27,7 @@ type statements struct {
 	indexOwner   string
 	unindexOwner string
 	selectOwned  string
-	selectStamps string // write times of some of a node's entries (UnindexOwner, MoveIndex's stale)
+	selectStamps string // write times of some of a node's entries (MoveIndex's stale)
 
 	upsertLease  string
 	takeLease    string

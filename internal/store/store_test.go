@@ -293,7 +293,7 @@ func TestOwnershipLifecycle(t *testing.T) {
 	if ok, err := st.DeleteOwner(c, "life", 2); err != nil || !ok {
 		t.Fatalf("delete: %v %v", ok, err)
 	}
-	if err := st.UnindexOwner(c, "b", "life"); err != nil {
+	if err := st.UnindexOwner(c, "b", "life", 2); err != nil {
 		t.Fatal(err)
 	}
 	if _, found, err := st.ReadOwner(c, "life"); err != nil || found {
