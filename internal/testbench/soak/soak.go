@@ -338,10 +338,7 @@ func Run(ctx context.Context, cfg Config, cl Cluster) (Summary, error) {
 	progress := func() {
 		mu.Lock()
 		rep := online.Report()
-		nf := 0
-		for _, k := range []string{FaultKill, FaultKillInDrain, FaultPause, FaultStall, FaultTerm} {
-			nf += steps[k]
-		}
+		nf := faultEpisodes(steps)
 		acked := outs[OutAck]
 		mu.Unlock()
 		var nodes []string
@@ -458,4 +455,15 @@ func Run(ctx context.Context, cfg Config, cl Cluster) (Summary, error) {
 	sum.Violations = rep.Violations
 	sum.Examples = append([]Violation{}, rep.Examples[:min(len(rep.Examples), 10)]...)
 	return sum, nil
+}
+
+// faultEpisodes counts, for the progress line, the faults among steps (the
+// nemesis's steps by kind): the steps that do something to a node or to
+// Cassandra, not those that end a fault or bring a node back.
+func faultEpisodes(steps map[string]int) int {
+	n := 0
+	for _, k := range []string{FaultKill, FaultKillInDrain, FaultPause, FaultStall, FaultTerm, FaultPartition} {
+		n += steps[k]
+	}
+	return n
 }
