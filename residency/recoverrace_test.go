@@ -59,12 +59,7 @@ func TestRecoveryLapseClearsSettledOnceItsClaimsStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.bgCancel()
-	// Take the lease by hand (no lease goroutine: the test plays it).
-	m.since.Store(time.Now().UnixNano())
-	if took, _, err := st.TakeLease(ctx, "a", m.incarnation, store.Lease{}, false, m.cfg.hold(), m.cfg.MaxClockSkew, m.sinceTime()); err != nil || !took {
-		t.Fatalf("take lease: %v %v", took, err)
-	}
-	m.lastRenew.Store(max(int64(m.elapsed()), 1))
+	takeLeaseByHand(t, m, st)
 	for i := range recoverParallelism + 8 {
 		if _, err := m.EnsureOwned(ctx, fmt.Sprintf("s%02d", i)); err != nil {
 			t.Fatal(err)
@@ -80,4 +75,15 @@ func TestRecoveryLapseClearsSettledOnceItsClaimsStop(t *testing.T) {
 	if !m.Fenced() {
 		t.Fatal("recovery across a lapse unfenced the node")
 	}
+}
+
+// takeLeaseByHand gives m its lease in st without the lease goroutine: the
+// test plays the lease.
+func takeLeaseByHand(t *testing.T, m *Manager, st *memstore.Store) {
+	t.Helper()
+	m.since.Store(time.Now().UnixNano())
+	if took, _, err := st.TakeLease(context.Background(), m.cfg.NodeID, m.incarnation, store.Lease{}, false, m.cfg.hold(), m.cfg.MaxClockSkew, m.sinceTime()); err != nil || !took {
+		t.Fatalf("take lease: %v %v", took, err)
+	}
+	m.lastRenew.Store(max(int64(m.elapsed()), 1))
 }

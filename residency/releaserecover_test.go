@@ -82,12 +82,7 @@ func TestAReleaseRacingARecoveryLeavesTheRowReleased(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.bgCancel()
-			// Take the lease by hand (no lease goroutine: the test plays it).
-			m.since.Store(time.Now().UnixNano())
-			if took, _, err := st.TakeLease(ctx, "a", m.incarnation, store.Lease{}, false, m.cfg.hold(), m.cfg.MaxClockSkew, m.sinceTime()); err != nil || !took {
-				t.Fatalf("take lease: %v %v", took, err)
-			}
-			m.lastRenew.Store(max(int64(m.elapsed()), 1))
+			takeLeaseByHand(t, m, st)
 			if _, err := m.EnsureOwned(ctx, "s"); err != nil {
 				t.Fatal(err)
 			}
