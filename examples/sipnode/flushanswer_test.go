@@ -11,6 +11,7 @@ import (
 
 	"github.com/holdover/holdover/adapter"
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/faulttest"
 )
 
 // cutOnTrying is a server transaction that cuts the node off Cassandra as
@@ -18,12 +19,12 @@ import (
 // commit and flush.
 type cutOnTrying struct {
 	*fakeTx
-	proxy *cutProxy
+	proxy *faulttest.CutProxy
 }
 
 func (c cutOnTrying) Respond(r *sip.Response) error {
 	if r.StatusCode == sip.StatusTrying {
-		c.proxy.cut()
+		c.proxy.Cut()
 	}
 	return c.fakeTx.Respond(r)
 }
@@ -36,9 +37,9 @@ func (c cutOnTrying) Respond(r *sip.Response) error {
 func TestAFlushBeforeAnswerAnswers200OnlyForAWrittenDialog(t *testing.T) {
 	ks := cassandratest.Keyspace(t)
 	hosts, port := cassandratest.Hosts(t)
-	proxy := newCutProxy(t, hosts[0], port)
+	proxy := faulttest.NewCutProxy(t, hosts[0], port)
 	cfg := adapter.DefaultConfig()
-	cfg.Hosts, cfg.Port, cfg.Keyspace, cfg.NodeID = []string{"127.0.0.1"}, proxy.port(), ks, "flush-answer"
+	cfg.Hosts, cfg.Port, cfg.Keyspace, cfg.NodeID = []string{"127.0.0.1"}, proxy.Port(), ks, "flush-answer"
 	cfg.LeaseTTL, cfg.StateTTL, cfg.Timeout = time.Second, time.Hour, 200*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -4,18 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/holdover/holdover/adapter"
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/faulttest"
 )
 
 // A REGISTER checked the node's lease once, before adopting the address of
@@ -37,11 +33,11 @@ func TestARegisterIsRefusedWhenTheLeaseLapsesDuringItsAdoption(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	proxy := newCutProxy(t, hosts[0], port)
+	proxy := faulttest.NewCutProxy(t, hosts[0], port)
 	cfg := adapter.DefaultConfig()
-	cfg.Hosts, cfg.Port, cfg.Keyspace, cfg.NodeID = []string{"127.0.0.1"}, proxy.port(), ks, "lapse-b"
+	cfg.Hosts, cfg.Port, cfg.Keyspace, cfg.NodeID = []string{"127.0.0.1"}, proxy.Port(), ks, "lapse-b"
 	cfg.LeaseTTL, cfg.StateTTL, cfg.Timeout = time.Second, time.Hour, 200*time.Millisecond
-	gate := &adoptionGate{adopted: make(chan struct{}), release: make(chan struct{})}
+	gate := faulttest.NewAdoptionGate()
 	b := NewNode(context.Background(), Config{Listen: "127.0.0.1:5060", Hold: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ad, err := adapter.Open(context.Background(), cfg, adapter.WithHooks(b.Hooks()), adapter.WithTracerProvider(gate))
 	if err != nil {
@@ -67,7 +63,7 @@ func TestARegisterIsRefusedWhenTheLeaseLapsesDuringItsAdoption(t *testing.T) {
 		answer <- tx.sent[len(tx.sent)-1]
 	}()
 	select {
-	case <-gate.adopted:
+	case <-gate.Adopted:
 	case res := <-answer:
 		t.Fatalf("REGISTER answered before its adoption ended: %v", res)
 	case <-time.After(10 * time.Second):
@@ -75,7 +71,7 @@ func TestARegisterIsRefusedWhenTheLeaseLapsesDuringItsAdoption(t *testing.T) {
 	}
 	// The adoption claimed the registration; now B loses Cassandra and its
 	// lease runs out before the REGISTER commits.
-	proxy.cut()
+	proxy.Cut()
 	deadline := time.Now().Add(10 * time.Second)
 	for b.a.LeaseValid() {
 		if time.Now().After(deadline) {
@@ -83,7 +79,7 @@ func TestARegisterIsRefusedWhenTheLeaseLapsesDuringItsAdoption(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	close(gate.release)
+	close(gate.Release)
 	res := <-answer
 	if res == nil {
 		t.Fatal("REGISTER not answered")
@@ -91,98 +87,4 @@ func TestARegisterIsRefusedWhenTheLeaseLapsesDuringItsAdoption(t *testing.T) {
 	if res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
 		t.Fatalf("REGISTER through a node whose lease lapsed before it committed: %d %s, want 503 with Retry-After", res.StatusCode, res.Reason)
 	}
-}
-
-// adoptionGate is a tracer provider whose first adoption span, when it ends,
-// signals adopted and waits for release: the adoption has claimed the
-// session and not yet returned it.
-type adoptionGate struct {
-	noop.TracerProvider
-	adopted, release chan struct{}
-	once             sync.Once
-}
-
-func (g *adoptionGate) Tracer(string, ...trace.TracerOption) trace.Tracer { return gateTracer{g: g} }
-
-type gateTracer struct {
-	noop.Tracer
-	g *adoptionGate
-}
-
-func (t gateTracer) Start(ctx context.Context, name string, _ ...trace.SpanStartOption) (context.Context, trace.Span) {
-	if name != "holdover.adopt" {
-		return ctx, noop.Span{}
-	}
-	return ctx, gateSpan{g: t.g}
-}
-
-type gateSpan struct {
-	noop.Span
-	g *adoptionGate
-}
-
-func (s gateSpan) End(...trace.SpanEndOption) {
-	s.g.once.Do(func() {
-		close(s.g.adopted)
-		<-s.g.release
-	})
-}
-
-// cutProxy forwards TCP connections to Cassandra until cut, which closes
-// them all and refuses new ones: the node's requests fail at once.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	isCut  bool
-	conns  []net.Conn
-}
-
-func newCutProxy(t *testing.T, host string, port int) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: net.JoinHostPort(host, strconv.Itoa(port))}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go p.serve()
-	return p
-}
-
-func (p *cutProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
-
-func (p *cutProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.isCut {
-			p.mu.Unlock()
-			c.Close()
-			u.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(u, c); u.Close() }()
-		go func() { _, _ = io.Copy(c, u); c.Close() }()
-	}
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.isCut = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }

@@ -5,20 +5,15 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
-
 	"github.com/holdover/holdover/adapter"
 	"github.com/holdover/holdover/internal/devtools/cassandratest"
+	"github.com/holdover/holdover/internal/devtools/faulttest"
 )
 
 // An event checked the node's lease once, before adopting its session, and
@@ -38,12 +33,12 @@ func TestAnEventIsRefusedWhenTheLeaseLapsesDuringItsAdoption(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	proxy := newCutProxy(t, hosts[0], port)
+	proxy := faulttest.NewCutProxy(t, hosts[0], port)
 	cfg := testConfig(t, "lapse-a", ks)
-	cfg.Hosts, cfg.Port = []string{"127.0.0.1"}, proxy.port()
+	cfg.Hosts, cfg.Port = []string{"127.0.0.1"}, proxy.Port()
 	cfg.LeaseTTL = time.Second
 	cfg.Timeout = 200 * time.Millisecond
-	tp := &adoptionGate{adopted: make(chan struct{}), release: make(chan struct{})}
+	tp := faulttest.NewAdoptionGate()
 	a := New(cfg, Options{
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AdapterOptions: []adapter.Option{adapter.WithTracerProvider(tp)},
@@ -65,7 +60,7 @@ func TestAnEventIsRefusedWhenTheLeaseLapsesDuringItsAdoption(t *testing.T) {
 		answer <- tn.doQuiet("POST", "/v1/sessions/lapse/events", `{"type":"update","attrs":{"k":"w"}}`)
 	}()
 	select {
-	case <-tp.adopted:
+	case <-tp.Adopted:
 	case r := <-answer:
 		t.Fatalf("event answered before its adoption ended: %d %s", r.Status, r.Raw)
 	case <-time.After(10 * time.Second):
@@ -73,7 +68,7 @@ func TestAnEventIsRefusedWhenTheLeaseLapsesDuringItsAdoption(t *testing.T) {
 	}
 	// The adoption claimed the session; now the node loses Cassandra and its
 	// lease runs out before the event commits.
-	proxy.cut()
+	proxy.Cut()
 	deadline := time.Now().Add(10 * time.Second)
 	for a.Adapter().LeaseValid() {
 		if time.Now().After(deadline) {
@@ -81,7 +76,7 @@ func TestAnEventIsRefusedWhenTheLeaseLapsesDuringItsAdoption(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	close(tp.release)
+	close(tp.Release)
 	r := <-answer
 	if r.Status == http.StatusOK {
 		t.Fatalf("event acknowledged by a node whose lease lapsed before it committed: %s", r.Raw)
@@ -105,98 +100,4 @@ func (tn *testNode) doQuiet(method, path, body string) reply {
 	r := reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.Body)
 	return r
-}
-
-// adoptionGate is a tracer provider whose first adoption span, when it ends,
-// signals adopted and waits for release: the adoption has claimed the
-// session and not yet returned it.
-type adoptionGate struct {
-	noop.TracerProvider
-	adopted, release chan struct{}
-	once             sync.Once
-}
-
-func (g *adoptionGate) Tracer(string, ...trace.TracerOption) trace.Tracer { return gateTracer{g: g} }
-
-type gateTracer struct {
-	noop.Tracer
-	g *adoptionGate
-}
-
-func (t gateTracer) Start(ctx context.Context, name string, _ ...trace.SpanStartOption) (context.Context, trace.Span) {
-	if name != "holdover.adopt" {
-		return ctx, noop.Span{}
-	}
-	return ctx, gateSpan{g: t.g}
-}
-
-type gateSpan struct {
-	noop.Span
-	g *adoptionGate
-}
-
-func (s gateSpan) End(...trace.SpanEndOption) {
-	s.g.once.Do(func() {
-		close(s.g.adopted)
-		<-s.g.release
-	})
-}
-
-// cutProxy forwards TCP connections to Cassandra until cut, which closes
-// them all and refuses new ones: the node's requests fail at once.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	isCut  bool
-	conns  []net.Conn
-}
-
-func newCutProxy(t *testing.T, host string, port int) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: net.JoinHostPort(host, strconv.Itoa(port))}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go p.serve()
-	return p
-}
-
-func (p *cutProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
-
-func (p *cutProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.isCut {
-			p.mu.Unlock()
-			c.Close()
-			u.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(u, c); u.Close() }()
-		go func() { _, _ = io.Copy(c, u); c.Close() }()
-	}
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.isCut = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }
