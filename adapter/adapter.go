@@ -2,7 +2,6 @@ package adapter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -364,14 +363,6 @@ func (a *Adapter) flushed(e buffer.FlushEvent) {
 }
 
 func (a *Adapter) dropped(session string, err error, items int) {
-	if errors.Is(err, residency.ErrCreationLapsed) {
-		// The fence discarded the session while its record was on its way,
-		// and told the host so: OnFenced listed it, OnRecovered lists it as
-		// lost. Reported again here, it would reach a host that may have
-		// started the session afresh since.
-		a.log.Info("holdover: write of a new session discarded by a fence", "session", session, "items", items)
-		return
-	}
 	err = translate(err)
 	a.log.Error("holdover: changes dropped after a permanent error", "session", session, "items", items, "err", err)
 	if a.hooks.OnDropped != nil {
