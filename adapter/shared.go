@@ -73,7 +73,6 @@ type sharedEntry struct {
 	at        time.Time
 	deleted   bool // a delete (a tombstone kept until a read begun after it landed)
 	unflushed bool // this node's write, not landed yet
-	byEnd     bool // deleted by this node's EndShared, not by a change of the key
 }
 
 // sharedMark is an End of this node.
@@ -158,7 +157,7 @@ func (a *Adapter) EndShared(session string) error {
 	now := time.Now()
 	v.ended[session] = &sharedMark{ts: now.UnixMicro(), unflushed: true}
 	for _, e := range v.sessions[session] {
-		*e = sharedEntry{ts: now.UnixMicro(), deleted: true, unflushed: true, byEnd: true}
+		*e = sharedEntry{ts: now.UnixMicro(), deleted: true, unflushed: true}
 	}
 	return nil
 }
@@ -290,10 +289,8 @@ func (a *Adapter) landed(v *sharedView, s *buffer.Snapshot, ts int64) {
 		if m := v.ended[s.Session]; m != nil && m.unflushed {
 			m.ts, m.at, m.unflushed = ts, now, false
 		}
-		// Only the End's own deletes: a delete committed after it is an
-		// item, landed with its part (a later one, when s is split).
 		for k, e := range keys {
-			if e.unflushed && e.byEnd && !later[k] {
+			if e.unflushed && e.deleted && !later[k] {
 				e.ts, e.at, e.unflushed = ts, now, false
 			}
 		}
