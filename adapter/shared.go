@@ -213,51 +213,11 @@ func (a *Adapter) flushShared(ctx context.Context, s *buffer.Snapshot) error {
 	}
 	ts := buffer.SeqTime(s.Seq).UnixMicro()
 	w := store.SharedWrite{Family: v.fam.Name, Session: s.Session, TS: ts, Ended: s.Ended, Items: s.Items, TTL: a.ttlOfFamily(v.fam)}
-	return a.sharedWritten(v, s, ts, a.store.WriteShared(ctx, &w))
-}
-
-// sharedWritten updates the view once the write of s at ts returned err: a
-// write that landed, or that a permanent error dropped, no longer shields
-// its keys from re-reads; one that will be retried still does.
-func (a *Adapter) sharedWritten(v *sharedView, s *buffer.Snapshot, ts int64, err error) error {
-	switch {
-	case err == nil:
-		a.landed(v, s, ts)
-	case buffer.IsPermanent(err):
-		a.unwritten(v, s)
+	if err := a.store.WriteShared(ctx, &w); err != nil {
+		return err
 	}
-	return err
-}
-
-// unwritten gives back to re-reads the view's entries of a snapshot (and of
-// its later parts) that a permanent error dropped, and the session's End if
-// it carried one: nothing of them will land, so they no longer shield their
-// keys, and the next re-read shows what Cassandra holds (reporting where it
-// differs from the view). Those committed again since s was taken, or ended
-// since, wait for their own flush, as in landed.
-func (a *Adapter) unwritten(v *sharedView, s *buffer.Snapshot) {
-	sv := a.shared
-	sv.mu.Lock()
-	defer sv.mu.Unlock()
-	keys := v.sessions[s.Session]
-	names := make([]string, 0, len(keys))
-	for k := range keys {
-		names = append(names, k)
-	}
-	endedSince, changed := a.sharedBuf.SinceSnapshot(s.Session, names)
-	if endedSince {
-		return // every entry and the mark are the later End's
-	}
-	if m := v.ended[s.Session]; s.Ended && m != nil && m.unflushed {
-		delete(v.ended, s.Session)
-	}
-	for i, k := range names {
-		// The parts before s landed (landed marked theirs): what is still
-		// unflushed and not committed since is s's or a later part's.
-		if e := keys[k]; e.unflushed && !changed[i] {
-			e.ts, e.at, e.unflushed = 0, time.Time{}, false
-		}
-	}
+	a.landed(v, s, ts)
+	return nil
 }
 
 // landed marks the view's entries that s wrote as in Cassandra. Those
