@@ -77,9 +77,10 @@ func (st *Store) UnindexOwner(ctx context.Context, node, session string, epoch u
 	return wrap("unindex owner", session, err)
 }
 
-// unindexEntries appends the deletes of node's entries of sessions, each at
+// unindexEntries returns the deletes of node's entries of sessions, each at
 // the write time it is read at (none for an entry that is absent).
-func (st *Store) unindexEntries(ctx context.Context, entries []gocql.BatchEntry, node string, sessions []string) ([]gocql.BatchEntry, error) {
+func (st *Store) unindexEntries(ctx context.Context, node string, sessions []string) ([]gocql.BatchEntry, error) {
+	var entries []gocql.BatchEntry
 	iter := st.s.Query(st.stmts.selectStamps, node, sessions).Idempotent(true).IterContext(ctx)
 	var (
 		session string
@@ -128,7 +129,7 @@ func (st *Store) MoveIndex(ctx context.Context, from, to string, moved []Owned, 
 	for chunk := range slices.Chunk(stale, indexBatchRows) {
 		b := st.s.Batch(gocql.UnloggedBatch)
 		var err error
-		if b.Entries, err = st.unindexEntries(ctx, nil, from, chunk); err != nil {
+		if b.Entries, err = st.unindexEntries(ctx, from, chunk); err != nil {
 			return wrap("move index", "", err)
 		}
 		batches = append(batches, b)
